@@ -1,0 +1,29 @@
+# cardflow — `make serve` starts it, `make test` runs every test. Both set themselves up.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: serve test check bench install clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+serve: $(BIN)/.installed  ## start cardflow on http://127.0.0.1:8080 (SQLite under ./.cardflow)
+	$(BIN)/cardflow serve
+
+test: $(BIN)/.installed  ## the whole test suite (SQLite and PostgreSQL)
+	$(BIN)/pytest
+
+check: $(BIN)/.installed  ## ruff (lint + format) and mypy --strict
+	PATH=$(BIN):$$PATH scripts/check
+
+bench: $(BIN)/.installed  ## benchmarks (figures, not pass/fail)
+	$(BIN)/python bench/card_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,96 @@
+"""API tokens for /api/v1: random, shown once, stored as SHA-256 hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from cardflow.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from cardflow.store.db import Database
+from cardflow.store.models import ApiToken
+
+PREFIX = "cf_"
+CACHE_SECONDS = 5.0
+
+
+def hash_token(token: str) -> str:
+    # 256 random bits need no slow hash: SHA-256 cannot be brute-forced back.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass
+class ApiTokenService:
+    db: Database
+
+    def __post_init__(self) -> None:
+        # hash -> (token id, when checked); re-checked after a few seconds so a token
+        # revoked by another process stops working quickly.
+        self._known: dict[str, tuple[str, float]] = {}
+
+    def create(self, name: str) -> tuple[str, str]:
+        """A new token: returns (token id, the token itself, shown only now)."""
+        name = (name or "").strip()
+        if not name:
+            raise InvalidInput("A token needs a name (--name).", field="name")
+        token = PREFIX + secrets.token_urlsafe(32)
+        try:
+            with self.db.session() as session:
+                row = ApiToken(name=name, token_hash=hash_token(token))
+                session.add(row)
+                session.flush()
+                token_id = row.id
+        except IntegrityError:
+            raise Conflict(f"A token named {name!r} already exists.", field="name") from None
+        return token_id, token
+
+    def list(self) -> list[dict[str, Any]]:
+        with self.db.session() as session:
+            return [
+                {"id": row.id, "name": row.name, "created_at": row.created_at.isoformat()}
+                for row in session.scalars(select(ApiToken).order_by(ApiToken.name))
+            ]
+
+    def revoke(self, name_or_id: str) -> None:
+        with self.db.session() as session:
+            row = session.scalars(
+                select(ApiToken).where((ApiToken.id == name_or_id) | (ApiToken.name == name_or_id))
+            ).first()
+            if row is None:
+                raise NotFound(f"There is no API token {name_or_id!r}.", field="name")
+            session.delete(row)
+        self._known.clear()
+
+    def authenticate_cached(self, token: str | None) -> str:
+        """The token's id if it was checked recently; LookupError means ask the database."""
+        if token:
+            known = self._known.get(hash_token(token))
+            if known is not None and time.monotonic() - known[1] < CACHE_SECONDS:
+                return known[0]
+        raise LookupError
+
+    def authenticate(self, token: str | None) -> str:
+        """The token's id, or Unauthorized."""
+        if not token:
+            raise Unauthorized(
+                "Send an API token as 'Authorization: Bearer <token>' "
+                "(create one with: cardflow token create --name NAME)."
+            )
+        digest = hash_token(token)
+        known = self._known.get(digest)
+        if known is not None and time.monotonic() - known[1] < CACHE_SECONDS:
+            return known[0]
+        with self.db.session() as session:
+            row = session.scalars(select(ApiToken).where(ApiToken.token_hash == digest)).first()
+            if row is None or not hmac.compare_digest(row.token_hash, digest):
+                self._known.pop(digest, None)
+                raise Unauthorized("The API token is not valid (it may have been revoked).")
+            token_id = row.id
+            self._known[digest] = (token_id, time.monotonic())
+        return token_id

@@ -1,0 +1,222 @@
+"""The Cardflow object: one place that wires settings, store, keys, transport and services.
+
+The server, the CLI and the Python library all work through it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from cardflow._portal import LoopThread
+from cardflow.api_tokens import ApiTokenService
+from cardflow.auth.base import ConnectionAuth
+from cardflow.auth.basic import BasicAuth, BasicConfig
+from cardflow.auth.client_credentials import BearerTokenAuth, ClientCredentialsConfig
+from cardflow.auth.custom import CustomHeaderAuth, CustomHeaderConfig
+from cardflow.auth.grants import ClientCredentialsGrant
+from cardflow.auth.none import NoAuth
+from cardflow.auth.tokens import TokenManager
+from cardflow.cards.base import CardContext, CardOptions, CardSpec
+from cardflow.cards.registry import get_card
+from cardflow.cards.runner import CardResult, run_card, validate_inputs
+from cardflow.connections import ConnectionService, LoadedConnection
+from cardflow.errors import ConnectionNotFound, InvalidInput
+from cardflow.net.policy import NetworkPolicy
+from cardflow.net.transport import HttpTransport
+from cardflow.oauth2.tokens import ClientCredentials
+from cardflow.runs import RunService
+from cardflow.settings import Settings
+from cardflow.store.db import Database
+from cardflow.store.keyring import Keyring, load_master_key
+from cardflow.store.tokens import SqlTokenStore
+from cardflow.validation import validate
+
+log = logging.getLogger("cardflow")
+
+
+@dataclass
+class _Runtime:
+    id: str
+    version: int
+    auth: ConnectionAuth
+    tokens: TokenManager | None
+    checked_at: float
+
+
+class Cardflow:
+    """An open cardflow: use ``cardflow.open()`` to get one, and close it when done."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.db = Database(self.settings.resolved_database_url)
+        self.db.upgrade()
+        self.keyring = Keyring(load_master_key(self.settings, self.db), self.db)
+        self.keyring.check()
+        self.token_store = SqlTokenStore(self.db, self.keyring)
+        self.transport = HttpTransport(
+            NetworkPolicy(self.settings.deny_networks, self.settings.allow_networks),
+            max_response_bytes=self.settings.max_response_bytes,
+        )
+        self.connections = ConnectionService(self.db, self.keyring, on_change=self._forget)
+        self.runs = RunService(self.db)
+        self.api_tokens = ApiTokenService(self.db)
+        self._runtimes: dict[str, _Runtime] = {}
+        self._portal = LoopThread()
+
+    # -- cards ---------------------------------------------------------------------------
+
+    async def run_card_async(
+        self,
+        card_id: str,
+        *,
+        connection: str | None = None,
+        inputs: dict[str, Any] | None = None,
+        options: dict[str, Any] | CardOptions | None = None,
+    ) -> CardResult:
+        """Run a card once, without recording it (for library use and flows)."""
+        spec, parsed, ctx = await self._prepare(card_id, connection, inputs, options)
+        return await run_card(spec, parsed, ctx)
+
+    async def test_card_async(
+        self,
+        card_id: str,
+        *,
+        connection: str | None = None,
+        inputs: dict[str, Any] | None = None,
+        options: dict[str, Any] | CardOptions | None = None,
+    ) -> CardResult:
+        """Test this card: run it and record the run in the run history."""
+        spec, parsed, ctx = await self._prepare(card_id, connection, inputs, options)
+        started_at = datetime.now(UTC)
+        result = await run_card(spec, parsed, ctx)
+        connection_id = await self._connection_id(connection)
+        result.run_id = await asyncio.to_thread(
+            self.runs.record_card_test, spec.id, connection_id, result, started_at
+        )
+        return result
+
+    def run_card(self, card_id: str, **kwargs: Any) -> CardResult:
+        """Sync twin of :meth:`run_card_async`."""
+        return self._portal.run(self.run_card_async(card_id, **kwargs))
+
+    def test_card(self, card_id: str, **kwargs: Any) -> CardResult:
+        """Sync twin of :meth:`test_card_async`."""
+        return self._portal.run(self.test_card_async(card_id, **kwargs))
+
+    async def _prepare(
+        self,
+        card_id: str,
+        connection: str | None,
+        inputs: dict[str, Any] | None,
+        options: dict[str, Any] | CardOptions | None,
+    ) -> tuple[CardSpec, Any, CardContext]:
+        spec = get_card(card_id)
+        parsed = validate_inputs(spec, inputs)
+        opts = (
+            options
+            if isinstance(options, CardOptions)
+            else validate(CardOptions, options or {}, "options")
+        )
+        auth: ConnectionAuth | None = None
+        if connection is not None:
+            if not spec.uses_connection:
+                raise InvalidInput(f"{card_id} does not use a connection.", field="connection")
+            auth = (await self._runtime(connection)).auth
+        timeout = opts.timeout or self.settings.default_timeout
+        return spec, parsed, CardContext(self.transport, auth, opts, timeout)
+
+    async def _connection_id(self, ref: str | None) -> str | None:
+        if ref is None:
+            return None
+        runtime = self._runtimes.get(ref)
+        if runtime is not None:
+            return runtime.id
+        found = await asyncio.to_thread(self.connections.resolve, ref)
+        return found[0] if found else None
+
+    # -- connection runtime (auth objects, cached) ------------------------------------------
+
+    async def _runtime(self, ref: str) -> _Runtime:
+        runtime = self._runtimes.get(ref)
+        now = time.monotonic()
+        if runtime is not None and now - runtime.checked_at < self.settings.config_cache_seconds:
+            return runtime
+        found = await asyncio.to_thread(self.connections.resolve, ref)
+        if found is None:
+            self._runtimes.pop(ref, None)
+            raise ConnectionNotFound(
+                f"There is no connection {ref!r} (give its id or its name).", field="connection"
+            )
+        connection_id, version = found
+        if runtime is not None and runtime.id == connection_id and runtime.version == version:
+            runtime.checked_at = now
+            return runtime
+        loaded = await asyncio.to_thread(self.connections.load, connection_id)
+        previous = runtime if runtime is not None and runtime.id == connection_id else None
+        runtime = self._build(loaded, previous)
+        self._runtimes[ref] = runtime
+        return runtime
+
+    def _build(self, loaded: LoadedConnection, previous: _Runtime | None) -> _Runtime:
+        config = loaded.config
+        tokens: TokenManager | None = None
+        auth: ConnectionAuth
+        if isinstance(config, BasicConfig):
+            auth = BasicAuth(config.username, config.password)
+        elif isinstance(config, CustomHeaderConfig):
+            auth = CustomHeaderAuth(config.header_name, config.header_value)
+        elif isinstance(config, ClientCredentialsConfig):
+            grant = ClientCredentialsGrant(
+                self.transport,
+                token_url=config.token_url,
+                client=ClientCredentials(config.client_id, config.client_secret),
+                scope=config.scope,
+                auth_method=config.token_auth_method,
+                timeout=self.settings.default_timeout,
+            )
+            tokens = TokenManager(
+                loaded.id,
+                grant,
+                self.token_store,
+                skew=self.settings.token_refresh_skew,
+                lease_seconds=self.settings.token_lease_seconds,
+            )
+            auth = BearerTokenAuth(tokens)
+        else:
+            auth = NoAuth()
+        return _Runtime(loaded.id, loaded.version, auth, tokens, time.monotonic())
+
+    def _forget(self, connection_id: str) -> None:
+        for ref, runtime in list(self._runtimes.items()):
+            if runtime.id == connection_id:
+                del self._runtimes[ref]
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the HTTP session of the running loop (call from the loop that used it)."""
+        await self.transport.aclose()
+
+    def close(self) -> None:
+        self._portal.close(self.transport.aclose())
+        self.db.dispose()
+
+    def __enter__(self) -> Cardflow:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open(**settings: Any) -> Cardflow:  # noqa: A001 - the library's front door
+    """Open cardflow with ``CARDFLOW_*`` settings, overridden by keyword arguments.
+
+    >>> cf = cardflow.open(home="/tmp/cf")         # doctest: +SKIP
+    >>> cf.test_card("api_connector.get", inputs={"url": "https://example.com"})  # doctest: +SKIP
+    """
+    return Cardflow(Settings(**settings))

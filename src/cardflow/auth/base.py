@@ -1,0 +1,64 @@
+"""What every auth type shares: the request/response protocols and the config base."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Generator, MutableMapping
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict
+
+
+class OutgoingRequest(Protocol):
+    """The part of a request an auth flow touches: httpx.Request fits, so does cardflow's own."""
+
+    @property
+    def headers(self) -> MutableMapping[str, str]: ...
+
+
+class IncomingResponse(Protocol):
+    @property
+    def status_code(self) -> int: ...
+
+
+RequestT = TypeVar("RequestT", bound=OutgoingRequest)
+
+
+class AuthConfig(BaseModel):
+    """A connection's config for one auth type; fields listed in ``secret_fields`` are secrets."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+
+    def public(self) -> dict[str, Any]:
+        return self.model_dump(exclude=set(self.secret_fields), mode="json")
+
+    def secrets(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.secret_fields if getattr(self, name)}
+
+
+class ConnectionAuth(httpx.Auth):
+    """An httpx.Auth whose ``auth_flow`` also drives cardflow's own transport.
+
+    ``added_headers`` names the headers this auth sets; they are never sent to another
+    origin on a redirect.
+    """
+
+    added_headers: frozenset[str] = frozenset()
+
+    def auth_flow(  # type: ignore[override]
+        self, request: RequestT
+    ) -> Generator[RequestT, IncomingResponse, None]:
+        yield request
+
+    async def async_auth_flow(  # type: ignore[override]
+        self, request: RequestT
+    ) -> AsyncGenerator[RequestT, IncomingResponse]:
+        flow = self.auth_flow(request)
+        outgoing = next(flow)
+        while True:
+            response = yield outgoing
+            try:
+                outgoing = flow.send(response)
+            except StopIteration:
+                return

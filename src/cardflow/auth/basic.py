@@ -1,0 +1,31 @@
+"""Auth type ``basic``: ``Authorization: Basic base64(username:password)``."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Generator
+
+from pydantic import Field
+
+from cardflow.auth.base import AuthConfig, ConnectionAuth, IncomingResponse, RequestT
+
+
+class BasicConfig(AuthConfig):
+    secret_fields = ("password",)
+
+    username: str = Field(min_length=1, description="User name sent in the Basic header.")
+    password: str = Field(default="", description="Password (secret).")
+
+
+class BasicAuth(ConnectionAuth):
+    added_headers = frozenset({"authorization"})
+
+    def __init__(self, username: str, password: str) -> None:
+        credentials = f"{username}:{password}".encode()  # RFC 7617 with charset UTF-8
+        self._header = "Basic " + base64.b64encode(credentials).decode("ascii")
+
+    def auth_flow(  # type: ignore[override]
+        self, request: RequestT
+    ) -> Generator[RequestT, IncomingResponse, None]:
+        request.headers["Authorization"] = self._header
+        yield request

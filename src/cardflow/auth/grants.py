@@ -1,0 +1,103 @@
+"""Token grants: how a connection gets a new token from its token endpoint."""
+
+from __future__ import annotations
+
+from multidict import CIMultiDict
+
+from cardflow.errors import (
+    CardFailed,
+    NeedsAuthorization,
+    NetworkDenied,
+    TokenRejected,
+    TokenRequestFailed,
+)
+from cardflow.net.transport import HttpTransport, OutboundRequest
+from cardflow.net.urls import parse_http_url
+from cardflow.oauth2.tokens import (
+    ClientCredentials,
+    MalformedTokenResponse,
+    TokenEndpointError,
+    TokenRequest,
+    TokenResponse,
+    parse_token_response,
+    prepare_client_credentials_request,
+)
+
+TOKEN_RESPONSE_LIMIT = 256 * 1024
+
+
+class ClientCredentialsGrant:
+    """RFC 6749 §4.4: a new token for the client's own credentials."""
+
+    def __init__(
+        self,
+        transport: HttpTransport,
+        *,
+        token_url: str,
+        client: ClientCredentials,
+        scope: str | None,
+        auth_method: str,
+        timeout: float,
+    ) -> None:
+        self._transport = transport
+        self._token_url = token_url
+        self._client = client
+        self._scope = scope
+        self._auth_method = auth_method
+        self._timeout = timeout
+
+    async def fetch(self, current: TokenResponse | None) -> TokenResponse:
+        request = prepare_client_credentials_request(
+            self._token_url,
+            self._client,
+            scope=self._scope,
+            auth_method="client_secret_basic"
+            if self._auth_method == "client_secret_basic"
+            else "client_secret_post",
+        )
+        return await request_token(self._transport, request, timeout=self._timeout)
+
+
+async def request_token(
+    transport: HttpTransport, request: TokenRequest, *, timeout: float
+) -> TokenResponse:
+    """POST a token request and read the answer, translating failures into card errors."""
+    outbound = OutboundRequest(
+        "POST", parse_http_url(request.url), CIMultiDict(request.headers), request.body.encode()
+    )
+    try:
+        response = await transport.send(
+            outbound, timeout=timeout, max_response_bytes=TOKEN_RESPONSE_LIMIT
+        )
+    except NetworkDenied:
+        raise
+    except CardFailed as exc:
+        raise TokenRequestFailed(f"Token request failed: {exc.message}") from None
+    if response.status_code >= 500:
+        raise TokenRequestFailed(
+            f"The token endpoint answered {response.status_code}; the stored token was kept. "
+            "Try again later.",
+            status_code=response.status_code,
+        )
+    try:
+        return parse_token_response(
+            response.status_code, response.headers.get("Content-Type", ""), response.body
+        )
+    except TokenEndpointError as exc:
+        if exc.error == "invalid_grant":
+            raise NeedsAuthorization(
+                f"The provider refused the grant (invalid_grant"
+                f"{': ' + exc.description if exc.description else ''}). "
+                "Re-authorize this connection.",
+                status_code=exc.status,
+            ) from None
+        raise TokenRejected(
+            f"The token endpoint refused the request ({exc}). Check the connection's "
+            "client_id, client_secret, scope and token_auth_method.",
+            status_code=exc.status,
+        ) from None
+    except MalformedTokenResponse as exc:
+        raise TokenRequestFailed(
+            f"The token endpoint's answer could not be read: {exc}.",
+            status_code=response.status_code,
+        ) from None

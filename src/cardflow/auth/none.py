@@ -1,0 +1,13 @@
+"""Auth type ``none``: nothing is added."""
+
+from __future__ import annotations
+
+from cardflow.auth.base import AuthConfig, ConnectionAuth
+
+
+class NoneConfig(AuthConfig):
+    pass
+
+
+class NoAuth(ConnectionAuth):
+    """Sends the request as it is."""

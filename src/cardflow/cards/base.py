@@ -1,0 +1,67 @@
+"""What a card is: typed inputs, an async run function, and how it is run and retried."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cardflow.auth.base import ConnectionAuth
+from cardflow.net.transport import HttpTransport
+
+
+class CardInputs(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RetryPolicy(BaseModel):
+    """Retries for 429 (and 503 with Retry-After); nothing else is retried by default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int = Field(default=2, ge=0, le=10, description="Retries after the first attempt.")
+    max_wait: float = Field(
+        default=30.0, ge=0, le=600, description="Longest wait before a retry, in seconds."
+    )
+
+
+class CardOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    on_error: Literal["fail", "continue"] = "fail"
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    timeout: float | None = Field(default=None, gt=0, le=3600, description="Seconds; default 30.")
+
+
+@dataclass
+class CardContext:
+    transport: HttpTransport
+    auth: ConnectionAuth | None
+    options: CardOptions
+    timeout: float
+
+
+@dataclass
+class CardOutcome:
+    """What a card produced: outputs, and the HTTP status it saw (if any)."""
+
+    outputs: dict[str, Any]
+    status_code: int | None = None
+
+
+RunFn = Callable[[CardContext, Any], Awaitable[CardOutcome]]
+
+
+@dataclass(frozen=True)
+class CardSpec:
+    id: str
+    family: str
+    title: str
+    description: str
+    inputs: type[CardInputs]
+    run: RunFn
+    uses_connection: bool = False
+    outputs: tuple[str, ...] = ()
+    example: dict[str, Any] = field(default_factory=dict)

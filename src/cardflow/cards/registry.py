@@ -1,0 +1,18 @@
+"""All cards by id."""
+
+from __future__ import annotations
+
+from cardflow.cards import api_connector
+from cardflow.cards.base import CardSpec
+from cardflow.errors import CardNotFound
+
+CARDS: dict[str, CardSpec] = {spec.id: spec for spec in api_connector.CARDS}
+
+
+def get_card(card_id: str) -> CardSpec:
+    try:
+        return CARDS[card_id]
+    except KeyError:
+        raise CardNotFound(
+            f"There is no card {card_id!r}. Cards: {', '.join(sorted(CARDS))}.", field="card_id"
+        ) from None

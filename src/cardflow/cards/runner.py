@@ -1,0 +1,72 @@
+"""Run one card: validate its inputs, call it, and turn failures into a result."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from cardflow.cards.base import CardContext, CardInputs, CardSpec
+from cardflow.errors import CardFailed, CardflowError
+from cardflow.validation import validate
+
+log = logging.getLogger("cardflow.cards")
+
+
+@dataclass
+class CardResult:
+    ok: bool
+    outputs: dict[str, Any] | None
+    error: dict[str, Any] | None
+    duration_ms: float
+    status_code: int | None
+    run_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "outputs": self.outputs,
+            "error": self.error,
+            "duration_ms": round(self.duration_ms, 3),
+            "run_id": self.run_id,
+        }
+
+
+def validate_inputs(spec: CardSpec, inputs: Any) -> CardInputs:
+    return validate(spec.inputs, inputs if inputs is not None else {}, "inputs")
+
+
+async def run_card(spec: CardSpec, inputs: CardInputs, ctx: CardContext) -> CardResult:
+    """Never raises for a card failure: the result says what happened."""
+    started = time.perf_counter()
+    try:
+        outcome = await spec.run(ctx, inputs)
+    except CardflowError as exc:
+        duration = (time.perf_counter() - started) * 1000
+        error = exc.to_dict()
+        status_code = exc.status_code if isinstance(exc, CardFailed) else None
+        outputs = None
+        if ctx.options.on_error == "continue":
+            base = exc.outputs if isinstance(exc, CardFailed) and exc.outputs else {}
+            outputs = {
+                "status_code": base.get("status_code", status_code),
+                "headers": base.get("headers", {}),
+                "body": base.get("body"),
+                "error": error,
+            }
+        return CardResult(False, outputs, error, duration, status_code)
+    except Exception:
+        incident = secrets.token_hex(4)
+        log.exception("card %s failed unexpectedly (incident %s)", spec.id, incident)
+        duration = (time.perf_counter() - started) * 1000
+        error = {
+            "type": "internal_error",
+            "message": f"cardflow hit an unexpected error (incident {incident}); "
+            "the server log has the details.",
+            "status_code": None,
+        }
+        return CardResult(False, None, error, duration, None)
+    duration = (time.perf_counter() - started) * 1000
+    return CardResult(True, outcome.outputs, None, duration, outcome.status_code)

@@ -1,0 +1,285 @@
+"""Connections: create, read, update and delete, with secrets encrypted and write-only."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cardflow.auth.base import AuthConfig
+from cardflow.auth.registry import AUTH_TYPES, AuthType
+from cardflow.errors import Conflict, ConnectionInUse, ConnectionNotFound, InvalidInput
+from cardflow.store.db import Database
+from cardflow.store.keyring import Keyring, secrets_aad
+from cardflow.store.models import Connection, ConnectionToken, new_id, utcnow
+from cardflow.validation import validate
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+UsageCheck = Callable[[Session, str], list[str]]
+
+
+@dataclass(frozen=True)
+class ConnectionView:
+    """A connection as users see it: secrets only as ``{"set": true|false}``."""
+
+    id: str
+    name: str
+    auth_type: str
+    config: dict[str, Any]
+    status: str
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "auth_type": self.auth_type,
+            "config": self.config,
+            "status": self.status,
+            "last_error": self.last_error,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True)
+class LoadedConnection:
+    """A connection with its decrypted config, for building its auth (never serialised)."""
+
+    id: str
+    name: str
+    version: int
+    auth_type: str
+    config: AuthConfig
+
+
+def _auth_type(value: object) -> AuthType:
+    if not isinstance(value, str) or value not in AUTH_TYPES:
+        raise InvalidInput(
+            f"auth_type must be one of: {', '.join(AUTH_TYPES)}.", field="auth_type"
+        )
+    return AUTH_TYPES[value]
+
+
+def _check_name(value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput("name is required: a nickname such as "
+                           "'JIRA Service Management - OAuth - service_account'.", field="name")
+    name = value.strip()
+    if len(name) > 200:
+        raise InvalidInput("name is longer than 200 characters.", field="name")
+    if _CONTROL.search(name):
+        raise InvalidInput("name must not contain control characters.", field="name")
+    return name
+
+
+def _config_dict(value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidInput("config must be an object.", field="config")
+    return dict(value)
+
+
+class ConnectionService:
+    def __init__(
+        self,
+        db: Database,
+        keyring: Keyring,
+        *,
+        on_change: Callable[[str], None] = lambda _id: None,
+    ) -> None:
+        self._db = db
+        self._keyring = keyring
+        self._on_change = on_change
+        self._usage_checks: list[UsageCheck] = []
+
+    def add_usage_check(self, check: UsageCheck) -> None:
+        """Register something that uses connections (flows), to refuse deleting them."""
+        self._usage_checks.append(check)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def list(self) -> list[ConnectionView]:
+        with self._db.session() as session:
+            rows = session.scalars(select(Connection).order_by(Connection.name)).all()
+            return [self._view(row) for row in rows]
+
+    def get(self, ref: str) -> ConnectionView:
+        with self._db.session() as session:
+            return self._view(self._find(session, ref))
+
+    def resolve(self, ref: str) -> tuple[str, int] | None:
+        """(id, version) of a connection by id or name, or None."""
+        with self._db.session() as session:
+            row = session.execute(
+                select(Connection.id, Connection.version).where(
+                    or_(Connection.id == ref, Connection.name == ref)
+                ).order_by((Connection.id == ref).desc()).limit(1)
+            ).first()
+            return (row[0], row[1]) if row else None
+
+    def load(self, ref: str) -> LoadedConnection:
+        """The connection with its secrets decrypted (for the card runtime only)."""
+        with self._db.session() as session:
+            row = self._find(session, ref)
+            auth_type = AUTH_TYPES[row.auth_type]
+            data = dict(row.config)
+            data.update(self._secrets(session, row))
+            config = auth_type.config.model_validate(data)
+            return LoadedConnection(row.id, row.name, row.version, row.auth_type, config)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def create(self, name: object, auth_type: object, config: object) -> ConnectionView:
+        checked_name = _check_name(name)
+        kind = _auth_type(auth_type)
+        model = validate(kind.config, _config_dict(config), "config")
+        self._require_secrets(model)
+        connection_id = new_id("con")
+        try:
+            with self._db.session() as session:
+                row = Connection(
+                    id=connection_id,
+                    name=checked_name,
+                    auth_type=kind.name,
+                    status="ready",
+                )
+                self._store_config(session, row, model)
+                session.add(row)
+                session.flush()
+                view = self._view(row)
+        except IntegrityError:
+            raise self._duplicate(checked_name) from None
+        return view
+
+    def update(
+        self,
+        ref: str,
+        *,
+        name: object = None,
+        auth_type: object = None,
+        config: object = None,
+    ) -> ConnectionView:
+        """Change a connection; secrets left out (or sent back as {"set": true}) are kept."""
+        try:
+            with self._db.session() as session:
+                row = self._find(session, ref)
+                if name is not None:
+                    row.name = _check_name(name)
+                kind = AUTH_TYPES[row.auth_type]
+                new_kind = _auth_type(auth_type) if auth_type is not None else kind
+                if config is not None or new_kind is not kind:
+                    patch = _config_dict(config)
+                    if new_kind is kind:
+                        data = dict(row.config)
+                        data.update(self._secrets(session, row))
+                    else:
+                        data = {}
+                    for key, value in patch.items():
+                        if key in new_kind.config.secret_fields and (
+                            value is None or (isinstance(value, dict) and value.get("set"))
+                        ):
+                            continue  # keep the stored secret
+                        data[key] = value
+                    model = validate(new_kind.config, data, "config")
+                    self._require_secrets(model)
+                    row.auth_type = new_kind.name
+                    self._store_config(session, row, model)
+                    token = session.get(ConnectionToken, row.id)
+                    if token is not None:
+                        session.delete(token)
+                    row.status = "ready"
+                    row.last_error = None
+                row.version += 1
+                row.updated_at = utcnow()
+                session.flush()
+                view = self._view(row)
+        except IntegrityError:
+            raise self._duplicate(str(name)) from None
+        self._on_change(view.id)
+        return view
+
+    def delete(self, ref: str) -> None:
+        with self._db.session() as session:
+            row = self._find(session, ref)
+            users = [user for check in self._usage_checks for user in check(session, row.id)]
+            if users:
+                raise ConnectionInUse(
+                    f"Connection {row.name!r} is used by {', '.join(users)}; change or delete "
+                    "those first.",
+                    field="connection",
+                )
+            session.delete(row)
+            connection_id = row.id
+        self._on_change(connection_id)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _find(self, session: Session, ref: str) -> Connection:
+        row = session.scalars(
+            select(Connection)
+            .where(or_(Connection.id == ref, Connection.name == ref))
+            .order_by((Connection.id == ref).desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            raise ConnectionNotFound(
+                f"There is no connection {ref!r} (give its id or its name).", field="connection"
+            )
+        return row
+
+    def _secrets(self, session: Session, row: Connection) -> dict[str, Any]:
+        if row.secrets_enc is None:
+            return {}
+        plain = self._keyring.decrypt(session, row.secrets_enc, secrets_aad(row.id))
+        data: dict[str, Any] = json.loads(plain)
+        return data
+
+    def _store_config(self, session: Session, row: Connection, model: AuthConfig) -> None:
+        row.config = model.public()
+        secrets = model.secrets()
+        row.secret_fields = sorted(secrets)
+        if secrets:
+            blob, key_id = self._keyring.encrypt(
+                session, json.dumps(secrets).encode(), secrets_aad(row.id)
+            )
+            row.secrets_enc, row.secrets_key_id = blob, key_id
+        else:
+            row.secrets_enc, row.secrets_key_id = None, None
+
+    @staticmethod
+    def _require_secrets(model: AuthConfig) -> None:
+        optional = {"password"}  # Basic auth may legitimately have an empty password
+        for name in model.secret_fields:
+            if name not in optional and not getattr(model, name):
+                raise InvalidInput(f"config.{name}: this secret is required.", field=f"config.{name}")
+
+    @staticmethod
+    def _duplicate(name: str) -> Conflict:
+        return Conflict(f"A connection named {name!r} already exists.", field="name")
+
+    @staticmethod
+    def _view(row: Connection) -> ConnectionView:
+        config: dict[str, Any] = dict(row.config)
+        for secret in AUTH_TYPES[row.auth_type].config.secret_fields:
+            config[secret] = {"set": secret in row.secret_fields}
+        return ConnectionView(
+            id=row.id,
+            name=row.name,
+            auth_type=row.auth_type,
+            config=config,
+            status=row.status,
+            last_error=row.last_error,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        )

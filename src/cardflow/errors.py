@@ -1,0 +1,172 @@
+"""cardflow's exceptions: one tree, each class carrying a stable ``type`` string.
+
+    CardflowError
+    ├── ConfigurationError          bad settings, missing or wrong master key
+    ├── InvalidInput                a field of a request is wrong (names the field)
+    ├── NotFound
+    │   ├── ConnectionNotFound
+    │   ├── CardNotFound
+    │   └── RunNotFound
+    ├── Conflict
+    │   └── ConnectionInUse
+    ├── Unauthorized                missing or wrong API token
+    └── CardFailed                  a card ran and failed
+        ├── UpstreamStatusError     non-2xx answer
+        ├── UpstreamTimeout
+        ├── UpstreamConnectionError
+        ├── ResponseTooLarge
+        ├── TooManyRedirects
+        ├── NetworkDenied           outbound policy refused the address
+        ├── InvalidResponse         e.g. a JSON content type with a body that is not JSON
+        ├── TokenRequestFailed      token endpoint unreachable, 5xx, bad answer (retryable)
+        ├── TokenRejected           the token endpoint said no (invalid_client, …)
+        └── NeedsAuthorization      the grant is gone; the user must re-authorize
+
+HTTP and database library errors are translated into these at the boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+
+class CardflowError(Exception):
+    """Root of every error cardflow raises on purpose."""
+
+    type: ClassVar[str] = "error"
+    http_status: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": self.type, "message": self.message}
+        if self.field is not None:
+            data["field"] = self.field
+        return data
+
+
+class ConfigurationError(CardflowError):
+    type = "configuration"
+
+
+class InvalidInput(CardflowError):
+    type = "invalid_input"
+    http_status = 422
+
+
+class NotFound(CardflowError):
+    type = "not_found"
+    http_status = 404
+
+
+class ConnectionNotFound(NotFound):
+    type = "connection_not_found"
+
+
+class CardNotFound(NotFound):
+    type = "card_not_found"
+
+
+class RunNotFound(NotFound):
+    type = "run_not_found"
+
+
+class Conflict(CardflowError):
+    type = "conflict"
+    http_status = 409
+
+
+class ConnectionInUse(Conflict):
+    type = "connection_in_use"
+
+
+class Unauthorized(CardflowError):
+    type = "unauthorized"
+    http_status = 401
+
+
+class CardFailed(CardflowError):
+    """A card ran and failed; ``retryable`` says whether running it again may help."""
+
+    type = "card_failed"
+    http_status = 502
+    retryable: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        status_code: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        body_excerpt: str | None = None,
+    ) -> None:
+        super().__init__(message, field=field)
+        self.status_code = status_code
+        self.headers = dict(headers) if headers is not None else None
+        self.body_excerpt = body_excerpt
+        self.outputs: dict[str, Any] | None = None
+
+    def with_outputs(self, outputs: dict[str, Any]) -> CardFailed:
+        """Attach the card's outputs, returned anyway when the card's on_error is continue."""
+        self.outputs = outputs
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["status_code"] = self.status_code
+        data["retryable"] = self.retryable
+        if self.headers is not None:
+            data["headers"] = self.headers
+        if self.body_excerpt is not None:
+            data["body_excerpt"] = self.body_excerpt
+        return data
+
+
+class UpstreamStatusError(CardFailed):
+    type = "upstream_status"
+
+
+class UpstreamTimeout(CardFailed):
+    type = "timeout"
+    retryable = True
+
+
+class UpstreamConnectionError(CardFailed):
+    type = "connection_error"
+    retryable = True
+
+
+class ResponseTooLarge(CardFailed):
+    type = "response_too_large"
+
+
+class TooManyRedirects(CardFailed):
+    type = "too_many_redirects"
+
+
+class NetworkDenied(CardFailed):
+    type = "network_denied"
+
+
+class InvalidResponse(CardFailed):
+    type = "invalid_response"
+
+
+class TokenRequestFailed(CardFailed):
+    type = "token_request_failed"
+    retryable = True
+
+
+class NeedsAuthorization(CardFailed):
+    type = "needs_authorization"
+
+
+class TokenRejected(CardFailed):
+    """The token endpoint refused the request (``invalid_client``, ``invalid_scope``, …)."""
+
+    type = "token_rejected"

@@ -1,0 +1,157 @@
+"""Pure OAuth 2.0 token-endpoint pieces (RFC 6749 §4.4, §5, §6): build requests, read answers."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import parse_qsl
+
+from authlib.oauth2.auth import encode_client_secret_basic, encode_client_secret_post
+from authlib.oauth2.rfc6749.parameters import prepare_token_request
+
+TokenAuthMethod = Literal["client_secret_basic", "client_secret_post"]
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    client_id: str
+    client_secret: str
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    url: str
+    headers: dict[str, str]
+    body: str
+
+
+def prepare_client_credentials_request(
+    token_url: str,
+    client: ClientCredentials,
+    *,
+    scope: str | None,
+    auth_method: TokenAuthMethod,
+) -> TokenRequest:
+    """The client-credentials token request (RFC 6749 §4.4.2), scope sent as typed."""
+    params: dict[str, Any] = {"scope": scope} if scope else {}
+    return _authenticated(token_url, client, auth_method, prepare_token_request("client_credentials", **params))
+
+
+def prepare_refresh_request(
+    token_url: str,
+    client: ClientCredentials,
+    *,
+    refresh_token: str,
+    auth_method: TokenAuthMethod,
+) -> TokenRequest:
+    """The refresh-token request (RFC 6749 §6)."""
+    body = prepare_token_request("refresh_token", refresh_token=refresh_token)
+    return _authenticated(token_url, client, auth_method, body)
+
+
+def _authenticated(
+    token_url: str, client: ClientCredentials, auth_method: TokenAuthMethod, body: str
+) -> TokenRequest:
+    headers = {
+        "Content-Type": "application/x-www-form-urlencoded",
+        "Accept": "application/json",
+    }
+    encode = encode_client_secret_basic if auth_method == "client_secret_basic" else encode_client_secret_post
+    url, headers, body = encode(client, "POST", token_url, headers, body)
+    return TokenRequest(url, headers, body)
+
+
+@dataclass(frozen=True)
+class TokenResponse:
+    """A successful token answer, with the absolute expiry worked out."""
+
+    access_token: str
+    token_type: str
+    expires_at: float | None
+    refresh_token: str | None
+    scope: str | None
+    obtained_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "token_type": self.token_type,
+            "expires_at": self.expires_at,
+            "refresh_token": self.refresh_token,
+            "scope": self.scope,
+            "obtained_at": self.obtained_at,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TokenResponse:
+        return cls(
+            access_token=data["access_token"],
+            token_type=data.get("token_type") or "Bearer",
+            expires_at=data.get("expires_at"),
+            refresh_token=data.get("refresh_token"),
+            scope=data.get("scope"),
+            obtained_at=data.get("obtained_at") or time.time(),
+        )
+
+
+class TokenEndpointError(Exception):
+    """The token endpoint answered with an OAuth error (RFC 6749 §5.2)."""
+
+    def __init__(self, status: int, error: str, description: str | None) -> None:
+        super().__init__(f"{error}: {description}" if description else error)
+        self.status = status
+        self.error = error
+        self.description = description
+
+
+class MalformedTokenResponse(Exception):
+    pass
+
+
+def parse_token_response(
+    status: int, content_type: str, body: bytes, *, now: float | None = None
+) -> TokenResponse:
+    """Read a token endpoint answer; raise TokenEndpointError or MalformedTokenResponse."""
+    now = time.time() if now is None else now
+    data = _decode(content_type, body)
+    if status >= 400 or "error" in data:
+        error = str(data.get("error") or f"http_{status}")
+        description = data.get("error_description")
+        raise TokenEndpointError(status, error, str(description) if description else None)
+    token = data.get("access_token")
+    if not isinstance(token, str) or not token:
+        raise MalformedTokenResponse("the token response has no access_token")
+    expires_in = data.get("expires_in")
+    expires_at: float | None = None
+    if expires_in is not None:
+        try:
+            expires_at = now + float(expires_in)
+        except (TypeError, ValueError):
+            raise MalformedTokenResponse("expires_in is not a number") from None
+    refresh = data.get("refresh_token")
+    scope = data.get("scope")
+    return TokenResponse(
+        access_token=token,
+        token_type=str(data.get("token_type") or "Bearer"),
+        expires_at=expires_at,
+        refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+        scope=scope if isinstance(scope, str) else None,
+        obtained_at=now,
+    )
+
+
+def _decode(content_type: str, body: bytes) -> dict[str, Any]:
+    text = body.decode("utf-8", errors="replace")
+    if "application/x-www-form-urlencoded" in content_type or "text/plain" in content_type:
+        pairs = dict(parse_qsl(text))
+        if pairs:
+            return pairs
+    try:
+        data = json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError:
+        raise MalformedTokenResponse("the token response is not JSON") from None
+    if not isinstance(data, dict):
+        raise MalformedTokenResponse("the token response is not a JSON object")
+    return data

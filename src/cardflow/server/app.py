@@ -1,0 +1,73 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from cardflow import __version__
+from cardflow.app import Cardflow
+from cardflow.server import errors
+from cardflow.server.routers import cards, connections, runs
+from cardflow.settings import Settings
+
+access_log = logging.getLogger("cardflow.access")
+
+
+def create_app(cf: Cardflow | None = None, *, settings: Settings | None = None) -> FastAPI:
+    """The app; it opens (and later closes) its own Cardflow unless one is given."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = cf is None
+        app.state.cardflow = cf if cf is not None else await asyncio.to_thread(Cardflow, settings)
+        try:
+            yield
+        finally:
+            await app.state.cardflow.aclose()
+            if owned:
+                app.state.cardflow.close()
+
+    app = FastAPI(
+        title="cardflow",
+        version=__version__,
+        description="Call third-party HTTP APIs from automated flows with stored, "
+        "encrypted credentials. Every /api/v1 route needs `Authorization: Bearer <token>` "
+        "(create one with `cardflow token create --name NAME`).",
+        lifespan=lifespan,
+    )
+    if cf is not None:
+        app.state.cardflow = cf
+    errors.install(app)
+    app.include_router(connections.router)
+    app.include_router(cards.router)
+    app.include_router(runs.router)
+
+    @app.get("/healthz", tags=["operations"])
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.middleware("http")
+    async def log_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        # The path only: query strings may carry tokens.
+        access_log.info(
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.url.path,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+        return response
+
+    return app

@@ -1,0 +1,66 @@
+"""/api/v1/cards: the card catalogue and Test this card."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field
+
+from cardflow.cards.base import RetryPolicy
+from cardflow.cards.registry import CARDS, get_card
+from cardflow.server.deps import CardflowDep, TokenDep
+
+router = APIRouter(prefix="/api/v1/cards", tags=["cards"])
+
+
+class CardTest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    connection: str | None = Field(default=None, description="Connection id or name, or null.")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+    on_error: Literal["fail", "continue"] = "fail"
+    retry: RetryPolicy | None = None
+    timeout: float | None = Field(default=None, gt=0, le=3600)
+
+
+class CardTestResult(BaseModel):
+    ok: bool
+    outputs: dict[str, Any] | None
+    error: dict[str, Any] | None
+    duration_ms: float
+    run_id: str | None
+
+
+@router.get("")
+def list_cards(_token: TokenDep) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": spec.id,
+            "family": spec.family,
+            "title": spec.title,
+            "description": spec.description,
+            "uses_connection": spec.uses_connection,
+            "inputs": spec.inputs.model_json_schema(),
+            "outputs": list(spec.outputs),
+            "example": spec.example,
+        }
+        for spec in CARDS.values()
+    ]
+
+
+@router.post("/{card_id}/test", response_model=CardTestResult)
+async def test_card(
+    card_id: str, body: CardTest, cf: CardflowDep, _token: TokenDep
+) -> dict[str, Any]:
+    """Run a card once with these inputs; a card failure is ok: false, not an HTTP error."""
+    get_card(card_id)
+    options: dict[str, Any] = {"on_error": body.on_error}
+    if body.retry is not None:
+        options["retry"] = body.retry
+    if body.timeout is not None:
+        options["timeout"] = body.timeout
+    result = await cf.test_card_async(
+        card_id, connection=body.connection, inputs=body.inputs, options=options
+    )
+    return result.to_dict()

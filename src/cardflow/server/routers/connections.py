@@ -1,0 +1,73 @@
+"""/api/v1/connections"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from cardflow.server.deps import CardflowDep, TokenDep
+
+router = APIRouter(prefix="/api/v1/connections", tags=["connections"])
+
+
+class ConnectionCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(examples=["JIRA Service Management - Basic - service_account"])
+    auth_type: str = Field(examples=["basic"], description="basic, custom, client_credentials, none")
+    config: dict[str, Any] = Field(default_factory=dict, examples=[{"username": "svc", "password": "…"}])
+
+
+class ConnectionUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+    auth_type: str | None = None
+    config: dict[str, Any] | None = Field(
+        default=None, description="Fields to change; secrets left out are kept."
+    )
+
+
+class ConnectionPublic(BaseModel):
+    """A connection; secret fields appear only as {"set": true|false}."""
+
+    id: str
+    name: str
+    auth_type: str
+    config: dict[str, Any]
+    status: str
+    last_error: str | None
+    created_at: str
+    updated_at: str
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=ConnectionPublic)
+def create_connection(body: ConnectionCreate, cf: CardflowDep, _token: TokenDep) -> dict[str, Any]:
+    return cf.connections.create(body.name, body.auth_type, body.config).to_dict()
+
+
+@router.get("", response_model=list[ConnectionPublic])
+def list_connections(cf: CardflowDep, _token: TokenDep) -> list[dict[str, Any]]:
+    return [view.to_dict() for view in cf.connections.list()]
+
+
+@router.get("/{ref}", response_model=ConnectionPublic)
+def get_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> dict[str, Any]:
+    return cf.connections.get(ref).to_dict()
+
+
+@router.patch("/{ref}", response_model=ConnectionPublic)
+def update_connection(
+    ref: str, body: ConnectionUpdate, cf: CardflowDep, _token: TokenDep
+) -> dict[str, Any]:
+    return cf.connections.update(
+        ref, name=body.name, auth_type=body.auth_type, config=body.config
+    ).to_dict()
+
+
+@router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> Response:
+    cf.connections.delete(ref)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,26 @@
+"""/api/v1/runs: run history."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from cardflow.server.deps import CardflowDep, TokenDep
+
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+
+
+@router.get("")
+def list_runs(
+    cf: CardflowDep,
+    _token: TokenDep,
+    flow_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[dict[str, Any]]:
+    return cf.runs.list(flow_id=flow_id, limit=limit)
+
+
+@router.get("/{run_id}")
+def get_run(run_id: str, cf: CardflowDep, _token: TokenDep) -> dict[str, Any]:
+    return cf.runs.get(run_id)

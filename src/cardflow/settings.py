@@ -1,0 +1,97 @@
+"""Every ``CARDFLOW_*`` setting, documented once."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_DENY_NETWORKS = "169.254.0.0/16,fe80::/10"
+
+
+def parse_networks(value: str | list[str] | tuple[IPNetwork, ...]) -> tuple[IPNetwork, ...]:
+    """Parse a comma-separated list of CIDRs (``10.0.0.0/8, ::1/128``)."""
+    if isinstance(value, tuple):
+        return value
+    items = value.split(",") if isinstance(value, str) else value
+    return tuple(ipaddress.ip_network(item.strip(), strict=False) for item in items if item.strip())
+
+
+class Settings(BaseSettings):
+    """cardflow's configuration, read from ``CARDFLOW_*`` environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="CARDFLOW_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".cardflow"),
+        description="Directory for the embedded SQLite database and the master key file.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL; default sqlite under home. postgresql://… for scale-out.",
+    )
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 (or 64 hex digits) 32-byte key wrapping the data keys. "
+        "Without it, home/master.key is used (created on first start, mode 0600).",
+    )
+    public_url: str = Field(
+        default="http://127.0.0.1:8080",
+        description="Base URL users reach cardflow at; OAuth redirect URIs are built from it.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `cardflow serve` binds.")
+    port: int = Field(default=8080, ge=0, le=65535, description="Port `cardflow serve` binds.")
+    deny_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = Field(
+        default=parse_networks(DEFAULT_DENY_NETWORKS),
+        description="Comma-separated CIDRs that cards may never connect to.",
+    )
+    allow_networks: Annotated[tuple[IPNetwork, ...], NoDecode] = Field(
+        default=(), description="Comma-separated CIDRs excepted from deny_networks."
+    )
+    max_response_bytes: int = Field(
+        default=10 * 1024 * 1024, gt=0, description="Largest upstream response body a card reads."
+    )
+    default_timeout: float = Field(
+        default=30.0, gt=0, description="Seconds a card waits for an upstream by default."
+    )
+    token_refresh_skew: float = Field(
+        default=30.0, ge=0, description="Refresh access tokens this many seconds before expiry."
+    )
+    token_lease_seconds: float = Field(
+        default=60.0, gt=0, description="How long one process may hold a token-refresh lease."
+    )
+    config_cache_seconds: float = Field(
+        default=2.0, ge=0, description="How long a process trusts its cached connection config."
+    )
+    log_level: str = Field(default="INFO", description="Python logging level name.")
+
+    @field_validator("deny_networks", "allow_networks", mode="before")
+    @classmethod
+    def _parse_networks(cls, value: object) -> tuple[IPNetwork, ...]:
+        if isinstance(value, str | list | tuple):
+            return parse_networks(value)  # type: ignore[arg-type]
+        raise ValueError("expected a comma-separated list of CIDRs")
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL to use, defaulting to SQLite under ``home``."""
+        if self.database_url:
+            return normalize_database_url(self.database_url)
+        return f"sqlite:///{(self.home / 'cardflow.db').resolve()}"
+
+    @property
+    def key_file(self) -> Path:
+        return self.home / "master.key"
+
+
+def normalize_database_url(url: str) -> str:
+    """Map ``postgresql://`` and ``postgres://`` to the psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url

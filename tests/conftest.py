@@ -1,0 +1,173 @@
+"""Shared fixtures: a Cardflow on SQLite or PostgreSQL, a real server, real upstreams."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import uvicorn
+
+import cardflow
+from cardflow.app import Cardflow
+from cardflow.server.app import create_app
+from tests.support.oauth_server import OAuthServer
+from tests.support.upstream import Upstream
+
+PG_URL = os.environ.get(
+    "CARDFLOW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+REQUIRE_PG = os.environ.get("CARDFLOW_REQUIRE_POSTGRES") == "1"
+MASTER_KEY = "9f" * 32
+
+
+def _pg_available() -> str | None:
+    try:
+        with psycopg.connect(PG_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return str(exc)
+
+
+class PostgresDatabases:
+    """Fresh databases cloned from a migrated template (one CREATE DATABASE per test)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.template = f"cardflow_tpl_{os.getpid()}_{secrets.token_hex(3)}"
+        self.created: list[str] = []
+
+    def _admin(self, sql: str) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(sql)  # type: ignore[arg-type]
+
+    def url_for(self, name: str) -> str:
+        base, _, _ = self.url.rpartition("/")
+        return f"{base}/{name}"
+
+    def setup_template(self) -> None:
+        self._admin(f'CREATE DATABASE "{self.template}"')
+        from cardflow.store.db import Database
+        from cardflow.settings import normalize_database_url
+
+        db = Database(normalize_database_url(self.url_for(self.template)))
+        db.upgrade()
+        db.dispose()
+
+    def new(self) -> str:
+        name = f"cardflow_t_{secrets.token_hex(6)}"
+        self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"')
+        self.created.append(name)
+        return self.url_for(name)
+
+    def drop_all(self) -> None:
+        for name in [*self.created, self.template]:
+            self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresDatabases]:
+    problem = _pg_available()
+    if problem is not None:
+        if REQUIRE_PG:
+            pytest.fail(f"PostgreSQL is required here (CARDFLOW_REQUIRE_POSTGRES=1): {problem}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_URL}: {problem}")
+    dbs = PostgresDatabases(PG_URL)
+    dbs.setup_template()
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def settings_kwargs(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> dict[str, object]:
+    kwargs: dict[str, object] = {"home": tmp_path / "home", "master_key": MASTER_KEY}
+    if backend == "postgres":
+        dbs: PostgresDatabases = request.getfixturevalue("postgres")
+        kwargs["database_url"] = dbs.new()
+    return kwargs
+
+
+@pytest.fixture
+def cf(settings_kwargs: dict[str, object]) -> Iterator[Cardflow]:
+    with cardflow.open(**settings_kwargs) as instance:
+        yield instance
+
+
+@pytest.fixture
+def sqlite_cf(tmp_path: Path) -> Iterator[Cardflow]:
+    with cardflow.open(home=tmp_path / "home") as instance:
+        yield instance
+
+
+@pytest.fixture(scope="session")
+def upstream() -> Iterator[Upstream]:
+    with Upstream() as server:
+        yield server
+
+
+@pytest.fixture
+def oauth_server() -> Iterator[OAuthServer]:
+    with OAuthServer() as server:
+        yield server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class RunningServer:
+    url: str
+    token: str
+    cf: Cardflow
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@pytest.fixture
+def server(cf: Cardflow) -> Iterator[RunningServer]:
+    """A real uvicorn serving cardflow on loopback, in a thread."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(cf), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
+    )
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not instance.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    _, token = cf.api_tokens.create(f"test-{secrets.token_hex(3)}")
+    try:
+        yield RunningServer(f"http://127.0.0.1:{port}", token, cf)
+    finally:
+        instance.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def captured_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    caplog.set_level(logging.DEBUG)
+    return caplog

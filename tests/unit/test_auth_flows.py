@@ -1,0 +1,152 @@
+"""Auth types driven as generators, with no network (STYLE.md example 3)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+
+import httpx
+import pytest
+
+from cardflow.auth.basic import BasicAuth
+from cardflow.auth.client_credentials import BearerTokenAuth
+from cardflow.auth.custom import CustomHeaderAuth
+from cardflow.auth.none import NoAuth
+from cardflow.auth.tokens import TokenManager
+from cardflow.oauth2.tokens import TokenResponse
+
+
+def test_basic_adds_header_once() -> None:
+    request = httpx.Request("GET", "https://api.test/x")
+    flow = BasicAuth("alice", "pä:ss").auth_flow(request)
+    sent = next(flow)
+    expected = base64.b64encode("alice:pä:ss".encode()).decode()
+    assert sent.headers["Authorization"] == f"Basic {expected}"
+    with pytest.raises(StopIteration):
+        flow.send(httpx.Response(401))
+
+
+def test_custom_header_keeps_exact_name_and_replaces_other_case() -> None:
+    request = httpx.Request("GET", "https://api.test/x", headers={"API_KEY": "user-supplied"})
+    sent = next(CustomHeaderAuth("api_key", "s3cret").auth_flow(request))
+    assert [(k, v) for k, v in sent.headers.raw if k.lower() == b"api_key"] == [
+        (b"api_key", b"s3cret")
+    ]
+
+
+def test_none_adds_nothing() -> None:
+    request = httpx.Request("GET", "https://api.test/x")
+    sent = next(NoAuth().auth_flow(request))
+    assert "authorization" not in sent.headers
+
+
+class FakeGrant:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def fetch(self, current: TokenResponse | None) -> TokenResponse:
+        self.calls += 1
+        await asyncio.sleep(0.01)
+        return TokenResponse(f"tok-{self.calls}", "Bearer", None, None, None, 0.0)
+
+
+class MemoryTokenStore:
+    def __init__(self) -> None:
+        self.token: tuple[TokenResponse, int] | None = None
+        self.lease: str | None = None
+        self.statuses: list[tuple[str, str]] = []
+
+    def load(self, connection_id: str) -> tuple[TokenResponse, int] | None:
+        return self.token
+
+    def try_lease(self, connection_id: str, owner: str, seconds: float) -> bool:
+        if self.lease in (None, owner):
+            self.lease = owner
+            return True
+        return False
+
+    def save(self, connection_id: str, owner: str, token: TokenResponse) -> int:
+        generation = (self.token[1] if self.token else 0) + 1
+        self.token = (token, generation)
+        return generation
+
+    def release(self, connection_id: str, owner: str) -> None:
+        if self.lease == owner:
+            self.lease = None
+
+    def mark_status(self, connection_id: str, status: str, message: str) -> None:
+        self.statuses.append((status, message))
+
+
+def _manager(grant: FakeGrant, store: MemoryTokenStore) -> TokenManager:
+    return TokenManager("con_x", grant, store, skew=30, lease_seconds=5)
+
+
+async def test_bearer_refreshes_once_on_401_and_retries() -> None:
+    grant, store = FakeGrant(), MemoryTokenStore()
+    auth = BearerTokenAuth(_manager(grant, store))
+    request = httpx.Request("GET", "https://api.test/x")
+    flow = auth.async_auth_flow(request)
+    first = await flow.__anext__()
+    assert first.headers["Authorization"] == "Bearer tok-1"
+    second = await flow.asend(httpx.Response(401))
+    assert second.headers["Authorization"] == "Bearer tok-2"
+    with pytest.raises(StopAsyncIteration):
+        await flow.asend(httpx.Response(401))  # a second 401 is final: no loop
+    assert grant.calls == 2
+
+
+async def test_concurrent_401s_cause_one_refresh() -> None:
+    grant, store = FakeGrant(), MemoryTokenStore()
+    manager = _manager(grant, store)
+    stale = await manager.get()
+    results = await asyncio.gather(*(manager.refresh(stale) for _ in range(50)))
+    assert grant.calls == 2  # the first token, then exactly one refresh
+    assert {token.access_token for token in results} == {"tok-2"}
+
+
+async def test_concurrent_first_use_fetches_once() -> None:
+    grant, store = FakeGrant(), MemoryTokenStore()
+    manager = _manager(grant, store)
+    tokens = await asyncio.gather(*(manager.get() for _ in range(100)))
+    assert grant.calls == 1
+    assert {t.access_token for t in tokens} == {"tok-1"}
+
+
+async def test_token_from_another_process_is_used_without_fetching() -> None:
+    grant, store = FakeGrant(), MemoryTokenStore()
+    store.token = (TokenResponse("from-elsewhere", "Bearer", None, None, None, 0.0), 7)
+    token = await _manager(grant, store).get()
+    assert token.access_token == "from-elsewhere"
+    assert grant.calls == 0
+
+
+async def test_waiter_never_fetches_without_the_lease() -> None:
+    grant, store = FakeGrant(), MemoryTokenStore()
+    store.lease = "another-process"
+    manager = TokenManager("con_x", grant, store, skew=30, lease_seconds=0.2)
+    from cardflow.errors import TokenRequestFailed
+
+    with pytest.raises(TokenRequestFailed):
+        await manager.get()
+    assert grant.calls == 0  # no unlocked fallback
+
+
+def test_threads_share_one_refresh() -> None:
+    grant, store = FakeGrant(), MemoryTokenStore()
+    manager = _manager(grant, store)
+    results: list[str] = []
+
+    def worker() -> None:
+        token = asyncio.run(manager.get())
+        results.append(token.access_token)
+
+    import threading
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert grant.calls == 1
+    assert set(results) == {"tok-1"}
