@@ -1,0 +1,359 @@
+"""A loopback HTTP server that plays the third-party API in integration tests.
+
+`Upstream` runs an aiohttp application on 127.0.0.1 (ephemeral port) with its own event
+loop in a daemon thread, so sync and async tests can both use it::
+
+    with Upstream() as upstream:
+        httpx.get(f"{upstream.url}/echo")
+        assert upstream.requests[-1]["method"] == "GET"
+
+Every request that reaches the server is recorded (see `EchoRecord`), whatever the route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import socket
+import struct
+import threading
+from collections import Counter
+from types import TracebackType
+from typing import Self, TypedDict
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+HOST = "127.0.0.1"
+MIB = 1024 * 1024
+_CHUNK = b"x" * (64 * 1024)
+_NO_BODY_STATUSES = frozenset({204, 205, 304})
+_XML_BODY = (
+    '<?xml version="1.0" encoding="utf-8"?>\n'
+    '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/">'
+    "<soap:Body><GetCardResponse><Card><Id>42</Id><Name>hello</Name></Card>"
+    "</GetCardResponse></soap:Body></soap:Envelope>"
+)
+
+
+class EchoRecord(TypedDict):
+    """What `/echo` answers and what `Upstream.requests` holds, one per request."""
+
+    method: str
+    path: str
+    raw_path: str
+    query_string: str
+    query: dict[str, list[str]]
+    headers: list[list[str]]
+    body: str
+    body_b64: str
+
+
+def _int_param(request: web.Request, name: str, default: int) -> int:
+    value = request.query.get(name)
+    return default if value is None else int(value)
+
+
+class Upstream:
+    """Background aiohttp server on 127.0.0.1 serving the test routes."""
+
+    def __init__(self, *, shutdown_timeout: float = 2.0, client_max_size: int = 64 * MIB) -> None:
+        self.shutdown_timeout = shutdown_timeout
+        self.client_max_size = client_max_size
+        self.port = 0
+        self._lock = threading.Lock()
+        self._requests: list[EchoRecord] = []
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._stopping: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        if not self.port:
+            raise RuntimeError("Upstream is not running")
+        return f"http://{HOST}:{self.port}"
+
+    def start(self) -> Self:
+        if self._thread is not None:
+            raise RuntimeError("Upstream already started")
+        self._ready.clear()
+        self._startup_error = None
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        self._thread = threading.Thread(
+            target=self._run, args=(loop,), name="upstream-server", daemon=True
+        )
+        self._thread.start()
+        if not self._ready.wait(timeout=10):
+            raise RuntimeError("Upstream did not start within 10 s")
+        if self._startup_error is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+            raise RuntimeError("Upstream failed to start") from self._startup_error
+        return self
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if loop.is_running():
+            future = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
+            future.result(timeout=self.shutdown_timeout + 10)
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        self._thread = None
+        self._loop = None
+        self.port = 0
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _run(self, loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)  # this thread's loop, for aiohttp and asyncio.gather below
+        try:
+            loop.run_until_complete(self._startup())
+        except BaseException as exc:
+            self._startup_error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    async def _startup(self) -> None:
+        self._stopping = asyncio.Event()
+        self._runner = web.AppRunner(self._make_app(), shutdown_timeout=self.shutdown_timeout)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, HOST, 0)
+        await site.start()
+        address = self._runner.addresses[0]
+        self.port = int(address[1])
+
+    async def _shutdown(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    # -- inspection --------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[EchoRecord]:
+        """A snapshot of every request received so far, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def calls(self, key: str, route: str = "flaky") -> int:
+        """How many times `/{route}/{key}` was called (route: "flaky" or "unauthorized-once")."""
+        with self._lock:
+            return self._counts[(route, key)]
+
+    def reset(self) -> None:
+        """Forget recorded requests and per-key call counters."""
+        with self._lock:
+            self._requests.clear()
+            self._counts.clear()
+
+    def _bump(self, route: str, key: str) -> int:
+        with self._lock:
+            self._counts[(route, key)] += 1
+            return self._counts[(route, key)]
+
+    # -- application -------------------------------------------------------------------------
+
+    def _make_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._record], client_max_size=self.client_max_size)
+        app.router.add_route("*", "/echo", self._echo)
+        app.router.add_route("*", "/echo/{tail:.*}", self._echo)
+        app.router.add_get("/status/{code:\\d+}", self._status)
+        app.router.add_get("/flaky/{key}", self._flaky)
+        app.router.add_get("/json", self._json)
+        app.router.add_get("/vnd-json", self._vnd_json)
+        app.router.add_get("/text", self._text)
+        app.router.add_get("/empty", self._empty)
+        app.router.add_get("/empty200", self._empty200)
+        app.router.add_get("/bad-json", self._bad_json)
+        app.router.add_get("/xml", self._xml)
+        app.router.add_get("/slow", self._slow)
+        app.router.add_get("/hang", self._hang)
+        app.router.add_get("/reset", self._reset)
+        app.router.add_get("/big", self._big)
+        app.router.add_get("/big-declared", self._big_declared)
+        app.router.add_get("/redirect", self._redirect)
+        app.router.add_get("/redirect-chain/{n:\\d+}", self._redirect_chain)
+        app.router.add_get("/script", self._script)
+        app.router.add_get("/unauthorized-once/{key}", self._unauthorized_once)
+        return app
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        record = await self._describe(request)
+        with self._lock:
+            self._requests.append(record)
+        return await handler(request)
+
+    @staticmethod
+    async def _describe(request: web.Request) -> EchoRecord:
+        raw = await request.read()
+        return {
+            "method": request.method,
+            "path": request.path,
+            "raw_path": request.raw_path,
+            "query_string": request.query_string,
+            "query": {key: request.query.getall(key) for key in request.query},
+            "headers": [
+                [name.decode("latin-1"), value.decode("latin-1")]
+                for name, value in request.raw_headers
+            ],
+            "body": raw.decode("utf-8", errors="replace"),
+            "body_b64": base64.b64encode(raw).decode("ascii"),
+        }
+
+    async def _echo(self, request: web.Request) -> web.Response:
+        return web.json_response(await self._describe(request))
+
+    async def _status(self, request: web.Request) -> web.Response:
+        code = int(request.match_info["code"])
+        headers = {}
+        if "retry_after" in request.query:
+            headers["Retry-After"] = request.query["retry_after"]
+        if code in _NO_BODY_STATUSES:
+            return web.Response(status=code, headers=headers)
+        if "body" in request.query:
+            return web.Response(status=code, text=request.query["body"], headers=headers)
+        return web.json_response({"status": code}, status=code, headers=headers)
+
+    async def _flaky(self, request: web.Request) -> web.Response:
+        calls = self._bump("flaky", request.match_info["key"])
+        if calls <= _int_param(request, "fail", 0):
+            code = _int_param(request, "code", 429)
+            headers = {}
+            if "retry_after" in request.query:
+                headers["Retry-After"] = request.query["retry_after"]
+            return web.json_response({"status": code, "calls": calls}, status=code, headers=headers)
+        return web.json_response({"calls": calls})
+
+    async def _json(self, request: web.Request) -> web.Response:
+        return web.json_response({"hello": "world", "n": 1})
+
+    async def _vnd_json(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"hello": "world", "n": 1}, content_type="application/vnd.api+json"
+        )
+
+    async def _text(self, request: web.Request) -> web.Response:
+        return web.Response(text="plain text")
+
+    async def _empty(self, request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    async def _empty200(self, request: web.Request) -> web.Response:
+        return web.Response(body=b"", content_type="application/json")
+
+    async def _bad_json(self, request: web.Request) -> web.Response:
+        return web.Response(body=b'{"oops": ', content_type="application/json")
+
+    async def _xml(self, request: web.Request) -> web.Response:
+        return web.Response(text=_XML_BODY, content_type="application/xml")
+
+    async def _slow(self, request: web.Request) -> web.Response:
+        seconds = float(request.query.get("seconds", "1"))
+        await self._sleep_unless_stopping(seconds)
+        return web.json_response({"slept": seconds})
+
+    async def _hang(self, request: web.Request) -> web.Response:
+        assert self._stopping is not None
+        await self._stopping.wait()
+        return web.Response(status=503, text="server stopping")
+
+    async def _reset(self, request: web.Request) -> web.Response:
+        transport = request.transport
+        if transport is not None:
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                # SO_LINGER with a zero timeout turns close() into a TCP RST.
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+        return web.Response(status=500, text="unreachable: the connection was reset")
+
+    async def _big(self, request: web.Request) -> web.StreamResponse:
+        return await self._stream(request, declare_length=False)
+
+    async def _big_declared(self, request: web.Request) -> web.StreamResponse:
+        return await self._stream(request, declare_length=True)
+
+    async def _stream(self, request: web.Request, *, declare_length: bool) -> web.StreamResponse:
+        total = _int_param(request, "mib", 50) * MIB
+        response = web.StreamResponse()
+        response.content_type = "application/octet-stream"
+        if declare_length:
+            response.content_length = total
+        else:
+            response.enable_chunked_encoding()
+        await response.prepare(request)
+        sent = 0
+        # A client that enforces a size cap hangs up early: stop quietly when it does.
+        with contextlib.suppress(ConnectionError):
+            while sent < total and not self._is_stopping():
+                chunk = _CHUNK[: total - sent]
+                await response.write(chunk)
+                sent += len(chunk)
+            await response.write_eof()
+        return response
+
+    async def _redirect(self, request: web.Request) -> web.Response:
+        target = request.query.get("to", "/echo")
+        code = _int_param(request, "code", 302)
+        return web.Response(status=code, headers={"Location": target})
+
+    async def _redirect_chain(self, request: web.Request) -> web.Response:
+        n = int(request.match_info["n"])
+        target = "/echo" if n <= 0 else f"/redirect-chain/{n - 1}"
+        return web.Response(status=302, headers={"Location": target})
+
+    async def _script(self, request: web.Request) -> web.Response:
+        return web.Response(
+            text="<html><body><script>alert(1)</script></body></html>", content_type="text/html"
+        )
+
+    async def _unauthorized_once(self, request: web.Request) -> web.Response:
+        if self._bump("unauthorized-once", request.match_info["key"]) == 1:
+            return web.json_response(
+                {"error": "invalid_token"},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        return await self._echo(request)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _is_stopping(self) -> bool:
+        return self._stopping is not None and self._stopping.is_set()
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        assert self._stopping is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)
