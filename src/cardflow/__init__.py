@@ -1,15 +1,15 @@
 """cardflow: call third-party HTTP APIs from automated flows with stored, encrypted credentials.
 
-    import cardflow
+import cardflow
 
-    with cardflow.open() as cf:
-        cf.connections.create("Example - Basic - bot", "basic", {"username": "bot", "password": "…"})
-        result = cf.test_card(
-            "api_connector.get",
-            connection="Example - Basic - bot",
-            inputs={"url": "https://api.example.com/me"},
-        )
-        print(result.outputs["status_code"])
+with cardflow.open() as cf:
+    cf.connections.create("Example - Basic - bot", "basic", {"username": "bot", "password": "…"})
+    result = cf.test_card(
+        "api_connector.get",
+        connection="Example - Basic - bot",
+        inputs={"url": "https://api.example.com/me"},
+    )
+    print(result.outputs["status_code"])
 """
 
 from __future__ import annotations

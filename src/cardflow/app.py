@@ -213,7 +213,7 @@ class Cardflow:
         self.close()
 
 
-def open(**settings: Any) -> Cardflow:  # noqa: A001 - the library's front door
+def open(**settings: Any) -> Cardflow:
     """Open cardflow with ``CARDFLOW_*`` settings, overridden by keyword arguments.
 
     >>> cf = cardflow.open(home="/tmp/cf")         # doctest: +SKIP

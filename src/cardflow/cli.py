@@ -8,6 +8,7 @@ Secrets are never read from a plain argument and never printed.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import sys
@@ -20,7 +21,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, Union
 
-import click
 import typer
 from pydantic import ValidationError
 from rich.console import Console
@@ -112,10 +112,13 @@ def _err() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+# ``cardflow --json COMMAND``: set by the root callback, which runs on every invocation.
+_root_json: contextvars.ContextVar[bool] = contextvars.ContextVar("root_json", default=False)
+
+
 def _want_json(flag: bool) -> bool:
     """``--json`` given to the command or to ``cardflow`` itself."""
-    ctx = click.get_current_context(silent=True)
-    return flag or bool(ctx is not None and ctx.find_root().params.get("json_output"))
+    return flag or _root_json.get()
 
 
 def _print_json(data: Any) -> None:
@@ -370,6 +373,7 @@ def _root(
     ] = False,
 ) -> None:
     """Options for every command (the help text is the Typer app's)."""
+    _root_json.set(json_output)
 
 
 def _base_url(host: str, port: int) -> str:

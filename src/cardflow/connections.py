@@ -64,16 +64,17 @@ class LoadedConnection:
 
 def _auth_type(value: object) -> AuthType:
     if not isinstance(value, str) or value not in AUTH_TYPES:
-        raise InvalidInput(
-            f"auth_type must be one of: {', '.join(AUTH_TYPES)}.", field="auth_type"
-        )
+        raise InvalidInput(f"auth_type must be one of: {', '.join(AUTH_TYPES)}.", field="auth_type")
     return AUTH_TYPES[value]
 
 
 def _check_name(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise InvalidInput("name is required: a nickname such as "
-                           "'JIRA Service Management - OAuth - service_account'.", field="name")
+        raise InvalidInput(
+            "name is required: a nickname such as "
+            "'JIRA Service Management - OAuth - service_account'.",
+            field="name",
+        )
     name = value.strip()
     if len(name) > 200:
         raise InvalidInput("name is longer than 200 characters.", field="name")
@@ -122,9 +123,10 @@ class ConnectionService:
         """(id, version) of a connection by id or name, or None."""
         with self._db.session() as session:
             row = session.execute(
-                select(Connection.id, Connection.version).where(
-                    or_(Connection.id == ref, Connection.name == ref)
-                ).order_by((Connection.id == ref).desc()).limit(1)
+                select(Connection.id, Connection.version)
+                .where(or_(Connection.id == ref, Connection.name == ref))
+                .order_by((Connection.id == ref).desc())
+                .limit(1)
             ).first()
             return (row[0], row[1]) if row else None
 
@@ -262,7 +264,9 @@ class ConnectionService:
         optional = {"password"}  # Basic auth may legitimately have an empty password
         for name in model.secret_fields:
             if name not in optional and not getattr(model, name):
-                raise InvalidInput(f"config.{name}: this secret is required.", field=f"config.{name}")
+                raise InvalidInput(
+                    f"config.{name}: this secret is required.", field=f"config.{name}"
+                )
 
     @staticmethod
     def _duplicate(name: str) -> Conflict:

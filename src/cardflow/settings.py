@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_networks(cls, value: object) -> tuple[IPNetwork, ...]:
         if isinstance(value, str | list | tuple):
-            return parse_networks(value)  # type: ignore[arg-type]
+            return parse_networks(value)
         raise ValueError("expected a comma-separated list of CIDRs")
 
     @property

@@ -46,12 +46,10 @@ class ConnectionAuth(httpx.Auth):
 
     added_headers: frozenset[str] = frozenset()
 
-    def auth_flow(  # type: ignore[override]
-        self, request: RequestT
-    ) -> Generator[RequestT, IncomingResponse, None]:
+    def auth_flow(self, request: RequestT) -> Generator[RequestT, IncomingResponse, None]:
         yield request
 
-    async def async_auth_flow(  # type: ignore[override]
+    async def async_auth_flow(
         self, request: RequestT
     ) -> AsyncGenerator[RequestT, IncomingResponse]:
         flow = self.auth_flow(request)

@@ -24,8 +24,6 @@ class BasicAuth(ConnectionAuth):
         credentials = f"{username}:{password}".encode()  # RFC 7617 with charset UTF-8
         self._header = "Basic " + base64.b64encode(credentials).decode("ascii")
 
-    def auth_flow(  # type: ignore[override]
-        self, request: RequestT
-    ) -> Generator[RequestT, IncomingResponse, None]:
+    def auth_flow(self, request: RequestT) -> Generator[RequestT, IncomingResponse, None]:
         request.headers["Authorization"] = self._header
         yield request

@@ -39,9 +39,7 @@ class BearerTokenAuth(ConnectionAuth):
     def __init__(self, tokens: TokenManager) -> None:
         self.tokens = tokens
 
-    def auth_flow(  # type: ignore[override]
-        self, request: RequestT
-    ) -> Generator[RequestT, IncomingResponse, None]:
+    def auth_flow(self, request: RequestT) -> Generator[RequestT, IncomingResponse, None]:
         # Synchronous httpx clients can use a token the async side has fetched.
         token = self.tokens.cached()
         if token is None:
@@ -49,7 +47,7 @@ class BearerTokenAuth(ConnectionAuth):
         request.headers["Authorization"] = f"Bearer {token.access_token}"
         yield request
 
-    async def async_auth_flow(  # type: ignore[override]
+    async def async_auth_flow(
         self, request: RequestT
     ) -> AsyncGenerator[RequestT, IncomingResponse]:
         token: TokenSet = self.tokens.cached() or await self.tokens.get()

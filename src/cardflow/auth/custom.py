@@ -33,9 +33,7 @@ class CustomHeaderAuth(ConnectionAuth):
         self._value = header_value
         self.added_headers = frozenset({header_name.lower()})
 
-    def auth_flow(  # type: ignore[override]
-        self, request: RequestT
-    ) -> Generator[RequestT, IncomingResponse, None]:
+    def auth_flow(self, request: RequestT) -> Generator[RequestT, IncomingResponse, None]:
         # Drop any same-named header in another case so the typed name is the one sent.
         for existing in [k for k in request.headers if k.lower() == self._name.lower()]:
             del request.headers[existing]

@@ -28,4 +28,3 @@ AUTH_TYPES: dict[str, AuthType] = {
         AuthType("none", "None", NoneConfig),
     )
 }
-

@@ -94,7 +94,9 @@ def encode_json_body(body: Any) -> bytes | None:
     try:
         return json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"The body cannot be encoded as JSON: {exc}.", field="inputs.body") from None
+        raise InvalidInput(
+            f"The body cannot be encoded as JSON: {exc}.", field="inputs.body"
+        ) from None
 
 
 def media_type(content_type: str) -> tuple[str, str | None]:
@@ -176,7 +178,9 @@ async def send(ctx: CardContext, request: OutboundRequest) -> InboundResponse:
 
 async def _send_authenticated(ctx: CardContext, request: OutboundRequest) -> InboundResponse:
     transport = ctx.transport
-    attempt = OutboundRequest(request.method, request.url, CIMultiDict(request.headers), request.body)
+    attempt = OutboundRequest(
+        request.method, request.url, CIMultiDict(request.headers), request.body
+    )
     if ctx.auth is None:
         return await transport.send(attempt, timeout=ctx.timeout)
     strip = ctx.auth.added_headers

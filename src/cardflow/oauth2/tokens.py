@@ -36,7 +36,9 @@ def prepare_client_credentials_request(
 ) -> TokenRequest:
     """The client-credentials token request (RFC 6749 §4.4.2), scope sent as typed."""
     params: dict[str, Any] = {"scope": scope} if scope else {}
-    return _authenticated(token_url, client, auth_method, prepare_token_request("client_credentials", **params))
+    return _authenticated(
+        token_url, client, auth_method, prepare_token_request("client_credentials", **params)
+    )
 
 
 def prepare_refresh_request(
@@ -58,7 +60,11 @@ def _authenticated(
         "Content-Type": "application/x-www-form-urlencoded",
         "Accept": "application/json",
     }
-    encode = encode_client_secret_basic if auth_method == "client_secret_basic" else encode_client_secret_post
+    encode = (
+        encode_client_secret_basic
+        if auth_method == "client_secret_basic"
+        else encode_client_secret_post
+    )
     url, headers, body = encode(client, "POST", token_url, headers, body)
     return TokenRequest(url, headers, body)
 

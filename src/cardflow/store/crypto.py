@@ -44,7 +44,7 @@ def parse_master_key(text: str) -> bytes:
     if len(key) != KEY_BYTES:
         raise ConfigurationError(
             "The master key must be 32 bytes, written as base64 or 64 hex digits "
-            "(create one with: python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())')."
+            "(generate one with: openssl rand -base64 32)."
         )
     return key
 
@@ -82,7 +82,9 @@ def wrap_key(master_key: bytes, data_key: bytes) -> bytes:
 
 def unwrap_key(master_key: bytes, wrapped: bytes) -> bytes:
     try:
-        return AESGCM(master_key).decrypt(wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], b"cardflow:data-key")
+        return AESGCM(master_key).decrypt(
+            wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], b"cardflow:data-key"
+        )
     except InvalidTag:
         raise DecryptionError(
             "The master key does not match this database: its data keys do not decrypt. "

@@ -52,7 +52,9 @@ class Database:
         try:
             with self.engine.connect() as connection:
                 if not self.is_sqlite:
-                    connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                    connection.execute(
+                        text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK}
+                    )
                 try:
                     config = Config()
                     config.set_main_option("script_location", str(MIGRATIONS))

@@ -85,7 +85,10 @@ class Keyring:
 
     def active_key_id(self, session: Session) -> int:
         key_id = session.scalar(
-            select(DataKey.id).where(DataKey.status == "active").order_by(DataKey.id.desc()).limit(1)
+            select(DataKey.id)
+            .where(DataKey.status == "active")
+            .order_by(DataKey.id.desc())
+            .limit(1)
         )
         if key_id is None:
             return self._add_key(session)
@@ -119,7 +122,9 @@ class Keyring:
                 row.status = "retired"
             new_id = self._add_key(session)
             connections = tokens = 0
-            for conn in session.scalars(select(Connection).where(Connection.secrets_enc.is_not(None))):
+            for conn in session.scalars(
+                select(Connection).where(Connection.secrets_enc.is_not(None))
+            ):
                 assert conn.secrets_enc is not None
                 aad = secrets_aad(conn.id)
                 plain = self.decrypt(session, conn.secrets_enc, aad)

@@ -16,8 +16,12 @@ class ConnectionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(examples=["JIRA Service Management - Basic - service_account"])
-    auth_type: str = Field(examples=["basic"], description="basic, custom, client_credentials, none")
-    config: dict[str, Any] = Field(default_factory=dict, examples=[{"username": "svc", "password": "…"}])
+    auth_type: str = Field(
+        examples=["basic"], description="basic, custom, client_credentials, none"
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict, examples=[{"username": "svc", "password": "…"}]
+    )
 
 
 class ConnectionUpdate(BaseModel):
