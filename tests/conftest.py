@@ -55,8 +55,8 @@ class PostgresDatabases:
 
     def setup_template(self) -> None:
         self._admin(f'CREATE DATABASE "{self.template}"')
-        from cardflow.store.db import Database
         from cardflow.settings import normalize_database_url
+        from cardflow.store.db import Database
 
         db = Database(normalize_database_url(self.url_for(self.template)))
         db.upgrade()

@@ -47,8 +47,11 @@ def test_connection_crud_keeps_secrets_write_only(server: RunningServer) -> None
     with api(server) as client:
         created = client.post(
             "/api/v1/connections",
-            json={"name": "Svc - Basic - bot", "auth_type": "basic",
-                  "config": {"username": "bot", "password": SENTINEL}},
+            json={
+                "name": "Svc - Basic - bot",
+                "auth_type": "basic",
+                "config": {"username": "bot", "password": SENTINEL},
+            },
         )
         assert created.status_code == 201, created.text
         body = created.json()
@@ -86,12 +89,65 @@ def test_connection_crud_keeps_secrets_write_only(server: RunningServer) -> None
         ({"name": 5, "auth_type": "none"}, 422, "name"),
         ({"name": "a", "auth_type": "basic", "config": {}}, 422, "config.username"),
         ({"name": "a", "auth_type": "basic", "config": "x"}, 422, "config"),
-        ({"name": "a", "auth_type": "custom", "config": {"header_name": "X-Key"}}, 422, "config.header_value"),
-        ({"name": "a", "auth_type": "custom", "config": {"header_name": "X:Key", "header_value": "v"}}, 422, "config.header_name"),
-        ({"name": "a", "auth_type": "custom", "config": {"header_name": "X-Key", "header_value": "v\r\nEvil: 1"}}, 422, "config.header_value"),
-        ({"name": "a", "auth_type": "client_credentials", "config": {"token_url": "file:///etc/passwd", "client_id": "c", "client_secret": "s"}}, 422, "config.token_url"),
-        ({"name": "a", "auth_type": "client_credentials", "config": {"token_url": "http://127.0.0.1/t", "client_id": "c"}}, 422, "config.client_secret"),
-        ({"name": "a", "auth_type": "client_credentials", "config": {"token_url": "http://127.0.0.1/t", "client_id": "c", "client_secret": "s", "token_auth_method": "jwt"}}, 422, "config.token_auth_method"),
+        (
+            {"name": "a", "auth_type": "custom", "config": {"header_name": "X-Key"}},
+            422,
+            "config.header_value",
+        ),
+        (
+            {
+                "name": "a",
+                "auth_type": "custom",
+                "config": {"header_name": "X:Key", "header_value": "v"},
+            },
+            422,
+            "config.header_name",
+        ),
+        (
+            {
+                "name": "a",
+                "auth_type": "custom",
+                "config": {"header_name": "X-Key", "header_value": "v\r\nEvil: 1"},
+            },
+            422,
+            "config.header_value",
+        ),
+        (
+            {
+                "name": "a",
+                "auth_type": "client_credentials",
+                "config": {
+                    "token_url": "file:///etc/passwd",
+                    "client_id": "c",
+                    "client_secret": "s",
+                },
+            },
+            422,
+            "config.token_url",
+        ),
+        (
+            {
+                "name": "a",
+                "auth_type": "client_credentials",
+                "config": {"token_url": "http://127.0.0.1/t", "client_id": "c"},
+            },
+            422,
+            "config.client_secret",
+        ),
+        (
+            {
+                "name": "a",
+                "auth_type": "client_credentials",
+                "config": {
+                    "token_url": "http://127.0.0.1/t",
+                    "client_id": "c",
+                    "client_secret": "s",
+                    "token_auth_method": "jwt",
+                },
+            },
+            422,
+            "config.token_auth_method",
+        ),
         ({"name": "a", "auth_type": "none", "extra": 1}, 422, "extra"),
     ],
 )
@@ -137,8 +193,11 @@ def test_card_test_endpoint(server: RunningServer, upstream: Upstream) -> None:
     with api(server) as client:
         client.post(
             "/api/v1/connections",
-            json={"name": "key", "auth_type": "custom",
-                  "config": {"header_name": "api_key", "header_value": SENTINEL}},
+            json={
+                "name": "key",
+                "auth_type": "custom",
+                "config": {"header_name": "api_key", "header_value": SENTINEL},
+            },
         )
         response = client.post(
             "/api/v1/cards/api_connector.get/test",
@@ -171,11 +230,41 @@ def test_card_test_endpoint(server: RunningServer, upstream: Upstream) -> None:
     ("path", "payload", "status", "type_", "field"),
     [
         ("/api/v1/cards/nope/test", {}, 404, "card_not_found", "card_id"),
-        ("/api/v1/cards/api_connector.get/test", {"connection": "missing", "inputs": {"url": "http://127.0.0.1:9/"}}, 404, "connection_not_found", "connection"),
-        ("/api/v1/cards/api_connector.get/test", {"inputs": {"url": "javascript:alert(1)"}}, 422, "invalid_input", "inputs.url"),
-        ("/api/v1/cards/api_connector.get/test", {"inputs": {"url": "http://x/", "headers": {"X": "a\nb"}}}, 422, "invalid_input", "inputs.headers.X"),
-        ("/api/v1/cards/api_connector.get/test", {"inputs": {"url": "http://x/"}, "timeout": -1}, 422, "invalid_input", "timeout"),
-        ("/api/v1/cards/api_connector.raw_request/test", {"inputs": {"url": "http://x/", "method": "GE T"}}, 422, "invalid_input", "inputs.method"),
+        (
+            "/api/v1/cards/api_connector.get/test",
+            {"connection": "missing", "inputs": {"url": "http://127.0.0.1:9/"}},
+            404,
+            "connection_not_found",
+            "connection",
+        ),
+        (
+            "/api/v1/cards/api_connector.get/test",
+            {"inputs": {"url": "javascript:alert(1)"}},
+            422,
+            "invalid_input",
+            "inputs.url",
+        ),
+        (
+            "/api/v1/cards/api_connector.get/test",
+            {"inputs": {"url": "http://x/", "headers": {"X": "a\nb"}}},
+            422,
+            "invalid_input",
+            "inputs.headers.X",
+        ),
+        (
+            "/api/v1/cards/api_connector.get/test",
+            {"inputs": {"url": "http://x/"}, "timeout": -1},
+            422,
+            "invalid_input",
+            "timeout",
+        ),
+        (
+            "/api/v1/cards/api_connector.raw_request/test",
+            {"inputs": {"url": "http://x/", "method": "GE T"}},
+            422,
+            "invalid_input",
+            "inputs.method",
+        ),
         ("/api/v1/runs/run_nope", None, 404, "run_not_found", "run_id"),
     ],
 )

@@ -263,12 +263,14 @@ def test_default_cap_is_10_mib(sqlite_cf: Cardflow, upstream: Upstream) -> None:
 
 def test_redirects_followed_up_to_five(sqlite_cf: Cardflow, upstream: Upstream) -> None:
     ok = sqlite_cf.test_card(
-        "api_connector.get", inputs={"url": f"{upstream.url}/redirect-chain/4"}  # 5 hops
+        "api_connector.get",
+        inputs={"url": f"{upstream.url}/redirect-chain/4"},  # 5 hops
     )
     assert ok.ok, ok.error
     assert ok.outputs["body"]["path"] == "/echo"  # type: ignore[index]
     too_many = sqlite_cf.test_card(
-        "api_connector.get", inputs={"url": f"{upstream.url}/redirect-chain/5"}  # 6 hops
+        "api_connector.get",
+        inputs={"url": f"{upstream.url}/redirect-chain/5"},  # 6 hops
     )
     assert too_many.error["type"] == "too_many_redirects"  # type: ignore[index]
 
@@ -303,7 +305,10 @@ def test_connection_headers_never_go_to_another_origin(
 def test_denied_network_is_refused_before_connecting(tmp_path: Any, upstream: Upstream) -> None:
     before = len(upstream.requests)
     with cardflow.open(home=tmp_path, deny_networks="127.0.0.0/8,::1/128") as cf:
-        for url in (f"{upstream.url}/echo", f"http://localhost:{upstream.url.rsplit(':', 1)[1]}/echo"):
+        for url in (
+            f"{upstream.url}/echo",
+            f"http://localhost:{upstream.url.rsplit(':', 1)[1]}/echo",
+        ):
             result = cf.test_card("api_connector.get", inputs={"url": url})
             assert not result.ok
             assert result.error["type"] == "network_denied"  # type: ignore[index]
@@ -329,15 +334,16 @@ def test_redirect_into_denied_network_is_refused(tmp_path: Any, upstream: Upstre
         ({"url": "ftp://example.test/x"}, "inputs.url"),
         ({"url": "/relative"}, "inputs.url"),
         ({}, "inputs.url"),
-        ({"url": "http://127.0.0.1/", "headers": {"X-A": "a\r\nInjected: 1"}}, "inputs.headers.X-A"),
+        (
+            {"url": "http://127.0.0.1/", "headers": {"X-A": "a\r\nInjected: 1"}},
+            "inputs.headers.X-A",
+        ),
         ({"url": "http://127.0.0.1/", "headers": {"Bad Name": "x"}}, "inputs.headers.Bad Name"),
         ({"url": "http://127.0.0.1/", "query": {"a": {"nested": 1}}}, "inputs.query.a"),
         ({"url": "http://127.0.0.1/", "bogus": 1}, "inputs.bogus"),
     ],
 )
-def test_bad_inputs_name_the_field(
-    sqlite_cf: Cardflow, inputs: dict[str, Any], field: str
-) -> None:
+def test_bad_inputs_name_the_field(sqlite_cf: Cardflow, inputs: dict[str, Any], field: str) -> None:
     from cardflow.errors import InvalidInput
 
     with pytest.raises(InvalidInput) as info:

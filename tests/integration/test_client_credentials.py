@@ -54,7 +54,9 @@ async def _wave(cf: Cardflow, name: str, url: str, n: int) -> list[CardResult]:
 
 
 @pytest.mark.parametrize("method", ["client_secret_post", "client_secret_basic"])
-def test_token_fetched_once_and_reused(cf: Cardflow, oauth_server: OAuthServer, method: str) -> None:
+def test_token_fetched_once_and_reused(
+    cf: Cardflow, oauth_server: OAuthServer, method: str
+) -> None:
     name = _connection(cf, oauth_server, method)
     for _ in range(5):
         result = _me(cf, name, oauth_server)
@@ -158,9 +160,7 @@ def test_two_processes_share_one_refresh_through_the_database(
         url = f"{oauth_server.url}/api/me"
 
         async def both() -> list[CardResult]:
-            waves = await asyncio.gather(
-                _wave(first, name, url, 16), _wave(second, name, url, 16)
-            )
+            waves = await asyncio.gather(_wave(first, name, url, 16), _wave(second, name, url, 16))
             return [r for wave in waves for r in wave]
 
         results = asyncio.run(both())

@@ -62,7 +62,11 @@ def test_no_secret_in_database_logs_results_or_runs(
     outputs: list[str] = []
     for name in ("b", "c", "cc"):
         for path in ("/echo-not-there", "/status/500", "/json"):
-            url = oauth_server.url + "/api/me" if name == "cc" and path == "/json" else upstream.url + path
+            url = (
+                oauth_server.url + "/api/me"
+                if name == "cc" and path == "/json"
+                else upstream.url + path
+            )
             result = cf.test_card("api_connector.get", connection=name, inputs={"url": url})
             outputs.append(repr(result.error))
             if result.run_id:
@@ -130,14 +134,16 @@ def test_keys_rotate_reencrypts_everything(
         assert second.retired_keys_removed >= 1
 
 
-def test_rotation_while_serving_keeps_cards_working(
-    cf: Cardflow, upstream: Upstream
-) -> None:
+def test_rotation_while_serving_keeps_cards_working(cf: Cardflow, upstream: Upstream) -> None:
     cf.connections.create("b", "basic", {"username": "u", "password": PASSWORD})
-    assert cf.test_card("api_connector.get", connection="b", inputs={"url": f"{upstream.url}/echo"}).ok
+    assert cf.test_card(
+        "api_connector.get", connection="b", inputs={"url": f"{upstream.url}/echo"}
+    ).ok
     cf.keyring.rotate()
     cf.connections.update("b", config={"username": "u2"})  # written under the new key
-    result = cf.test_card("api_connector.get", connection="b", inputs={"url": f"{upstream.url}/echo"})
+    result = cf.test_card(
+        "api_connector.get", connection="b", inputs={"url": f"{upstream.url}/echo"}
+    )
     assert result.ok
     assert cf.connections.load("b").config.password == PASSWORD  # type: ignore[attr-defined]
 
