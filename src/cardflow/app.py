@@ -18,9 +18,10 @@ from cardflow.auth.base import ConnectionAuth
 from cardflow.auth.basic import BasicAuth, BasicConfig
 from cardflow.auth.client_credentials import BearerTokenAuth, ClientCredentialsConfig
 from cardflow.auth.custom import CustomHeaderAuth, CustomHeaderConfig
-from cardflow.auth.grants import ClientCredentialsGrant
+from cardflow.auth.grants import ClientCredentialsGrant, RefreshTokenGrant
 from cardflow.auth.none import NoAuth
-from cardflow.auth.tokens import TokenManager
+from cardflow.auth.oauth import OAuthConfig
+from cardflow.auth.tokens import TokenGrant, TokenManager
 from cardflow.cards.base import CardContext, CardOptions, CardSpec
 from cardflow.cards.registry import get_card
 from cardflow.cards.runner import CardResult, run_card, validate_inputs
@@ -28,6 +29,7 @@ from cardflow.connections import ConnectionService, LoadedConnection
 from cardflow.errors import ConnectionNotFound, InvalidInput
 from cardflow.net.policy import NetworkPolicy
 from cardflow.net.transport import HttpTransport
+from cardflow.oauth import AuthorizationService
 from cardflow.oauth2.tokens import ClientCredentials
 from cardflow.runs import RunService
 from cardflow.settings import Settings
@@ -62,7 +64,21 @@ class Cardflow:
             NetworkPolicy(self.settings.deny_networks, self.settings.allow_networks),
             max_response_bytes=self.settings.max_response_bytes,
         )
-        self.connections = ConnectionService(self.db, self.keyring, on_change=self._forget)
+        self.connections = ConnectionService(
+            self.db,
+            self.keyring,
+            redirect_uri=self.settings.public_url.rstrip("/") + "/oauth/callback",
+            on_change=self._forget,
+        )
+        self.authorizations = AuthorizationService(
+            self.db,
+            self.keyring,
+            self.connections,
+            self.token_store,
+            self.transport,
+            timeout=self.settings.default_timeout,
+            on_authorized=self._forget,
+        )
         self.runs = RunService(self.db)
         self.api_tokens = ApiTokenService(self.db)
         self._runtimes: dict[str, _Runtime] = {}
@@ -179,17 +195,32 @@ class Cardflow:
                 auth_method=config.token_auth_method,
                 timeout=self.settings.default_timeout,
             )
-            tokens = TokenManager(
-                loaded.id,
-                grant,
-                self.token_store,
-                skew=self.settings.token_refresh_skew,
-                lease_seconds=self.settings.token_lease_seconds,
+            tokens = self._token_manager(loaded, grant)
+            auth = BearerTokenAuth(tokens)
+        elif isinstance(config, OAuthConfig):
+            tokens = self._token_manager(
+                loaded,
+                RefreshTokenGrant(
+                    self.transport,
+                    token_url=config.token_url,
+                    client=ClientCredentials(config.client_id, config.client_secret),
+                    auth_method=config.token_auth_method,
+                    timeout=self.settings.default_timeout,
+                ),
             )
             auth = BearerTokenAuth(tokens)
         else:
             auth = NoAuth()
         return _Runtime(loaded.id, loaded.version, auth, tokens, time.monotonic())
+
+    def _token_manager(self, loaded: LoadedConnection, grant: TokenGrant) -> TokenManager:
+        return TokenManager(
+            loaded.id,
+            grant,
+            self.token_store,
+            skew=self.settings.token_refresh_skew,
+            lease_seconds=self.settings.token_lease_seconds,
+        )
 
     def _forget(self, connection_id: str) -> None:
         for ref, runtime in list(self._runtimes.items()):

@@ -24,7 +24,7 @@ from typing import Annotated, Any, NoReturn, Union
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from cardflow import __version__
@@ -177,6 +177,16 @@ def _grid() -> Table:
 
 def _row(grid: Table, label: str, value: object) -> None:
     grid.add_row(label, Text("" if value is None else str(value)))
+
+
+def _when(value: str | None) -> str | None:
+    """An ISO timestamp, shortened for tables (``2024-05-01 12:00:00``)."""
+    return value[:19].replace("T", " ") if value else value
+
+
+def _fixed(header: str) -> Column:
+    """A column that is never wrapped (ids, timestamps)."""
+    return Column(header, no_wrap=True)
 
 
 def _cells(*values: object) -> list[Text]:
@@ -473,9 +483,9 @@ def token_list(json_output: JsonOpt = False) -> None:
     if not tokens:
         _out().print("No API tokens. Mint one with: cardflow token create --name NAME")
         return
-    table = Table("NAME", "ID", "CREATED")
+    table = Table("NAME", _fixed("ID"), _fixed("CREATED"))
     for item in tokens:
-        table.add_row(*_cells(item["name"], item["id"], item["created_at"]))
+        table.add_row(*_cells(item["name"], item["id"], _when(item["created_at"])))
     _out().print(table)
 
 
@@ -596,7 +606,7 @@ def connection_list(json_output: JsonOpt = False) -> None:
     if not views:
         _out().print("No connections yet. Create one with: cardflow connection create --help")
         return
-    table = Table("NAME", "ID", "TYPE", "STATUS", "SECRETS")
+    table = Table("NAME", _fixed("ID"), "TYPE", "STATUS", "SECRETS")
     for view in views:
         secrets = [f"{k}: {_show_value(v)}" for k, v in view.config.items() if _is_secret(v)]
         table.add_row(*_cells(view.name, view.id, view.auth_type, view.status, ", ".join(secrets)))
@@ -824,10 +834,10 @@ def run_list(
     if not runs:
         _out().print("No runs yet.")
         return
-    table = Table("ID", "FLOW", "TRIGGER", "STATUS", "STARTED", "ERROR")
+    table = Table(_fixed("ID"), "FLOW", "TRIGGER", "STATUS", _fixed("STARTED"), "ERROR")
     for run in runs:
-        fields = ("id", "flow_id", "trigger", "status", "started_at")
-        table.add_row(*_cells(*(run[key] for key in fields), _error_text(run["error"])))
+        fields = (run["id"], run["flow_id"], run["trigger"], run["status"])
+        table.add_row(*_cells(*fields, _when(run["started_at"]), _error_text(run["error"])))
     _out().print(table)
 
 

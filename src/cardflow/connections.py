@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cardflow.auth.base import AuthConfig
+from cardflow.auth.oauth import GRANT_FIELDS
 from cardflow.auth.registry import AUTH_TYPES, AuthType
 from cardflow.errors import Conflict, ConnectionInUse, ConnectionNotFound, InvalidInput
 from cardflow.store.db import Database
@@ -37,6 +38,7 @@ class ConnectionView:
     last_error: str | None
     created_at: datetime
     updated_at: datetime
+    redirect_uri: str | None = None  # OAuth: register this with the provider
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +48,7 @@ class ConnectionView:
             "config": self.config,
             "status": self.status,
             "last_error": self.last_error,
+            "redirect_uri": self.redirect_uri,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
@@ -97,10 +100,12 @@ class ConnectionService:
         db: Database,
         keyring: Keyring,
         *,
+        redirect_uri: str,
         on_change: Callable[[str], None] = lambda _id: None,
     ) -> None:
         self._db = db
         self._keyring = keyring
+        self.redirect_uri = redirect_uri
         self._on_change = on_change
         self._usage_checks: list[UsageCheck] = []
 
@@ -154,7 +159,7 @@ class ConnectionService:
                     id=connection_id,
                     name=checked_name,
                     auth_type=kind.name,
-                    status="ready",
+                    status="needs_authorization" if kind.name == "oauth" else "ready",
                 )
                 self._store_config(session, row, model)
                 session.add(row)
@@ -195,13 +200,10 @@ class ConnectionService:
                         data[key] = value
                     model = validate(new_kind.config, data, "config")
                     self._require_secrets(model)
+                    before = self._full_config(session, row) if new_kind is kind else None
                     row.auth_type = new_kind.name
                     self._store_config(session, row, model)
-                    token = session.get(ConnectionToken, row.id)
-                    if token is not None:
-                        session.delete(token)
-                    row.status = "ready"
-                    row.last_error = None
+                    self._after_config_change(session, row, before, model)
                 row.version += 1
                 row.updated_at = utcnow()
                 session.flush()
@@ -226,6 +228,39 @@ class ConnectionService:
         self._on_change(connection_id)
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _full_config(self, session: Session, row: Connection) -> dict[str, Any]:
+        data = dict(row.config)
+        data.update(self._secrets(session, row))
+        return data
+
+    @staticmethod
+    def _after_config_change(
+        session: Session, row: Connection, before: dict[str, Any] | None, model: AuthConfig
+    ) -> None:
+        """Drop tokens the new config invalidates, and say what the user must do."""
+        after = model.model_dump()
+        if row.auth_type == "oauth":
+            changed = [
+                name
+                for name in GRANT_FIELDS
+                if before is None or before.get(name) != after.get(name)
+            ]
+            if not changed:
+                return
+            message = (
+                f"{', '.join(changed)} changed: authorize this connection again."
+                if before is not None
+                else "Authorize this connection."
+            )
+            row.status, row.last_error = "needs_authorization", message
+        else:
+            if before is not None and before == after:
+                return
+            row.status, row.last_error = "ready", None
+        token = session.get(ConnectionToken, row.id)
+        if token is not None:
+            session.delete(token)
 
     def _find(self, session: Session, ref: str) -> Connection:
         row = session.scalars(
@@ -272,8 +307,7 @@ class ConnectionService:
     def _duplicate(name: str) -> Conflict:
         return Conflict(f"A connection named {name!r} already exists.", field="name")
 
-    @staticmethod
-    def _view(row: Connection) -> ConnectionView:
+    def _view(self, row: Connection) -> ConnectionView:
         config: dict[str, Any] = dict(row.config)
         for secret in AUTH_TYPES[row.auth_type].config.secret_fields:
             config[secret] = {"set": secret in row.secret_fields}
@@ -286,4 +320,5 @@ class ConnectionService:
             last_error=row.last_error,
             created_at=row.created_at,
             updated_at=row.updated_at,
+            redirect_uri=self.redirect_uri if row.auth_type == "oauth" else None,
         )

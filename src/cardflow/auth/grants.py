@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from multidict import CIMultiDict
 
 from cardflow.errors import (
@@ -21,6 +23,7 @@ from cardflow.oauth2.tokens import (
     TokenResponse,
     parse_token_response,
     prepare_client_credentials_request,
+    prepare_refresh_request,
 )
 
 TOKEN_RESPONSE_LIMIT = 256 * 1024
@@ -101,3 +104,48 @@ async def request_token(
             f"The token endpoint's answer could not be read: {exc}.",
             status_code=response.status_code,
         ) from None
+
+
+class RefreshTokenGrant:
+    """RFC 6749 §6: a new access token (and maybe a rotated refresh token)."""
+
+    def __init__(
+        self,
+        transport: HttpTransport,
+        *,
+        token_url: str,
+        client: ClientCredentials,
+        auth_method: str,
+        timeout: float,
+    ) -> None:
+        self._transport = transport
+        self._token_url = token_url
+        self._client = client
+        self._auth_method = auth_method
+        self._timeout = timeout
+
+    async def fetch(self, current: TokenResponse | None) -> TokenResponse:
+        if current is None or not current.refresh_token:
+            raise NeedsAuthorization(
+                "This connection has no valid token: authorize it (Authorize button, "
+                "GET /api/v1/connections/{id}/authorize or `cardflow connection authorize`)."
+                if current is None
+                else "The access token expired and the provider gave no refresh token: "
+                "re-authorize this connection (some providers need extra authorize_url "
+                "parameters such as access_type=offline to issue one)."
+            )
+        request = prepare_refresh_request(
+            self._token_url,
+            self._client,
+            refresh_token=current.refresh_token,
+            auth_method="client_secret_post"
+            if self._auth_method == "client_secret_post"
+            else "client_secret_basic",
+        )
+        fresh = await request_token(self._transport, request, timeout=self._timeout)
+        if fresh.refresh_token is None:
+            # RFC 6749 §6: no new refresh token means the old one stays valid.
+            fresh = replace(fresh, refresh_token=current.refresh_token)
+        if fresh.scope is None:
+            fresh = replace(fresh, scope=current.scope)
+        return fresh

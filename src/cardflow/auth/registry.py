@@ -9,6 +9,7 @@ from cardflow.auth.basic import BasicConfig
 from cardflow.auth.client_credentials import ClientCredentialsConfig
 from cardflow.auth.custom import CustomHeaderConfig
 from cardflow.auth.none import NoneConfig
+from cardflow.auth.oauth import OAuthConfig
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ AUTH_TYPES: dict[str, AuthType] = {
     for t in (
         AuthType("basic", "Basic", BasicConfig),
         AuthType("custom", "Custom Header", CustomHeaderConfig),
+        AuthType("oauth", "OAuth 2.0", OAuthConfig, True),
         AuthType("client_credentials", "Client Credentials", ClientCredentialsConfig, True),
         AuthType("none", "None", NoneConfig),
     )

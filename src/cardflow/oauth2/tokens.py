@@ -36,7 +36,7 @@ def prepare_client_credentials_request(
 ) -> TokenRequest:
     """The client-credentials token request (RFC 6749 §4.4.2), scope sent as typed."""
     params: dict[str, Any] = {"scope": scope} if scope else {}
-    return _authenticated(
+    return authenticate_token_request(
         token_url, client, auth_method, prepare_token_request("client_credentials", **params)
     )
 
@@ -50,12 +50,13 @@ def prepare_refresh_request(
 ) -> TokenRequest:
     """The refresh-token request (RFC 6749 §6)."""
     body = prepare_token_request("refresh_token", refresh_token=refresh_token)
-    return _authenticated(token_url, client, auth_method, body)
+    return authenticate_token_request(token_url, client, auth_method, body)
 
 
-def _authenticated(
+def authenticate_token_request(
     token_url: str, client: ClientCredentials, auth_method: TokenAuthMethod, body: str
 ) -> TokenRequest:
+    """Add client authentication (RFC 6749 §2.3.1): a Basic header, or the body."""
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",
         "Accept": "application/json",

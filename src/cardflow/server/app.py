@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request, Response
 from cardflow import __version__
 from cardflow.app import Cardflow
 from cardflow.server import errors
-from cardflow.server.routers import cards, connections, runs
+from cardflow.server.routers import cards, connections, oauth, runs
 from cardflow.settings import Settings
 
 access_log = logging.getLogger("cardflow.access")
@@ -47,6 +47,7 @@ def create_app(cf: Cardflow | None = None, *, settings: Settings | None = None) 
     app.include_router(connections.router)
     app.include_router(cards.router)
     app.include_router(runs.router)
+    app.include_router(oauth.router)
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

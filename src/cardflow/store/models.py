@@ -114,6 +114,25 @@ class ConnectionToken(Base):
     connection: Mapped[Connection] = relationship(back_populates="token")
 
 
+class OAuthState(Base):
+    """A pending authorization: single-use, bound to one connection, short-lived."""
+
+    __tablename__ = "oauth_states"
+
+    # SHA-256 of the state sent to the provider: the database never holds a usable state.
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    connection_id: Mapped[str] = mapped_column(
+        ForeignKey("connections.id", ondelete="CASCADE"), index=True
+    )
+    connection_version: Mapped[int] = mapped_column(Integer)
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    verifier_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    verifier_key_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
 class ApiToken(Base):
     """An API token for /api/v1, stored as a SHA-256 hash (tokens are 256-bit random)."""
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from cardflow.oauth2.tokens import TokenResponse
 from cardflow.store.db import Database
@@ -65,16 +66,7 @@ class SqlTokenStore:
             if row is None:
                 row = ConnectionToken(connection_id=connection_id, generation=0)
                 session.add(row)
-            blob, key_id = self._keyring.encrypt(
-                session, json.dumps(token.to_json()).encode(), token_aad(connection_id)
-            )
-            row.token_enc = blob
-            row.token_key_id = key_id
-            row.expires_at = (
-                datetime.fromtimestamp(token.expires_at, UTC) if token.expires_at else None
-            )
-            row.generation = (row.generation or 0) + 1
-            row.updated_at = utcnow()
+            self._write(session, row, token)
             if row.lease_owner == owner:
                 row.lease_owner = None
                 row.lease_until = None
@@ -84,6 +76,37 @@ class SqlTokenStore:
                 connection.last_error = None
             session.flush()
             return row.generation
+
+    def replace(self, connection_id: str, token: TokenResponse) -> int:
+        """Store the tokens of a new authorization, in one transaction: the connection is
+        ready, and its version moves so every process drops what it cached."""
+        with self._db.session() as session:
+            connection = session.get(Connection, connection_id, with_for_update=True)
+            if connection is None:
+                return 0
+            row = session.get(ConnectionToken, connection_id, with_for_update=True)
+            if row is None:
+                row = ConnectionToken(connection_id=connection_id, generation=0)
+                session.add(row)
+            self._write(session, row, token)
+            row.lease_owner = None
+            row.lease_until = None
+            connection.status = "ready"
+            connection.last_error = None
+            connection.version += 1
+            connection.updated_at = utcnow()
+            session.flush()
+            return row.generation
+
+    def _write(self, session: Session, row: ConnectionToken, token: TokenResponse) -> None:
+        blob, key_id = self._keyring.encrypt(
+            session, json.dumps(token.to_json()).encode(), token_aad(row.connection_id)
+        )
+        row.token_enc = blob
+        row.token_key_id = key_id
+        row.expires_at = datetime.fromtimestamp(token.expires_at, UTC) if token.expires_at else None
+        row.generation = (row.generation or 0) + 1
+        row.updated_at = utcnow()
 
     def release(self, connection_id: str, owner: str) -> None:
         with self._db.session() as session:

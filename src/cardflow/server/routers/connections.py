@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Response, status
+from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cardflow.server.deps import CardflowDep, TokenDep
@@ -17,7 +18,7 @@ class ConnectionCreate(BaseModel):
 
     name: str = Field(examples=["JIRA Service Management - Basic - service_account"])
     auth_type: str = Field(
-        examples=["basic"], description="basic, custom, client_credentials, none"
+        examples=["basic"], description="basic, custom, oauth, client_credentials, none"
     )
     config: dict[str, Any] = Field(
         default_factory=dict, examples=[{"username": "svc", "password": "…"}]
@@ -43,6 +44,9 @@ class ConnectionPublic(BaseModel):
     config: dict[str, Any]
     status: str
     last_error: str | None
+    redirect_uri: str | None = Field(
+        default=None, description="OAuth: the redirect URI to register with the provider."
+    )
     created_at: str
     updated_at: str
 
@@ -69,6 +73,20 @@ def update_connection(
     return cf.connections.update(
         ref, name=body.name, auth_type=body.auth_type, config=body.config
     ).to_dict()
+
+
+@router.get(
+    "/{ref}/authorize",
+    status_code=status.HTTP_302_FOUND,
+    response_class=RedirectResponse,
+    responses={302: {"description": "Redirect to the provider's consent page"}},
+)
+def authorize_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> RedirectResponse:
+    """The Authorize button: a single-use state (10 minutes) and, with PKCE, a challenge."""
+    url = cf.authorizations.begin(ref)
+    return RedirectResponse(
+        url, status_code=status.HTTP_302_FOUND, headers={"Cache-Control": "no-store"}
+    )
 
 
 @router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT)

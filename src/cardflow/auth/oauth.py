@@ -1,0 +1,38 @@
+"""Auth type ``oauth``: authorization code (with PKCE), then refreshed bearer tokens."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from cardflow.auth.base import AuthConfig
+from cardflow.net.urls import check_http_url
+
+# Changing one of these invalidates the grant: the user must authorize again.
+GRANT_FIELDS = ("authorize_url", "token_url", "scope", "client_id", "client_secret")
+
+
+class OAuthConfig(AuthConfig):
+    secret_fields = ("client_secret",)
+
+    authorize_url: str = Field(
+        description="Provider's authorization endpoint; extra query parameters "
+        "(e.g. ?prompt=consent&access_type=offline) are kept."
+    )
+    token_url: str = Field(description="Provider's token endpoint.")
+    scope: str | None = Field(
+        default=None, description="Sent exactly as typed (spaces or commas, as the service wants)."
+    )
+    client_id: str = Field(min_length=1)
+    client_secret: str = Field(default="", description="Client secret (secret).")
+    pkce: bool = Field(default=True, description="Send an S256 PKCE code challenge.")
+    token_auth_method: Literal["client_secret_basic", "client_secret_post"] = Field(
+        default="client_secret_basic",
+        description="How the client authenticates at the token endpoint.",
+    )
+
+    @field_validator("authorize_url", "token_url")
+    @classmethod
+    def _urls(cls, value: str) -> str:
+        return check_http_url(value)

@@ -1,0 +1,209 @@
+"""Authorizing OAuth connections: the Authorize redirect and the callback."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import update
+
+from cardflow.auth.grants import request_token
+from cardflow.auth.oauth import OAuthConfig
+from cardflow.connections import ConnectionService, ConnectionView
+from cardflow.errors import CardFailed, InvalidInput
+from cardflow.net.transport import HttpTransport
+from cardflow.oauth2.authorization import (
+    build_authorization_url,
+    new_code_verifier,
+    new_state,
+    prepare_authorization_code_request,
+)
+from cardflow.oauth2.tokens import ClientCredentials, TokenResponse
+from cardflow.store.db import Database
+from cardflow.store.keyring import Keyring
+from cardflow.store.models import OAuthState, utcnow
+from cardflow.store.tokens import SqlTokenStore
+
+STATE_LIFETIME = timedelta(minutes=10)
+
+
+def _hash(state: str) -> str:
+    return hashlib.sha256(state.encode()).hexdigest()
+
+
+def _verifier_aad(state_hash: str) -> str:
+    return f"oauth_state:{state_hash}:verifier"
+
+
+@dataclass(frozen=True)
+class CallbackOutcome:
+    """What the callback page shows."""
+
+    ok: bool
+    title: str
+    message: str
+    connection: ConnectionView | None = None
+
+
+class AuthorizationService:
+    def __init__(
+        self,
+        db: Database,
+        keyring: Keyring,
+        connections: ConnectionService,
+        tokens: SqlTokenStore,
+        transport: HttpTransport,
+        *,
+        timeout: float,
+        on_authorized: Callable[[str], None],
+    ) -> None:
+        self._db = db
+        self._keyring = keyring
+        self._connections = connections
+        self._tokens = tokens
+        self._transport = transport
+        self._timeout = timeout
+        self._on_authorized = on_authorized
+
+    @property
+    def redirect_uri(self) -> str:
+        return self._connections.redirect_uri
+
+    def begin(self, ref: str) -> str:
+        """Create a single-use state and return the provider URL to send the browser to."""
+        loaded = self._connections.load(ref)
+        config = loaded.config
+        if not isinstance(config, OAuthConfig):
+            raise InvalidInput(
+                f"Connection {loaded.name!r} is a {loaded.auth_type} connection; only oauth "
+                "connections are authorized.",
+                field="connection",
+            )
+        state = new_state()
+        verifier = new_code_verifier() if config.pkce else None
+        state_hash = _hash(state)
+        now = utcnow()
+        with self._db.session() as session:
+            row = OAuthState(
+                state_hash=state_hash,
+                connection_id=loaded.id,
+                connection_version=loaded.version,
+                redirect_uri=self.redirect_uri,
+                created_at=now,
+                expires_at=now + STATE_LIFETIME,
+            )
+            if verifier is not None:
+                row.verifier_enc, row.verifier_key_id = self._keyring.encrypt(
+                    session, verifier.encode(), _verifier_aad(state_hash)
+                )
+            session.add(row)
+        return build_authorization_url(
+            config.authorize_url,
+            client_id=config.client_id,
+            redirect_uri=self.redirect_uri,
+            scope=config.scope,
+            state=state,
+            code_verifier=verifier,
+        )
+
+    def _consume(self, state: str) -> tuple[OAuthState | None, str | None, str | None]:
+        """Mark the state used; returns (state row, its PKCE verifier, why it was refused)."""
+        state_hash = _hash(state)
+        now = utcnow()
+        with self._db.session() as session:
+            row = session.get(OAuthState, state_hash)
+            if row is None:
+                return None, None, "This authorization response is not one cardflow asked for."
+            if row.used_at is not None:
+                return None, None, "This authorization response was already used."
+            if row.expires_at <= now:
+                return None, None, "This authorization request expired (after 10 minutes)."
+            won = session.execute(
+                update(OAuthState)
+                .where(OAuthState.state_hash == state_hash, OAuthState.used_at.is_(None))
+                .values(used_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount  # type: ignore[attr-defined]
+            if not won:
+                return None, None, "This authorization response was already used."
+            verifier = None
+            if row.verifier_enc is not None:
+                verifier = self._keyring.decrypt(
+                    session, row.verifier_enc, _verifier_aad(state_hash)
+                ).decode()
+            return row, verifier, None
+
+    async def complete(self, params: Mapping[str, str]) -> CallbackOutcome:
+        """Finish an authorization from the provider's redirect; stored tokens change only
+        on success."""
+        state = params.get("state")
+        if not state:
+            return CallbackOutcome(
+                False,
+                "Authorization failed",
+                "The provider's answer has no state, so it cannot be trusted. Start again "
+                "from the connection's Authorize button.",
+            )
+        row, verifier, refused = await asyncio.to_thread(self._consume, state)
+        if row is None:
+            return CallbackOutcome(
+                False,
+                "Authorization refused",
+                f"{refused} Nothing was changed. Start again from the connection's "
+                "Authorize button.",
+            )
+        view = await asyncio.to_thread(self._connections.get, row.connection_id)
+        if "error" in params:
+            description = params.get("error_description")
+            detail = f"{params['error']}" + (f": {description}" if description else "")
+            return CallbackOutcome(
+                False,
+                "The provider refused the authorization",
+                f"{detail}. The connection's stored tokens were not changed.",
+                view,
+            )
+        code = params.get("code")
+        if not code:
+            return CallbackOutcome(
+                False, "Authorization failed", "The provider sent no code.", view
+            )
+        loaded = await asyncio.to_thread(self._connections.load, row.connection_id)
+        config = loaded.config
+        if not isinstance(config, OAuthConfig) or loaded.version != row.connection_version:
+            return CallbackOutcome(
+                False,
+                "Authorization failed",
+                "The connection changed while it was being authorized. Start again.",
+                view,
+            )
+        request = prepare_authorization_code_request(
+            config.token_url,
+            ClientCredentials(config.client_id, config.client_secret),
+            code=code,
+            redirect_uri=row.redirect_uri,
+            code_verifier=verifier,
+            auth_method=config.token_auth_method,
+        )
+        try:
+            token: TokenResponse = await request_token(
+                self._transport, request, timeout=self._timeout
+            )
+        except CardFailed as exc:
+            return CallbackOutcome(
+                False,
+                "The token exchange failed",
+                f"{exc.message} The connection's stored tokens were not changed.",
+                view,
+            )
+        await asyncio.to_thread(self._tokens.replace, row.connection_id, token)
+        self._on_authorized(row.connection_id)
+        view = await asyncio.to_thread(self._connections.get, row.connection_id)
+        return CallbackOutcome(
+            True,
+            "Connection ready",
+            f"{view.name} is authorized and ready to use.",
+            view,
+        )
