@@ -92,10 +92,20 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def server_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
 def settings_kwargs(
-    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, server_port: int
 ) -> dict[str, object]:
-    kwargs: dict[str, object] = {"home": tmp_path / "home", "master_key": MASTER_KEY}
+    kwargs: dict[str, object] = {
+        "home": tmp_path / "home",
+        "master_key": MASTER_KEY,
+        # the OAuth redirect URI points at the server fixture's port
+        "public_url": f"http://127.0.0.1:{server_port}",
+    }
     if backend == "postgres":
         dbs: PostgresDatabases = request.getfixturevalue("postgres")
         kwargs["database_url"] = dbs.new()
@@ -145,9 +155,9 @@ class RunningServer:
 
 
 @pytest.fixture
-def server(cf: Cardflow) -> Iterator[RunningServer]:
+def server(cf: Cardflow, server_port: int) -> Iterator[RunningServer]:
     """A real uvicorn serving cardflow on loopback, in a thread."""
-    port = free_port()
+    port = server_port
     config = uvicorn.Config(
         create_app(cf), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )

@@ -3,11 +3,19 @@
 `OAuthServer` serves, from werkzeug's threaded server in a daemon thread:
 
 - ``POST /oauth/token``: the token endpoint, driven by Authlib's `AuthorizationServer` with the
-  client-credentials grant (client_secret_basic and client_secret_post);
+  client-credentials, authorization-code (PKCE required by default, S256 or plain) and
+  refresh-token (rotating) grants; client_secret_basic or client_secret_post, per client;
+- ``GET|POST /oauth/authorize``: the authorization endpoint. Without a provider session it
+  redirects to ``/login?next=...``; signed in, GET shows a consent form and POST ``confirm=yes``
+  redirects to the client's redirect_uri with ``code`` and ``state`` (``confirm=no``:
+  ``error=access_denied``);
+- ``GET|POST /login``: a username/password form that sets the provider's session cookie;
 - ``GET /api/me``: a resource protected by Authlib's `ResourceProtector` (RFC 6750 bearer).
 
-Clients and tokens live in `MemoryStore`, so more grants (authorization code with PKCE,
-refresh-token rotation) can be registered later against the same store.
+It is strict the way a real provider is: redirect URIs match exactly, codes are single-use and
+short-lived and tied to their client, redirect_uri and PKCE challenge, each refresh token works
+once (a refresh returns a new one) and only for its client. `tests.support.provider_login`
+drives the browser side (login and consent) from tests.
 """
 
 from __future__ import annotations
@@ -19,22 +27,33 @@ from collections import deque
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import urlencode
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2.rfc6749 import (
+    AuthorizationCodeMixin,
     ClientCredentialsGrant,
     ClientMixin,
+    InvalidGrantError,
+    InvalidRequestError,
+    OAuth2Error,
     OAuth2Request,
     TokenMixin,
     list_to_scope,
     scope_to_list,
 )
+from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
-from flask import Flask, Response, jsonify
+from authlib.oauth2.rfc7636 import CodeChallenge
+from flask import Flask, Response, jsonify, redirect, request, session
+from markupsafe import escape
 from werkzeug.serving import BaseWSGIServer, make_server
 
 HOST = "127.0.0.1"
 TOKEN_PATH = "/oauth/token"
+AUTHORIZE_PATH = "/oauth/authorize"
+LOGIN_PATH = "/login"
+DEFAULT_USER = ("alice", "wonderland")
 
 
 @dataclass
@@ -91,7 +110,8 @@ class Token(TokenMixin):  # type: ignore[misc]
     issued_at: float = field(default_factory=time.time)
     refresh_token: str | None = None
     user_id: str | None = None
-    revoked: bool = False
+    revoked: bool = False  # the access token
+    refresh_revoked: bool = False  # the refresh token (used once, or revoked by revoke_grants)
 
     def check_client(self, client: Client) -> bool:
         return bool(client.get_client_id() == self.client.client_id)
@@ -116,12 +136,52 @@ class Token(TokenMixin):  # type: ignore[misc]
         return self.client
 
 
+@dataclass(frozen=True)
+class User:
+    """A resource owner who can sign in to the provider."""
+
+    username: str
+    password: str
+
+    @property
+    def user_id(self) -> str:
+        return self.username
+
+    def get_user_id(self) -> str:
+        return self.username
+
+
+@dataclass
+class AuthorizationCode(AuthorizationCodeMixin):  # type: ignore[misc]
+    """An issued authorization code, with what it was bound to."""
+
+    code: str
+    client_id: str
+    redirect_uri: str | None  # as sent in the authorization request (None: omitted)
+    scope: str
+    user_id: str
+    code_challenge: str | None
+    code_challenge_method: str | None
+    expires_at: float
+
+    def get_redirect_uri(self) -> str | None:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def is_expired(self) -> bool:
+        return time.time() >= self.expires_at
+
+
 class MemoryStore:
-    """Thread-safe in-memory clients and tokens."""
+    """Thread-safe in-memory clients, users, authorization codes and tokens."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._clients: dict[str, Client] = {}
+        self._users: dict[str, User] = {}
+        self._codes: dict[str, AuthorizationCode] = {}
         self._tokens: dict[str, Token] = {}  # by access token, in the order issued
 
     def add_client(self, client: Client) -> Client:
@@ -150,9 +210,170 @@ class MemoryStore:
             for token in self._tokens.values():
                 token.revoked = True
 
+    # users
+
+    def add_user(self, user: User) -> User:
+        with self._lock:
+            self._users[user.username] = user
+        return user
+
+    def get_user(self, username: str | None) -> User | None:
+        with self._lock:
+            return self._users.get(username) if username is not None else None
+
+    def authenticate_user(self, username: str, password: str) -> User | None:
+        user = self.get_user(username)
+        if user is None or not secrets.compare_digest(user.password.encode(), password.encode()):
+            return None
+        return user
+
+    # authorization codes
+
+    def save_code(self, code: AuthorizationCode) -> None:
+        with self._lock:
+            self._codes[code.code] = code
+
+    def find_code(self, code: str, client_id: str) -> AuthorizationCode | None:
+        """The unexpired, unused `code` if it was issued to `client_id`."""
+        with self._lock:
+            found = self._codes.get(code)
+        if found is None or found.client_id != client_id or found.is_expired():
+            return None
+        return found
+
+    def take_code(self, code: AuthorizationCode) -> bool:
+        """Consume `code`; False if another request consumed it first."""
+        with self._lock:
+            return self._codes.pop(code.code, None) is not None
+
+    # refresh tokens
+
+    def find_refresh_token(self, refresh_token: str) -> Token | None:
+        """The token whose refresh token is `refresh_token`, unless used or revoked."""
+        with self._lock:
+            for token in self._tokens.values():
+                if token.refresh_token == refresh_token and not token.refresh_revoked:
+                    return token
+        return None
+
+    def take_refresh_token(self, token: Token) -> bool:
+        """Use up `token`'s refresh token; False if another request used it first."""
+        with self._lock:
+            if token.refresh_revoked:
+                return False
+            token.refresh_revoked = True
+            return True
+
+    def refresh_tokens(self) -> list[str]:
+        with self._lock:
+            return [t.refresh_token for t in self._tokens.values() if t.refresh_token]
+
+    def revoke_grants(self, client_id: str | None) -> None:
+        with self._lock:
+            for token in self._tokens.values():
+                if client_id is None or token.client.client_id == client_id:
+                    token.revoked = token.refresh_revoked = True
+            for code in list(self._codes.values()):
+                if client_id is None or code.client_id == client_id:
+                    del self._codes[code.code]
+
+
+class _AuthorizationServer(AuthorizationServer):  # type: ignore[misc]
+    """Authlib's Flask server, giving the grants access to the `OAuthServer` that owns it."""
+
+    def __init__(self, owner: OAuthServer) -> None:
+        self.owner = owner
+        super().__init__(
+            owner.app, query_client=owner.store.get_client, save_token=owner._save_token
+        )
+
 
 class _ClientCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+
+class _AuthorizationCodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+    @property
+    def owner(self) -> OAuthServer:
+        owner: OAuthServer = self.server.owner
+        return owner
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        data = request.payload.data
+        self.owner.store.save_code(
+            AuthorizationCode(
+                code=code,
+                client_id=request.client.client_id,
+                redirect_uri=request.payload.redirect_uri,
+                scope=request.scope or "",
+                user_id=request.user.user_id,
+                code_challenge=data.get("code_challenge") or None,
+                # Authlib lets an empty method through, then fails on it with a RuntimeError
+                # (a 500) at the token endpoint: treat it as omitted (that is, "plain").
+                code_challenge_method=data.get("code_challenge_method") or None,
+                expires_at=time.time() + self.owner.code_lifetime,
+            )
+        )
+
+    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+        return self.owner.store.find_code(code, client.client_id)
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()  # client, code, redirect_uri, then PKCE (a hook)
+        # Consume the code here, atomically: of two concurrent exchanges only one wins.
+        if not self.owner.store.take_code(self.request.authorization_code):
+            raise InvalidGrantError("Invalid 'code' in request.")
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        pass  # consumed by validate_token_request
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> User | None:
+        return self.owner.store.get_user(authorization_code.user_id)
+
+
+class _CodeChallenge(CodeChallenge):  # type: ignore[misc]
+    """PKCE (RFC 7636) that `OAuthServer.require_pkce` makes mandatory for every client.
+
+    Authlib's ``CodeChallenge(required=True)`` only insists on a verifier from public clients
+    (token endpoint auth method "none"); a confidential client that sends no code_challenge
+    passes. Strict providers (and OAuth 2.1) refuse that at the authorization endpoint.
+    """
+
+    def __init__(self, owner: OAuthServer) -> None:
+        super().__init__(required=True)
+        self.owner = owner
+
+    def validate_code_challenge(self, grant: AuthorizationCodeGrant, redirect_uri: str) -> None:
+        if self.owner.require_pkce and not grant.request.payload.data.get("code_challenge"):
+            raise InvalidRequestError("Missing 'code_challenge': PKCE is required.")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class _RefreshTokenGrant(RefreshTokenGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: every refresh returns a new refresh token
+
+    @property
+    def owner(self) -> OAuthServer:
+        owner: OAuthServer = self.server.owner
+        return owner
+
+    def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
+        return self.owner.store.find_refresh_token(refresh_token)
+
+    def validate_token_request(self) -> None:
+        super().validate_token_request()  # client, token (its client's), scope
+        # Use the refresh token up here, atomically: of two concurrent refreshes only one wins.
+        if not self.owner.store.take_refresh_token(self.request.refresh_token):
+            raise InvalidGrantError()
+
+    def authenticate_user(self, refresh_token: Token) -> User | None:
+        return self.owner.store.get_user(refresh_token.user_id)
+
+    def revoke_old_credential(self, refresh_token: Token) -> None:
+        pass  # used up by validate_token_request
 
 
 class _BearerTokenValidator(BearerTokenValidator):  # type: ignore[misc]
@@ -174,13 +395,23 @@ class _Fault:
 class OAuthServer:
     """Authlib authorization server + protected resource on 127.0.0.1 (ephemeral port)."""
 
-    def __init__(self, *, expires_in: int = 3600) -> None:
+    def __init__(
+        self, *, expires_in: int = 3600, require_pkce: bool = True, code_lifetime: int = 60
+    ) -> None:
         #: Lifetime in seconds of tokens issued from now on (0: no expiry). Mutable at runtime.
         self.expires_in = expires_in
+        #: Refuse authorization requests without a code_challenge. Mutable at runtime.
+        self.require_pkce = require_pkce
+        #: Lifetime in seconds of authorization codes issued from now on. Mutable at runtime.
+        self.code_lifetime = code_lifetime
         self.store = MemoryStore()
+        self.store.add_user(User(*DEFAULT_USER))
         self.port = 0
         self._lock = threading.Lock()
         self._token_requests = 0
+        self._refresh_requests = 0
+        self._code_exchanges = 0
+        self._last_authorize_params: dict[str, str] = {}
         self._faults: deque[_Fault] = deque()
         self._delays: deque[float] = deque()
         self._stopping = threading.Event()
@@ -188,9 +419,8 @@ class OAuthServer:
         self._thread: threading.Thread | None = None
 
         self.app = Flask(__name__)
-        self.authorization = AuthorizationServer(
-            self.app, query_client=self.store.get_client, save_token=self._save_token
-        )
+        self.app.secret_key = secrets.token_hex(32)  # signs the provider's session cookie
+        self.authorization = _AuthorizationServer(self)
         self.authorization.register_token_generator(
             "default",
             BearerTokenGenerator(
@@ -200,9 +430,16 @@ class OAuthServer:
             ),
         )
         self.authorization.register_grant(_ClientCredentialsGrant)
+        self.authorization.register_grant(_AuthorizationCodeGrant, [_CodeChallenge(self)])
+        self.authorization.register_grant(_RefreshTokenGrant)
         self.resource_protector = ResourceProtector()
         self.resource_protector.register_token_validator(_BearerTokenValidator(self.store))
         self.app.add_url_rule(TOKEN_PATH, "token", self._token_endpoint, methods=["POST"])
+        self.app.add_url_rule(
+            AUTHORIZE_PATH, "authorize", self._authorize_endpoint, methods=["GET", "POST"]
+        )
+        self.app.add_url_rule(LOGIN_PATH, "login", self._login, methods=["GET", "POST"])
+        self.app.add_url_rule("/", "home", self._home, methods=["GET"])
         self.app.add_url_rule("/api/me", "me", self._me, methods=["GET"])
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -217,12 +454,22 @@ class OAuthServer:
     def token_url(self) -> str:
         return f"{self.url}{TOKEN_PATH}"
 
+    @property
+    def authorize_url(self) -> str:
+        return f"{self.url}{AUTHORIZE_PATH}"
+
+    @property
+    def login_url(self) -> str:
+        return f"{self.url}{LOGIN_PATH}"
+
     def start(self) -> Self:
         if self._thread is not None:
             raise RuntimeError("OAuthServer already started")
         self._stopping.clear()
         self._server = make_server(HOST, 0, self.app, threaded=True)
         self.port = self._server.server_port
+        # Cookies ignore ports: a per-port name keeps this provider's session its own.
+        self.app.config["SESSION_COOKIE_NAME"] = f"provider_session_{self.port}"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -265,7 +512,13 @@ class OAuthServer:
         *,
         grant_types: tuple[str, ...] = ("client_credentials",),
         redirect_uris: tuple[str, ...] = (),
+        response_types: tuple[str, ...] | None = None,
     ) -> Client:
+        """Register a client. For the code flow give ``grant_types=("authorization_code",
+        "refresh_token")`` (without "refresh_token" no refresh token is issued) and the exact
+        ``redirect_uris``; `response_types` defaults to ("code",) for such clients."""
+        if response_types is None:
+            response_types = ("code",) if "authorization_code" in grant_types else ()
         return self.store.add_client(
             Client(
                 client_id=client_id,
@@ -274,8 +527,13 @@ class OAuthServer:
                 scope=scope,
                 grant_types=grant_types,
                 redirect_uris=redirect_uris,
+                response_types=response_types,
             )
         )
+
+    def add_user(self, username: str, password: str) -> User:
+        """A resource owner who can sign in (``alice``/``wonderland`` exists already)."""
+        return self.store.add_user(User(username, password))
 
     @property
     def token_requests(self) -> int:
@@ -284,12 +542,41 @@ class OAuthServer:
             return self._token_requests
 
     @property
+    def refresh_requests(self) -> int:
+        """Token endpoint POSTs with grant_type=refresh_token (failed ones included)."""
+        with self._lock:
+            return self._refresh_requests
+
+    @property
+    def code_exchanges(self) -> int:
+        """Token endpoint POSTs with grant_type=authorization_code (failed ones included)."""
+        with self._lock:
+            return self._code_exchanges
+
+    @property
+    def last_authorize_params(self) -> dict[str, str]:
+        """Query parameters of the last request to the authorization endpoint, as sent."""
+        with self._lock:
+            return dict(self._last_authorize_params)
+
+    @property
     def issued_tokens(self) -> list[str]:
         """Access tokens issued so far, oldest first."""
         return [token.access_token for token in self.store.tokens()]
 
+    @property
+    def issued_refresh_tokens(self) -> list[str]:
+        """Refresh tokens issued so far (used and revoked ones included), oldest first."""
+        return self.store.refresh_tokens()
+
     def revoke_all(self) -> None:
+        """Revoke every access token issued so far; refresh tokens keep working."""
         self.store.revoke_all()
+
+    def revoke_grants(self, client_id: str | None = None) -> None:
+        """The user revokes the app: every access and refresh token (and unused code) of
+        `client_id`, or of every client, stops working; a refresh then gets invalid_grant."""
+        self.store.revoke_grants(client_id)
 
     def fail_next(
         self,
@@ -331,8 +618,11 @@ class OAuthServer:
     # -- views -------------------------------------------------------------------------------
 
     def _token_endpoint(self) -> Response:
+        grant_type = request.form.get("grant_type")
         with self._lock:
             self._token_requests += 1
+            self._refresh_requests += int(grant_type == "refresh_token")
+            self._code_exchanges += int(grant_type == "authorization_code")
             delay = self._delays.popleft() if self._delays else 0.0
             fault = self._faults.popleft() if self._faults else None
         if delay:
@@ -354,3 +644,87 @@ class OAuthServer:
                 scope=token.scope,
                 token_suffix=token.access_token[-4:],
             )
+
+    def _session_user(self) -> User | None:
+        return self.store.get_user(session.get("user"))
+
+    def _authorize_endpoint(self) -> Response:
+        with self._lock:
+            self._last_authorize_params = request.args.to_dict()
+        user = self._session_user()
+        if user is None:
+            here = request.path + (
+                f"?{request.query_string.decode()}" if request.query_string else ""
+            )
+            return _redirect(f"{LOGIN_PATH}?{urlencode({'next': here})}")
+        try:
+            grant = self.authorization.get_consent_grant(end_user=user)
+        except OAuth2Error as error:
+            # With a verified redirect_uri this redirects back with the error; otherwise
+            # (unknown client, unregistered redirect_uri) the user sees a 400 here.
+            return self._response(self.authorization.handle_error_response(None, error))
+        if request.method == "POST":
+            grant_user = user if request.form.get("confirm") == "yes" else None
+            return self._response(
+                self.authorization.create_authorization_response(grant_user=grant_user, grant=grant)
+            )
+        client = grant.client
+        scope = grant.request.scope or ""
+        return _page(
+            "Authorize access",
+            f"<p>Signed in as <b>{escape(user.username)}</b>.</p>"
+            f"<p><b>{escape(client.client_id)}</b> wants access to: "
+            f"<code>{escape(scope)}</code></p>"
+            f'<form method="post" action="{escape(request.full_path)}">'
+            '<button name="confirm" value="yes">Allow</button> '
+            '<button name="confirm" value="no">Deny</button></form>',
+        )
+
+    def _login(self) -> Response:
+        next_url = request.values.get("next", "/")
+        if not next_url.startswith("/") or next_url.startswith("//"):
+            next_url = "/"  # no open redirect
+        status, message = 200, ""
+        action = f"{LOGIN_PATH}?{urlencode({'next': next_url})}"
+        if request.method == "POST":
+            user = self.store.authenticate_user(
+                request.form.get("username", ""), request.form.get("password", "")
+            )
+            if user is not None:
+                session.clear()
+                session["user"] = user.username
+                return _redirect(next_url)
+            status, message = 401, '<p class="error">Wrong username or password.</p>'
+        response = _page(
+            "Sign in",
+            f"{message}"
+            f'<form method="post" action="{escape(action)}">'
+            '<label>Username <input name="username" autocomplete="username"></label> '
+            '<label>Password <input name="password" type="password"></label> '
+            "<button>Sign in</button></form>",
+        )
+        response.status_code = status
+        return response
+
+    def _home(self) -> Response:
+        user = self._session_user()
+        return _page("Provider", f"<p>Signed in as {escape(user.username)}.</p>" if user else "")
+
+    @staticmethod
+    def _response(response: Any) -> Response:
+        assert isinstance(response, Response)
+        return response
+
+
+def _redirect(location: str) -> Response:
+    response = redirect(location, code=302)
+    assert isinstance(response, Response)
+    return response
+
+
+def _page(title: str, body: str) -> Response:
+    html = (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+        f"</head><body><h1>{escape(title)}</h1>{body}</body></html>"
+    )
+    return Response(html, mimetype="text/html", headers={"Cache-Control": "no-store"})
