@@ -1,0 +1,147 @@
+"""What every command shares: output, error handling, the ``--json`` option, opening cardflow.
+
+Expected errors (``CardflowError``) become one red ``error:`` line and an exit code: 2 for
+bad input, not found and conflicts, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Column, Table
+from rich.text import Text
+
+from cardflow.app import Cardflow
+from cardflow.errors import CardflowError, ConfigurationError, Conflict, InvalidInput, NotFound
+from cardflow.settings import Settings
+
+JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print machine-readable JSON on stdout (and nothing else).")
+]
+
+# ``cardflow --json COMMAND``: set by the root callback, which runs on every invocation.
+root_json: contextvars.ContextVar[bool] = contextvars.ContextVar("root_json", default=False)
+
+
+def want_json(flag: bool) -> bool:
+    """``--json`` given to the command or to ``cardflow`` itself."""
+    return flag or root_json.get()
+
+
+# -- output ------------------------------------------------------------------------------
+
+
+def console() -> Console:
+    return Console(highlight=False)
+
+
+def err_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
+
+
+def grid() -> Table:
+    """Two columns, label and value, for showing one thing."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    return table
+
+
+def grid_row(table: Table, label: str, value: object) -> None:
+    table.add_row(label, Text("" if value is None else str(value)))
+
+
+def short_time(value: str | None) -> str | None:
+    """An ISO timestamp, shortened for tables (``2024-05-01 12:00:00``)."""
+    return value[:19].replace("T", " ") if value else value
+
+
+def fixed(header: str) -> Column:
+    """A column that is never wrapped (ids, timestamps)."""
+    return Column(header, no_wrap=True)
+
+
+def cells(*values: object) -> list[Text]:
+    """Table cells as plain text: names and messages are never read as Rich markup."""
+    return [Text("-" if value is None or value == "" else str(value)) for value in values]
+
+
+# -- errors ------------------------------------------------------------------------------
+
+
+def exit_code(exc: CardflowError) -> int:
+    return 2 if isinstance(exc, InvalidInput | NotFound | Conflict) else 1
+
+
+def fail(exc: CardflowError, as_json: bool) -> NoReturn:
+    message = f"error: {exc.message}"
+    if exc.field and exc.field not in exc.message:
+        message += f" (field: {exc.field})"
+    err_console().print(Text(message, style="bold red"), soft_wrap=True)
+    if as_json:
+        print_json({"error": exc.to_dict()})
+    raise typer.Exit(exit_code(exc))
+
+
+@contextmanager
+def guard(as_json: bool) -> Iterator[None]:
+    """Turn expected errors into a message and an exit code, never a traceback."""
+    try:
+        yield
+    except CardflowError as exc:
+        fail(exc, as_json)
+
+
+# -- opening cardflow --------------------------------------------------------------------
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        name = "CARDFLOW_" + str(first["loc"][0]).upper() if first["loc"] else "CARDFLOW_*"
+        raise ConfigurationError(f"{name}: {first['msg']}", field=name) from None
+
+
+@contextmanager
+def open_cardflow(as_json: bool, **overrides: Any) -> Iterator[Cardflow]:
+    """One open cardflow for one command, closed afterwards; errors reported on the way out."""
+    with guard(as_json):
+        cf = Cardflow(load_settings(**overrides))
+        try:
+            yield cf
+        finally:
+            cf.close()
+
+
+# -- input -------------------------------------------------------------------------------
+
+
+def stdin_is_tty() -> bool:
+    """Whether a prompt can be shown (callers say ``_common.stdin_is_tty()``: tests patch it)."""
+    return sys.stdin.isatty()
+
+
+def parse_pairs(values: Sequence[str] | None, option: str, shape: str) -> list[tuple[str, str]]:
+    """``KEY=VALUE`` arguments of a repeatable option, as pairs."""
+    pairs = []
+    for item in values or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            # Never echo the argument: it may be a secret typed in the wrong place.
+            raise InvalidInput(f"{option} takes {shape} (an argument had no '=' or no name).")
+        pairs.append((key.strip(), value))
+    return pairs

@@ -1,0 +1,114 @@
+"""Running and looking after cardflow: ``cardflow serve``, ``keys rotate``, ``db upgrade``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+from rich.text import Text
+
+from cardflow.cli._common import (
+    JsonOpt,
+    console,
+    guard,
+    load_settings,
+    open_cardflow,
+    print_json,
+    want_json,
+)
+from cardflow.store.db import Database
+
+keys_app = typer.Typer(help="Manage the keys that encrypt secrets.", no_args_is_help=True)
+db_app = typer.Typer(help="Manage the database.", no_args_is_help=True)
+
+
+def _base_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind (default CARDFLOW_HOST, 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Port to bind (default CARDFLOW_PORT, 8080)."),
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Run the web app and the REST API (/api/v1, OpenAPI at /docs).
+
+    Example: cardflow serve --host 127.0.0.1 --port 8080
+    """
+    as_json = want_json(json_output)
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    with open_cardflow(as_json, **overrides) as cf:  # checks the database and keys up front
+        settings = cf.settings
+        has_token = bool(cf.api_tokens.list())
+    # Imported here: the web stack is only loaded by the command that serves it.
+    import uvicorn
+
+    from cardflow.server.app import create_app
+
+    with guard(as_json):
+        application = create_app(settings=settings)
+    url = _base_url(settings.host, settings.port)
+    if as_json:
+        print_json({"url": url, "public_url": settings.public_url, "api_token_exists": has_token})
+    else:
+        out = console()
+        out.print(Text.assemble("cardflow serving on ", (url, "bold")), soft_wrap=True)
+        out.print(Text(f"REST API: {url}/api/v1   OpenAPI: {url}/docs"), soft_wrap=True)
+        if not has_token:
+            out.print(
+                Text.assemble(
+                    "No API token exists yet. Mint one for /api/v1 with: ",
+                    ("cardflow token create --name NAME", "bold"),
+                ),
+                soft_wrap=True,
+            )
+    uvicorn.run(
+        application, host=settings.host, port=settings.port, log_level=settings.log_level.lower()
+    )
+
+
+@keys_app.command("rotate")
+def keys_rotate(json_output: JsonOpt = False) -> None:
+    """Re-encrypt every secret and token under a new data key (safe while serving).
+
+    Example: cardflow keys rotate
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        report = cf.keyring.rotate()
+    if as_json:
+        print_json(asdict(report))
+        return
+    console().print(
+        Text(
+            f"Rotated to data key {report.new_key_id}: re-encrypted {report.connections} "
+            f"connection secret set(s) and {report.tokens} stored token set(s); removed "
+            f"{report.retired_keys_removed} retired key(s) no longer in use."
+        ),
+        soft_wrap=True,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(json_output: JsonOpt = False) -> None:
+    """Apply pending database migrations (cardflow serve also does this on start).
+
+    Example: CARDFLOW_DATABASE_URL=postgresql://cardflow@db/cardflow cardflow db upgrade
+    """
+    as_json = want_json(json_output)
+    with guard(as_json):
+        database = Database(load_settings().resolved_database_url)
+        try:
+            database.upgrade()
+        finally:
+            database.dispose()
+    if as_json:
+        print_json({"database": database.safe_url, "upgraded": True})
+    else:
+        console().print(Text(f"Database is up to date: {database.safe_url}"), soft_wrap=True)

@@ -1,0 +1,169 @@
+"""A connection's config from the command line: ``--set`` fields, secrets from an
+environment variable, standard input or a hidden prompt, never from a plain argument."""
+
+from __future__ import annotations
+
+import os
+import sys
+import types
+import typing
+from collections.abc import Sequence
+from typing import Annotated, Any, Union
+
+import typer
+
+from cardflow.auth.base import AuthConfig
+from cardflow.auth.registry import AUTH_TYPES, AuthType
+from cardflow.cli import _common
+from cardflow.cli._common import parse_pairs
+from cardflow.errors import InvalidInput
+
+# Basic auth may legitimately have an empty password: asked for, but not required.
+OPTIONAL_SECRETS = frozenset({"password"})
+_TRUE = frozenset({"true", "yes", "on", "1"})
+_FALSE = frozenset({"false", "no", "off", "0"})
+
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="KEY=VALUE",
+        help="A non-secret config field (repeatable), e.g. --set username=bot.",
+    ),
+]
+SecretEnvOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secret-env",
+        metavar="FIELD=ENVVAR",
+        help="Read a secret field from an environment variable (repeatable).",
+    ),
+]
+SecretStdinOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--secret-stdin",
+        metavar="FIELD",
+        help="Read this secret field from one line of standard input "
+        "(a hidden prompt when standard input is a terminal).",
+    ),
+]
+
+
+def auth_type_named(name: str) -> AuthType:
+    kind = AUTH_TYPES.get(name)
+    if kind is None:
+        raise InvalidInput(f"auth_type must be one of: {', '.join(AUTH_TYPES)}.", field="auth_type")
+    return kind
+
+
+def config_patch(
+    kind: AuthType,
+    sets: Sequence[str] | None,
+    secret_env: Sequence[str] | None,
+    secret_stdin: str | None,
+) -> dict[str, Any]:
+    """The config given on the command line: --set for fields, secrets from env or stdin."""
+    config: dict[str, Any] = {}
+    for key, value in parse_pairs(sets, "--set", "KEY=VALUE"):
+        if key in kind.config.secret_fields:
+            raise InvalidInput(
+                f"config.{key} is a secret and is never taken from a command-line argument "
+                f"(shells and process lists keep those): {_secret_hint(key)}.",
+                field=f"config.{key}",
+            )
+        config[key] = _config_value(kind.config, key, value)
+    for field, variable in parse_pairs(secret_env, "--secret-env", "FIELD=ENVVAR"):
+        _check_secret_field(kind, field, "--secret-env")
+        if variable not in os.environ:
+            raise InvalidInput(
+                f"--secret-env {field}={variable}: the environment variable {variable} is not set.",
+                field=f"config.{field}",
+            )
+        config[field] = os.environ[variable]
+    if secret_stdin is not None:
+        _check_secret_field(kind, secret_stdin, "--secret-stdin")
+        config[secret_stdin] = _read_secret_line(secret_stdin)
+    return config
+
+
+def ask_missing_secrets(kind: AuthType, config: dict[str, Any]) -> None:
+    """Prompt (hidden) for each secret not given; without a terminal, fail naming it."""
+    for field in kind.config.secret_fields:
+        if field in config:
+            continue
+        optional = field in OPTIONAL_SECRETS
+        if _common.stdin_is_tty():
+            label = f"{kind.title} {field}" + (" (may be empty)" if optional else "")
+            config[field] = typer.prompt(
+                label,
+                hide_input=True,
+                err=True,
+                default="" if optional else None,
+                show_default=False,
+            )
+        elif not optional:
+            raise InvalidInput(
+                f"config.{field}: a {kind.name} connection needs this secret and standard "
+                f"input is not a terminal to ask for it: {_secret_hint(field)}.",
+                field=f"config.{field}",
+            )
+
+
+def _secret_hint(field: str) -> str:
+    return (
+        f"pass it with --secret-stdin {field} (a hidden prompt on a terminal, or one line "
+        f"piped to standard input) or --secret-env {field}=ENV_VAR"
+    )
+
+
+def _field_type(model: type[AuthConfig], key: str) -> tuple[set[Any], bool]:
+    """The field's possible types (without None) and whether None is allowed."""
+    info = model.model_fields.get(key)
+    if info is None:
+        return {str}, False
+    annotation = info.annotation
+    union = isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is Union
+    args = set(typing.get_args(annotation)) if union else {annotation}
+    return args - {type(None)}, type(None) in args
+
+
+def _config_value(model: type[AuthConfig], key: str, value: str) -> Any:
+    kinds, nullable = _field_type(model, key)
+    if value == "" and nullable:
+        return None  # --set scope= clears an optional field
+    if kinds == {bool}:
+        if value.lower() in _TRUE:
+            return True
+        if value.lower() in _FALSE:
+            return False
+        raise InvalidInput(f"config.{key} must be true or false.", field=f"config.{key}")
+    return value
+
+
+def _read_secret_line(field: str) -> str:
+    if _common.stdin_is_tty():
+        value: str = typer.prompt(f"{field}", hide_input=True, err=True)
+        return value
+    line = sys.stdin.readline()
+    if not line:
+        raise InvalidInput(
+            f"--secret-stdin {field}: nothing on standard input "
+            f"(pipe it in, e.g. printf '%s\\n' \"$SECRET\" | cardflow ...).",
+            field=f"config.{field}",
+        )
+    if line.endswith("\n"):
+        line = line[:-1]
+        line = line.removesuffix("\r")
+    return line
+
+
+def _check_secret_field(kind: AuthType, field: str, option: str) -> None:
+    secrets = kind.config.secret_fields
+    if field not in secrets:
+        which = ", ".join(secrets) if secrets else "none"
+        raise InvalidInput(
+            f"{option} {field}: not a secret field of a {kind.name} connection "
+            f"(its secret fields: {which}); give other fields with --set.",
+            field=f"config.{field}",
+        )

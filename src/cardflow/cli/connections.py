@@ -1,0 +1,248 @@
+"""``cardflow connection``: create, list, show, update, delete and authorize connections.
+
+Secrets show only as set / not set; how they are read is in ``connection_config``, how an
+OAuth connection is authorized in ``authorize``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from cardflow.auth.registry import AUTH_TYPES
+from cardflow.cli import _common
+from cardflow.cli._common import (
+    JsonOpt,
+    cells,
+    console,
+    err_console,
+    fixed,
+    grid,
+    grid_row,
+    guard,
+    open_cardflow,
+    print_json,
+    want_json,
+)
+from cardflow.cli.authorize import connection_authorize
+from cardflow.cli.connection_config import (
+    SecretEnvOpt,
+    SecretStdinOpt,
+    SetOpt,
+    ask_missing_secrets,
+    auth_type_named,
+    config_patch,
+)
+from cardflow.connections import ConnectionView
+from cardflow.errors import InvalidInput
+
+connection_app = typer.Typer(
+    help="Manage connections (an auth type and its encrypted secrets).", no_args_is_help=True
+)
+
+_TYPES_HELP = ", ".join(AUTH_TYPES)
+
+
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"set"}
+
+
+def _show_value(value: Any) -> str:
+    if _is_secret(value):
+        return "set" if value["set"] else "not set"
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _print_connection(view: ConnectionView) -> None:
+    details = grid()
+    grid_row(details, "name", view.name)
+    grid_row(details, "id", view.id)
+    kind = AUTH_TYPES.get(view.auth_type)
+    auth_type = f"{view.auth_type} ({kind.title})" if kind else view.auth_type
+    grid_row(details, "auth type", auth_type)
+    grid_row(details, "status", view.status)
+    if view.last_error:
+        grid_row(details, "last error", view.last_error)
+    for key, value in view.config.items():
+        grid_row(details, f"config.{key}", _show_value(value))
+    if view.redirect_uri:
+        grid_row(details, "redirect URI", view.redirect_uri)
+    grid_row(details, "created", view.created_at.isoformat())
+    grid_row(details, "updated", view.updated_at.isoformat())
+    console().print(details)
+
+
+def _print_next_step(view: ConnectionView) -> None:
+    if view.status == "needs_authorization":
+        console().print(
+            Text(
+                "Next: register the redirect URI with the provider, then run: "
+                f"cardflow connection authorize {shlex.quote(view.name)}"
+            ),
+            soft_wrap=True,
+        )
+
+
+@connection_app.command("create")
+def connection_create(
+    name: Annotated[str, typer.Argument(help="A unique nickname, e.g. 'JIRA - Basic - bot'.")],
+    auth_type: Annotated[str, typer.Option("--type", help=f"The auth type: {_TYPES_HELP}.")],
+    sets: SetOpt = None,
+    secret_env: SecretEnvOpt = None,
+    secret_stdin: SecretStdinOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    r"""Create a connection. Secrets never come from a plain argument.
+
+    A secret not given with --secret-stdin or --secret-env is asked for with a hidden prompt;
+    with no terminal to ask on, the command fails and says how to pass it.
+    Fields (* secret): basic: username, password*
+    custom: header_name, header_value*
+    client_credentials: token_url, client_id, client_secret*, scope, token_auth_method
+    oauth: authorize_url, token_url, client_id, client_secret*, scope, pkce,
+    token_auth_method (then: cardflow connection authorize NAME)
+
+    Examples:
+      cardflow connection create "JIRA - Basic - bot" --type basic \
+        --set username=bot --secret-env password=JIRA_PASSWORD
+      printf '%s\n' "$KEY" | cardflow connection create "Acme - key" --type custom \
+        --set header_name=api_key --secret-stdin header_value
+      cardflow connection create "Google - OAuth - me" --type oauth \
+        --set authorize_url=https://accounts.google.com/o/oauth2/v2/auth \
+        --set token_url=https://oauth2.googleapis.com/token --set client_id=ID \
+        --set scope="openid email" --secret-env client_secret=GOOGLE_SECRET
+    """
+    as_json = want_json(json_output)
+    with guard(as_json):
+        kind = auth_type_named(auth_type)
+        config = config_patch(kind, sets, secret_env, secret_stdin)
+        ask_missing_secrets(kind, config)
+    with open_cardflow(as_json) as cf:
+        view = cf.connections.create(name, kind.name, config)
+    if as_json:
+        print_json(view.to_dict())
+    else:
+        console().print(Text(f"Created connection {view.name!r}.", style="green"))
+        _print_connection(view)
+        _print_next_step(view)
+
+
+@connection_app.command("list")
+def connection_list(json_output: JsonOpt = False) -> None:
+    """List connections (secrets show only as set / not set).
+
+    Example: cardflow connection list --json
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        views = cf.connections.list()
+    if as_json:
+        print_json([view.to_dict() for view in views])
+        return
+    if not views:
+        console().print("No connections yet. Create one with: cardflow connection create --help")
+        return
+    table = Table("NAME", fixed("ID"), "TYPE", "STATUS", "SECRETS")
+    for view in views:
+        secrets = [f"{k}: {_show_value(v)}" for k, v in view.config.items() if _is_secret(v)]
+        table.add_row(*cells(view.name, view.id, view.auth_type, view.status, ", ".join(secrets)))
+    console().print(table)
+
+
+@connection_app.command("show")
+def connection_show(
+    ref: Annotated[str, typer.Argument(help="The connection's id or name.")],
+    json_output: JsonOpt = False,
+) -> None:
+    """Show one connection (secrets show only as set / not set).
+
+    Example: cardflow connection show "JIRA - Basic - bot"
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        view = cf.connections.get(ref)
+    if as_json:
+        print_json(view.to_dict())
+    else:
+        _print_connection(view)
+
+
+@connection_app.command("update")
+def connection_update(
+    ref: Annotated[str, typer.Argument(help="The connection's id or name.")],
+    new_name: Annotated[str | None, typer.Option("--name", help="A new nickname.")] = None,
+    auth_type: Annotated[
+        str | None,
+        typer.Option("--type", help="Change the auth type (give the new type's whole config)."),
+    ] = None,
+    sets: SetOpt = None,
+    secret_env: SecretEnvOpt = None,
+    secret_stdin: SecretStdinOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Change a connection. Fields and secrets not given are kept.
+
+    Example: cardflow connection update "JIRA - Basic - bot" --secret-env password=NEW_PASSWORD
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        if not (new_name or auth_type or sets or secret_env or secret_stdin):
+            raise InvalidInput("Nothing to change: give --name, --type, --set or a secret option.")
+        current = cf.connections.get(ref)
+        kind = auth_type_named(auth_type or current.auth_type)
+        config = config_patch(kind, sets, secret_env, secret_stdin)
+        if kind.name != current.auth_type:
+            ask_missing_secrets(kind, config)
+        view = cf.connections.update(
+            current.id,
+            name=new_name,
+            auth_type=kind.name if kind.name != current.auth_type else None,
+            config=config if config or kind.name != current.auth_type else None,
+        )
+    if as_json:
+        print_json(view.to_dict())
+    else:
+        console().print(Text(f"Updated connection {view.name!r}.", style="green"))
+        _print_connection(view)
+        _print_next_step(view)
+
+
+@connection_app.command("delete")
+def connection_delete(
+    ref: Annotated[str, typer.Argument(help="The connection's id or name.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Delete a connection and its secrets (asks first unless --yes).
+
+    Example: cardflow connection delete "JIRA - Basic - bot" --yes
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        view = cf.connections.get(ref)
+        if not yes:
+            if not _common.stdin_is_tty():
+                raise InvalidInput(
+                    f"Not deleting connection {view.name!r}: standard input is not a terminal "
+                    "to confirm; pass --yes.",
+                    field="yes",
+                )
+            if not typer.confirm(f"Delete connection {view.name!r} ({view.id})?", err=True):
+                err_console().print("Not deleted.")
+                raise typer.Exit(1)
+        cf.connections.delete(view.id)
+    if as_json:
+        print_json({"deleted": True, "id": view.id, "name": view.name})
+    else:
+        console().print(Text(f"Deleted connection {view.name!r} ({view.id})."))
+
+
+connection_app.command("authorize")(connection_authorize)

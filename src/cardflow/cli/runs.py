@@ -1,0 +1,97 @@
+"""``cardflow run``: the run history (flow runs and Test this card runs)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from cardflow.cli._common import (
+    JsonOpt,
+    cells,
+    console,
+    fixed,
+    grid,
+    grid_row,
+    open_cardflow,
+    print_json,
+    short_time,
+    want_json,
+)
+
+run_app = typer.Typer(help="Look at the run history.", no_args_is_help=True)
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, Mapping):
+        return str(error.get("message") or error.get("type") or "")
+    return "" if error is None else str(error)
+
+
+@run_app.command("list")
+def run_list(
+    flow_id: Annotated[str | None, typer.Option("--flow-id", help="Only this flow's runs.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 50,
+    json_output: JsonOpt = False,
+) -> None:
+    """List recent runs, newest first (Test this card runs included).
+
+    Example: cardflow run list --flow-id flw_123 --json
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        runs = cf.runs.list(flow_id=flow_id, limit=limit)
+    if as_json:
+        print_json(runs)
+        return
+    if not runs:
+        console().print("No runs yet.")
+        return
+    table = Table(fixed("ID"), "FLOW", "TRIGGER", "STATUS", fixed("STARTED"), "ERROR")
+    for run in runs:
+        fields = (run["id"], run["flow_id"], run["trigger"], run["status"])
+        table.add_row(*cells(*fields, short_time(run["started_at"]), _error_text(run["error"])))
+    console().print(table)
+
+
+@run_app.command("show")
+def run_show(
+    run_id: Annotated[str, typer.Argument(help="The run's id.")],
+    json_output: JsonOpt = False,
+) -> None:
+    """Show one run and what each of its cards did.
+
+    Example: cardflow run show run_123
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        run = cf.runs.get(run_id)
+    if as_json:
+        print_json(run)
+        return
+    out = console()
+    details = grid()
+    for key in ("id", "flow_id", "trigger", "status", "started_at", "ended_at"):
+        grid_row(details, key, run.get(key) or "-")
+    if run.get("error"):
+        grid_row(details, "error", _error_text(run["error"]))
+    out.print(details)
+    table = Table(
+        "CARD", "TYPE", "STATUS", "MS", "HTTP", "ERROR", title="Cards", title_justify="left"
+    )
+    for card in run["cards"]:
+        duration = card["duration_ms"]
+        ms = None if duration is None else f"{duration:.1f}"
+        table.add_row(
+            *cells(card["id"], card["card"], card["status"], ms, card["status_code"]),
+            *cells(_error_text(card["error"])),
+        )
+    out.print(table)
+    for card in run["cards"]:
+        for part in ("inputs", "outputs"):
+            if card.get(part) is not None:
+                out.print(Text(f"{card['id']} {part}:", style="bold"))
+                out.print_json(data=card[part], default=str)
