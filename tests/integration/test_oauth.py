@@ -426,5 +426,3 @@ def test_oauth_config_validation(cf: Cardflow) -> None:
             "x", "oauth", {"authorize_url": "http://a/", "token_url": "http://t/", "client_id": "c"}
         )
     assert info.value.field == "config.client_secret"
-
-

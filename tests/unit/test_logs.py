@@ -8,8 +8,14 @@ from cardflow.logs import JsonFormatter
 
 def test_json_lines_carry_extra_fields() -> None:
     record = logging.makeLogRecord(
-        {"name": "cardflow.access", "levelno": 20, "levelname": "INFO", "msg": "request",
-         "path": "/api/v1/connections", "status": 200}
+        {
+            "name": "cardflow.access",
+            "levelno": 20,
+            "levelname": "INFO",
+            "msg": "request",
+            "path": "/api/v1/connections",
+            "status": 200,
+        }
     )
     line = json.loads(JsonFormatter().format(record))
     assert line["msg"] == "request"
