@@ -22,15 +22,19 @@ from cardflow.auth.grants import ClientCredentialsGrant, RefreshTokenGrant
 from cardflow.auth.none import NoAuth
 from cardflow.auth.oauth import OAuthConfig
 from cardflow.auth.tokens import TokenGrant, TokenManager
-from cardflow.cards.base import CardContext, CardOptions, CardSpec
+from cardflow.cards.base import CardContext, CardOptions, CardSpec, FlowControl
 from cardflow.cards.registry import get_card
 from cardflow.cards.runner import CardResult, run_card, validate_inputs
 from cardflow.connections import ConnectionService, LoadedConnection
 from cardflow.errors import ConnectionNotFound, InvalidInput
+from cardflow.flows.engine import FlowEngine
+from cardflow.flows.service import FlowService
+from cardflow.flows.trigger import manual_trigger
 from cardflow.net.policy import NetworkPolicy
 from cardflow.net.transport import HttpTransport
 from cardflow.oauth import AuthorizationService
 from cardflow.oauth2.tokens import ClientCredentials
+from cardflow.run_writer import RunWriter
 from cardflow.runs import RunService
 from cardflow.settings import Settings
 from cardflow.store.db import Database
@@ -39,6 +43,14 @@ from cardflow.store.tokens import SqlTokenStore
 from cardflow.validation import validate
 
 log = logging.getLogger("cardflow")
+
+
+@dataclass
+class PreparedCard:
+    spec: CardSpec
+    inputs: Any
+    ctx: CardContext
+    connection_id: str | None
 
 
 @dataclass
@@ -79,7 +91,18 @@ class Cardflow:
             timeout=self.settings.default_timeout,
             on_authorized=self._forget,
         )
-        self.runs = RunService(self.db)
+        self.run_writer = RunWriter(self.db)
+        self.runs = RunService(self.db, self.run_writer)
+        self.flows = FlowService(
+            self.db,
+            self.keyring,
+            self.connections,
+            public_url=self.settings.public_url,
+            cache_seconds=self.settings.config_cache_seconds,
+        )
+        self.engine = FlowEngine(
+            self, self.run_writer, max_concurrent_runs=self.settings.max_concurrent_runs
+        )
         self.api_tokens = ApiTokenService(self.db)
         self._runtimes: dict[str, _Runtime] = {}
         self._portal = LoopThread()
@@ -130,8 +153,20 @@ class Cardflow:
         connection: str | None,
         inputs: dict[str, Any] | None,
         options: dict[str, Any] | CardOptions | None,
+        flow: FlowControl | None = None,
     ) -> tuple[CardSpec, Any, CardContext]:
-        spec = get_card(card_id)
+        prepared = await self.prepare_card(get_card(card_id), connection, inputs, options, flow)
+        return prepared.spec, prepared.inputs, prepared.ctx
+
+    async def prepare_card(
+        self,
+        spec: CardSpec,
+        connection: str | None,
+        inputs: dict[str, Any] | None,
+        options: dict[str, Any] | CardOptions | None,
+        flow: FlowControl | None = None,
+    ) -> PreparedCard:
+        """Validate a card's inputs and options and find its connection's auth."""
         parsed = validate_inputs(spec, inputs)
         opts = (
             options
@@ -139,12 +174,15 @@ class Cardflow:
             else validate(CardOptions, options or {}, "options")
         )
         auth: ConnectionAuth | None = None
+        connection_id: str | None = None
         if connection is not None:
             if not spec.uses_connection:
-                raise InvalidInput(f"{card_id} does not use a connection.", field="connection")
-            auth = (await self._runtime(connection)).auth
+                raise InvalidInput(f"{spec.id} does not use a connection.", field="connection")
+            runtime = await self._runtime(connection)
+            auth, connection_id = runtime.auth, runtime.id
         timeout = opts.timeout or self.settings.default_timeout
-        return spec, parsed, CardContext(self.transport, auth, opts, timeout)
+        ctx = CardContext(self.transport, auth, opts, timeout, flow)
+        return PreparedCard(spec, parsed, ctx, connection_id)
 
     async def _connection_id(self, ref: str | None) -> str | None:
         if ref is None:
@@ -154,6 +192,20 @@ class Cardflow:
             return runtime.id
         found = await asyncio.to_thread(self.connections.resolve, ref)
         return found[0] if found else None
+
+    # -- flows ---------------------------------------------------------------------------
+
+    async def run_flow_async(
+        self, ref: str, inputs: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Run a flow now (manual trigger) and return the finished run."""
+        snapshot = await asyncio.to_thread(self.flows.snapshot, ref)
+        run_id = await self.engine.run(snapshot, manual_trigger(inputs), trigger_type="manual")
+        return await asyncio.to_thread(self.runs.get, run_id)
+
+    def run_flow(self, ref: str, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Sync twin of :meth:`run_flow_async`."""
+        return self._portal.run(self.run_flow_async(ref, inputs))
 
     # -- connection runtime (auth objects, cached) ------------------------------------------
 
@@ -196,7 +248,7 @@ class Cardflow:
                 timeout=self.settings.default_timeout,
             )
             tokens = self._token_manager(loaded, grant)
-            auth = BearerTokenAuth(tokens)
+            auth = BearerTokenAuth(tokens, config.client_secret)
         elif isinstance(config, OAuthConfig):
             tokens = self._token_manager(
                 loaded,
@@ -208,7 +260,7 @@ class Cardflow:
                     timeout=self.settings.default_timeout,
                 ),
             )
-            auth = BearerTokenAuth(tokens)
+            auth = BearerTokenAuth(tokens, config.client_secret)
         else:
             auth = NoAuth()
         return _Runtime(loaded.id, loaded.version, auth, tokens, time.monotonic())
@@ -235,6 +287,7 @@ class Cardflow:
 
     def close(self) -> None:
         self._portal.close(self.transport.aclose())
+        self.run_writer.close()
         self.db.dispose()
 
     def __enter__(self) -> Cardflow:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import selectinload
 
 from cardflow.cards.runner import CardResult
 from cardflow.errors import RunNotFound
+from cardflow.run_writer import RunWriter
 from cardflow.store.db import Database
 from cardflow.store.models import Run, RunCard, new_id
 
@@ -28,6 +29,7 @@ def run_to_dict(run: Run) -> dict[str, Any]:
         "started_at": _iso(run.started_at),
         "ended_at": _iso(run.ended_at),
         "error": run.error,
+        "trigger_data": run.trigger_data,
         "cards": [
             {
                 "id": card.card_key,
@@ -48,6 +50,26 @@ def run_to_dict(run: Run) -> dict[str, Any]:
 @dataclass
 class RunService:
     db: Database
+    writer: RunWriter | None = None
+
+    def fail_stale(self) -> int:
+        """Runs left `running` by a process that stopped: mark them failed (at start)."""
+        if self.writer is not None:
+            self.writer.flush()
+        with self.db.session() as session:
+            result = session.execute(
+                update(Run)
+                .where(Run.status == "running")
+                .values(
+                    status="failed",
+                    ended_at=datetime.now(UTC),
+                    error={
+                        "type": "interrupted",
+                        "message": "cardflow stopped while this run was going.",
+                    },
+                )
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
 
     def record_card_test(
         self,
@@ -85,6 +107,8 @@ class RunService:
         return run_id
 
     def get(self, run_id: str) -> dict[str, Any]:
+        if self.writer is not None:
+            self.writer.flush()
         with self.db.session() as session:
             run = session.scalars(
                 select(Run).where(Run.id == run_id).options(selectinload(Run.cards))
@@ -94,6 +118,8 @@ class RunService:
             return run_to_dict(run)
 
     def list(self, *, flow_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        if self.writer is not None:
+            self.writer.flush()
         with self.db.session() as session:
             query = select(Run).options(selectinload(Run.cards)).order_by(Run.started_at.desc())
             if flow_id is not None:

@@ -68,6 +68,18 @@ class Settings(BaseSettings):
     config_cache_seconds: float = Field(
         default=2.0, ge=0, description="How long a process trusts its cached connection config."
     )
+    max_concurrent_runs: int = Field(
+        default=64, ge=1, description="Flow runs executing at once in this process; more wait."
+    )
+    endpoint_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds an /invoke caller waits before getting 202."
+    )
+    run_retention_days: float = Field(
+        default=30, gt=0, description="Run history older than this is deleted."
+    )
+    shutdown_grace: float = Field(
+        default=30.0, ge=0, description="Seconds running flows get to finish on shutdown."
+    )
     log_level: str = Field(default="INFO", description="Python logging level name.")
 
     @field_validator("deny_networks", "allow_networks", mode="before")

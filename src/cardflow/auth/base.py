@@ -46,6 +46,10 @@ class ConnectionAuth(httpx.Auth):
 
     added_headers: frozenset[str] = frozenset()
 
+    def sensitive_values(self) -> list[str]:
+        """Strings this auth puts on the wire that must never be stored or shown."""
+        return []
+
     def auth_flow(self, request: RequestT) -> Generator[RequestT, IncomingResponse, None]:
         yield request
 

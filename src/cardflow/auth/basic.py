@@ -22,7 +22,12 @@ class BasicAuth(ConnectionAuth):
 
     def __init__(self, username: str, password: str) -> None:
         credentials = f"{username}:{password}".encode()  # RFC 7617 with charset UTF-8
-        self._header = "Basic " + base64.b64encode(credentials).decode("ascii")
+        self._encoded = base64.b64encode(credentials).decode("ascii")
+        self._header = "Basic " + self._encoded
+        self._password = password
+
+    def sensitive_values(self) -> list[str]:
+        return [self._encoded, self._password]
 
     def auth_flow(self, request: RequestT) -> Generator[RequestT, IncomingResponse, None]:
         request.headers["Authorization"] = self._header

@@ -36,8 +36,18 @@ class BearerTokenAuth(ConnectionAuth):
 
     added_headers = frozenset({"authorization"})
 
-    def __init__(self, tokens: TokenManager) -> None:
+    def __init__(self, tokens: TokenManager, client_secret: str = "") -> None:
         self.tokens = tokens
+        self._client_secret = client_secret
+
+    def sensitive_values(self) -> list[str]:
+        values = [self._client_secret]
+        token = self.tokens.cached() or self.tokens.last()
+        if token is not None:
+            values.append(token.access_token)
+            if token.token.refresh_token:
+                values.append(token.token.refresh_token)
+        return values
 
     def auth_flow(self, request: RequestT) -> Generator[RequestT, IncomingResponse, None]:
         # Synchronous httpx clients can use a token the async side has fetched.

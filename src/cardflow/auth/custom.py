@@ -33,6 +33,9 @@ class CustomHeaderAuth(ConnectionAuth):
         self._value = header_value
         self.added_headers = frozenset({header_name.lower()})
 
+    def sensitive_values(self) -> list[str]:
+        return [self._value]
+
     def auth_flow(self, request: RequestT) -> Generator[RequestT, IncomingResponse, None]:
         # Drop any same-named header in another case so the typed name is the one sent.
         for existing in [k for k in request.headers if k.lower() == self._name.lower()]:

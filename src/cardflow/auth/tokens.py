@@ -91,6 +91,10 @@ class TokenManager:
             return token
         return None
 
+    def last(self) -> TokenSet | None:
+        """The last token seen, fresh or not; no I/O."""
+        return self._cached
+
     async def get(self) -> TokenSet:
         """A fresh token, refreshing it first if needed."""
         token = self.cached()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -35,12 +35,32 @@ class CardOptions(BaseModel):
     timeout: float | None = Field(default=None, gt=0, le=3600, description="Seconds; default 30.")
 
 
+class FlowControl(Protocol):
+    """What control cards (Close, Return, loops, branches) may ask of the running flow."""
+
+    @property
+    def answers_caller(self) -> bool:
+        """True in a run started by an API-endpoint call whose caller waits for an answer."""
+
+    def respond(self, status_code: int, headers: dict[str, str], body: Any, *, raw: bool) -> bool:
+        """Answer the caller now (the first answer wins); False if already answered."""
+
+    def stop(self) -> None:
+        """End the run successfully after this card."""
+
+    async def run_nested(
+        self, parent: str, steps: list[Any], scope: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Run nested cards; returns their outputs by card id, raises CardFailed."""
+
+
 @dataclass
 class CardContext:
     transport: HttpTransport
     auth: ConnectionAuth | None
     options: CardOptions
     timeout: float
+    flow: FlowControl | None = None
 
 
 @dataclass
@@ -63,5 +83,7 @@ class CardSpec:
     inputs: type[CardInputs]
     run: RunFn
     uses_connection: bool = False
+    # Inputs holding nested cards (run by the card itself, not evaluated as data).
+    nested_inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     example: dict[str, Any] = field(default_factory=dict)

@@ -7,16 +7,30 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI, Request, Response
 
 from cardflow import __version__
 from cardflow.app import Cardflow
 from cardflow.server import errors
-from cardflow.server.routers import cards, connections, oauth, runs
+from cardflow.server.routers import cards, connections, flows, invoke, oauth, runs
 from cardflow.settings import Settings
 
 access_log = logging.getLogger("cardflow.access")
+
+
+async def _prune_runs(cf: Cardflow) -> None:
+    """Delete run history past its retention, at start and then every hour."""
+    while True:
+        cutoff = datetime.now(UTC) - timedelta(days=cf.settings.run_retention_days)
+        try:
+            removed = await asyncio.to_thread(cf.runs.prune, cutoff)
+            if removed:
+                logging.getLogger("cardflow.runs").info("pruned %d old runs", removed)
+        except Exception:
+            logging.getLogger("cardflow.runs").exception("pruning run history failed")
+        await asyncio.sleep(3600)
 
 
 def create_app(cf: Cardflow | None = None, *, settings: Settings | None = None) -> FastAPI:
@@ -25,13 +39,19 @@ def create_app(cf: Cardflow | None = None, *, settings: Settings | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = cf is None
-        app.state.cardflow = cf if cf is not None else await asyncio.to_thread(Cardflow, settings)
+        instance: Cardflow = cf if cf is not None else await asyncio.to_thread(Cardflow, settings)
+        app.state.cardflow = instance
+        await asyncio.to_thread(instance.runs.fail_stale)
+        housekeeping = asyncio.create_task(_prune_runs(instance))
         try:
             yield
         finally:
-            await app.state.cardflow.aclose()
+            housekeeping.cancel()
+            await instance.engine.shutdown(instance.settings.shutdown_grace)
+            await asyncio.to_thread(instance.run_writer.flush)
+            await instance.aclose()
             if owned:
-                app.state.cardflow.close()
+                instance.close()
 
     app = FastAPI(
         title="cardflow",
@@ -46,7 +66,9 @@ def create_app(cf: Cardflow | None = None, *, settings: Settings | None = None) 
     errors.install(app)
     app.include_router(connections.router)
     app.include_router(cards.router)
+    app.include_router(flows.router)
     app.include_router(runs.router)
+    app.include_router(invoke.router)
     app.include_router(oauth.router)
 
     @app.get("/healthz", tags=["operations"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +10,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,6 +21,7 @@ from cardflow.errors import ConfigurationError
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works: it only has to be the same for every cardflow process.
 _PG_MIGRATION_LOCK = 0x63617264
+_MIGRATION_LOCK = threading.Lock()
 
 
 class Database:
@@ -55,6 +59,29 @@ class Database:
 
     def upgrade(self) -> None:
         """Apply every pending Alembic migration (safe with several processes starting)."""
+        # Alembic keeps its running environment in module globals: one upgrade at a time
+        # per process (other processes are kept out by the database lock below).
+        with _MIGRATION_LOCK:
+            if self._at_head():
+                return
+            self._upgrade()
+
+    def _at_head(self) -> bool:
+        head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+        try:
+            with self.engine.connect() as connection:
+                current = MigrationContext.configure(connection).get_current_revision()
+        except OperationalError:
+            return False
+        return current == head
+
+    @staticmethod
+    def _alembic_config() -> Config:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        return config
+
+    def _upgrade(self) -> None:
         try:
             with self.engine.connect() as connection:
                 if not self.is_sqlite:
@@ -62,8 +89,7 @@ class Database:
                         text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK}
                     )
                 try:
-                    config = Config()
-                    config.set_main_option("script_location", str(MIGRATIONS))
+                    config = self._alembic_config()
                     config.attributes["connection"] = connection
                     command.upgrade(config, "head")
                     connection.commit()

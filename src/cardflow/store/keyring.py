@@ -12,7 +12,7 @@ from cardflow.errors import ConfigurationError
 from cardflow.settings import Settings
 from cardflow.store import crypto
 from cardflow.store.db import Database
-from cardflow.store.models import Connection, ConnectionToken, DataKey
+from cardflow.store.models import Connection, ConnectionToken, DataKey, Flow, OAuthState
 
 
 def load_master_key(settings: Settings, db: Database) -> bytes:
@@ -112,6 +112,8 @@ class Keyring:
             used = {
                 *session.scalars(select(Connection.secrets_key_id)),
                 *session.scalars(select(ConnectionToken.token_key_id)),
+                *session.scalars(select(Flow.client_token_key_id)),
+                *session.scalars(select(OAuthState.verifier_key_id)),
             }
             removed = 0
             for row in session.scalars(select(DataKey).where(DataKey.status == "retired")):
@@ -131,6 +133,12 @@ class Keyring:
                 conn.secrets_enc = crypto.encrypt(self._keys[new_id], new_id, plain, aad)
                 conn.secrets_key_id = new_id
                 connections += 1
+            for flow in session.scalars(select(Flow).where(Flow.client_token_enc.is_not(None))):
+                assert flow.client_token_enc is not None
+                aad = f"flow:{flow.id}:client_token"
+                plain = self.decrypt(session, flow.client_token_enc, aad)
+                flow.client_token_enc = crypto.encrypt(self._keys[new_id], new_id, plain, aad)
+                flow.client_token_key_id = new_id
             for token in session.scalars(
                 select(ConnectionToken).where(ConnectionToken.token_enc.is_not(None))
             ):

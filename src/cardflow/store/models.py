@@ -144,6 +144,23 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class Flow(Base):
+    """A flow: its document (YAML/JSON schema), trigger alias and encrypted client token."""
+
+    __tablename__ = "flows"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("flw"))
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    alias: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    enabled: Mapped[bool] = mapped_column(default=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    client_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    client_token_key_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Run(Base):
     __tablename__ = "runs"
 
@@ -154,6 +171,8 @@ class Run(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The trigger's data, kept only when the flow's save_data is on (redacted).
+    trigger_data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     cards: Mapped[list[RunCard]] = relationship(
         back_populates="run",

@@ -1,0 +1,276 @@
+"""Flows: create, read, replace, delete, client tokens, and the alias lookup for /invoke."""
+
+from __future__ import annotations
+
+import builtins
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from cardflow.connections import ConnectionService
+from cardflow.errors import Conflict, InvalidInput, NotFound
+from cardflow.flows.engine import FlowSnapshot
+from cardflow.flows.model import CardStep, FlowDocument, load_document
+from cardflow.flows.validate import check_flow, nested_keys, nested_steps
+from cardflow.store.db import Database
+from cardflow.store.keyring import Keyring
+from cardflow.store.models import Connection, Flow, new_id, utcnow
+
+
+class FlowNotFound(NotFound):
+    type = "flow_not_found"
+
+
+def client_token_aad(flow_id: str) -> str:
+    return f"flow:{flow_id}:client_token"
+
+
+@dataclass(frozen=True)
+class FlowView:
+    id: str
+    document: FlowDocument
+    invoke_url: str | None
+    client_token: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def name(self) -> str:
+        return self.document.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            **self.document.model_dump(mode="json"),
+            "invoke_url": self.invoke_url,
+            "client_token": self.client_token,
+            "version": self.version,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+def _connections_in(steps: list[CardStep], path: str = "cards") -> set[str]:
+    found: set[str] = set()
+    for index, step in enumerate(steps):
+        if step.connection:
+            found.add(step.connection)
+        for key in nested_keys(step.card):
+            found |= _connections_in(nested_steps(step, key, f"{path}.{index}"))
+    return found
+
+
+class FlowService:
+    def __init__(
+        self,
+        db: Database,
+        keyring: Keyring,
+        connections: ConnectionService,
+        *,
+        public_url: str,
+        cache_seconds: float,
+    ) -> None:
+        self._db = db
+        self._keyring = keyring
+        self._connections = connections
+        self._public_url = public_url.rstrip("/")
+        self._cache_seconds = cache_seconds
+        self._by_alias: dict[str, tuple[FlowSnapshot, int, float]] = {}
+        self._lock = threading.Lock()
+        connections.add_usage_check(self.flows_using)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def list(self) -> list[FlowView]:
+        with self._db.session() as session:
+            return [
+                self._view(session, row)
+                for row in session.scalars(select(Flow).order_by(Flow.name))
+            ]
+
+    def get(self, ref: str) -> FlowView:
+        with self._db.session() as session:
+            return self._view(session, self._find(session, ref))
+
+    def snapshot(self, ref: str) -> FlowSnapshot:
+        view = self.get(ref)
+        return FlowSnapshot(view.id, view.name, view.document, view.client_token)
+
+    def by_alias(self, alias: str) -> FlowSnapshot | None:
+        """The enabled flow answering at /invoke/{alias} (cached; re-checked every few s)."""
+        now = time.monotonic()
+        cached = self._by_alias.get(alias)
+        if cached is not None and now - cached[2] < self._cache_seconds:
+            return cached[0]
+        with self._db.session() as session:
+            row = session.scalars(select(Flow).where(Flow.alias == alias)).first()
+            if row is None or not row.enabled:
+                self._by_alias.pop(alias, None)
+                return None
+            if cached is not None and cached[1] == row.version:
+                snapshot = cached[0]
+            else:
+                view = self._view(session, row)
+                snapshot = FlowSnapshot(view.id, view.name, view.document, view.client_token)
+        with self._lock:
+            self._by_alias[alias] = (snapshot, row.version, now)
+        return snapshot
+
+    def flows_using(self, session: Session, connection_id: str) -> builtins.list[str]:
+        connection = session.get(Connection, connection_id)
+        refs = {connection_id} | ({connection.name} if connection else set())
+        users = []
+        for row in session.scalars(select(Flow)):
+            document = FlowDocument.model_validate(row.document)
+            if _connections_in(document.cards) & refs:
+                users.append(f"flow {row.name!r}")
+        return users
+
+    # -- writing -------------------------------------------------------------------------
+
+    def create(self, data: Any) -> FlowView:
+        document = self._checked(data)
+        flow_id = new_id("flw")
+        with self._db.session() as session:
+            self._check_unique(session, document, None)
+            row = Flow(
+                id=flow_id,
+                name=document.name,
+                alias=self._alias(document),
+                enabled=document.enabled,
+                document=document.model_dump(mode="json"),
+            )
+            self._ensure_token(session, row, document)
+            session.add(row)
+            try:
+                session.flush()
+            except IntegrityError:
+                raise Conflict(
+                    "A flow with this name or alias already exists.", field="name"
+                ) from None
+            return self._view(session, row)
+
+    def replace(self, ref: str, data: Any) -> FlowView:
+        document = self._checked(data)
+        with self._db.session() as session:
+            row = self._find(session, ref)
+            self._check_unique(session, document, row.id)
+            row.name = document.name
+            row.alias = self._alias(document)
+            row.enabled = document.enabled
+            row.document = document.model_dump(mode="json")
+            row.version += 1
+            row.updated_at = utcnow()
+            self._ensure_token(session, row, document)
+            session.flush()
+            view = self._view(session, row)
+        self._forget()
+        return view
+
+    def set_enabled(self, ref: str, enabled: bool) -> FlowView:
+        view = self.get(ref)
+        data = view.document.model_dump(mode="json")
+        data["enabled"] = enabled
+        return self.replace(view.id, data)
+
+    def regenerate_token(self, ref: str) -> FlowView:
+        with self._db.session() as session:
+            row = self._find(session, ref)
+            document = FlowDocument.model_validate(row.document)
+            if (
+                document.trigger.type != "api_endpoint"
+                or document.trigger.security != "client_token"
+            ):
+                raise InvalidInput(
+                    "Only API-endpoint flows with client_token security have a client token.",
+                    field="trigger.security",
+                )
+            row.client_token_enc = None
+            self._ensure_token(session, row, document)
+            row.version += 1
+            row.updated_at = utcnow()
+            session.flush()
+            view = self._view(session, row)
+        self._forget()
+        return view
+
+    def delete(self, ref: str) -> None:
+        with self._db.session() as session:
+            session.delete(self._find(session, ref))
+        self._forget()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _checked(self, data: Any) -> FlowDocument:
+        document = data if isinstance(data, FlowDocument) else load_document(data)
+        check_flow(document, lambda ref: self._connections.resolve(ref) is not None)
+        return document
+
+    @staticmethod
+    def _alias(document: FlowDocument) -> str | None:
+        return document.trigger.alias if document.trigger.type == "api_endpoint" else None
+
+    def _check_unique(self, session: Session, document: FlowDocument, own_id: str | None) -> None:
+        same_name = session.scalars(select(Flow.id).where(Flow.name == document.name)).first()
+        if same_name is not None and same_name != own_id:
+            raise Conflict(f"A flow named {document.name!r} already exists.", field="name")
+        alias = self._alias(document)
+        if alias is not None:
+            same_alias = session.scalars(select(Flow.id).where(Flow.alias == alias)).first()
+            if same_alias is not None and same_alias != own_id:
+                raise Conflict(
+                    f"Another flow already answers at /invoke/{alias}.", field="trigger.alias"
+                )
+
+    def _ensure_token(self, session: Session, row: Flow, document: FlowDocument) -> None:
+        wants = (
+            document.trigger.type == "api_endpoint" and document.trigger.security == "client_token"
+        )
+        if not wants:
+            row.client_token_enc = row.client_token_key_id = None
+            return
+        if row.client_token_enc is None:
+            token = "ct_" + secrets.token_urlsafe(32)
+            row.client_token_enc, row.client_token_key_id = self._keyring.encrypt(
+                session, token.encode(), client_token_aad(row.id)
+            )
+
+    def _find(self, session: Session, ref: str) -> Flow:
+        row = session.scalars(
+            select(Flow).where(or_(Flow.id == ref, Flow.name == ref)).limit(1)
+        ).first()
+        if row is None:
+            raise FlowNotFound(f"There is no flow {ref!r} (give its id or name).", field="flow")
+        return row
+
+    def _view(self, session: Session, row: Flow) -> FlowView:
+        document = FlowDocument.model_validate(row.document)
+        token = None
+        if row.client_token_enc is not None:
+            token = self._keyring.decrypt(
+                session, row.client_token_enc, client_token_aad(row.id)
+            ).decode()
+        invoke_url = f"{self._public_url}/invoke/{row.alias}" if row.alias else None
+        return FlowView(
+            row.id, document, invoke_url, token, row.version, row.created_at, row.updated_at
+        )
+
+    def _forget(self) -> None:
+        with self._lock:
+            self._by_alias.clear()
+
+
+def token_matches(expected: str | None, given: str | None) -> bool:
+    """Constant-time comparison of client tokens."""
+    if not expected or not given:
+        return False
+    return hmac.compare_digest(expected.encode(), given.encode())

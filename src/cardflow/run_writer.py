@@ -1,0 +1,188 @@
+"""Run records written in batches by one background thread.
+
+Flows submit snapshots (running, after each card, finished); the writer keeps only the
+latest snapshot of each run and writes a batch in one transaction every few milliseconds,
+so recording a run costs the flow almost nothing. ``flush()`` waits until everything
+submitted so far is in the database (readers call it first).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, update
+
+from cardflow.store.db import Database
+from cardflow.store.models import Run, RunCard
+
+log = logging.getLogger("cardflow.runs")
+
+
+@dataclass
+class CardRecord:
+    card_key: str
+    card: str
+    status: str
+    duration_ms: float | None = None
+    status_code: int | None = None
+    error: dict[str, Any] | None = None
+    inputs: dict[str, Any] | None = None
+    outputs: dict[str, Any] | None = None
+    connection_id: str | None = None
+
+
+@dataclass
+class RunRecord:
+    id: str
+    flow_id: str | None
+    trigger: str
+    status: str
+    started_at: datetime
+    ended_at: datetime | None = None
+    error: dict[str, Any] | None = None
+    trigger_data: dict[str, Any] | None = None
+    cards: list[CardRecord] = field(default_factory=list)
+
+    def snapshot(self) -> RunRecord:
+        return RunRecord(
+            self.id,
+            self.flow_id,
+            self.trigger,
+            self.status,
+            self.started_at,
+            self.ended_at,
+            self.error,
+            self.trigger_data,
+            [replace(card) for card in self.cards],
+        )
+
+
+class RunWriter:
+    def __init__(self, db: Database, *, interval: float = 0.02, batch: int = 500) -> None:
+        self._db = db
+        self._interval = interval
+        self._batch = batch
+        self._queue: queue.SimpleQueue[RunRecord | threading.Event | None] = queue.SimpleQueue()
+        self._written: dict[str, int] = {}  # run id -> card rows written
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, record: RunRecord) -> None:
+        self._ensure_thread()
+        self._queue.put(record.snapshot())
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Block until everything submitted before this call is written."""
+        if self._thread is None:
+            return
+        done = threading.Event()
+        self._queue.put(done)
+        done.wait(timeout)
+
+    def close(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(
+                        target=self._loop, name="cardflow-run-writer", daemon=True
+                    )
+                    self._thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            item = self._queue.get()
+            pending: dict[str, RunRecord] = {}
+            waiters: list[threading.Event] = []
+            stop = False
+            while True:
+                if item is None:
+                    stop = True
+                elif isinstance(item, threading.Event):
+                    waiters.append(item)
+                else:
+                    pending[item.id] = item
+                if len(pending) >= self._batch:
+                    break
+                try:
+                    item = self._queue.get(timeout=self._interval if not waiters else 0)
+                except queue.Empty:
+                    break
+            if pending:
+                try:
+                    self._write(list(pending.values()))
+                except Exception:
+                    log.exception("writing %d run records failed", len(pending))
+            for waiter in waiters:
+                waiter.set()
+            if stop:
+                return
+
+    def _write(self, records: list[RunRecord]) -> None:
+        new_runs: list[dict[str, Any]] = []
+        new_cards: list[dict[str, Any]] = []
+        with self._db.session() as session:
+            for record in records:
+                values = {
+                    "status": record.status,
+                    "ended_at": record.ended_at,
+                    "error": record.error,
+                    "trigger_data": record.trigger_data,
+                }
+                already = self._written.get(record.id)
+                if already is None:
+                    new_runs.append(
+                        {
+                            "id": record.id,
+                            "flow_id": record.flow_id,
+                            "trigger": record.trigger,
+                            "started_at": record.started_at,
+                            **values,
+                        }
+                    )
+                    already = 0
+                else:
+                    session.execute(update(Run).where(Run.id == record.id).values(**values))
+                # Cards are written once, finished; a running card holds back those after it.
+                ready = next(
+                    (i for i, c in enumerate(record.cards) if c.status == "running"),
+                    len(record.cards),
+                )
+                for position, card in enumerate(record.cards[already:ready], start=already):
+                    new_cards.append(
+                        {
+                            "run_id": record.id,
+                            "position": position,
+                            "card_key": card.card_key,
+                            "card": card.card,
+                            "connection_id": card.connection_id,
+                            "status": card.status,
+                            "duration_ms": card.duration_ms,
+                            "status_code": card.status_code,
+                            "error": card.error,
+                            "inputs": card.inputs,
+                            "outputs": card.outputs,
+                        }
+                    )
+            if new_runs:
+                session.execute(insert(Run), new_runs)
+            if new_cards:
+                session.execute(insert(RunCard), new_cards)
+        for record in records:
+            if record.status == "running":
+                self._written[record.id] = next(
+                    (i for i, c in enumerate(record.cards) if c.status == "running"),
+                    len(record.cards),
+                )
+            else:
+                self._written.pop(record.id, None)  # final: no later snapshot comes

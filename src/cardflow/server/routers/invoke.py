@@ -1,0 +1,79 @@
+"""/invoke/{alias}: the API-endpoint trigger."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from fastapi import APIRouter, Request, Response
+
+from cardflow.errors import InvalidInput, NotFound, Unauthorized
+from cardflow.flows.service import token_matches
+from cardflow.flows.trigger import endpoint_trigger
+from cardflow.server.deps import CardflowDep
+
+router = APIRouter(tags=["invoke"])
+
+MAX_BODY = 10 * 1024 * 1024
+TOKEN_QUERY = "clientToken"
+TOKEN_HEADER = "x-api-client-token"
+
+
+class PayloadTooLarge(InvalidInput):
+    type = "payload_too_large"
+    http_status = 413
+
+
+async def _body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise PayloadTooLarge(f"The request body is larger than {MAX_BODY:,} bytes.")
+    chunks = bytearray()
+    async for chunk in request.stream():
+        chunks += chunk
+        if len(chunks) > MAX_BODY:
+            raise PayloadTooLarge(f"The request body is larger than {MAX_BODY:,} bytes.")
+    return bytes(chunks)
+
+
+@router.api_route("/invoke/{alias}", methods=["GET", "POST"])
+async def invoke(alias: str, request: Request, cf: CardflowDep) -> Response:
+    """Run the flow whose API-endpoint trigger has this alias, and answer as it says."""
+    flow = cf.flows.by_alias(alias)
+    if flow is None:
+        raise NotFound(f"No enabled flow answers at /invoke/{alias}.", field="alias")
+    query = dict(request.query_params)
+    headers = dict(request.headers)
+    trigger_conf = flow.document.trigger
+    from_query, from_header = query.pop(TOKEN_QUERY, None), headers.pop(TOKEN_HEADER, None)
+    if trigger_conf.security == "client_token":
+        if from_query is not None and from_header is not None:
+            raise InvalidInput(
+                f"Send the client token once: the {TOKEN_QUERY} query parameter or the "
+                f"{TOKEN_HEADER} header, not both.",
+                field=TOKEN_QUERY,
+            )
+        if not token_matches(flow.client_token, from_query or from_header):
+            raise Unauthorized(
+                f"This flow needs its client token ({TOKEN_QUERY} query parameter or "
+                f"{TOKEN_HEADER} header)."
+            )
+    trigger = endpoint_trigger(
+        request.method, request.url.path, query, headers, await _body(request)
+    )
+    prefer_async = "respond-async" in request.headers.get("prefer", "").lower()
+    handle = cf.engine.start(flow, trigger, trigger_type="api_endpoint", answer_caller=True)
+    assert handle.response is not None
+    if prefer_async:
+        return json_response(202, {"run_id": handle.run_id})
+    try:
+        answer = await asyncio.wait_for(
+            asyncio.shield(handle.response), timeout=cf.settings.endpoint_timeout
+        )
+    except TimeoutError:
+        return json_response(202, {"run_id": handle.run_id})
+    return Response(answer.body, status_code=answer.status_code, headers=answer.headers)
+
+
+def json_response(status: int, data: dict[str, str]) -> Response:
+    return Response(json.dumps(data), status_code=status, media_type="application/json")
