@@ -1,0 +1,602 @@
+"""Flows end to end over HTTP: a real cardflow server, a real loopback upstream."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import RunningServer
+from tests.support.upstream import Upstream
+
+
+def api(server: RunningServer) -> httpx.Client:
+    return httpx.Client(base_url=server.url, headers=server.headers, timeout=30)
+
+
+def create_flow(server: RunningServer, document: dict[str, Any]) -> dict[str, Any]:
+    with api(server) as client:
+        response = client.post("/api/v1/flows", json=document)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def endpoint(alias: str, cards: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    return {
+        "name": f"flow {alias}",
+        "trigger": {"type": "api_endpoint", "alias": alias, "security": "none"},
+        "cards": cards,
+        **extra,
+    }
+
+
+def wait_for_run(server: RunningServer, run_id: str, timeout: float = 10) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    with api(server) as client:
+        while True:
+            run = client.get(f"/api/v1/runs/{run_id}")
+            if run.status_code == 200 and run.json()["status"] != "running":
+                return dict(run.json())
+            assert time.monotonic() < deadline, run.text
+            time.sleep(0.05)
+
+
+def test_close_answers_while_the_flow_goes_on(server: RunningServer, upstream: Upstream) -> None:
+    create_flow(
+        server,
+        endpoint(
+            "ack",
+            [
+                {
+                    "id": "ack",
+                    "card": "api_connector.close",
+                    "inputs": {
+                        "status_code": 200,
+                        "body": {"accepted": True, "run": "{{ flow.run_id }}"},
+                    },
+                },
+                {
+                    "id": "slow",
+                    "card": "api_connector.get",
+                    "inputs": {"url": f"{upstream.url}/slow?seconds=1.5"},
+                },
+            ],
+        ),
+    )
+    started = time.monotonic()
+    response = httpx.post(f"{server.url}/invoke/ack", json={}, timeout=30)
+    answered_after = time.monotonic() - started
+    assert response.status_code == 200
+    body = response.json()
+    assert body["accepted"] is True
+    with api(server) as client:
+        during = client.get(f"/api/v1/runs/{body['run']}").json()
+    assert during["status"] == "running"
+    assert answered_after < 1.5  # the slow card had not finished when the caller got its answer
+    run = wait_for_run(server, body["run"])
+    assert run["status"] == "succeeded"
+    assert [c["id"] for c in run["cards"]] == ["ack", "slow"]
+    assert run["cards"][1]["status_code"] == 200
+    assert run["cards"][1]["duration_ms"] >= 1400
+
+
+def test_get_then_return_with_typed_expressions(server: RunningServer, upstream: Upstream) -> None:
+    create_flow(
+        server,
+        endpoint(
+            "lookup",
+            [
+                {
+                    "id": "user",
+                    "card": "api_connector.get",
+                    "inputs": {
+                        "url": f"{upstream.url}/echo",
+                        "query": {"id": "{{ trigger.body.id }}"},
+                    },
+                },
+                {
+                    "id": "done",
+                    "card": "flow.return",
+                    "inputs": {
+                        "id": "{{ steps.user.body.query.id[0] }}",
+                        "whole": "{{ trigger.body }}",
+                        "count": "{{ trigger.body.n }}",
+                        "text": "n={{ trigger.body.n }} tags={{ trigger.body.tags }}",
+                        "missing": "{{ trigger.body.nope }}",
+                    },
+                },
+            ],
+        ),
+    )
+    response = httpx.post(
+        f"{server.url}/invoke/lookup", json={"id": "u-1", "n": 3, "tags": ["a", "b"]}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    assert response.json() == {
+        "id": "u-1",
+        "whole": {"id": "u-1", "n": 3, "tags": ["a", "b"]},
+        "count": 3,
+        "text": 'n=3 tags=["a","b"]',
+        "missing": None,
+    }
+
+
+def test_return_raw(server: RunningServer) -> None:
+    create_flow(
+        server,
+        endpoint(
+            "raw",
+            [
+                {
+                    "id": "out",
+                    "card": "flow.return_raw",
+                    "inputs": {
+                        "status_code": 418,
+                        "headers": {"Content-Type": "text/xml"},
+                        "body": "<teapot>{{ trigger.query.name }}</teapot>",
+                    },
+                }
+            ],
+        ),
+    )
+    response = httpx.get(f"{server.url}/invoke/raw", params={"name": "earl"})
+    assert response.status_code == 418
+    assert response.headers["content-type"] == "text/xml"
+    assert response.text == "<teapot>earl</teapot>"
+
+
+def test_flow_without_return_answers_run_id_and_status(server: RunningServer) -> None:
+    create_flow(
+        server,
+        endpoint("plain", [{"id": "c", "card": "flow.continue_if", "inputs": {"condition": True}}]),
+    )
+    response = httpx.post(f"{server.url}/invoke/plain")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"run_id", "status"} and body["status"] == "succeeded"
+
+
+def test_failing_card_gives_500_with_run_id(server: RunningServer, upstream: Upstream) -> None:
+    create_flow(
+        server,
+        endpoint(
+            "broken",
+            [
+                {
+                    "id": "bad",
+                    "card": "api_connector.get",
+                    "inputs": {"url": f"{upstream.url}/status/502"},
+                }
+            ],
+        ),
+    )
+    response = httpx.post(f"{server.url}/invoke/broken")
+    assert response.status_code == 500
+    body = response.json()
+    assert body["error"]["card"] == "bad"
+    assert body["error"]["type"] == "upstream_status"
+    run = wait_for_run(server, body["run_id"])
+    assert run["status"] == "failed"
+    assert run["cards"][0]["status_code"] == 502
+
+
+def test_on_error_continue_lets_later_cards_see_the_error(
+    server: RunningServer, upstream: Upstream
+) -> None:
+    create_flow(
+        server,
+        endpoint(
+            "tolerant",
+            [
+                {
+                    "id": "bad",
+                    "card": "api_connector.get",
+                    "on_error": "continue",
+                    "inputs": {"url": f"{upstream.url}/status/404"},
+                },
+                {
+                    "id": "out",
+                    "card": "flow.return",
+                    "inputs": {
+                        "status": "{{ steps.bad.status_code }}",
+                        "error": "{{ steps.bad.error.type }}",
+                    },
+                },
+            ],
+        ),
+    )
+    assert httpx.post(f"{server.url}/invoke/tolerant").json() == {
+        "status": 404,
+        "error": "upstream_status",
+    }
+
+
+def test_client_token_rules(server: RunningServer) -> None:
+    flow = create_flow(
+        server,
+        {
+            "name": "secured",
+            "trigger": {"type": "api_endpoint", "alias": "secured", "security": "client_token"},
+            "cards": [{"id": "out", "card": "flow.return", "inputs": {"ok": True}}],
+        },
+    )
+    token = flow["client_token"]
+    assert token and flow["invoke_url"] == f"{server.url}/invoke/secured"
+    url = flow["invoke_url"]
+    assert httpx.post(url).status_code == 401
+    assert httpx.post(url, params={"clientToken": "wrong"}).status_code == 401
+    assert httpx.post(url, headers={"x-api-client-token": token[:-1]}).status_code == 401
+    assert httpx.post(url, params={"clientToken": token}).json() == {"ok": True}
+    assert httpx.get(url, headers={"x-api-client-token": token}).json() == {"ok": True}
+    both = httpx.post(url, params={"clientToken": token}, headers={"x-api-client-token": token})
+    assert both.status_code == 422
+    assert "not both" in both.json()["error"]["message"]
+    with api(server) as client:
+        renewed = client.post(f"/api/v1/flows/{flow['id']}/client-token").json()["client_token"]
+    assert renewed != token
+    assert httpx.post(url, params={"clientToken": token}).status_code == 401
+    assert httpx.post(url, params={"clientToken": renewed}).status_code == 200
+
+
+def test_unknown_alias_and_disabled_flow(server: RunningServer) -> None:
+    assert httpx.post(f"{server.url}/invoke/nothing-here").status_code == 404
+    doc = endpoint(
+        "off", [{"id": "out", "card": "flow.return", "inputs": {"ok": True}}], enabled=False
+    )
+    create_flow(server, doc)
+    assert httpx.post(f"{server.url}/invoke/off").status_code == 404
+
+
+def test_prefer_respond_async_and_endpoint_timeout(
+    server: RunningServer, upstream: Upstream
+) -> None:
+    create_flow(
+        server,
+        endpoint(
+            "slowflow",
+            [
+                {
+                    "id": "slow",
+                    "card": "api_connector.get",
+                    "inputs": {"url": f"{upstream.url}/slow?seconds=1"},
+                }
+            ],
+        ),
+    )
+    started = time.monotonic()
+    quick = httpx.post(f"{server.url}/invoke/slowflow", headers={"Prefer": "respond-async"})
+    assert quick.status_code == 202 and time.monotonic() - started < 0.9
+    assert wait_for_run(server, quick.json()["run_id"])["status"] == "succeeded"
+
+    server.cf.settings.endpoint_timeout = 0.3
+    timed_out = httpx.post(f"{server.url}/invoke/slowflow")
+    assert timed_out.status_code == 202
+    assert set(timed_out.json()) == {"run_id"}
+    assert wait_for_run(server, timed_out.json()["run_id"])["status"] == "succeeded"
+
+
+def test_caller_disconnect_does_not_cancel_the_run(
+    server: RunningServer, upstream: Upstream
+) -> None:
+    flow = create_flow(
+        server,
+        endpoint(
+            "outlive",
+            [
+                {
+                    "id": "slow",
+                    "card": "api_connector.get",
+                    "inputs": {"url": f"{upstream.url}/slow?seconds=1"},
+                }
+            ],
+        ),
+    )
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{server.url}/invoke/outlive", timeout=0.2)
+    deadline = time.monotonic() + 10
+    with api(server) as client:
+        while True:
+            runs = client.get("/api/v1/runs", params={"flow_id": flow["id"]}).json()
+            if runs and runs[0]["status"] != "running":
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert runs[0]["status"] == "succeeded"
+
+
+def test_loops_and_branches(server: RunningServer) -> None:
+    create_flow(
+        server,
+        endpoint(
+            "shape",
+            [
+                {
+                    "id": "each",
+                    "card": "list.for_each",
+                    "inputs": {
+                        "list": "{{ trigger.body.users }}",
+                        "cards": [
+                            {
+                                "id": "pick",
+                                "card": "object.construct",
+                                "inputs": {"name": "{{ loop.item.name }}", "i": "{{ loop.index }}"},
+                            }
+                        ],
+                    },
+                },
+                {
+                    "id": "vip",
+                    "card": "branch.if_else",
+                    "inputs": {
+                        "condition": "{{ trigger.body.vip }}",
+                        "then": [
+                            {"id": "gold", "card": "object.construct", "inputs": {"tier": "gold"}}
+                        ],
+                        "else": [
+                            {
+                                "id": "std",
+                                "card": "object.construct",
+                                "inputs": {"tier": "standard"},
+                            }
+                        ],
+                    },
+                },
+                {
+                    "id": "out",
+                    "card": "flow.return",
+                    "inputs": {
+                        "names": "{{ steps.each.output[*].pick.output.name }}",
+                        "branch": "{{ steps.vip.branch }}",
+                        "tier": "{{ steps.vip.outputs.*.output.tier | [0] }}",
+                    },
+                },
+            ],
+        ),
+    )
+    body = {"users": [{"name": "ada"}, {"name": "alan"}], "vip": False}
+    assert httpx.post(f"{server.url}/invoke/shape", json=body).json() == {
+        "names": ["ada", "alan"],
+        "branch": "else",
+        "tier": "standard",
+    }
+
+
+def test_continue_if_ends_the_run_successfully(server: RunningServer) -> None:
+    create_flow(
+        server,
+        endpoint(
+            "gate",
+            [
+                {
+                    "id": "gate",
+                    "card": "flow.continue_if",
+                    "inputs": {"condition": "{{ trigger.body.go }}"},
+                },
+                {"id": "out", "card": "flow.return", "inputs": {"went": True}},
+            ],
+        ),
+    )
+    assert httpx.post(f"{server.url}/invoke/gate", json={"go": True}).json() == {"went": True}
+    stopped = httpx.post(f"{server.url}/invoke/gate", json={"go": False}).json()
+    assert stopped["status"] == "succeeded"
+    run = wait_for_run(server, stopped["run_id"])
+    assert [c["id"] for c in run["cards"]] == ["gate"]
+
+
+def test_manual_run_and_export(server: RunningServer) -> None:
+    flow = create_flow(
+        server,
+        {
+            "name": "by hand",
+            "cards": [
+                {
+                    "id": "echo",
+                    "card": "object.construct",
+                    "inputs": {"got": "{{ trigger.body.x }}"},
+                }
+            ],
+            "save_data": True,
+        },
+    )
+    with api(server) as client:
+        run = client.post(f"/api/v1/flows/{flow['id']}/runs", json={"inputs": {"x": 42}})
+        assert run.status_code == 201, run.text
+        assert run.json()["status"] == "succeeded"
+        assert run.json()["cards"][0]["outputs"] == {"output": {"got": 42}}
+        exported = client.get(f"/api/v1/flows/{flow['id']}/export").text
+        assert "name: by hand" in exported
+        as_json = client.get(f"/api/v1/flows/{flow['id']}/export", params={"format": "json"}).json()
+        assert as_json["cards"][0]["id"] == "echo"
+
+
+@pytest.mark.parametrize(
+    ("document", "field", "words"),
+    [
+        ({"name": "x", "cards": [{"id": "a", "card": "nope.card"}]}, "cards.0.card", "no card"),
+        (
+            {
+                "name": "x",
+                "cards": [
+                    {
+                        "id": "a",
+                        "card": "api_connector.get",
+                        "connection": "ghost",
+                        "inputs": {"url": "http://x/"},
+                    }
+                ],
+            },
+            "cards.0.connection",
+            "no connection",
+        ),
+        (
+            {
+                "name": "x",
+                "cards": [
+                    {"id": "a", "card": "object.construct"},
+                    {"id": "a", "card": "object.construct"},
+                ],
+            },
+            "cards.1.id",
+            "used by another card",
+        ),
+        (
+            {
+                "name": "x",
+                "cards": [
+                    {
+                        "id": "a",
+                        "card": "object.construct",
+                        "inputs": {"v": "{{ steps.b.output }}"},
+                    },
+                    {"id": "b", "card": "object.construct"},
+                ],
+            },
+            "cards.0.inputs.v",
+            "runs later",
+        ),
+        (
+            {
+                "name": "x",
+                "cards": [
+                    {"id": "a", "card": "object.construct", "inputs": {"v": "{{ steps.zzz }}"}}
+                ],
+            },
+            "cards.0.inputs.v",
+            "no card 'zzz'",
+        ),
+        (
+            {
+                "name": "x",
+                "cards": [
+                    {
+                        "id": "a",
+                        "card": "object.get",
+                        "inputs": {"object": {}, "path": "x", "v": "{{ a[ }}"},
+                    }
+                ],
+            },
+            "cards.0.inputs.v",
+            "",
+        ),
+        (
+            {"name": "x", "cards": [{"id": "c", "card": "api_connector.close", "inputs": {}}]},
+            "cards.0.card",
+            "API-endpoint",
+        ),
+        (
+            {"name": "x", "cards": [{"id": "g", "card": "api_connector.get", "inputs": {}}]},
+            "cards.0.inputs.url",
+            "required",
+        ),
+        ({"name": "x", "trigger": {"type": "api_endpoint"}, "cards": []}, "trigger.alias", "alias"),
+        ({"name": "x", "cards": [{"id": "bad-id", "card": "object.construct"}]}, "cards.0.id", ""),
+        (
+            {
+                "name": "x",
+                "cards": [
+                    {
+                        "id": "l",
+                        "card": "list.for_each",
+                        "inputs": {"list": [], "cards": [{"id": "n", "card": "nope"}]},
+                    }
+                ],
+            },
+            "cards.0.inputs.cards.0.card",
+            "no card",
+        ),
+    ],
+)
+def test_invalid_flows_name_card_and_field(
+    server: RunningServer, document: dict[str, Any], field: str, words: str
+) -> None:
+    with api(server) as client:
+        response = client.post("/api/v1/flows", json=document)
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["field"] == field
+    assert words in error["message"]
+
+
+def test_duplicate_alias_and_connection_in_use(server: RunningServer) -> None:
+    server.cf.connections.create("svc", "none", {})
+    doc = endpoint(
+        "dup",
+        [
+            {
+                "id": "g",
+                "card": "api_connector.get",
+                "connection": "svc",
+                "inputs": {"url": "http://127.0.0.1:9/"},
+            }
+        ],
+    )
+    create_flow(server, doc)
+    with api(server) as client:
+        again = client.post("/api/v1/flows", json={**doc, "name": "other"})
+        assert again.status_code == 409 and again.json()["error"]["field"] == "trigger.alias"
+        refused = client.delete("/api/v1/connections/svc")
+        assert refused.status_code == 409
+        assert refused.json()["error"]["type"] == "connection_in_use"
+        assert "flow dup" in refused.json()["error"]["message"]
+
+
+def test_saved_data_is_redacted(server: RunningServer, upstream: Upstream) -> None:
+    server.cf.connections.create(
+        "key", "custom", {"header_name": "X-Secret-Key", "header_value": "SENTINEL-hv-123"}
+    )
+    server.cf.connections.create("basic", "basic", {"username": "u", "password": "SENTINEL-pw-456"})
+    flow = create_flow(
+        server,
+        {
+            "name": "redact",
+            "trigger": {"type": "api_endpoint", "alias": "redact", "security": "client_token"},
+            "save_data": True,
+            "cards": [
+                {
+                    "id": "a",
+                    "card": "api_connector.get",
+                    "connection": "key",
+                    "inputs": {"url": f"{upstream.url}/echo"},
+                },
+                {
+                    "id": "b",
+                    "card": "api_connector.get",
+                    "connection": "basic",
+                    "inputs": {
+                        "url": f"{upstream.url}/echo",
+                        "headers": {"Cookie": "sid=SENTINEL-cookie"},
+                    },
+                },
+                {
+                    "id": "c",
+                    "card": "object.construct",
+                    "inputs": {"password": "{{ trigger.body.password }}", "api_token": "x"},
+                },
+            ],
+        },
+    )
+    response = httpx.post(
+        f"{server.url}/invoke/redact",
+        params={"clientToken": flow["client_token"]},
+        json={"password": "SENTINEL-body-pw"},
+    )
+    run = wait_for_run(server, response.json()["run_id"])
+    assert run["status"] == "succeeded", run
+    text = str(run)
+    for secret in (
+        "SENTINEL-hv-123",
+        "SENTINEL-pw-456",
+        "SENTINEL-cookie",
+        "SENTINEL-body-pw",
+        flow["client_token"],
+    ):
+        assert secret not in text, secret
+    import base64
+
+    assert base64.b64encode(b"u:SENTINEL-pw-456").decode() not in text
+    assert run["cards"][0]["outputs"]["status_code"] == 200  # the rest is kept
+    assert run["trigger_data"]["query"] == {}  # the client token is not trigger data
+    assert run["cards"][2]["outputs"]["output"]["password"] == "[redacted]"
