@@ -43,6 +43,7 @@ from cardflow.store.tokens import SqlTokenStore
 from cardflow.validation import validate
 
 log = logging.getLogger("cardflow")
+_DEFAULT_OPTIONS = CardOptions()
 
 
 @dataclass
@@ -105,6 +106,7 @@ class Cardflow:
         )
         self.api_tokens = ApiTokenService(self.db)
         self._runtimes: dict[str, _Runtime] = {}
+        self._revalidating: set[str] = set()
         self._portal = LoopThread()
 
     # -- cards ---------------------------------------------------------------------------
@@ -168,11 +170,12 @@ class Cardflow:
     ) -> PreparedCard:
         """Validate a card's inputs and options and find its connection's auth."""
         parsed = validate_inputs(spec, inputs)
-        opts = (
-            options
-            if isinstance(options, CardOptions)
-            else validate(CardOptions, options or {}, "options")
-        )
+        if isinstance(options, CardOptions):
+            opts = options
+        elif not options:
+            opts = _DEFAULT_OPTIONS
+        else:
+            opts = validate(CardOptions, options, "options")
         auth: ConnectionAuth | None = None
         connection_id: str | None = None
         if connection is not None:
@@ -214,6 +217,15 @@ class Cardflow:
         now = time.monotonic()
         if runtime is not None and now - runtime.checked_at < self.settings.config_cache_seconds:
             return runtime
+        if runtime is not None and ref in self._revalidating:
+            return runtime  # another call is checking it; this one uses what is cached
+        self._revalidating.add(ref)
+        try:
+            return await self._load_runtime(ref, runtime, now)
+        finally:
+            self._revalidating.discard(ref)
+
+    async def _load_runtime(self, ref: str, runtime: _Runtime | None, now: float) -> _Runtime:
         found = await asyncio.to_thread(self.connections.resolve, ref)
         if found is None:
             self._runtimes.pop(ref, None)

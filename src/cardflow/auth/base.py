@@ -46,6 +46,11 @@ class ConnectionAuth(httpx.Auth):
 
     added_headers: frozenset[str] = frozenset()
 
+    def static_headers(self) -> dict[str, str] | None:
+        """Headers to set when this auth never needs a second attempt (no 401 handling):
+        a fast path that skips driving the generator. None means: use ``auth_flow``."""
+        return None
+
     def sensitive_values(self) -> list[str]:
         """Strings this auth puts on the wire that must never be stored or shown."""
         return []

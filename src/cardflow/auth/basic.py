@@ -26,6 +26,9 @@ class BasicAuth(ConnectionAuth):
         self._header = "Basic " + self._encoded
         self._password = password
 
+    def static_headers(self) -> dict[str, str]:
+        return {"Authorization": self._header}
+
     def sensitive_values(self) -> list[str]:
         return [self._encoded, self._password]
 

@@ -33,6 +33,9 @@ class CustomHeaderAuth(ConnectionAuth):
         self._value = header_value
         self.added_headers = frozenset({header_name.lower()})
 
+    def static_headers(self) -> dict[str, str]:
+        return {self._name: self._value}
+
     def sensitive_values(self) -> list[str]:
         return [self._value]
 

@@ -11,3 +11,6 @@ class NoneConfig(AuthConfig):
 
 class NoAuth(ConnectionAuth):
     """Sends the request as it is."""
+
+    def static_headers(self) -> dict[str, str]:
+        return {}

@@ -217,7 +217,7 @@ def _excerpt(response: InboundResponse) -> str:
 
 def _json_card(method: str) -> Any:
     async def run(ctx: CardContext, inputs: RequestInputs) -> CardOutcome:
-        body = encode_json_body(getattr(inputs, "body", None))
+        body = encode_json_body(inputs.body) if isinstance(inputs, BodyInputs) else None
         headers = CIMultiDict(inputs.headers)
         if body is not None and "Content-Type" not in headers:
             headers["Content-Type"] = "application/json"

@@ -10,6 +10,7 @@ import ipaddress
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
@@ -45,11 +46,18 @@ class NetworkPolicy:
 
     def check_literal(self, host: str) -> None:
         """Check a host that is an IP literal (no DNS lookup happens for those)."""
-        try:
-            address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-        except ValueError:
-            return
-        self.check(host, [str(address)])
+        if _literal_denied(self, host):
+            self.check(host, [host.strip("[]").split("%", 1)[0]])
+
+
+@lru_cache(maxsize=1024)
+def _literal_denied(policy: NetworkPolicy, host: str) -> bool:
+    """True for an IP-literal host the policy refuses (cached: policies never change)."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False  # a name: checked after DNS resolution
+    return not policy.is_allowed(address)
 
 
 class PolicyResolver(AbstractResolver):

@@ -103,14 +103,19 @@ class HttpTransport:
         limit = max_response_bytes or self.max_response_bytes
         origin = _origin(request.url)
         current = request
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
-            async with asyncio.timeout(timeout):
-                for _hop in range(MAX_REDIRECTS + 1):
-                    response = await self._send_once(current, limit)
-                    location = response.headers.get("Location")
-                    if response.status_code not in _REDIRECT_CODES or not location:
-                        return response
-                    current = _follow(current, response, location, origin, strip_on_cross_origin)
+            for _hop in range(MAX_REDIRECTS + 1):
+                # aiohttp's own timer bounds each hop; one deadline covers them all.
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise TimeoutError
+                response = await self._send_once(current, limit, remaining)
+                location = response.headers.get("Location")
+                if response.status_code not in _REDIRECT_CODES or not location:
+                    return response
+                current = _follow(current, response, location, origin, strip_on_cross_origin)
         except TimeoutError:
             raise UpstreamTimeout(
                 f"{request.method} {_safe_url(request.url)} got no complete answer within "
@@ -120,9 +125,12 @@ class HttpTransport:
             f"{request.method} {_safe_url(request.url)} redirected more than {MAX_REDIRECTS} times."
         )
 
-    async def _send_once(self, request: OutboundRequest, limit: int) -> InboundResponse:
-        if request.url.host:
-            self.policy.check_literal(request.url.host)
+    async def _send_once(
+        self, request: OutboundRequest, limit: int, timeout: float
+    ) -> InboundResponse:
+        host = request.url.raw_host
+        if host:
+            self.policy.check_literal(host)
         session = self._session()
         try:
             async with session.request(
@@ -131,18 +139,24 @@ class HttpTransport:
                 headers=request.headers,
                 data=request.body,
                 allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=timeout),
             ) as resp:
                 declared = resp.content_length
-                if declared is not None and declared > limit:
-                    raise _too_large(request, limit)
+                if declared is not None:
+                    if declared > limit:
+                        raise _too_large(request, limit)
+                    if "Content-Encoding" not in resp.headers:
+                        # Declared and within the cap: one read (the fast path).
+                        body = await resp.read()
+                        return InboundResponse(resp.status, resp.headers, body, resp.url)
                 buffer = bytearray()
                 async for chunk in resp.content.iter_chunked(_CHUNK):
                     buffer += chunk
                     if len(buffer) > limit:
                         raise _too_large(request, limit)
                 return InboundResponse(resp.status, resp.headers, bytes(buffer), resp.url)
-        except CardFailed:
-            raise
+        except (CardFailed, TimeoutError):
+            raise  # TimeoutError is an OSError: it must not be taken for a network error
         except aiohttp.ClientResponseError as exc:
             raise UpstreamConnectionError(
                 f"{request.method} {_safe_url(request.url)}: the upstream sent an invalid "

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from yarl import URL
 
 
+@lru_cache(maxsize=4096)
 def parse_http_url(value: str) -> URL:
     """Parse an absolute http(s) URL or raise ValueError saying what is wrong."""
     if not isinstance(value, str) or not value.strip():
