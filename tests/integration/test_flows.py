@@ -350,7 +350,7 @@ def test_loops_and_branches(server: RunningServer) -> None:
                     "inputs": {
                         "names": "{{ steps.each.output[*].pick.output.name }}",
                         "branch": "{{ steps.vip.branch }}",
-                        "tier": "{{ steps.vip.outputs.*.output.tier | [0] }}",
+                        "tier": "{{ values(steps.vip.outputs)[0].output.tier }}",
                     },
                 },
             ],
@@ -600,3 +600,93 @@ def test_saved_data_is_redacted(server: RunningServer, upstream: Upstream) -> No
     assert run["cards"][0]["outputs"]["status_code"] == 200  # the rest is kept
     assert run["trigger_data"]["query"] == {}  # the client token is not trigger data
     assert run["cards"][2]["outputs"]["output"]["password"] == "[redacted]"
+
+
+def test_xml_from_raw_request_parsed_and_returned(
+    server: RunningServer, upstream: Upstream
+) -> None:
+    create_flow(
+        server,
+        endpoint(
+            "soap",
+            [
+                {
+                    "id": "raw",
+                    "card": "api_connector.raw_request",
+                    "inputs": {"url": f"{upstream.url}/xml", "method": "GET"},
+                },
+                {"id": "xml", "card": "xml.parse", "inputs": {"text": "{{ steps.raw.body }}"}},
+                {
+                    "id": "out",
+                    "card": "flow.return",
+                    "inputs": {
+                        "card": '{{ steps.xml.output."soap:Envelope"."soap:Body"'
+                        ".GetCardResponse.Card }}"
+                    },
+                },
+            ],
+        ),
+    )
+    response = httpx.post(f"{server.url}/invoke/soap")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"card": {"Id": "42", "Name": "hello"}}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>',
+        '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa">'
+        '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">'
+        '<!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">'
+        '<!ENTITY d "&c;&c;&c;&c;&c;&c;&c;&c;&c;&c;">]><l>&d;</l>',
+    ],
+)
+def test_xxe_and_billion_laughs_are_refused(server: RunningServer, payload: str) -> None:
+    create_flow(
+        server,
+        endpoint(
+            "parse",
+            [
+                {"id": "xml", "card": "xml.parse", "inputs": {"text": "{{ trigger.raw }}"}},
+                {
+                    "id": "out",
+                    "card": "flow.return",
+                    "inputs": {"parsed": "{{ steps.xml.output }}"},
+                },
+            ],
+        ),
+    )
+    response = httpx.post(
+        f"{server.url}/invoke/parse", content=payload, headers={"Content-Type": "text/xml"}
+    )
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error["card"] == "xml" and error["type"] == "invalid_input"
+    assert "root:" not in response.text and "aaaaaaaaaa" * 10 not in response.text
+
+
+def test_stale_running_runs_are_failed_on_start(cf: Any) -> None:
+    from datetime import UTC, datetime
+
+    from cardflow.server.app import create_app
+    from cardflow.store.models import Run
+
+    with cf.db.session() as session:
+        session.add(
+            Run(id="run_stale", trigger="manual", status="running", started_at=datetime.now(UTC))
+        )
+    from fastapi import FastAPI
+
+    app: FastAPI = create_app(cf)
+
+    async def lifespan() -> None:
+        async with app.router.lifespan_context(app):
+            pass
+
+    import asyncio
+
+    asyncio.run(lifespan())
+    run = cf.runs.get("run_stale")
+    assert run["status"] == "failed"
+    assert run["error"]["type"] == "interrupted"

@@ -16,6 +16,7 @@ from cardflow.cli._common import JsonOpt, root_json
 from cardflow.cli.admin import db_app, keys_app, serve
 from cardflow.cli.cards import card_app
 from cardflow.cli.connections import connection_app
+from cardflow.cli.flows import flow_app
 from cardflow.cli.runs import run_app
 from cardflow.cli.tokens import token_app
 
@@ -34,6 +35,7 @@ app.command()(serve)
 app.add_typer(token_app, name="token")
 app.add_typer(connection_app, name="connection")
 app.add_typer(card_app, name="card")
+app.add_typer(flow_app, name="flow")
 app.add_typer(run_app, name="run")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")

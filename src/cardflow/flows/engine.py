@@ -169,7 +169,10 @@ class FlowEngine:
             started_at=datetime.now(UTC),
         )
         secrets = [flow.client_token] if flow.client_token else []
-        run = _Run(self, flow, record, trigger, response, Redactor(secrets))
+        redactor = Redactor(secrets)
+        if flow.document.save_data:
+            redactor = redactor.learn(trigger)
+        run = _Run(self, flow, record, trigger, response, redactor)
         if flow.document.save_data:
             record.trigger_data = run.redactor(trigger)
         task = loop.create_task(self._execute(run), name=f"cardflow-run-{record.id}")

@@ -24,6 +24,24 @@ class Redactor:
     def with_values(self, secrets: Collection[str], headers: Collection[str] = ()) -> Redactor:
         return Redactor([*self.secrets, *secrets], [*self.headers, *headers])
 
+    def learn(self, value: Any) -> Redactor:
+        """A redactor that also hides every text found under a sensitive key in ``value``
+        (so a password in a JSON body is also hidden in the body's raw text)."""
+        found: list[str] = []
+
+        def walk(item: Any, sensitive: bool) -> None:
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    walk(child, sensitive or self._sensitive(key))
+            elif isinstance(item, list):
+                for child in item:
+                    walk(child, sensitive)
+            elif sensitive and isinstance(item, str | int | float) and not isinstance(item, bool):
+                found.append(str(item))
+
+        walk(value, False)
+        return self.with_values(found) if found else self
+
     def __call__(self, value: Any) -> Any:
         if isinstance(value, dict):
             return {

@@ -1,0 +1,456 @@
+"""``cardflow flow``: import, export, list, show, run, enable, disable and delete flows.
+
+A flow file is YAML or JSON (one schema, see ``cardflow.flows.model``); ``export`` writes the
+exact text ``import`` reads back. The client token of an API-endpoint flow is the flow's own
+credential for its callers, so it is printed plainly (as the web UI shows it).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from cardflow.cli import _common
+from cardflow.cli._common import (
+    JsonOpt,
+    cells,
+    console,
+    err_console,
+    fixed,
+    grid,
+    grid_row,
+    guard,
+    open_cardflow,
+    print_json,
+    want_json,
+)
+from cardflow.errors import Conflict, InvalidInput
+from cardflow.flows.model import CardStep, FlowDocument, dump_document, load_document, parse_text
+from cardflow.flows.service import FlowView
+from cardflow.flows.validate import nested_keys, nested_steps
+
+flow_app = typer.Typer(
+    help="Manage flows (a trigger plus cards): import and export YAML or JSON, run them.",
+    no_args_is_help=True,
+)
+
+RefArg = Annotated[str, typer.Argument(help="The flow's id or name.")]
+
+
+class FileFormat(StrEnum):
+    yaml = "yaml"
+    json = "json"
+
+
+# -- reading input -----------------------------------------------------------------------
+
+
+def _read_text(path: Path, option: str) -> tuple[str, str]:
+    """The text of a file argument (``-`` = standard input) and how to name it in errors."""
+    if str(path) == "-":
+        return sys.stdin.read(), "standard input"
+    try:
+        return path.read_text("utf-8"), str(path)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"{option} {path}: cannot read it ({exc}).", field=option) from None
+
+
+def _read_document(path: Path) -> FlowDocument:
+    text, source = _read_text(path, "FILE")
+    try:
+        return load_document(parse_text(text, filename=str(path)))
+    except InvalidInput as exc:
+        raise InvalidInput(f"{source}: {exc.message}", field=exc.field) from None
+
+
+def _run_inputs(input_json: str | None, input_file: Path | None) -> dict[str, Any]:
+    if input_json is not None and input_file is not None:
+        raise InvalidInput("Give --input or --input-file, not both.", field="input")
+    if input_json is None and input_file is None:
+        return {}
+    source = "--input"
+    text = input_json
+    if input_file is not None:
+        text, name = _read_text(input_file, "--input-file")
+        source = f"--input-file {name}"
+    try:
+        inputs = json.loads(text or "")
+    except ValueError as exc:
+        raise InvalidInput(f"{source}: not valid JSON ({exc}).", field="input") from None
+    if not isinstance(inputs, dict):
+        raise InvalidInput(f"{source}: must be a JSON object.", field="input")
+    return inputs
+
+
+# -- showing -----------------------------------------------------------------------------
+
+
+def _trigger_text(document: FlowDocument) -> str:
+    trigger = document.trigger
+    if trigger.type == "api_endpoint":
+        return f"POST|GET /invoke/{trigger.alias}"
+    return trigger.type
+
+
+def _walk_cards(
+    steps: list[CardStep], path: str = "cards", depth: int = 0
+) -> Iterator[tuple[int, CardStep]]:
+    """Every card with its nesting depth (cards inside loops and branches included)."""
+    for index, step in enumerate(steps):
+        yield depth, step
+        for key in nested_keys(step.card):
+            where = f"{path}.{index}"
+            inner = nested_steps(step, key, where)
+            yield from _walk_cards(inner, f"{where}.inputs.{key}", depth + 1)
+
+
+def _print_flow(view: FlowView) -> None:
+    document = view.document
+    details = grid()
+    grid_row(details, "name", view.name)
+    grid_row(details, "id", view.id)
+    if document.description:
+        grid_row(details, "description", document.description)
+    grid_row(details, "trigger", _trigger_text(document))
+    if document.trigger.type == "api_endpoint":
+        grid_row(details, "security", document.trigger.security)
+    if view.invoke_url:
+        grid_row(details, "invoke URL", view.invoke_url)
+    if view.client_token:
+        grid_row(details, "client token", view.client_token)
+    grid_row(details, "enabled", "yes" if document.enabled else "no")
+    grid_row(details, "save data", "yes" if document.save_data else "no")
+    grid_row(details, "version", view.version)
+    grid_row(details, "created", view.created_at.isoformat())
+    grid_row(details, "updated", view.updated_at.isoformat())
+    console().print(details)
+
+
+def _print_cards(document: FlowDocument) -> None:
+    if not document.cards:
+        console().print(Text("No cards.", style="dim"))
+        return
+    table = Table("ID", "CARD", "CONNECTION", title="Cards", title_justify="left")
+    for depth, step in _walk_cards(document.cards):
+        table.add_row(*cells("  " * depth + step.id, step.card, step.connection))
+    console().print(table)
+
+
+def _print_call_hint(view: FlowView) -> None:
+    if view.client_token:
+        console().print(
+            Text(
+                "Callers send the client token as the clientToken query parameter or the "
+                "x-api-client-token header.",
+                style="dim",
+            ),
+            soft_wrap=True,
+        )
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, Mapping):
+        return str(error.get("message") or error.get("type") or "")
+    return "" if error is None else str(error)
+
+
+def _print_run(run: Mapping[str, Any]) -> None:
+    out = console()
+    details = grid()
+    for key in ("id", "flow_id", "trigger", "status", "started_at", "ended_at"):
+        grid_row(details, key, run.get(key) or "-")
+    if run.get("error"):
+        grid_row(details, "error", _error_text(run["error"]))
+    out.print(details)
+    table = Table(
+        "CARD", "TYPE", "STATUS", "MS", "HTTP", "ERROR", title="Cards", title_justify="left"
+    )
+    for card in run.get("cards") or []:
+        duration = card.get("duration_ms")
+        ms = None if duration is None else f"{duration:.1f}"
+        table.add_row(
+            *cells(card["id"], card["card"], card["status"], ms, card.get("status_code")),
+            *cells(_error_text(card.get("error"))),
+        )
+    out.print(table)
+    for card in run.get("cards") or []:
+        for part in ("inputs", "outputs"):
+            if card.get(part) is not None:
+                out.print(Text(f"{card['id']} {part}:", style="bold"))
+                out.print_json(data=card[part], default=str)
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+@flow_app.command("import")
+def flow_import(
+    file: Annotated[
+        Path, typer.Argument(help="A flow file, YAML or JSON ('-' reads standard input).")
+    ],
+    replace: Annotated[
+        bool,
+        typer.Option("--replace", help="Replace the flow of the same name if there is one."),
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Create a flow from a YAML or JSON file (or replace one of the same name).
+
+    Prints the flow's id, trigger, invoke URL and (client_token security) its client token.
+
+    Examples:
+      cardflow flow import offboard.yaml
+      cardflow flow export "Offboard user" > f.yaml
+      cardflow flow import f.yaml --replace
+    """
+    as_json = want_json(json_output)
+    with guard(as_json):
+        document = _read_document(file)
+    with open_cardflow(as_json) as cf:
+        existing = next((v for v in cf.flows.list() if v.name == document.name), None)
+        if existing is not None and not replace:
+            raise Conflict(
+                f"A flow named {document.name!r} already exists ({existing.id}); "
+                "use --replace to replace it.",
+                field="name",
+            )
+        if existing is not None:
+            view = cf.flows.replace(existing.id, document)
+        else:
+            view = cf.flows.create(document)
+    if as_json:
+        print_json(view.to_dict())
+        return
+    verb = "Replaced" if existing is not None else "Imported"
+    console().print(Text(f"{verb} flow {view.name!r}.", style="green"))
+    _print_flow(view)
+    _print_call_hint(view)
+
+
+@flow_app.command("export")
+def flow_export(
+    ref: RefArg,
+    fmt: Annotated[
+        FileFormat | None,
+        typer.Option("--format", help="yaml (the default) or json; --json implies json."),
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="Write to this file instead of standard output."),
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Print a flow's document, ready to edit and import again.
+
+    With --output, the file is written and --json prints {id, name, format, output}.
+
+    Examples:
+      cardflow flow export "Offboard user" > offboard.yaml
+      cardflow flow export "Offboard user" --format json --output offboard.json
+    """
+    as_json = want_json(json_output)
+    with guard(as_json):
+        if as_json and output is None and fmt is FileFormat.yaml:
+            raise InvalidInput(
+                "--json prints the document as JSON; drop --json to get YAML.", field="format"
+            )
+    chosen = fmt or (FileFormat.json if as_json and output is None else FileFormat.yaml)
+    with open_cardflow(as_json) as cf:
+        view = cf.flows.get(ref)
+    text = dump_document(view.document, "json" if chosen is FileFormat.json else "yaml")
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    with guard(as_json):
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise InvalidInput(
+                f"--output {output}: cannot write it ({exc}).", field="output"
+            ) from None
+    if as_json:
+        print_json(
+            {"id": view.id, "name": view.name, "format": chosen.value, "output": str(output)}
+        )
+    else:
+        console().print(Text(f"Exported flow {view.name!r} to {output} ({chosen.value})."))
+
+
+@flow_app.command("list")
+def flow_list(json_output: JsonOpt = False) -> None:
+    """List flows: trigger, enabled, number of cards.
+
+    Example: cardflow flow list --json
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        views = cf.flows.list()
+    if as_json:
+        print_json([view.to_dict() for view in views])
+        return
+    if not views:
+        console().print("No flows yet. Import one with: cardflow flow import --help")
+        return
+    table = Table("NAME", fixed("TRIGGER"), "ENABLED", "CARDS", fixed("ID"))
+    for view in views:
+        document = view.document
+        enabled = "yes" if document.enabled else "no"
+        table.add_row(
+            *cells(view.name, _trigger_text(document), enabled, len(document.cards), view.id)
+        )
+    console().print(table)
+
+
+@flow_app.command("show")
+def flow_show(ref: RefArg, json_output: JsonOpt = False) -> None:
+    """Show one flow: trigger, invoke URL and client token, and its cards.
+
+    Example: cardflow flow show "Offboard user"
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        view = cf.flows.get(ref)
+    if as_json:
+        print_json(view.to_dict())
+        return
+    _print_flow(view)
+    _print_cards(view.document)
+    _print_call_hint(view)
+
+
+@flow_app.command("run")
+def flow_run(
+    ref: RefArg,
+    input_json: Annotated[
+        str | None,
+        typer.Option("--input", help="The inputs as a JSON object (they become trigger.body)."),
+    ] = None,
+    input_file: Annotated[
+        Path | None,
+        typer.Option("--input-file", help="Read the inputs JSON from a file ('-' = stdin)."),
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Run a flow now (manual trigger) and show the run; exit 1 if the run failed.
+
+    Examples:
+      cardflow flow run "Offboard user" --input '{"accountId": "5b10a2844c20165700ede21g"}'
+      cardflow flow run "Offboard user" --input-file inputs.json --json
+    """
+    as_json = want_json(json_output)
+    with guard(as_json):
+        inputs = _run_inputs(input_json, input_file)
+    with open_cardflow(as_json) as cf:
+        run = cf.run_flow(ref, inputs)
+    if as_json:
+        print_json(run)
+    else:
+        _print_run(run)
+    if run.get("status") != "succeeded":
+        raise typer.Exit(1)
+
+
+def _set_enabled(ref: str, enabled: bool, json_output: bool) -> None:
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        view = cf.flows.set_enabled(ref, enabled)
+    if as_json:
+        print_json(view.to_dict())
+    else:
+        state = "Enabled" if enabled else "Disabled"
+        console().print(Text(f"{state} flow {view.name!r} ({view.id})."))
+
+
+@flow_app.command("enable")
+def flow_enable(ref: RefArg, json_output: JsonOpt = False) -> None:
+    """Enable a flow (an API-endpoint flow answers at its invoke URL again).
+
+    Example: cardflow flow enable "Offboard user"
+    """
+    _set_enabled(ref, True, json_output)
+
+
+@flow_app.command("disable")
+def flow_disable(ref: RefArg, json_output: JsonOpt = False) -> None:
+    """Disable a flow (an API-endpoint flow stops answering at its invoke URL).
+
+    Example: cardflow flow disable "Offboard user"
+    """
+    _set_enabled(ref, False, json_output)
+
+
+@flow_app.command("delete")
+def flow_delete(
+    ref: RefArg,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Delete a flow (asks first unless --yes).
+
+    Example: cardflow flow delete "Offboard user" --yes
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        view = cf.flows.get(ref)
+        if not yes:
+            if not _common.stdin_is_tty():
+                raise InvalidInput(
+                    f"Not deleting flow {view.name!r}: standard input is not a terminal to "
+                    "confirm; pass --yes.",
+                    field="yes",
+                )
+            if not typer.confirm(f"Delete flow {view.name!r} ({view.id})?", err=True):
+                err_console().print("Not deleted.")
+                raise typer.Exit(1)
+        cf.flows.delete(view.id)
+    if as_json:
+        print_json({"deleted": True, "id": view.id, "name": view.name})
+    else:
+        console().print(Text(f"Deleted flow {view.name!r} ({view.id})."))
+
+
+@flow_app.command("token")
+def flow_token(
+    ref: RefArg,
+    regenerate: Annotated[
+        bool,
+        typer.Option("--regenerate", help="Make a new client token (the old one stops working)."),
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Print an API-endpoint flow's client token, or make a new one with --regenerate.
+
+    The token is the only thing printed on stdout.
+
+    Example: TOKEN=$(cardflow flow token "Offboard user" --regenerate)
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        view = cf.flows.regenerate_token(ref) if regenerate else cf.flows.get(ref)
+        if view.client_token is None:
+            raise InvalidInput(
+                f"Flow {view.name!r} has no client token: only API-endpoint flows with "
+                "client_token security have one.",
+                field="trigger.security",
+            )
+    if as_json:
+        print_json({"id": view.id, "name": view.name, "client_token": view.client_token})
+        return
+    typer.echo(view.client_token)
+    if sys.stderr.isatty():
+        err_console().print(
+            Text(
+                "Callers send it as the clientToken query parameter or the x-api-client-token "
+                "header.",
+                style="dim",
+            ),
+            soft_wrap=True,
+        )
