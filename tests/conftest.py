@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,10 +155,9 @@ class RunningServer:
         return {"Authorization": f"Bearer {self.token}"}
 
 
-@pytest.fixture
-def server(cf: Cardflow, server_port: int) -> Iterator[RunningServer]:
-    """A real uvicorn serving cardflow on loopback, in a thread."""
-    port = server_port
+@contextmanager
+def serving(cf: Cardflow, port: int) -> Iterator[RunningServer]:
+    """A real uvicorn serving cardflow on loopback, in a thread, until the block ends."""
     config = uvicorn.Config(
         create_app(cf), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )
@@ -174,7 +174,13 @@ def server(cf: Cardflow, server_port: int) -> Iterator[RunningServer]:
         yield RunningServer(f"http://127.0.0.1:{port}", token, cf)
     finally:
         instance.should_exit = True
-        thread.join(timeout=10)
+        thread.join(timeout=30)
+
+
+@pytest.fixture
+def server(cf: Cardflow, server_port: int) -> Iterator[RunningServer]:
+    with serving(cf, server_port) as running:
+        yield running
 
 
 @pytest.fixture

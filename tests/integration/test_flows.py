@@ -690,3 +690,48 @@ def test_stale_running_runs_are_failed_on_start(cf: Any) -> None:
     run = cf.runs.get("run_stale")
     assert run["status"] == "failed"
     assert run["error"]["type"] == "interrupted"
+
+
+def test_shutdown_marks_unfinished_runs_failed(
+    cf: Any, upstream: Upstream, server_port: int
+) -> None:
+    from tests.conftest import serving
+
+    cf.settings.shutdown_grace = 0.2
+    with serving(cf, server_port) as running:
+        create_flow(
+            running,
+            endpoint(
+                "long",
+                [
+                    {
+                        "id": "slow",
+                        "card": "api_connector.get",
+                        "inputs": {"url": f"{upstream.url}/slow?seconds=5"},
+                    }
+                ],
+            ),
+        )
+        accepted = httpx.post(f"{running.url}/invoke/long", headers={"Prefer": "respond-async"})
+        assert accepted.status_code == 202
+        time.sleep(0.2)
+    run = cf.runs.get(accepted.json()["run_id"])
+    assert run["status"] == "failed"
+    assert run["error"]["type"] == "interrupted"
+    assert run["ended_at"] is not None
+
+
+def test_run_history_retention(cf: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from cardflow.store.models import Run
+
+    old = datetime.now(UTC) - timedelta(days=31)
+    with cf.db.session() as session:
+        session.add(Run(id="run_old", trigger="manual", status="succeeded", started_at=old))
+        session.add(
+            Run(id="run_new", trigger="manual", status="succeeded", started_at=datetime.now(UTC))
+        )
+    removed = cf.runs.prune(datetime.now(UTC) - timedelta(days=cf.settings.run_retention_days))
+    assert removed == 1
+    assert [r["id"] for r in cf.runs.list()] == ["run_new"]

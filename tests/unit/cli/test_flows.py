@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from cardflow.cli import _common
+from cardflow.flows.model import dump_document
 from tests.unit.cli.helpers import Invoke, opened
 
 GREET = """\
@@ -104,8 +105,6 @@ def test_export_round_trips(invoke: Invoke, tmp_path: Path) -> None:
     exported = invoke("flow", "export", "Greet")
     assert exported.exit_code == 0, exported.output
     with opened(tmp_path / "home") as cf:
-        from cardflow.flows.model import dump_document
-
         assert exported.stdout == dump_document(cf.flows.get("Greet").document, "yaml")
     assert yaml.safe_load(exported.stdout)["cards"][0]["card"] == "object.construct"
 
@@ -243,8 +242,8 @@ def test_enable_disable(invoke: Invoke, tmp_path: Path) -> None:
     result = invoke("flow", "disable", "Offboard")
     assert result.exit_code == 0 and "Disabled flow 'Offboard'" in result.stdout
     assert json.loads(invoke("flow", "show", "Offboard", "--json").stdout)["enabled"] is False
-    row = next(line for line in invoke("flow", "list").stdout.splitlines() if "Offboard" in line)
-    assert " no " in row
+    listed = invoke("flow", "list").stdout.splitlines()
+    assert " no " in next(line for line in listed if "/invoke/offboard" in line)
     with opened(tmp_path / "home") as cf:
         assert cf.flows.by_alias("offboard") is None
     as_json = invoke("flow", "enable", "Offboard", "--json")
