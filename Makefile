@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test check bench install clean
+.PHONY: serve test check bench docs install clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ check: $(BIN)/.installed  ## ruff (lint + format) and mypy --strict
 
 bench: $(BIN)/.installed  ## benchmarks (figures, not pass/fail)
 	$(BIN)/python bench/card_overhead.py
+	$(BIN)/python bench/refresh_storm.py
+	$(BIN)/python bench/invoke.py
+
+docs: $(BIN)/.installed  ## regenerate docs/cards.md from the card registry
+	$(BIN)/python -m cardflow.cards.docs > docs/cards.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
