@@ -128,8 +128,8 @@ def parse_body(response: InboundResponse, *, strict: bool) -> Any:
     mime, charset = media_type(response.headers.get("Content-Type", ""))
     if is_json(mime):
         try:
-            return json.loads(response.body)
-        except (ValueError, UnicodeDecodeError) as exc:
+            return json.loads(response.body.decode(charset or "utf-8"))
+        except (ValueError, LookupError) as exc:
             if strict:
                 raise InvalidResponse(
                     f"The response says Content-Type {mime} but its body is not valid JSON "
@@ -177,14 +177,21 @@ async def send(ctx: CardContext, request: OutboundRequest) -> InboundResponse:
 
 
 async def _send_authenticated(ctx: CardContext, request: OutboundRequest) -> InboundResponse:
+    # Auths set their headers idempotently, so a retry may reuse the same request.
     transport = ctx.transport
-    attempt = OutboundRequest(
-        request.method, request.url, CIMultiDict(request.headers), request.body
-    )
-    if ctx.auth is None:
-        return await transport.send(attempt, timeout=ctx.timeout)
-    strip = ctx.auth.added_headers
-    flow = ctx.auth.async_auth_flow(attempt)
+    auth = ctx.auth
+    if auth is None:
+        return await transport.send(request, timeout=ctx.timeout)
+    strip = auth.added_headers
+    static = auth.static_headers()
+    if static is not None:
+        # The same as driving the auth flow, for auths that never retry (Basic, Custom
+        # Header, None), without the generator's cost: this is the hot path.
+        for name, value in static.items():
+            request.headers.popall(name, None)
+            request.headers[name] = value
+        return await transport.send(request, timeout=ctx.timeout, strip_on_cross_origin=strip)
+    flow = auth.async_auth_flow(request)
     outgoing = await flow.__anext__()
     while True:
         response = await transport.send(outgoing, timeout=ctx.timeout, strip_on_cross_origin=strip)

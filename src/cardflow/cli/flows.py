@@ -342,7 +342,7 @@ def flow_run(
     """Run a flow now (manual trigger) and show the run; exit 1 if the run failed.
 
     Examples:
-      cardflow flow run "Offboard user" --input '{"accountId": "5b10a2844c20165700ede21g"}'
+      cardflow flow run "Offboard user" --input '{"accountId": "5b10a284"}'
       cardflow flow run "Offboard user" --input-file inputs.json --json
     """
     as_json = want_json(json_output)

@@ -86,7 +86,7 @@ def parse_text(text: str, *, filename: str = "") -> Any:
 
 
 def dump_document(document: FlowDocument, fmt: Literal["yaml", "json"] = "yaml") -> str:
-    data = document.model_dump(mode="json", exclude_defaults=False)
+    data = document.model_dump(mode="json", exclude_defaults=True)  # tidy, re-importable
     if fmt == "json":
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     return str(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
