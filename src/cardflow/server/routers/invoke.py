@@ -36,7 +36,8 @@ async def _body(request: Request) -> bytes:
     return bytes(chunks)
 
 
-@router.api_route("/invoke/{alias}", methods=["GET", "POST"])
+@router.post("/invoke/{alias}", operation_id="invoke_post")
+@router.get("/invoke/{alias}", operation_id="invoke_get")
 async def invoke(alias: str, request: Request, cf: CardflowDep) -> Response:
     """Run the flow whose API-endpoint trigger has this alias, and answer as it says."""
     flow = cf.flows.by_alias(alias)
