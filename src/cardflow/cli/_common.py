@@ -145,3 +145,18 @@ def parse_pairs(values: Sequence[str] | None, option: str, shape: str) -> list[t
             raise InvalidInput(f"{option} takes {shape} (an argument had no '=' or no name).")
         pairs.append((key.strip(), value))
     return pairs
+
+
+def confirm_delete(kind: str, name: str, item_id: str, yes: bool) -> None:
+    """Ask before deleting (refusing without a terminal unless --yes); exit 1 on "no"."""
+    if yes:
+        return
+    if not stdin_is_tty():
+        raise InvalidInput(
+            f"Not deleting {kind} {name!r}: standard input is not a terminal to confirm; "
+            "pass --yes.",
+            field="yes",
+        )
+    if not typer.confirm(f"Delete {kind} {name!r} ({item_id})?", err=True):
+        err_console().print("Not deleted.")
+        raise typer.Exit(1)

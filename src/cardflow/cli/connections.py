@@ -19,7 +19,6 @@ from cardflow.cli._common import (
     JsonOpt,
     cells,
     console,
-    err_console,
     fixed,
     grid,
     grid_row,
@@ -228,16 +227,7 @@ def connection_delete(
     as_json = want_json(json_output)
     with open_cardflow(as_json) as cf:
         view = cf.connections.get(ref)
-        if not yes:
-            if not _common.stdin_is_tty():
-                raise InvalidInput(
-                    f"Not deleting connection {view.name!r}: standard input is not a terminal "
-                    "to confirm; pass --yes.",
-                    field="yes",
-                )
-            if not typer.confirm(f"Delete connection {view.name!r} ({view.id})?", err=True):
-                err_console().print("Not deleted.")
-                raise typer.Exit(1)
+        _common.confirm_delete("connection", view.name, view.id, yes)
         cf.connections.delete(view.id)
     if as_json:
         print_json({"deleted": True, "id": view.id, "name": view.name})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,6 +32,7 @@ from cardflow.cli._common import (
     print_json,
     want_json,
 )
+from cardflow.cli.runs import print_run
 from cardflow.errors import Conflict, InvalidInput
 from cardflow.flows.model import CardStep, FlowDocument, dump_document, load_document, parse_text
 from cardflow.flows.service import FlowView
@@ -154,38 +155,6 @@ def _print_call_hint(view: FlowView) -> None:
             ),
             soft_wrap=True,
         )
-
-
-def _error_text(error: Any) -> str:
-    if isinstance(error, Mapping):
-        return str(error.get("message") or error.get("type") or "")
-    return "" if error is None else str(error)
-
-
-def _print_run(run: Mapping[str, Any]) -> None:
-    out = console()
-    details = grid()
-    for key in ("id", "flow_id", "trigger", "status", "started_at", "ended_at"):
-        grid_row(details, key, run.get(key) or "-")
-    if run.get("error"):
-        grid_row(details, "error", _error_text(run["error"]))
-    out.print(details)
-    table = Table(
-        "CARD", "TYPE", "STATUS", "MS", "HTTP", "ERROR", title="Cards", title_justify="left"
-    )
-    for card in run.get("cards") or []:
-        duration = card.get("duration_ms")
-        ms = None if duration is None else f"{duration:.1f}"
-        table.add_row(
-            *cells(card["id"], card["card"], card["status"], ms, card.get("status_code")),
-            *cells(_error_text(card.get("error"))),
-        )
-    out.print(table)
-    for card in run.get("cards") or []:
-        for part in ("inputs", "outputs"):
-            if card.get(part) is not None:
-                out.print(Text(f"{card['id']} {part}:", style="bold"))
-                out.print_json(data=card[part], default=str)
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -353,7 +322,7 @@ def flow_run(
     if as_json:
         print_json(run)
     else:
-        _print_run(run)
+        print_run(run)
     if run.get("status") != "succeeded":
         raise typer.Exit(1)
 
@@ -400,16 +369,7 @@ def flow_delete(
     as_json = want_json(json_output)
     with open_cardflow(as_json) as cf:
         view = cf.flows.get(ref)
-        if not yes:
-            if not _common.stdin_is_tty():
-                raise InvalidInput(
-                    f"Not deleting flow {view.name!r}: standard input is not a terminal to "
-                    "confirm; pass --yes.",
-                    field="yes",
-                )
-            if not typer.confirm(f"Delete flow {view.name!r} ({view.id})?", err=True):
-                err_console().print("Not deleted.")
-                raise typer.Exit(1)
+        _common.confirm_delete("flow", view.name, view.id, yes)
         cf.flows.delete(view.id)
     if as_json:
         print_json({"deleted": True, "id": view.id, "name": view.name})

@@ -25,7 +25,7 @@ from cardflow.cli._common import (
 run_app = typer.Typer(help="Look at the run history.", no_args_is_help=True)
 
 
-def _error_text(error: Any) -> str:
+def error_text(error: Any) -> str:
     if isinstance(error, Mapping):
         return str(error.get("message") or error.get("type") or "")
     return "" if error is None else str(error)
@@ -53,7 +53,7 @@ def run_list(
     table = Table(fixed("ID"), "FLOW", "TRIGGER", "STATUS", fixed("STARTED"), "ERROR")
     for run in runs:
         fields = (run["id"], run["flow_id"], run["trigger"], run["status"])
-        table.add_row(*cells(*fields, short_time(run["started_at"]), _error_text(run["error"])))
+        table.add_row(*cells(*fields, short_time(run["started_at"]), error_text(run["error"])))
     console().print(table)
 
 
@@ -72,25 +72,30 @@ def run_show(
     if as_json:
         print_json(run)
         return
+    print_run(run)
+
+
+def print_run(run: Mapping[str, Any]) -> None:
+    """A run, its cards and (when saved) their redacted inputs and outputs."""
     out = console()
     details = grid()
     for key in ("id", "flow_id", "trigger", "status", "started_at", "ended_at"):
         grid_row(details, key, run.get(key) or "-")
     if run.get("error"):
-        grid_row(details, "error", _error_text(run["error"]))
+        grid_row(details, "error", error_text(run["error"]))
     out.print(details)
     table = Table(
         "CARD", "TYPE", "STATUS", "MS", "HTTP", "ERROR", title="Cards", title_justify="left"
     )
-    for card in run["cards"]:
+    for card in run.get("cards") or []:
         duration = card["duration_ms"]
         ms = None if duration is None else f"{duration:.1f}"
         table.add_row(
-            *cells(card["id"], card["card"], card["status"], ms, card["status_code"]),
-            *cells(_error_text(card["error"])),
+            *cells(card["id"], card["card"], card["status"], ms, card.get("status_code")),
+            *cells(error_text(card.get("error"))),
         )
     out.print(table)
-    for card in run["cards"]:
+    for card in run.get("cards") or []:
         for part in ("inputs", "outputs"):
             if card.get(part) is not None:
                 out.print(Text(f"{card['id']} {part}:", style="bold"))
