@@ -49,6 +49,7 @@ def serve(
     # Imported here: the web stack is only loaded by the command that serves it.
     import uvicorn
 
+    from cardflow.logs import configure_logging
     from cardflow.server.app import create_app
 
     with guard(as_json):
@@ -68,8 +69,15 @@ def serve(
                 ),
                 soft_wrap=True,
             )
+    configure_logging(settings.log_level)
     uvicorn.run(
-        application, host=settings.host, port=settings.port, log_level=settings.log_level.lower()
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,  # keep the JSON logging set up above
+        # uvicorn's access log prints query strings, where client tokens may travel;
+        # cardflow logs each request itself, path only.
+        access_log=False,
     )
 
 

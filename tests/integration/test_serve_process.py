@@ -1,0 +1,85 @@
+"""`cardflow serve` as a real process: it serves, logs JSON lines, and never logs secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+import cardflow
+from tests.conftest import free_port
+from tests.support.upstream import Upstream
+
+PASSWORD = "serve-SENTINEL-pw-31f"
+
+
+def test_serve_logs_requests_without_secrets(tmp_path: Path, upstream: Upstream) -> None:
+    home = tmp_path / "home"
+    with cardflow.open(home=home) as cf:
+        _, api_token = cf.api_tokens.create("serve-test")
+        cf.connections.create("b", "basic", {"username": "u", "password": PASSWORD})
+    port = free_port()
+    env = {**os.environ, "CARDFLOW_HOME": str(home), "CARDFLOW_PORT": str(port)}
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from cardflow.cli import main; main()", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert time.monotonic() < deadline, "cardflow serve did not start"
+            time.sleep(0.1)
+        headers = {"Authorization": f"Bearer {api_token}"}
+        flow = httpx.post(
+            f"{base}/api/v1/flows",
+            headers=headers,
+            json={
+                "name": "logged",
+                "trigger": {"type": "api_endpoint", "alias": "logged"},
+                "cards": [
+                    {
+                        "id": "g",
+                        "card": "api_connector.get",
+                        "connection": "b",
+                        "inputs": {"url": f"{upstream.url}/echo"},
+                    },
+                    {"id": "out", "card": "flow.return", "inputs": {"ok": True}},
+                ],
+            },
+        ).json()
+        client_token = flow["client_token"]
+        answer = httpx.post(f"{base}/invoke/logged", params={"clientToken": client_token})
+        assert answer.json() == {"ok": True}
+        tested = httpx.post(
+            f"{base}/api/v1/cards/api_connector.get/test",
+            headers=headers,
+            json={"connection": "b", "inputs": {"url": f"{upstream.url}/status/500"}},
+        )
+        assert tested.json()["ok"] is False
+    finally:
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=30)
+    # uvicorn shuts down cleanly on SIGTERM, then re-raises the signal to exit by it
+    assert process.returncode in (0, -15), stderr
+    assert "Application shutdown complete" in stderr
+    assert f"cardflow serving on http://127.0.0.1:{port}" in stdout
+    records = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    assert any(r.get("path") == "/invoke/logged" and r.get("status") == 200 for r in records)
+    everything = stdout + stderr
+    for secret in (PASSWORD, client_token, api_token):
+        assert secret not in everything
