@@ -9,7 +9,9 @@ the process that started it is gone.
 Routes (nothing is checked: no auth, no body parsing):
 - ``GET /me``     → ``{"id": 1, "name": "bench"}``
 - ``POST /token`` → ``{"access_token": "t", "token_type": "Bearer", "expires_in": 3600}``
-- ``GET /stats``  → request counts per route and this process's CPU seconds so far
+- ``GET /slow?seconds=S`` → ``{"slept": S}`` after sleeping S seconds (0 to 30, default 2)
+- ``GET /stats``  → request counts per route (``slow``: started, ``slow_done``: answered,
+  ``slow_max_in_flight``: most at once) and this process's CPU seconds so far
 """
 
 from __future__ import annotations
@@ -27,12 +29,16 @@ from aiohttp import web
 ME_BODY = json.dumps({"id": 1, "name": "bench"}).encode()
 TOKEN_BODY = json.dumps({"access_token": "t", "token_type": "Bearer", "expires_in": 3600}).encode()
 JSON = "application/json"
+MAX_SLOW_SECONDS = 30.0
 
 
 class Counters:
     def __init__(self) -> None:
         self.me = 0
         self.token = 0
+        self.slow = 0
+        self.slow_done = 0
+        self.slow_max_in_flight = 0
 
 
 def make_app(counters: Counters) -> web.Application:
@@ -45,13 +51,39 @@ def make_app(counters: Counters) -> web.Application:
         counters.token += 1
         return web.Response(body=TOKEN_BODY, content_type=JSON)
 
+    async def slow(request: web.Request) -> web.Response:
+        try:
+            seconds = float(request.query.get("seconds", "2"))
+        except ValueError:
+            return web.json_response({"error": "seconds must be a number"}, status=400)
+        if not 0 <= seconds <= MAX_SLOW_SECONDS:
+            return web.json_response(
+                {"error": f"seconds must be between 0 and {MAX_SLOW_SECONDS:g}"}, status=400
+            )
+        counters.slow += 1
+        in_flight = counters.slow - counters.slow_done
+        counters.slow_max_in_flight = max(counters.slow_max_in_flight, in_flight)
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            counters.slow_done += 1
+        return web.json_response({"slept": seconds})
+
     async def stats(_request: web.Request) -> web.Response:
-        body = {"me": counters.me, "token": counters.token, "cpu_seconds": time.process_time()}
+        body = {
+            "me": counters.me,
+            "token": counters.token,
+            "slow": counters.slow,
+            "slow_done": counters.slow_done,
+            "slow_max_in_flight": counters.slow_max_in_flight,
+            "cpu_seconds": time.process_time(),
+        }
         return web.json_response(body)
 
     app = web.Application()
     app.router.add_get("/me", me)
     app.router.add_post("/token", token)
+    app.router.add_get("/slow", slow)
     app.router.add_get("/stats", stats)
     return app
 
