@@ -13,7 +13,8 @@ from cardflow.app import Cardflow
 _bearer = HTTPBearer(auto_error=False, description="An API token from `cardflow token create`.")
 
 
-def get_cardflow(request: Request) -> Cardflow:
+async def get_cardflow(request: Request) -> Cardflow:
+    # async: FastAPI would run a plain function in its thread pool, on every request
     cf: Cardflow = request.app.state.cardflow
     return cf
 

@@ -7,6 +7,7 @@ import json
 
 from fastapi import APIRouter, Request, Response
 
+from cardflow.app import Cardflow
 from cardflow.errors import InvalidInput, NotFound, Unauthorized
 from cardflow.flows.service import token_matches
 from cardflow.flows.trigger import endpoint_trigger
@@ -40,6 +41,16 @@ async def _body(request: Request) -> bytes:
 @router.get("/invoke/{alias}", operation_id="invoke_get")
 async def invoke(alias: str, request: Request, cf: CardflowDep) -> Response:
     """Run the flow whose API-endpoint trigger has this alias, and answer as it says."""
+    return await handle_invoke(cf, alias, request)
+
+
+async def invoke_endpoint(request: Request) -> Response:
+    """The same, as a plain Starlette endpoint: the app mounts it ahead of the FastAPI
+    routes so the hot path skips dependency resolution (the route above documents it)."""
+    return await handle_invoke(request.app.state.cardflow, request.path_params["alias"], request)
+
+
+async def handle_invoke(cf: Cardflow, alias: str, request: Request) -> Response:
     flow = cf.flows.by_alias(alias)
     if flow is None:
         raise NotFound(f"No enabled flow answers at /invoke/{alias}.", field="alias")
