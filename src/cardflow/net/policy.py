@@ -21,7 +21,7 @@ from cardflow.settings import IPNetwork
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity hash: cheap as a cache key
 class NetworkPolicy:
     deny: tuple[IPNetwork, ...]
     allow: tuple[IPNetwork, ...] = ()
