@@ -82,7 +82,7 @@ async def measure(
     rows = []
     try:
         for k in sizes:
-            await wave(cf, url, 1)  # make sure the token is fresh
+            await wave(cf, url, k)  # warm-up: fresh token, and K pooled connections
             valid, valid_wall, valid_failed = await wave(cf, url, k)
             token = cf._runtimes["storm"].tokens
             assert token is not None and token.cached() is not None
