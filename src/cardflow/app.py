@@ -120,8 +120,8 @@ class Cardflow:
         options: dict[str, Any] | CardOptions | None = None,
     ) -> CardResult:
         """Run a card once, without recording it (for library use and flows)."""
-        spec, parsed, ctx = await self._prepare(card_id, connection, inputs, options)
-        return await run_card(spec, parsed, ctx)
+        prepared = await self.prepare_card(get_card(card_id), connection, inputs, options)
+        return await run_card(prepared.spec, prepared.inputs, prepared.ctx)
 
     async def test_card_async(
         self,
@@ -132,12 +132,11 @@ class Cardflow:
         options: dict[str, Any] | CardOptions | None = None,
     ) -> CardResult:
         """Test this card: run it and record the run in the run history."""
-        spec, parsed, ctx = await self._prepare(card_id, connection, inputs, options)
+        prepared = await self.prepare_card(get_card(card_id), connection, inputs, options)
         started_at = datetime.now(UTC)
-        result = await run_card(spec, parsed, ctx)
-        connection_id = await self._connection_id(connection)
-        result.run_id = await asyncio.to_thread(
-            self.runs.record_card_test, spec.id, connection_id, result, started_at
+        result = await run_card(prepared.spec, prepared.inputs, prepared.ctx)
+        result.run_id = self.runs.record_card_test(
+            prepared.spec.id, prepared.connection_id, result, started_at
         )
         return result
 
@@ -148,17 +147,6 @@ class Cardflow:
     def test_card(self, card_id: str, **kwargs: Any) -> CardResult:
         """Sync twin of :meth:`test_card_async`."""
         return self._portal.run(self.test_card_async(card_id, **kwargs))
-
-    async def _prepare(
-        self,
-        card_id: str,
-        connection: str | None,
-        inputs: dict[str, Any] | None,
-        options: dict[str, Any] | CardOptions | None,
-        flow: FlowControl | None = None,
-    ) -> tuple[CardSpec, Any, CardContext]:
-        prepared = await self.prepare_card(get_card(card_id), connection, inputs, options, flow)
-        return prepared.spec, prepared.inputs, prepared.ctx
 
     async def prepare_card(
         self,
@@ -186,15 +174,6 @@ class Cardflow:
         timeout = opts.timeout or self.settings.default_timeout
         ctx = CardContext(self.transport, auth, opts, timeout, flow)
         return PreparedCard(spec, parsed, ctx, connection_id)
-
-    async def _connection_id(self, ref: str | None) -> str | None:
-        if ref is None:
-            return None
-        runtime = self._runtimes.get(ref)
-        if runtime is not None:
-            return runtime.id
-        found = await asyncio.to_thread(self.connections.resolve, ref)
-        return found[0] if found else None
 
     # -- flows ---------------------------------------------------------------------------
 
@@ -252,7 +231,7 @@ class Cardflow:
             auth = CustomHeaderAuth(config.header_name, config.header_value)
         elif isinstance(config, ClientCredentialsConfig):
             grant = ClientCredentialsGrant(
-                self.transport,
+                transport=self.transport,
                 token_url=config.token_url,
                 client=ClientCredentials(config.client_id, config.client_secret),
                 scope=config.scope,
@@ -265,7 +244,7 @@ class Cardflow:
             tokens = self._token_manager(
                 loaded,
                 RefreshTokenGrant(
-                    self.transport,
+                    transport=self.transport,
                     token_url=config.token_url,
                     client=ClientCredentials(config.client_id, config.client_secret),
                     auth_method=config.token_auth_method,

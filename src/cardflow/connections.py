@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -63,6 +63,16 @@ class LoadedConnection:
     version: int
     auth_type: str
     config: AuthConfig
+
+
+def _by_ref(ref: str, *columns: Any) -> Select[Any]:
+    """A connection by id or by name (an id wins if a name looks like one)."""
+    return (
+        select(*columns)
+        .where(or_(Connection.id == ref, Connection.name == ref))
+        .order_by((Connection.id == ref).desc())
+        .limit(1)
+    )
 
 
 def _auth_type(value: object) -> AuthType:
@@ -127,12 +137,7 @@ class ConnectionService:
     def resolve(self, ref: str) -> tuple[str, int] | None:
         """(id, version) of a connection by id or name, or None."""
         with self._db.session() as session:
-            row = session.execute(
-                select(Connection.id, Connection.version)
-                .where(or_(Connection.id == ref, Connection.name == ref))
-                .order_by((Connection.id == ref).desc())
-                .limit(1)
-            ).first()
+            row = session.execute(_by_ref(ref, Connection.id, Connection.version)).first()
             return (row[0], row[1]) if row else None
 
     def load(self, ref: str) -> LoadedConnection:
@@ -263,12 +268,7 @@ class ConnectionService:
             session.delete(token)
 
     def _find(self, session: Session, ref: str) -> Connection:
-        row = session.scalars(
-            select(Connection)
-            .where(or_(Connection.id == ref, Connection.name == ref))
-            .order_by((Connection.id == ref).desc())
-            .limit(1)
-        ).first()
+        row: Connection | None = session.scalars(_by_ref(ref, Connection)).first()
         if row is None:
             raise ConnectionNotFound(
                 f"There is no connection {ref!r} (give its id or its name).", field="connection"

@@ -11,9 +11,9 @@ from sqlalchemy.orm import selectinload
 
 from cardflow.cards.runner import CardResult
 from cardflow.errors import RunNotFound
-from cardflow.run_writer import RunWriter
+from cardflow.run_writer import CardRecord, RunRecord, RunWriter
 from cardflow.store.db import Database
-from cardflow.store.models import Run, RunCard, new_id
+from cardflow.store.models import Run, new_id
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -50,12 +50,11 @@ def run_to_dict(run: Run) -> dict[str, Any]:
 @dataclass
 class RunService:
     db: Database
-    writer: RunWriter | None = None
+    writer: RunWriter
 
     def fail_stale(self) -> int:
         """Runs left `running` by a process that stopped: mark them failed (at start)."""
-        if self.writer is not None:
-            self.writer.flush()
+        self.writer.flush()
         with self.db.session() as session:
             result = session.execute(
                 update(Run)
@@ -78,37 +77,34 @@ class RunService:
         result: CardResult,
         started_at: datetime,
     ) -> str:
-        """One run with one card for a Test this card; inputs and outputs are not kept."""
-        run_id = new_id("run")
+        """One run with one card for a Test this card; inputs and outputs are not kept.
+        Written by the run writer in the background; readers flush it first."""
         status = "succeeded" if result.ok else "failed"
-        with self.db.session() as session:
-            session.add(
-                Run(
-                    id=run_id,
-                    trigger="card_test",
+        record = RunRecord(
+            id=new_id("run"),
+            flow_id=None,
+            trigger="card_test",
+            status=status,
+            started_at=started_at,
+            ended_at=started_at + timedelta(milliseconds=result.duration_ms),
+            error=result.error,
+            cards=[
+                CardRecord(
+                    card_key="test",
+                    card=card_id,
                     status=status,
-                    started_at=started_at,
-                    ended_at=started_at + timedelta(milliseconds=result.duration_ms),
+                    duration_ms=result.duration_ms,
+                    status_code=result.status_code,
                     error=result.error,
-                    cards=[
-                        RunCard(
-                            position=0,
-                            card_key="test",
-                            card=card_id,
-                            connection_id=connection_id,
-                            status=status,
-                            duration_ms=result.duration_ms,
-                            status_code=result.status_code,
-                            error=result.error,
-                        )
-                    ],
+                    connection_id=connection_id,
                 )
-            )
-        return run_id
+            ],
+        )
+        self.writer.submit(record)
+        return record.id
 
     def get(self, run_id: str) -> dict[str, Any]:
-        if self.writer is not None:
-            self.writer.flush()
+        self.writer.flush()
         with self.db.session() as session:
             run = session.scalars(
                 select(Run).where(Run.id == run_id).options(selectinload(Run.cards))
@@ -118,8 +114,7 @@ class RunService:
             return run_to_dict(run)
 
     def list(self, *, flow_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-        if self.writer is not None:
-            self.writer.flush()
+        self.writer.flush()
         with self.db.session() as session:
             query = select(Run).options(selectinload(Run.cards)).order_by(Run.started_at.desc())
             if flow_id is not None:

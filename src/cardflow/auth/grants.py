@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from multidict import CIMultiDict
 
@@ -18,6 +18,7 @@ from cardflow.net.urls import parse_http_url
 from cardflow.oauth2.tokens import (
     ClientCredentials,
     MalformedTokenResponse,
+    TokenAuthMethod,
     TokenEndpointError,
     TokenRequest,
     TokenResponse,
@@ -29,36 +30,28 @@ from cardflow.oauth2.tokens import (
 TOKEN_RESPONSE_LIMIT = 256 * 1024
 
 
-class ClientCredentialsGrant:
+@dataclass(frozen=True, kw_only=True)
+class _TokenEndpoint:
+    """What every grant needs to talk to a token endpoint."""
+
+    transport: HttpTransport
+    token_url: str
+    client: ClientCredentials
+    auth_method: TokenAuthMethod
+    timeout: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientCredentialsGrant(_TokenEndpoint):
     """RFC 6749 §4.4: a new token for the client's own credentials."""
 
-    def __init__(
-        self,
-        transport: HttpTransport,
-        *,
-        token_url: str,
-        client: ClientCredentials,
-        scope: str | None,
-        auth_method: str,
-        timeout: float,
-    ) -> None:
-        self._transport = transport
-        self._token_url = token_url
-        self._client = client
-        self._scope = scope
-        self._auth_method = auth_method
-        self._timeout = timeout
+    scope: str | None = None
 
     async def fetch(self, current: TokenResponse | None) -> TokenResponse:
         request = prepare_client_credentials_request(
-            self._token_url,
-            self._client,
-            scope=self._scope,
-            auth_method="client_secret_basic"
-            if self._auth_method == "client_secret_basic"
-            else "client_secret_post",
+            self.token_url, self.client, scope=self.scope, auth_method=self.auth_method
         )
-        return await request_token(self._transport, request, timeout=self._timeout)
+        return await request_token(self.transport, request, timeout=self.timeout)
 
 
 async def request_token(
@@ -106,23 +99,9 @@ async def request_token(
         ) from None
 
 
-class RefreshTokenGrant:
+@dataclass(frozen=True, kw_only=True)
+class RefreshTokenGrant(_TokenEndpoint):
     """RFC 6749 §6: a new access token (and maybe a rotated refresh token)."""
-
-    def __init__(
-        self,
-        transport: HttpTransport,
-        *,
-        token_url: str,
-        client: ClientCredentials,
-        auth_method: str,
-        timeout: float,
-    ) -> None:
-        self._transport = transport
-        self._token_url = token_url
-        self._client = client
-        self._auth_method = auth_method
-        self._timeout = timeout
 
     async def fetch(self, current: TokenResponse | None) -> TokenResponse:
         if current is None or not current.refresh_token:
@@ -135,14 +114,12 @@ class RefreshTokenGrant:
                 "parameters such as access_type=offline to issue one)."
             )
         request = prepare_refresh_request(
-            self._token_url,
-            self._client,
+            self.token_url,
+            self.client,
             refresh_token=current.refresh_token,
-            auth_method="client_secret_post"
-            if self._auth_method == "client_secret_post"
-            else "client_secret_basic",
+            auth_method=self.auth_method,
         )
-        fresh = await request_token(self._transport, request, timeout=self._timeout)
+        fresh = await request_token(self.transport, request, timeout=self.timeout)
         if fresh.refresh_token is None:
             # RFC 6749 §6: no new refresh token means the old one stays valid.
             fresh = replace(fresh, refresh_token=current.refresh_token)

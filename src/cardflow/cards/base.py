@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -10,6 +11,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cardflow.auth.base import ConnectionAuth
 from cardflow.net.transport import HttpTransport
+
+
+def as_text(value: Any) -> str:
+    """The text a value becomes inside ``{{ … }}`` interpolation: null is empty, objects
+    and lists are compact JSON."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 class CardInputs(BaseModel):

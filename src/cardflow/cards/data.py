@@ -23,7 +23,7 @@ from defusedxml.expatreader import DefusedExpatParser
 from jmespath.exceptions import JMESPathError
 from pydantic import ConfigDict, Field, field_validator
 
-from cardflow.cards.base import CardContext, CardInputs, CardOutcome, CardSpec
+from cardflow.cards.base import CardContext, CardInputs, CardOutcome, CardSpec, as_text
 from cardflow.errors import InvalidInput
 
 MAX_TEXT_BYTES = 10 * 1024 * 1024
@@ -221,17 +221,6 @@ async def _xml_build(ctx: CardContext, inputs: XmlBuildInputs) -> CardOutcome:
 # -- Text -------------------------------------------------------------------------------
 
 
-def _as_text(value: Any) -> str:
-    """The text a value becomes inside ``{{ … }}`` interpolation."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
 class TextComposeInputs(CardInputs):
     template: str = Field(
         description="Text with {{ … }} expressions. In a flow they are filled in before the "
@@ -242,7 +231,7 @@ class TextComposeInputs(CardInputs):
     @classmethod
     def _to_text(cls, value: Any) -> str:
         # A template that is exactly "{{ expr }}" arrives as the expression's typed value.
-        return _as_text(value)
+        return as_text(value)
 
 
 async def _text_compose(ctx: CardContext, inputs: TextComposeInputs) -> CardOutcome:

@@ -38,6 +38,23 @@ def validate_inputs(spec: CardSpec, inputs: Any) -> CardInputs:
     return validate(spec.inputs, inputs if inputs is not None else {}, "inputs")
 
 
+def failed_result(exc: CardflowError, duration_ms: float, on_error: str) -> CardResult:
+    """The result of a card that failed; with ``on_error: continue`` it still has outputs
+    (whatever the card got, plus ``error``) for the cards after it."""
+    error = exc.to_dict()
+    status_code = exc.status_code if isinstance(exc, CardFailed) else None
+    outputs = None
+    if on_error == "continue":
+        base = exc.outputs if isinstance(exc, CardFailed) and exc.outputs else {}
+        outputs = {
+            "status_code": base.get("status_code", status_code),
+            "headers": base.get("headers", {}),
+            "body": base.get("body"),
+            "error": error,
+        }
+    return CardResult(False, outputs, error, duration_ms, status_code)
+
+
 async def run_card(spec: CardSpec, inputs: CardInputs, ctx: CardContext) -> CardResult:
     """Never raises for a card failure: the result says what happened."""
     started = time.perf_counter()
@@ -45,18 +62,7 @@ async def run_card(spec: CardSpec, inputs: CardInputs, ctx: CardContext) -> Card
         outcome = await spec.run(ctx, inputs)
     except CardflowError as exc:
         duration = (time.perf_counter() - started) * 1000
-        error = exc.to_dict()
-        status_code = exc.status_code if isinstance(exc, CardFailed) else None
-        outputs = None
-        if ctx.options.on_error == "continue":
-            base = exc.outputs if isinstance(exc, CardFailed) and exc.outputs else {}
-            outputs = {
-                "status_code": base.get("status_code", status_code),
-                "headers": base.get("headers", {}),
-                "body": base.get("body"),
-                "error": error,
-            }
-        return CardResult(False, outputs, error, duration, status_code)
+        return failed_result(exc, duration, ctx.options.on_error)
     except Exception:
         incident = secrets.token_hex(4)
         log.exception("card %s failed unexpectedly (incident %s)", spec.id, incident)

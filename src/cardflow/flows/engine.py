@@ -10,14 +10,13 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from cardflow.cards.base import CardOptions, RetryPolicy
 from cardflow.cards.registry import CARDS
-from cardflow.cards.runner import CardResult, run_card
+from cardflow.cards.runner import failed_result, run_card
 from cardflow.errors import CardflowError, InvalidInput
 from cardflow.flows.control import NestedCardFailed
 from cardflow.flows.expressions import ExpressionError, render
@@ -139,7 +138,6 @@ class FlowEngine:
         writer: RunWriter,
         *,
         max_concurrent_runs: int,
-        extra_secrets: Callable[[], list[str]] = list,
     ) -> None:
         self._cf = cf
         self._writer = writer
@@ -266,36 +264,29 @@ class FlowEngine:
                 spec, step.connection, inputs, options, run.control(scope, key)
             )
             connection_id = prepared.connection_id
+            auth = prepared.ctx.auth
             result = await run_card(spec, prepared.inputs, prepared.ctx)
-            redactor = run.redactor
-            if prepared.ctx.auth is not None:
-                redactor = redactor.with_values(
-                    prepared.ctx.auth.sensitive_values(), prepared.ctx.auth.added_headers
-                )
         except (CardflowError, ExpressionError) as exc:
             error = (
                 InvalidInput(f"Card {step.id!r}: {exc}", field="inputs")
                 if isinstance(exc, ExpressionError)
                 else exc
             )
-            duration = (time.perf_counter() - started) * 1000
-            result = CardResult(False, None, error.to_dict(), duration, None)
-            if step.on_error == "continue":
-                result.outputs = {
-                    "status_code": None,
-                    "headers": {},
-                    "body": None,
-                    "error": result.error,
-                }
-            redactor = run.redactor
+            auth = None
+            result = failed_result(error, (time.perf_counter() - started) * 1000, step.on_error)
         card.status = "succeeded" if result.ok else "failed"
         card.duration_ms = result.duration_ms
         card.status_code = result.status_code
-        card.error = redactor(result.error) if result.error else None
         card.connection_id = connection_id
-        if run.flow.document.save_data:
-            card.inputs = redactor(rendered) if rendered is not None else None
-            card.outputs = redactor(result.outputs) if result.outputs is not None else None
+        save_data = run.flow.document.save_data
+        if result.error is not None or save_data:  # else nothing to store, nothing to redact
+            redactor = run.redactor
+            if auth is not None:
+                redactor = redactor.with_values(auth.sensitive_values(), auth.added_headers)
+            card.error = redactor(result.error) if result.error else None
+            if save_data:
+                card.inputs = redactor(rendered) if rendered is not None else None
+                card.outputs = redactor(result.outputs) if result.outputs is not None else None
         if result.ok or step.on_error == "continue":
             return result.outputs
         raise _StepFailed(step.id, result.error or {})

@@ -6,7 +6,6 @@ inside longer text is interpolated as text (objects and lists as JSON, null as e
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,6 +14,8 @@ from typing import Any
 import jmespath
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
+
+from cardflow.cards.base import as_text
 
 _EXPR = re.compile(r"\{\{(.*?)\}\}", re.S)
 _STEP_REF = re.compile(
@@ -110,16 +111,6 @@ def _search(expression: str, scope: dict[str, Any]) -> Any:
         return compile_expression(expression).search(scope)
     except JMESPathError as exc:
         raise ExpressionError(expression, str(exc).splitlines()[0]) from None
-
-
-def as_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def render(value: Any, scope: dict[str, Any]) -> Any:

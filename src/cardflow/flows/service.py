@@ -105,6 +105,14 @@ class FlowService:
         view = self.get(ref)
         return FlowSnapshot(view.id, view.name, view.document, view.client_token)
 
+    def by_alias_cached(self, alias: str) -> FlowSnapshot | None:
+        """The flow at /invoke/{alias} if it was checked recently; no I/O (None: ask
+        :meth:`by_alias`)."""
+        cached = self._by_alias.get(alias)
+        if cached is not None and time.monotonic() - cached[2] < self._cache_seconds:
+            return cached[0]
+        return None
+
     def by_alias(self, alias: str) -> FlowSnapshot | None:
         """The enabled flow answering at /invoke/{alias} (cached; re-checked every few s)."""
         now = time.monotonic()

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cardflow.errors import CardflowError
+from cardflow.validation import field_path
 
 log = logging.getLogger("cardflow.server")
 
@@ -28,10 +29,9 @@ def error_response(
 
 
 def _validation_field(loc: tuple[Any, ...]) -> str | None:
-    parts = [str(part) for part in loc if part != "[key]"]
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:]
-    return ".".join(parts) or None
+    if loc and loc[0] in ("body", "query", "path", "header"):
+        loc = loc[1:]
+    return field_path("", loc) or None
 
 
 def install(app: FastAPI) -> None:

@@ -31,8 +31,14 @@ class SqlTokenStore:
             return TokenResponse.from_json(json.loads(plain)), row.generation
 
     def try_lease(self, connection_id: str, owner: str, seconds: float) -> bool:
+        """Take the refresh lease (free, expired, or already ours) with one UPDATE; the
+        token row is created the first time a connection needs one."""
+        if self._take_lease(connection_id, owner, seconds):
+            return True
+        return self._create_row(connection_id) and self._take_lease(connection_id, owner, seconds)
+
+    def _take_lease(self, connection_id: str, owner: str, seconds: float) -> bool:
         now = utcnow()
-        self._ensure_row(connection_id)
         with self._db.session() as session:
             result = session.execute(
                 update(ConnectionToken)
@@ -49,15 +55,17 @@ class SqlTokenStore:
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
-    def _ensure_row(self, connection_id: str) -> None:
+    def _create_row(self, connection_id: str) -> bool:
+        """True if the row was missing and is there now (created here or by a racer)."""
         with self._db.session() as session:
             if session.get(ConnectionToken, connection_id) is not None:
-                return
+                return False  # it exists: the lease is simply held by someone else
         try:
             with self._db.session() as session:
                 session.add(ConnectionToken(connection_id=connection_id))
         except IntegrityError:
             pass  # another process created it first
+        return True
 
     def save(self, connection_id: str, owner: str, token: TokenResponse) -> int:
         """Store a new token set (whatever the lease says: losing a rotated token is worse)."""

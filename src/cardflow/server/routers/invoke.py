@@ -51,7 +51,7 @@ async def invoke_endpoint(request: Request) -> Response:
 
 
 async def handle_invoke(cf: Cardflow, alias: str, request: Request) -> Response:
-    flow = cf.flows.by_alias(alias)
+    flow = cf.flows.by_alias_cached(alias) or await asyncio.to_thread(cf.flows.by_alias, alias)
     if flow is None:
         raise NotFound(f"No enabled flow answers at /invoke/{alias}.", field="alias")
     query = dict(request.query_params)
