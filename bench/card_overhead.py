@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
 import os
 import platform
@@ -30,10 +29,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -41,20 +39,22 @@ import httpx
 import httpx_aiohttp
 
 import cardflow
+from _harness import (
+    BadAnswer,
+    BenchError,
+    Call,
+    drive,
+    percentile,
+    start_upstream,
+    stop_process,
+    upstream_stats,
+)
 
-UPSTREAM = Path(__file__).with_name("_upstream.py")
 USERNAME, PASSWORD = "u", "p"
 BASIC_HEADER = "Basic " + base64.b64encode(f"{USERNAME}:{PASSWORD}".encode()).decode("ascii")
 EXPECTED_BODY = {"id": 1, "name": "bench"}
 REQUEST_TIMEOUT = 30.0
 TARGET_RATIO = 0.80
-
-Call = Callable[[], Awaitable[None]]
-"""One request; returns when the answer was checked, raises when it was wrong."""
-
-
-class BadAnswer(Exception):
-    """A call came back, but not with the expected answer."""
 
 
 @dataclass
@@ -101,62 +101,6 @@ class Summary:
 
 
 # -- upstream process ------------------------------------------------------------------
-
-
-@dataclass
-class Upstream:
-    process: asyncio.subprocess.Process
-    base: str
-
-
-async def start_upstream(max_seconds: float) -> Upstream:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(UPSTREAM),
-        "--port",
-        "0",
-        "--max-seconds",
-        str(max_seconds),
-        stdout=asyncio.subprocess.PIPE,
-    )
-    assert process.stdout is not None
-    try:
-        line = (await asyncio.wait_for(process.stdout.readline(), timeout=15)).decode()
-    except TimeoutError:
-        process.kill()
-        raise SystemExit("the upstream did not start within 15 s") from None
-    if not line.startswith("LISTENING "):
-        process.kill()
-        raise SystemExit(f"the upstream did not start: {line!r}")
-    base = f"http://127.0.0.1:{int(line.split()[1])}"
-    upstream = Upstream(process, base)
-    async with aiohttp.ClientSession() as session:
-        for _attempt in range(100):  # bounded: at most ~10 s
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.get(f"{base}/stats") as resp:
-                    if resp.status == 200:
-                        return upstream
-            await asyncio.sleep(0.1)
-    await stop_upstream(upstream)
-    raise SystemExit(f"the upstream at {base} does not answer")
-
-
-async def stop_upstream(upstream: Upstream) -> None:
-    if upstream.process.returncode is not None:
-        return
-    upstream.process.terminate()
-    try:
-        await asyncio.wait_for(upstream.process.wait(), timeout=5)
-    except TimeoutError:
-        upstream.process.kill()
-        await upstream.process.wait()
-
-
-async def upstream_stats(session: aiohttp.ClientSession, base: str) -> dict[str, Any]:
-    async with session.get(f"{base}/stats") as resp:
-        resp.raise_for_status()
-        stats: dict[str, Any] = await resp.json()
-        return stats
 
 
 # -- clients ---------------------------------------------------------------------------
@@ -212,42 +156,6 @@ def open_cardflow(home: str, base: str) -> cardflow.Cardflow:
 
 
 # -- measuring -------------------------------------------------------------------------
-
-
-def percentile(sorted_values: list[float], fraction: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
-    return sorted_values[index]
-
-
-async def drive(
-    call: Call, requests: int, concurrency: int, time_limit: float
-) -> tuple[list[float], int, str | None, float]:
-    """Run ``requests`` calls with ``concurrency`` workers; at most ``time_limit`` seconds."""
-    issued = 0
-    failures = 0
-    first_error: str | None = None
-    latencies: list[float] = []
-    perf = time.perf_counter
-    deadline = perf() + time_limit
-
-    async def worker() -> None:
-        nonlocal issued, failures, first_error
-        while issued < requests and perf() < deadline:
-            issued += 1
-            started = perf()
-            try:
-                await call()
-            except Exception as exc:  # every failure is counted and reported
-                failures += 1
-                if first_error is None:
-                    first_error = f"{type(exc).__name__}: {exc}"
-            latencies.append(perf() - started)
-
-    started = perf()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, failures, first_error, perf() - started
 
 
 async def measure(
@@ -532,7 +440,7 @@ async def run(args: argparse.Namespace) -> int:
         await plain_httpx.aclose()
         await httpx_over_aiohttp.aclose()
         await stats_session.close()
-        await stop_upstream(upstream)
+        await stop_process(upstream.process, 5)
         home.cleanup()
 
     summaries = [summarize(client, rounds[client.key]) for client in clients]
@@ -571,7 +479,10 @@ def main() -> None:
     # Hermetic: cardflow settings come from this script, not from the environment.
     for name in [name for name in os.environ if name.startswith("CARDFLOW_")]:
         del os.environ[name]
-    sys.exit(asyncio.run(run(parse_args())))
+    try:
+        sys.exit(asyncio.run(run(parse_args())))
+    except BenchError as exc:
+        raise SystemExit(f"the bench could not run: {exc}") from None
 
 
 if __name__ == "__main__":
