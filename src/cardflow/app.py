@@ -28,6 +28,7 @@ from cardflow.cards.runner import CardResult, run_card, validate_inputs
 from cardflow.connections import ConnectionService, LoadedConnection
 from cardflow.errors import ConnectionNotFound, InvalidInput
 from cardflow.flows.engine import FlowEngine
+from cardflow.flows.expressions import ExpressionError, render
 from cardflow.flows.service import FlowService
 from cardflow.flows.trigger import manual_trigger
 from cardflow.net.policy import NetworkPolicy
@@ -41,6 +42,7 @@ from cardflow.store.db import Database
 from cardflow.store.keyring import Keyring, load_master_key
 from cardflow.store.tokens import SqlTokenStore
 from cardflow.validation import validate
+from cardflow.web_sessions import WebSessionService
 
 log = logging.getLogger("cardflow")
 _DEFAULT_OPTIONS = CardOptions()
@@ -105,6 +107,7 @@ class Cardflow:
             self, self.run_writer, max_concurrent_runs=self.settings.max_concurrent_runs
         )
         self.api_tokens = ApiTokenService(self.db)
+        self.web_sessions = WebSessionService(self.db)
         self._runtimes: dict[str, _Runtime] = {}
         self._revalidating: set[str] = set()
         self._portal = LoopThread()
@@ -130,9 +133,17 @@ class Cardflow:
         connection: str | None = None,
         inputs: dict[str, Any] | None = None,
         options: dict[str, Any] | CardOptions | None = None,
+        context: dict[str, Any] | None = None,
     ) -> CardResult:
-        """Test this card: run it and record the run in the run history."""
-        prepared = await self.prepare_card(get_card(card_id), connection, inputs, options)
+        """Test this card: run it and record the run in the run history.
+
+        With ``context`` ({"trigger": …, "steps": {card id: outputs}}), ``{{ }}`` expressions
+        in the inputs are evaluated against it, as in a run (the builder passes the outputs
+        of the earlier cards' last tests)."""
+        spec = get_card(card_id)
+        if context is not None:
+            inputs = render_test_inputs(spec, inputs or {}, context)
+        prepared = await self.prepare_card(spec, connection, inputs, options)
         started_at = datetime.now(UTC)
         result = await run_card(prepared.spec, prepared.inputs, prepared.ctx)
         result.run_id = self.runs.record_card_test(
@@ -295,3 +306,24 @@ def open(**settings: Any) -> Cardflow:
     >>> cf.test_card("api_connector.get", inputs={"url": "https://example.com"})  # doctest: +SKIP
     """
     return Cardflow(Settings(**settings))
+
+
+def render_test_inputs(
+    spec: CardSpec, inputs: dict[str, Any], context: dict[str, Any]
+) -> dict[str, Any]:
+    """A card's inputs with their expressions evaluated against a test context."""
+    scope = {
+        "trigger": context.get("trigger") or {},
+        "steps": context.get("steps") or {},
+        "flow": {"id": None, "name": None, "run_id": None},
+        **({"loop": context["loop"]} if "loop" in context else {}),
+    }
+    rendered = dict(inputs)
+    for name, value in inputs.items():
+        if name in spec.nested_inputs:
+            continue
+        try:
+            rendered[name] = render(value, scope)
+        except ExpressionError as exc:
+            raise InvalidInput(str(exc), field=f"inputs.{name}") from None
+    return rendered

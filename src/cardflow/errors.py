@@ -9,7 +9,8 @@
     │   └── RunNotFound
     ├── Conflict
     │   └── ConnectionInUse
-    ├── Unauthorized                missing or wrong API token
+    ├── Unauthorized                missing or wrong API token, session or login link
+    ├── Forbidden                   a web session's request without its CSRF token
     └── CardFailed                  a card ran and failed
         ├── UpstreamStatusError     non-2xx answer
         ├── UpstreamTimeout
@@ -87,6 +88,11 @@ class ConnectionInUse(Conflict):
 class Unauthorized(CardflowError):
     type = "unauthorized"
     http_status = 401
+
+
+class Forbidden(CardflowError):
+    type = "forbidden"
+    http_status = 403
 
 
 class CardFailed(CardflowError):

@@ -95,7 +95,8 @@ def test_authorize_then_use(server: RunningServer, oauth_server: OAuthServer) ->
     assert page.status_code == 200, page.text
     assert "Connection ready" in page.text
     assert "text/html" in page.headers["content-type"]
-    assert "script-src" not in page.headers["content-security-policy"]  # no script at all
+    csp = page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp  # no inline script
     sent = oauth_server.last_authorize_params
     assert sent["response_type"] == "code"
     assert sent["client_id"] == client_id

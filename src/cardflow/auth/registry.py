@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cardflow.auth.base import AuthConfig
 from cardflow.auth.basic import BasicConfig
@@ -30,3 +31,41 @@ AUTH_TYPES: dict[str, AuthType] = {
         AuthType("none", "None", NoneConfig),
     )
 }
+
+
+# Field labels where the field name, title-cased, reads wrong.
+_LABELS = {
+    "authorize_url": "Authorize URL",
+    "token_url": "Token URL",
+    "client_id": "Client ID",
+    "pkce": "Use PKCE (S256)",
+    "token_auth_method": "Token endpoint authentication",
+}
+
+
+def auth_type_info(auth_type: AuthType) -> dict[str, Any]:
+    """An auth type and its config fields, as forms need them (JSON-ready)."""
+    schema = auth_type.config.model_json_schema()
+    required = set(schema.get("required", ()))
+    fields = []
+    for name, prop in schema.get("properties", {}).items():
+        options = prop.get("enum")
+        kind = "boolean" if prop.get("type") == "boolean" else "choice" if options else "text"
+        fields.append(
+            {
+                "name": name,
+                "title": _LABELS.get(name) or prop.get("title", name),
+                "description": prop.get("description"),
+                "kind": kind,
+                "options": options,
+                "required": name in required,
+                "default": prop.get("default"),
+                "secret": name in auth_type.config.secret_fields,
+            }
+        )
+    return {
+        "name": auth_type.name,
+        "title": auth_type.title,
+        "uses_tokens": auth_type.uses_tokens,
+        "fields": fields,
+    }

@@ -13,7 +13,7 @@ import typer
 
 from cardflow import __version__
 from cardflow.cli._common import JsonOpt, root_json
-from cardflow.cli.admin import db_app, keys_app, serve
+from cardflow.cli.admin import db_app, keys_app, login_link, serve
 from cardflow.cli.cards import card_app
 from cardflow.cli.connections import connection_app
 from cardflow.cli.flows import flow_app
@@ -32,6 +32,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.command()(serve)
+app.command("login-link")(login_link)
 app.add_typer(token_app, name="token")
 app.add_typer(connection_app, name="connection")
 app.add_typer(card_app, name="card")

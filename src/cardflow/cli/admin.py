@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -18,6 +18,11 @@ from cardflow.cli._common import (
     want_json,
 )
 from cardflow.store.db import Database
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from cardflow.app import Cardflow
 
 keys_app = typer.Typer(help="Manage the keys that encrypt secrets.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the database.", no_args_is_help=True)
@@ -46,6 +51,8 @@ def serve(
     with open_cardflow(as_json, **overrides) as cf:  # checks the database and keys up front
         settings = cf.settings
         has_token = bool(cf.api_tokens.list())
+        # First start: a login link for the web app (printed, never logged).
+        first_link = None if cf.web_sessions.any_login_link() else _new_login_link(cf)[0]
     # Imported here: the web stack is only loaded by the command that serves it.
     import uvicorn
 
@@ -56,10 +63,36 @@ def serve(
         application = create_app(settings=settings)
     url = _base_url(settings.host, settings.port)
     if as_json:
-        print_json({"url": url, "public_url": settings.public_url, "api_token_exists": has_token})
+        print_json(
+            {
+                "url": url,
+                "public_url": settings.public_url,
+                "api_token_exists": has_token,
+                "login_url": first_link,
+            }
+        )
     else:
         out = console()
         out.print(Text.assemble("cardflow serving on ", (url, "bold")), soft_wrap=True)
+        if first_link:
+            out.print(
+                Text.assemble(
+                    "Log in to the web app (this link works once, for 15 minutes): ",
+                    (first_link, "bold"),
+                ),
+                soft_wrap=True,
+            )
+        else:
+            out.print(
+                Text.assemble(
+                    "Web app: ",
+                    (settings.public_url, "bold"),
+                    " (a login link: ",
+                    ("cardflow login-link", "bold"),
+                    ")",
+                ),
+                soft_wrap=True,
+            )
         out.print(Text(f"REST API: {url}/api/v1   OpenAPI: {url}/docs"), soft_wrap=True)
         if not has_token:
             out.print(
@@ -79,6 +112,27 @@ def serve(
         # cardflow logs each request itself, path only.
         access_log=False,
     )
+
+
+def _new_login_link(cf: Cardflow) -> tuple[str, datetime]:
+    token, expires = cf.web_sessions.create_login_link()
+    return f"{cf.settings.public_url.rstrip('/')}/login?token={token}", expires
+
+
+def login_link(json_output: JsonOpt = False) -> None:
+    """Print a one-time login link for the web app (works once, for 15 minutes).
+
+    The link is the only thing printed on stdout. It opens at CARDFLOW_PUBLIC_URL.
+
+    Example: cardflow login-link
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        url, expires = _new_login_link(cf)
+    if as_json:
+        print_json({"url": url, "expires_at": expires.isoformat()})
+        return
+    typer.echo(url)
 
 
 @keys_app.command("rotate")

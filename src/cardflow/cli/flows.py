@@ -191,10 +191,7 @@ def flow_import(
                 "use --replace to replace it.",
                 field="name",
             )
-        if existing is not None:
-            view = cf.flows.replace(existing.id, document)
-        else:
-            view = cf.flows.create(document)
+        view = cf.flows.import_document(document, replace=replace)
     if as_json:
         print_json(view.to_dict())
         return

@@ -184,6 +184,20 @@ class FlowService:
         self._forget()
         return view
 
+    def import_document(self, data: Any, *, replace: bool = False) -> FlowView:
+        """Create a flow from an imported document, or replace the flow of the same name."""
+        document = self._checked(data)
+        existing = next((v for v in self.list() if v.name == document.name), None)
+        if existing is None:
+            return self.create(document)
+        if not replace:
+            raise Conflict(
+                f"A flow named {document.name!r} already exists ({existing.id}); "
+                "import it as a replacement or rename it.",
+                field="name",
+            )
+        return self.replace(existing.id, document)
+
     def set_enabled(self, ref: str, enabled: bool) -> FlowView:
         view = self.get(ref)
         data = view.document.model_dump(mode="json")

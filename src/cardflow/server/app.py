@@ -10,12 +10,13 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cardflow import __version__
 from cardflow.app import Cardflow
-from cardflow.server import errors
+from cardflow.server import errors, web
 from cardflow.server.routers import cards, connections, flows, invoke, oauth, runs
 from cardflow.settings import Settings
 
@@ -97,18 +98,22 @@ def create_app(cf: Cardflow | None = None, *, settings: Settings | None = None) 
         version=__version__,
         description="Call third-party HTTP APIs from automated flows with stored, "
         "encrypted credentials. Every /api/v1 route needs `Authorization: Bearer <token>` "
-        "(create one with `cardflow token create --name NAME`).",
+        "(create one with `cardflow token create --name NAME`). The web app at / uses the same "
+        "routes with its session cookie and CSRF token.",
         lifespan=lifespan,
     )
     if cf is not None:
         app.state.cardflow = cf
     errors.install(app)
     app.include_router(connections.router)
+    app.include_router(connections.auth_types_router)
     app.include_router(cards.router)
     app.include_router(flows.router)
     app.include_router(runs.router)
     app.include_router(invoke.router)
     app.include_router(oauth.router)
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
 
     @app.get("/healthz", tags=["operations"])
     def healthz() -> dict[str, str]:

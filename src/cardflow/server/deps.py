@@ -1,4 +1,4 @@
-"""Shared dependencies: the Cardflow object and the API-token check."""
+"""Shared dependencies: the Cardflow object and the caller check (API token or web session)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,12 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cardflow.app import Cardflow
+from cardflow.errors import Forbidden
+from cardflow.web_sessions import csrf_matches
+
+SESSION_COOKIE = "cardflow_session"
+CSRF_HEADER = "x-csrf-token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `cardflow token create`.")
 
@@ -22,11 +28,34 @@ async def get_cardflow(request: Request) -> Cardflow:
 CardflowDep = Annotated[Cardflow, Depends(get_cardflow)]
 
 
+async def session_id(cf: Cardflow, token: str | None) -> str:
+    """The web session's id, or Unauthorized."""
+    try:
+        return cf.web_sessions.authenticate_cached(token)
+    except LookupError:
+        return await asyncio.to_thread(cf.web_sessions.authenticate, token)
+
+
 async def require_token(
+    request: Request,
     cf: CardflowDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> str:
-    """The API token's id; 401 when missing or wrong."""
+    """Who is calling: an API token's id, or (from the web app) a session's id.
+
+    A session cookie alone is never enough for a state-changing request: it must come with
+    the session's CSRF token in the X-CSRF-Token header, which another site cannot read.
+    """
+    if credentials is None and SESSION_COOKIE in request.cookies:
+        cookie = request.cookies[SESSION_COOKIE]
+        found = await session_id(cf, cookie)
+        if request.method not in SAFE_METHODS and not csrf_matches(
+            cookie, request.headers.get(CSRF_HEADER)
+        ):
+            raise Forbidden(
+                "This request needs the page's CSRF token (X-CSRF-Token); reload the page."
+            )
+        return found
     token = credentials.credentials if credentials else None
     try:
         return cf.api_tokens.authenticate_cached(token)

@@ -67,6 +67,9 @@ def test_serve_prints_url_and_first_start_hint(
     assert result.exit_code == 0, result.output
     assert "http://127.0.0.1:9123" in result.stdout
     assert "cardflow token create --name NAME" in result.stdout
+    # first start: a one-time login link for the web app, at the public URL
+    assert "Log in to the web app" in result.stdout
+    assert "http://127.0.0.1:8080/login?token=" in result.stdout
     assert seen["app"] == "the-app" and seen["settings"].port == 9123
     assert (seen["host"], seen["port"]) == ("127.0.0.1", 9123)
 
@@ -78,7 +81,14 @@ def test_serve_prints_url_and_first_start_hint(
         "url": "http://[::1]:8080",
         "public_url": "http://127.0.0.1:8080",
         "api_token_exists": True,
+        "login_url": None,  # printed on first start only; later: cardflow login-link
     }
+
+    link = invoke("login-link", "--json")
+    assert link.exit_code == 0, link.output
+    assert json.loads(link.stdout)["url"].startswith("http://127.0.0.1:8080/login?token=")
+    plain = invoke("login-link")
+    assert plain.exit_code == 0 and plain.stdout.strip().startswith("http://127.0.0.1:8080/login")
 
 
 def test_every_command_has_help_with_an_example(invoke: Invoke) -> None:
@@ -86,7 +96,7 @@ def test_every_command_has_help_with_an_example(invoke: Invoke) -> None:
         ("serve",), ("token", "create"), ("token", "list"), ("token", "revoke"),
         ("connection", "create"), ("connection", "list"), ("connection", "show"),
         ("connection", "update"), ("connection", "delete"), ("card", "test"),
-        ("run", "list"), ("run", "show"), ("keys", "rotate"), ("db", "upgrade"),
+        ("run", "list"), ("run", "show"), ("keys", "rotate"), ("db", "upgrade"), ("login-link",),
     ]  # fmt: skip
     for command in commands:
         result = invoke(*command, "--help")

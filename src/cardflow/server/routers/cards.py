@@ -14,6 +14,13 @@ from cardflow.server.deps import CardflowDep, TokenDep
 router = APIRouter(prefix="/api/v1/cards", tags=["cards"])
 
 
+class TestContext(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    trigger: dict[str, Any] = Field(default_factory=dict)
+    steps: dict[str, Any] = Field(default_factory=dict)
+
+
 class CardTest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -22,6 +29,11 @@ class CardTest(BaseModel):
     on_error: Literal["fail", "continue"] = "fail"
     retry: RetryPolicy | None = None
     timeout: float | None = Field(default=None, gt=0, le=3600)
+    context: TestContext | None = Field(
+        default=None,
+        description="Values for the inputs' {{ }} expressions: the trigger and the outputs "
+        "of earlier cards (as the builder keeps them from their last tests).",
+    )
 
 
 class CardTestResult(BaseModel):
@@ -61,6 +73,10 @@ async def test_card(
     if body.timeout is not None:
         options["timeout"] = body.timeout
     result = await cf.test_card_async(
-        card_id, connection=body.connection, inputs=body.inputs, options=options
+        card_id,
+        connection=body.connection,
+        inputs=body.inputs,
+        options=options,
+        context=body.context.model_dump() if body.context is not None else None,
     )
     return result.to_dict()

@@ -8,9 +8,17 @@ from fastapi import APIRouter, Response, status
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from cardflow.auth.registry import AUTH_TYPES, auth_type_info
 from cardflow.server.deps import CardflowDep, TokenDep
 
 router = APIRouter(prefix="/api/v1/connections", tags=["connections"])
+auth_types_router = APIRouter(prefix="/api/v1/auth-types", tags=["connections"])
+
+
+@auth_types_router.get("")
+def list_auth_types(_token: TokenDep) -> list[dict[str, Any]]:
+    """The auth types and their config fields (secret fields are marked), for forms."""
+    return [auth_type_info(auth_type) for auth_type in AUTH_TYPES.values()]
 
 
 class ConnectionCreate(BaseModel):

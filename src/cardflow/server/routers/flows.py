@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from cardflow.flows.model import FlowDocument, dump_document
+from cardflow.flows.model import FlowDocument, dump_document, load_document, parse_text
 from cardflow.server.deps import CardflowDep, TokenDep
 
 router = APIRouter(prefix="/api/v1/flows", tags=["flows"])
@@ -17,6 +17,27 @@ class RunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     inputs: dict[str, Any] = Field(default_factory=dict, description="Becomes trigger.body.")
+
+
+class FlowImport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    content: str = Field(description="The flow file's text, YAML or JSON.")
+    filename: str | None = Field(default=None, description="Its name (.json reads as JSON).")
+    replace: bool = Field(default=False, description="Replace the flow of the same name.")
+
+
+class FlowPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool
+
+
+@router.post("/import", status_code=status.HTTP_201_CREATED)
+def import_flow(body: FlowImport, cf: CardflowDep, _token: TokenDep) -> dict[str, Any]:
+    """Create a flow from the text of a YAML or JSON flow file (the web app's Import)."""
+    document = load_document(parse_text(body.content, filename=body.filename or ""))
+    return cf.flows.import_document(document, replace=body.replace).to_dict()
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -40,6 +61,12 @@ def replace_flow(
     ref: str, document: FlowDocument, cf: CardflowDep, _token: TokenDep
 ) -> dict[str, Any]:
     return cf.flows.replace(ref, document).to_dict()
+
+
+@router.patch("/{ref}")
+def patch_flow(ref: str, body: FlowPatch, cf: CardflowDep, _token: TokenDep) -> dict[str, Any]:
+    """Enable or disable a flow (a disabled API-endpoint flow answers 404)."""
+    return cf.flows.set_enabled(ref, body.enabled).to_dict()
 
 
 @router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT)

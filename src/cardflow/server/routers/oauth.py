@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from cardflow.server.deps import CardflowDep
 from cardflow.server.pages import callback_page
+from cardflow.server.web import current_session
 
 router = APIRouter(tags=["oauth"])
 
 
 @router.get("/oauth/callback", response_class=HTMLResponse)
-async def oauth_callback(request: Request, cf: CardflowDep) -> HTMLResponse:
-    """Checks the single-use state, exchanges the code and stores the tokens."""
+async def oauth_callback(request: Request, cf: CardflowDep) -> Response:
+    """Checks the single-use state, exchanges the code and stores the tokens.
+
+    A logged-in browser goes back to the Connections page, which shows the result; any
+    other gets a page of its own (e.g. after `cardflow connection authorize`)."""
     params = {key: value for key, value in request.query_params.items()}
-    return callback_page(await cf.authorizations.complete(params))
+    outcome = await cf.authorizations.complete(params)
+    logged_in = await current_session(cf, request) is not None
+    if logged_in and outcome.ok and outcome.connection is not None:
+        return RedirectResponse(
+            f"/connections?authorized={quote(outcome.connection.id)}", status_code=303
+        )
+    return callback_page(outcome, logged_in=logged_in)

@@ -1,0 +1,124 @@
+"""Web app logins: one-time login links, browser sessions and their CSRF tokens.
+
+A login link (``cardflow login-link``) is a random token, stored hashed, usable once within
+15 minutes. Redeeming it opens a session: another random token, kept by the browser in an
+HttpOnly cookie and stored hashed. The CSRF token is derived from the session token (HMAC),
+so it needs no storage and dies with the session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, select, update
+
+from cardflow.api_tokens import hash_token
+from cardflow.errors import Unauthorized
+from cardflow.store.db import Database
+from cardflow.store.models import LoginLink, WebSession
+
+LINK_LIFETIME = timedelta(minutes=15)
+SESSION_LIFETIME = timedelta(days=7)
+CACHE_SECONDS = 5.0
+
+
+def csrf_token(session_token: str) -> str:
+    """The CSRF token pages send back in X-CSRF-Token (or a form's csrf_token field)."""
+    return hmac.new(session_token.encode(), b"cardflow-csrf", hashlib.sha256).hexdigest()
+
+
+def csrf_matches(session_token: str, given: str | None) -> bool:
+    return bool(given) and hmac.compare_digest(csrf_token(session_token), given or "")
+
+
+class LoginLinkInvalid(Unauthorized):
+    type = "login_link_invalid"
+
+
+@dataclass
+class WebSessionService:
+    db: Database
+
+    def __post_init__(self) -> None:
+        self._known: dict[str, tuple[str, float]] = {}  # hash -> (session id, checked at)
+
+    def create_login_link(self) -> tuple[str, datetime]:
+        """A new one-time login token and when it expires."""
+        token = secrets.token_urlsafe(32)
+        expires = datetime.now(UTC) + LINK_LIFETIME
+        with self.db.session() as session:
+            session.add(LoginLink(token_hash=hash_token(token), expires_at=expires))
+        return token, expires
+
+    def any_login_link(self) -> bool:
+        """Whether a login link was ever issued (``serve`` prints one on first start)."""
+        with self.db.session() as session:
+            return session.scalars(select(LoginLink.id).limit(1)).first() is not None
+
+    def redeem(self, token: str | None) -> str:
+        """Use a login link once; returns a new session token."""
+        now = datetime.now(UTC)
+        with self.db.session() as session:
+            used = session.execute(
+                update(LoginLink)
+                .where(
+                    LoginLink.token_hash == hash_token(token or ""),
+                    LoginLink.used_at.is_(None),
+                    LoginLink.expires_at > now,
+                )
+                .values(used_at=now)
+            )
+            if not token or used.rowcount != 1:  # type: ignore[attr-defined]
+                raise LoginLinkInvalid(
+                    "This login link is not valid: links work once and expire after 15 "
+                    "minutes. Run `cardflow login-link` for a new one."
+                )
+            session_token = secrets.token_urlsafe(32)
+            session.add(
+                WebSession(token_hash=hash_token(session_token), expires_at=now + SESSION_LIFETIME)
+            )
+            # Old, expired rows go whenever someone logs in.
+            session.execute(delete(LoginLink).where(LoginLink.expires_at < now - LINK_LIFETIME))
+            session.execute(delete(WebSession).where(WebSession.expires_at < now))
+        return session_token
+
+    def authenticate_cached(self, token: str | None) -> str:
+        """The session id if checked in the last few seconds; LookupError: ask the database."""
+        if token:
+            known = self._known.get(hash_token(token))
+            if known is not None and time.monotonic() - known[1] < CACHE_SECONDS:
+                return known[0]
+        raise LookupError
+
+    def authenticate(self, token: str | None) -> str:
+        """The session id, or Unauthorized."""
+        if not token:
+            raise Unauthorized("Log in with a link from `cardflow login-link`.")
+        digest = hash_token(token)
+        with self.db.session() as session:
+            row = session.scalars(
+                select(WebSession).where(
+                    WebSession.token_hash == digest, WebSession.expires_at > datetime.now(UTC)
+                )
+            ).first()
+            if row is None:
+                self._known.pop(digest, None)
+                raise Unauthorized(
+                    "Your session has ended. Log in again with a link from `cardflow login-link`."
+                )
+            self._known[digest] = (row.id, time.monotonic())
+            return row.id
+
+    def end(self, token: str | None) -> None:
+        """Log out: the session stops working at once (in this process; others within 5 s)."""
+        if not token:
+            return
+        digest = hash_token(token)
+        self._known.pop(digest, None)
+        with self.db.session() as session:
+            session.execute(delete(WebSession).where(WebSession.token_hash == digest))
