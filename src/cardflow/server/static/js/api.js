@@ -1,0 +1,45 @@
+// The web app talks to the same /api/v1 routes as any client: the session cookie says who,
+// the X-CSRF-Token header (read from the page, unreadable to other sites) proves it is us.
+
+const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
+
+export class ApiError extends Error {
+  constructor(status, error) {
+    super(error?.message || `The server answered ${status}.`);
+    this.status = status;
+    this.type = error?.type || "http_error";
+    this.field = error?.field || null;
+  }
+}
+
+export async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const init = { method, headers, credentials: "same-origin" };
+  if (method !== "GET") headers["X-CSRF-Token"] = csrf;
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(`/api/v1${path}`, init);
+  } catch {
+    throw new ApiError(0, { type: "network", message: "cardflow did not answer. Is it still running?" });
+  }
+  if (response.status === 401) {
+    window.location.assign("/login");
+    throw new ApiError(401, { type: "unauthorized", message: "Your session has ended." });
+  }
+  if (response.status === 204) return null;
+  const type = response.headers.get("content-type") || "";
+  const data = type.includes("json") ? await response.json() : await response.text();
+  if (!response.ok) throw new ApiError(response.status, data?.error);
+  return data;
+}
+
+export const get = (path) => api("GET", path);
+export const post = (path, body) => api("POST", path, body ?? {});
+export const put = (path, body) => api("PUT", path, body);
+export const patch = (path, body) => api("PATCH", path, body);
+export const del = (path) => api("DELETE", path);
+export const enc = encodeURIComponent;

@@ -1,0 +1,646 @@
+// The flow builder: trigger, cards in order, inputs with references, Test this card, save.
+// The page only edits a flow document; the server validates, runs and stores it.
+import { ApiError, enc, get, post, put } from "./api.js";
+import { openConnectionDialog } from "./connections.js";
+import {
+  badge, clear, confirmDialog, copyButton, fieldError, formatDuration, h, modal,
+  nextId, toast,
+} from "./dom.js";
+import { bodyView, jsonView } from "./json-view.js";
+
+const FAMILY_ORDER = ["API Connector", "Flow", "Object", "JSON", "Text", "XML"];
+const EXPRESSION = /^\s*\{\{[\s\S]*\}\}\s*$/;
+const STEP_REF = /steps\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)/g;
+const MULTILINE_TEXT = new Set(["body", "template"]);
+
+// ---- input kinds: how a card input is edited and read back --------------------------
+
+function schemaTypes(prop) {
+  if (prop.type) return [prop.type];
+  if (prop.anyOf) return prop.anyOf.map((p) => p.type).filter(Boolean);
+  return [];
+}
+
+function inputKind(name, prop) {
+  if (prop.enum) return "choice";
+  const types = schemaTypes(prop).filter((t) => t !== "null");
+  if (types.length === 1 && types[0] === "string") return MULTILINE_TEXT.has(name) ? "longtext" : "text";
+  if (types.length === 1 && (types[0] === "integer" || types[0] === "number")) return "number";
+  if (types.length === 1 && types[0] === "boolean") return "boolean";
+  return "json";
+}
+
+function isFreeform(spec) {
+  const schema = spec.inputs;
+  return !Object.keys(schema.properties || {}).length && schema.additionalProperties !== false;
+}
+
+function toText(kind, value) {
+  if (value === undefined || value === null) return "";
+  if (kind === "json") return typeof value === "string" && EXPRESSION.test(value) ? value : JSON.stringify(value, null, 2);
+  if (typeof value === "string") return value;
+  return kind === "text" || kind === "longtext" ? JSON.stringify(value) : String(value);
+}
+
+class InputError extends Error {
+  constructor(field, message) { super(message); this.field = field; }
+}
+
+function fromText(kind, text, prop, field) {
+  const trimmed = text.trim();
+  if (trimmed === "") return undefined;
+  if (kind === "text" || kind === "longtext" || kind === "choice") return text;
+  if (EXPRESSION.test(trimmed)) return trimmed;
+  if (kind === "number") {
+    const number = Number(trimmed);
+    if (!Number.isFinite(number)) throw new InputError(field, "Enter a number or a {{ reference }}.");
+    return number;
+  }
+  if (kind === "boolean") {
+    if (trimmed === "true" || trimmed === "false") return trimmed === "true";
+    throw new InputError(field, "Enter true, false or a {{ reference }}.");
+  }
+  try {
+    return JSON.parse(trimmed);
+  } catch {
+    const types = schemaTypes(prop);
+    if (!types.length || types.includes("string")) return text; // "any" inputs take text too
+    throw new InputError(field, "Enter JSON (e.g. {\"key\": \"value\"}) or a {{ reference }}.");
+  }
+}
+
+// ---- references ---------------------------------------------------------------------
+
+function pathPart(key) {
+  if (typeof key === "number") return `[${key}]`;
+  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `.${key}` : `.${JSON.stringify(key)}`;
+}
+
+function samplePaths(base, value, depth, out) {
+  if (depth > 2 || value === null || typeof value !== "object") return;
+  const entries = Array.isArray(value) ? value.slice(0, 1).map((v) => [0, v]) : Object.entries(value).slice(0, 30);
+  for (const [key, item] of entries) {
+    const path = base + pathPart(key);
+    out.push(path);
+    samplePaths(path, item, depth + 1, out);
+  }
+}
+
+// ---- the page -----------------------------------------------------------------------
+
+export async function builderPage(root, flowId) {
+  const [catalogue, flowView] = await Promise.all([
+    get("/cards"), flowId ? get(`/flows/${enc(flowId)}`) : Promise.resolve(null),
+  ]);
+  let connections = await get("/connections");
+  const specs = Object.fromEntries(catalogue.map((c) => [c.id, c]));
+  let view = flowView;
+  const doc = view ? documentOf(view) : {
+    name: "", description: "", trigger: { type: "api_endpoint", alias: "", security: "client_token" },
+    save_data: false, enabled: true, cards: [],
+  };
+  const texts = new Map(); // step -> {input name -> text being edited}
+  const testResults = new Map(); // step -> last Test this card answer
+  let sampleText = "{\n  \n}";
+  let dirty = false;
+
+  function documentOf(flow) {
+    return {
+      name: flow.name, description: flow.description || "", trigger: { ...flow.trigger },
+      save_data: flow.save_data, enabled: flow.enabled,
+      cards: flow.cards.map((c) => ({ ...c, connection: connectionName(c.connection) })),
+    };
+  }
+  function connectionName(ref) {
+    if (!ref) return null;
+    const found = connections.find((c) => c.id === ref || c.name === ref);
+    return found ? found.name : ref;
+  }
+  function textsOf(step) {
+    if (!texts.has(step)) {
+      const spec = specs[step.card];
+      const own = {};
+      if (spec && isFreeform(spec)) own["*"] = Object.keys(step.inputs || {}).length ? JSON.stringify(step.inputs, null, 2) : "";
+      else if (spec) {
+        for (const [name, prop] of Object.entries(spec.inputs.properties || {})) {
+          own[name] = toText(inputKind(name, prop), step.inputs?.[name]);
+        }
+      }
+      texts.set(step, own);
+    }
+    return texts.get(step);
+  }
+  function markDirty() { dirty = true; }
+  window.addEventListener("beforeunload", (event) => { if (dirty) event.preventDefault(); });
+
+  // Reads a step's inputs from what is typed; InputError names the field.
+  function stepInputs(step, index) {
+    const spec = specs[step.card];
+    const own = textsOf(step);
+    if (isFreeform(spec)) {
+      const text = (own["*"] || "").trim();
+      if (!text) return {};
+      let value;
+      try { value = JSON.parse(text); } catch { throw new InputError(`cards.${index}.inputs`, "Enter a JSON object, e.g. {\"user\": \"{{ steps.get_user.body.name }}\"}."); }
+      if (!value || typeof value !== "object" || Array.isArray(value)) throw new InputError(`cards.${index}.inputs`, "Enter a JSON object of the keys to return.");
+      return value;
+    }
+    const inputs = {};
+    for (const [name, prop] of Object.entries(spec.inputs.properties || {})) {
+      const value = fromText(inputKind(name, prop), own[name] || "", prop, `cards.${index}.inputs.${name}`);
+      if (value !== undefined) inputs[name] = value;
+    }
+    return inputs;
+  }
+
+  function buildDocument() {
+    return {
+      name: doc.name.trim(),
+      ...(doc.description.trim() ? { description: doc.description.trim() } : {}),
+      trigger: doc.trigger.type === "api_endpoint"
+        ? { type: "api_endpoint", alias: doc.trigger.alias.trim() || null, security: doc.trigger.security }
+        : { type: "manual" },
+      save_data: doc.save_data,
+      enabled: doc.enabled,
+      cards: doc.cards.map((step, index) => {
+        const out = { id: step.id, card: step.card, inputs: stepInputs(step, index) };
+        if (step.connection) out.connection = step.connection;
+        if (step.on_error && step.on_error !== "fail") out.on_error = step.on_error;
+        if (step.retry) out.retry = step.retry;
+        if (step.timeout) out.timeout = step.timeout;
+        return out;
+      }),
+    };
+  }
+
+  function sampleTrigger() {
+    let body = null;
+    const text = sampleText.trim();
+    if (text && text !== "{}") {
+      try { body = JSON.parse(text); } catch { body = text; }
+    } else body = {};
+    return {
+      method: "POST", path: doc.trigger.alias ? `/invoke/${doc.trigger.alias}` : null,
+      query: {}, headers: { "content-type": "application/json" }, body, raw: sampleText,
+    };
+  }
+
+  // ---- errors next to their fields ----
+  function clearErrors() {
+    root.querySelectorAll(".field-error").forEach((e) => e.remove());
+    root.querySelectorAll("[aria-invalid]").forEach((e) => e.removeAttribute("aria-invalid"));
+    root.querySelectorAll(".step.has-error").forEach((e) => e.classList.remove("has-error"));
+    clear(root.querySelector("#save-error"));
+  }
+  function showError(field, message) {
+    let holder = null;
+    if (field) {
+      const parts = field.split(".");
+      for (let n = parts.length; n > 0 && !holder; n -= 1) {
+        holder = root.querySelector(`[data-field="${CSS.escape(parts.slice(0, n).join("."))}"]`);
+      }
+    }
+    if (!holder) {
+      clear(root.querySelector("#save-error"), h("div", { class: "banner banner-error", role: "alert" }, message));
+      return;
+    }
+    holder.append(fieldError(field, message));
+    holder.closest(".step")?.classList.add("has-error");
+    const input = holder.querySelector("input, select, textarea");
+    if (input) input.setAttribute("aria-invalid", "true");
+    holder.scrollIntoView({ block: "center", behavior: "smooth" });
+    (input || holder).focus?.();
+  }
+
+  // ---- saving ----
+  async function save() {
+    clearErrors();
+    let document;
+    try { document = buildDocument(); } catch (error) {
+      if (error instanceof InputError) { showError(error.field, error.message); return; }
+      throw error;
+    }
+    try {
+      view = view ? await put(`/flows/${enc(view.id)}`, document) : await post("/flows", document);
+      dirty = false;
+      if (!flowId) { flowId = view.id; history.replaceState(null, "", `/flows/${enc(view.id)}`); }
+      toast(`Saved “${view.name}”.`, "ok");
+      render();
+      root.querySelector("#save-status")?.replaceChildren("Saved");
+    } catch (error) {
+      if (error instanceof ApiError) showError(error.field, error.message);
+      else throw error;
+    }
+  }
+
+  // ---- Test this card ----
+  async function testStep(step, index, resultBox) {
+    clearErrors();
+    let inputs;
+    try { inputs = stepInputs(step, index); } catch (error) {
+      if (error instanceof InputError) { showError(error.field, error.message); return; }
+      throw error;
+    }
+    const earlier = doc.cards.slice(0, index);
+    const steps = {};
+    for (const other of earlier) {
+      const last = testResults.get(other);
+      if (last && last.outputs) steps[other.id] = last.outputs;
+    }
+    const referenced = new Set([...JSON.stringify(inputs).matchAll(STEP_REF)].map((m) => m[1]));
+    const missing = [...referenced].filter((id) => !(id in steps));
+    const body = { connection: step.connection || null, inputs, on_error: step.on_error || "fail", context: { trigger: sampleTrigger(), steps } };
+    if (step.retry) body.retry = step.retry;
+    if (step.timeout) body.timeout = step.timeout;
+    clear(resultBox, h("p", { class: "muted" }, "Running…"));
+    try {
+      const result = await post(`/cards/${enc(step.card)}/test`, body);
+      testResults.set(step, result);
+      clear(resultBox, testResultView(result, missing));
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      const field = error.field ? (error.field.startsWith("inputs") || error.field.startsWith("connection") ? `cards.${index}.${error.field}` : error.field) : null;
+      clear(resultBox);
+      if (field && field.startsWith(`cards.${index}.`)) showError(field, error.message);
+      else clear(resultBox, h("div", { class: "test-result test-failed", role: "alert" }, h("strong", {}, "Could not test: "), error.message));
+    }
+  }
+
+  function testResultView(result, missing) {
+    const outputs = result.outputs || {};
+    const isHttp = outputs && "status_code" in outputs && "body" in outputs;
+    const head = h("div", { class: "test-head" },
+      badge(result.ok ? "succeeded" : "failed"),
+      isHttp ? h("span", { class: "fact test-status" }, h("span", { class: "muted" }, "HTTP "), String(outputs.status_code)) : null,
+      result.error?.status_code && !isHttp ? h("span", { class: "fact test-status" }, h("span", { class: "muted" }, "HTTP "), String(result.error.status_code)) : null,
+      h("span", { class: "fact" }, h("span", { class: "muted" }, "Duration "), h("span", { class: "test-duration" }, formatDuration(result.duration_ms))),
+      result.run_id ? h("a", { href: `/runs/${enc(result.run_id)}`, class: "fact" }, "In run history") : null);
+    return h("div", { class: `test-result ${result.ok ? "test-ok" : "test-failed"}`, "data-test-result": result.ok ? "ok" : "failed" },
+      head,
+      missing.length ? h("p", { class: "cell-note" }, `No test output yet for ${missing.join(", ")}: test ${missing.length > 1 ? "those cards" : "that card"} first so the reference has a value.`) : null,
+      result.error ? h("div", { class: "test-error" }, h("strong", {}, result.error.type || "error"), ": ", result.error.message || "") : null,
+      result.error?.body_excerpt ? h("pre", { class: "body-text" }, result.error.body_excerpt) : null,
+      isHttp ? [
+        h("details", { class: "test-headers" }, h("summary", {}, `Headers (${Object.keys(outputs.headers || {}).length})`),
+          h("table", { class: "table table-compact" }, h("tbody", {}, Object.entries(outputs.headers || {}).map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, String(v))))))),
+        h("div", { class: "test-body" }, h("p", { class: "muted small" }, "Body"), bodyView(outputs.body)),
+      ] : (result.outputs ? h("div", { class: "test-body" }, h("p", { class: "muted small" }, "Outputs"), jsonView(result.outputs)) : null));
+  }
+
+  // ---- reference picker ----
+  function referenceOptions(index) {
+    const groups = [];
+    const trigger = ["trigger.body", "trigger.query", "trigger.headers", "trigger.raw", "trigger.method"];
+    const sample = sampleTrigger().body;
+    const deeper = [];
+    samplePaths("trigger.body", sample, 0, deeper);
+    groups.push(["Trigger", [...trigger.slice(0, 1), ...deeper, ...trigger.slice(1)]]);
+    doc.cards.slice(0, index).forEach((step) => {
+      const spec = specs[step.card];
+      const base = `steps.${step.id}`;
+      const paths = (spec?.outputs || []).filter((o) => /^[a-z_]+$/.test(o)).map((o) => `${base}.${o}`);
+      if (!paths.length) paths.push(base);
+      const last = testResults.get(step);
+      if (last?.outputs) {
+        const found = [];
+        samplePaths(base, last.outputs, 0, found);
+        for (const p of found) if (!paths.includes(p)) paths.push(p);
+      }
+      groups.push([`${step.id} — ${spec?.title || step.card}`, paths]);
+    });
+    return groups;
+  }
+
+  function referencePicker(control, kind, index, label) {
+    const picker = h("select", { class: "ref-picker", "aria-label": `Insert a reference into ${label}`, title: "Insert a reference to the trigger or an earlier card" },
+      h("option", { value: "" }, "{ } Insert reference…"),
+      referenceOptions(index).map(([group, paths]) => h("optgroup", { label: group }, paths.map((p) => h("option", { value: p }, p)))));
+    picker.addEventListener("change", () => {
+      const path = picker.value;
+      picker.value = "";
+      if (!path) return;
+      const expression = `{{ ${path} }}`;
+      const current = control.value;
+      const insert = kind === "json" && current.trim() !== "" ? `"${expression}"` : expression;
+      const start = control.selectionStart ?? current.length;
+      const end = control.selectionEnd ?? current.length;
+      control.value = current.slice(0, start) + insert + current.slice(end);
+      control.dispatchEvent(new Event("input", { bubbles: true }));
+      control.focus();
+      control.setSelectionRange?.(start + insert.length, start + insert.length);
+    });
+    return picker;
+  }
+
+  // ---- rendering ----
+  function labelled(field, labelText, control, hint, extra) {
+    return h("div", { class: "field", "data-field": field },
+      h("label", { for: control.id }, labelText), control, extra || null, hint ? h("p", { class: "hint" }, hint) : null);
+  }
+
+  function settingsSection() {
+    const nameInput = h("input", { id: "flow-name", value: doc.name, required: true, autocomplete: "off", placeholder: "e.g. Offboard user" });
+    nameInput.addEventListener("input", () => { doc.name = nameInput.value; markDirty(); });
+    const description = h("input", { id: "flow-description", value: doc.description, autocomplete: "off" });
+    description.addEventListener("input", () => { doc.description = description.value; markDirty(); });
+    const saveData = h("input", { type: "checkbox", id: "flow-save-data", checked: doc.save_data });
+    saveData.addEventListener("change", () => { doc.save_data = saveData.checked; markDirty(); });
+    const enabled = h("input", { type: "checkbox", id: "flow-enabled", checked: doc.enabled });
+    enabled.addEventListener("change", () => { doc.enabled = enabled.checked; markDirty(); });
+    return h("section", { class: "panel", "aria-labelledby": "settings-title" },
+      h("h2", { id: "settings-title", class: "panel-title" }, "Flow"),
+      h("div", { class: "grid-2" },
+        labelled("name", "Name", nameInput),
+        labelled("description", "Description", description, "Optional: what the flow is for.")),
+      h("div", { class: "checks" },
+        h("div", { class: "field field-check", "data-field": "save_data" }, saveData, h("label", { for: "flow-save-data" }, "Save run data"),
+          h("p", { class: "hint" }, "Keep each card's inputs and outputs in the run history (secrets are redacted).")),
+        h("div", { class: "field field-check", "data-field": "enabled" }, enabled, h("label", { for: "flow-enabled" }, "Enabled"))));
+  }
+
+  function triggerSection() {
+    const t = doc.trigger;
+    const typeId = nextId("trigger");
+    const typeSelect = h("select", { id: typeId },
+      h("option", { value: "api_endpoint", selected: t.type === "api_endpoint" }, "API endpoint — called over HTTP"),
+      h("option", { value: "manual", selected: t.type === "manual" }, "Manual — run from here or the CLI"));
+    typeSelect.addEventListener("change", () => {
+      doc.trigger = typeSelect.value === "api_endpoint"
+        ? { type: "api_endpoint", alias: t.alias || "", security: t.security || "client_token" } : { type: "manual", alias: t.alias, security: t.security };
+      markDirty();
+      render();
+    });
+    const rows = [labelled("trigger.type", "Trigger", typeSelect)];
+    if (t.type === "api_endpoint") {
+      const publicUrl = document.querySelector('meta[name="public-url"]')?.content || window.location.origin;
+      const alias = h("input", { id: "trigger-alias", value: t.alias || "", autocomplete: "off", spellcheck: "false", placeholder: "offboard-user" });
+      alias.addEventListener("input", () => { t.alias = alias.value; markDirty(); });
+      const security = h("select", { id: "trigger-security" },
+        h("option", { value: "client_token", selected: t.security !== "none" }, "Client token (recommended)"),
+        h("option", { value: "none", selected: t.security === "none" }, "None — anyone who can reach cardflow may call it"));
+      security.addEventListener("change", () => { t.security = security.value; markDirty(); });
+      rows.push(h("div", { class: "grid-2" },
+        labelled("trigger.alias", "Alias", alias, `Callers use ${publicUrl.replace(/\/$/, "")}/invoke/<alias>. Letters, digits, - and _.`),
+        labelled("trigger.security", "Security", security)));
+      if (view && view.invoke_url) rows.push(endpointFacts());
+      else rows.push(h("p", { class: "hint" }, "Save the flow to get its invoke URL and client token."));
+    }
+    const sampleId = "trigger-sample";
+    const sample = h("textarea", { id: sampleId, rows: 4, class: "code", spellcheck: "false" });
+    sample.value = sampleText;
+    sample.addEventListener("input", () => { sampleText = sample.value; });
+    rows.push(labelled("sample", "Test data: request body", sample, "JSON used as trigger.body when you test cards here (not saved with the flow)."));
+    return h("section", { class: "panel trigger", "aria-labelledby": "trigger-title" },
+      h("h2", { id: "trigger-title", class: "panel-title" }, h("span", { class: "step-num", "aria-hidden": "true" }, "⚡"), "Trigger"),
+      rows);
+  }
+
+  function endpointFacts() {
+    const url = h("input", { id: "invoke-url", readonly: true, value: view.invoke_url, class: "code" });
+    const parts = [h("div", { class: "field" }, h("label", { for: "invoke-url" }, "Invoke URL"),
+      h("div", { class: "input-row" }, url, copyButton(() => view.invoke_url, "Copy URL")))];
+    if (view.client_token) {
+      const token = h("input", { id: "client-token", type: "password", readonly: true, value: view.client_token, class: "code", autocomplete: "off" });
+      const show = h("button", { type: "button", class: "btn btn-small", "aria-pressed": "false", onclick: () => {
+        const shown = token.type === "text";
+        token.type = shown ? "password" : "text";
+        show.textContent = shown ? "Show" : "Hide";
+        show.setAttribute("aria-pressed", String(!shown));
+      } }, "Show");
+      const regenerate = h("button", { type: "button", class: "btn btn-small btn-danger-quiet", onclick: async () => {
+        if (!await confirmDialog("Regenerate the client token?", "The current token stops working at once; callers must use the new one.", { confirmLabel: "Regenerate" })) return;
+        try { view = await post(`/flows/${enc(view.id)}/client-token`); toast("New client token created.", "ok"); render(); }
+        catch (error) { toast(error.message, "error"); }
+      } }, "Regenerate");
+      parts.push(h("div", { class: "field" }, h("label", { for: "client-token" }, "Client token"),
+        h("div", { class: "input-row" }, token, show, copyButton(() => view.client_token, "Copy token"), regenerate),
+        h("p", { class: "hint" }, "Callers send it in the x-api-client-token header (or the clientToken query parameter).")));
+      parts.push(h("div", { class: "curl" }, h("span", { class: "muted small" }, "Try it:"),
+        h("code", { class: "code-line" }, `curl -X POST '${view.invoke_url}' -H "x-api-client-token: $TOKEN" -H 'Content-Type: application/json' -d '${sampleText.trim() || "{}"}'`),
+        copyButton(() => `curl -X POST '${view.invoke_url}' -H "x-api-client-token: ${view.client_token}" -H 'Content-Type: application/json' -d '${(sampleText.trim() || "{}").replace(/'/g, "'\\''")}'`, "Copy with token")));
+    }
+    return h("div", { class: "endpoint" }, parts);
+  }
+
+  function connectionField(step, index) {
+    const id = nextId("conn");
+    const select = h("select", { id, class: "conn-select" },
+      h("option", { value: "" }, "— Choose a connection —"),
+      connections.map((c) => h("option", { value: c.name, selected: c.name === step.connection }, `${c.name}${c.status !== "ready" ? ` (${c.status.replace("_", " ")})` : ""}`)),
+      h("option", { value: "__new__" }, "+ New connection…"));
+    select.addEventListener("change", async () => {
+      if (select.value === "__new__") {
+        const created = await openConnectionDialog();
+        if (created) {
+          connections = await get("/connections");
+          step.connection = created.name;
+          markDirty();
+        }
+        render();
+        root.querySelector(`[data-step="${CSS.escape(step.id)}"] .conn-select`)?.focus();
+        return;
+      }
+      step.connection = select.value || null;
+      markDirty();
+      render();
+    });
+    const current = connections.find((c) => c.name === step.connection);
+    const note = current && current.status !== "ready"
+      ? h("p", { class: "cell-note" }, current.status === "needs_authorization" ? "This connection needs authorization: " : `This connection has an error: ${current.last_error || ""} `,
+        current.auth_type === "oauth" ? h("a", { href: `/api/v1/connections/${enc(current.id)}/authorize` }, "Authorize") : h("a", { href: "/connections" }, "Connections"))
+      : null;
+    return h("div", { class: "field", "data-field": `cards.${index}.connection` },
+      h("label", { for: id }, "Connection"), select, note,
+      h("p", { class: "hint" }, "Its credentials are added to every request; the card never sees them."));
+  }
+
+  function inputField(step, index, name, prop, required) {
+    const own = textsOf(step);
+    const kind = inputKind(name, prop);
+    const id = nextId("in");
+    const title = prop.title || name;
+    let control;
+    if (kind === "choice") {
+      control = h("select", { id }, h("option", { value: "" }, "—"), prop.enum.map((v) => h("option", { value: v, selected: own[name] === v }, v)));
+      control.addEventListener("change", () => { own[name] = control.value; markDirty(); });
+    } else {
+      const multiline = kind === "json" || kind === "longtext";
+      control = multiline ? h("textarea", { id, rows: kind === "json" ? 3 : 4, class: "code", spellcheck: "false" })
+        : h("input", { id, autocomplete: "off", spellcheck: "false", class: kind === "text" ? "" : "code" });
+      control.value = own[name] || "";
+      const example = specs[step.card]?.example?.[name];
+      if (example !== undefined) control.placeholder = toText(kind, example).split("\n").slice(0, 3).join(" ");
+      control.addEventListener("input", () => { own[name] = control.value; markDirty(); });
+    }
+    const hints = { json: "JSON, or a {{ reference }}.", number: "A number, or a {{ reference }}.", boolean: "true / false, or a {{ reference }}." };
+    return h("div", { class: "field", "data-field": `cards.${index}.inputs.${name}`, "data-input": name },
+      h("div", { class: "label-row" },
+        h("label", { for: id }, title, required ? h("span", { class: "req", "aria-hidden": "true" }, " *") : null),
+        kind === "choice" ? null : referencePicker(control, kind, index, title)),
+      control,
+      h("p", { class: "hint" }, [prop.description, hints[kind]].filter(Boolean).join(" ")));
+  }
+
+  function freeformField(step, index) {
+    const own = textsOf(step);
+    const id = nextId("in");
+    const control = h("textarea", { id, rows: 5, class: "code", spellcheck: "false" });
+    control.value = own["*"] || "";
+    const example = specs[step.card]?.example;
+    if (example) control.placeholder = JSON.stringify(example);
+    control.addEventListener("input", () => { own["*"] = control.value; markDirty(); });
+    return h("div", { class: "field", "data-field": `cards.${index}.inputs`, "data-input": "*" },
+      h("div", { class: "label-row" }, h("label", { for: id }, "Keys (JSON object)"), referencePicker(control, "json", index, "the keys")),
+      control, h("p", { class: "hint" }, "Each key becomes a key of the answer; values may be {{ references }}."));
+  }
+
+  function optionsBlock(step, index) {
+    const onError = h("select", { id: nextId("onerr") },
+      h("option", { value: "fail", selected: step.on_error !== "continue" }, "Stop the flow (the run fails)"),
+      h("option", { value: "continue", selected: step.on_error === "continue" }, "Continue with the next card"));
+    onError.addEventListener("change", () => { step.on_error = onError.value; markDirty(); });
+    const retries = h("input", { id: nextId("retry"), type: "number", min: 0, max: 10, value: step.retry?.count ?? "", placeholder: "2" });
+    retries.addEventListener("input", () => {
+      step.retry = retries.value === "" ? null : { ...(step.retry || {}), count: Number(retries.value) };
+      markDirty();
+    });
+    const maxWait = h("input", { id: nextId("wait"), type: "number", min: 0, max: 600, value: step.retry?.max_wait ?? "", placeholder: "30" });
+    maxWait.addEventListener("input", () => {
+      const base = step.retry || {};
+      step.retry = maxWait.value === "" ? (base.count !== undefined ? { count: base.count } : null) : { ...base, max_wait: Number(maxWait.value) };
+      markDirty();
+    });
+    const timeout = h("input", { id: nextId("timeout"), type: "number", min: 0.1, max: 3600, step: "any", value: step.timeout ?? "", placeholder: "30" });
+    timeout.addEventListener("input", () => { step.timeout = timeout.value === "" ? null : Number(timeout.value); markDirty(); });
+    const open = step.on_error === "continue" || step.retry || step.timeout;
+    return h("details", { class: "options", open: Boolean(open) },
+      h("summary", {}, "On error, retries and timeout"),
+      h("div", { class: "grid-4" },
+        labelled(`cards.${index}.on_error`, "When this card fails", onError),
+        labelled(`cards.${index}.retry.count`, "Retries (429 / 503)", retries),
+        labelled(`cards.${index}.retry.max_wait`, "Longest wait (s)", maxWait),
+        labelled(`cards.${index}.timeout`, "Timeout (s)", timeout)));
+  }
+
+  function stepPanel(step, index) {
+    const spec = specs[step.card];
+    const idInput = h("input", { id: nextId("sid"), value: step.id, class: "code step-id", autocomplete: "off", spellcheck: "false" });
+    idInput.addEventListener("input", () => { step.id = idInput.value.trim(); markDirty(); });
+    idInput.addEventListener("change", () => render());
+    const resultBox = h("div", { class: "test-box", "aria-live": "polite" });
+    const last = testResults.get(step);
+    if (last) resultBox.append(testResultView(last, []));
+    const move = (delta) => {
+      const target = index + delta;
+      if (target < 0 || target >= doc.cards.length) return;
+      [doc.cards[index], doc.cards[target]] = [doc.cards[target], doc.cards[index]];
+      markDirty();
+      render();
+      root.querySelector(`[data-step="${CSS.escape(step.id)}"] [data-move="${delta < 0 ? "up" : "down"}"]`)?.focus();
+    };
+    const body = [];
+    if (!spec) body.push(h("p", { class: "cell-error" }, `Unknown card ${step.card}.`));
+    else {
+      if (spec.uses_connection) body.push(connectionField(step, index));
+      if (isFreeform(spec)) body.push(freeformField(step, index));
+      const required = new Set(spec.inputs.required || []);
+      for (const [name, prop] of Object.entries(spec.inputs.properties || {})) body.push(inputField(step, index, name, prop, required.has(name)));
+      body.push(optionsBlock(step, index));
+    }
+    return h("section", { class: "panel step", "data-step": step.id, "data-field": `cards.${index}`, "aria-label": `Card ${index + 1}: ${spec?.title || step.card}` },
+      h("div", { class: "step-head" },
+        h("span", { class: "step-num", "aria-hidden": "true" }, String(index + 1)),
+        h("div", { class: "step-title" }, h("h3", {}, spec ? `${spec.family} · ${spec.title}` : step.card), h("p", { class: "muted small" }, spec?.description || "")),
+        h("div", { class: "step-actions" },
+          h("button", { type: "button", class: "btn btn-small btn-icon", "data-move": "up", "aria-label": `Move ${step.id} up`, disabled: index === 0, onclick: () => move(-1) }, "↑"),
+          h("button", { type: "button", class: "btn btn-small btn-icon", "data-move": "down", "aria-label": `Move ${step.id} down`, disabled: index === doc.cards.length - 1, onclick: () => move(1) }, "↓"),
+          h("button", { type: "button", class: "btn btn-small btn-danger-quiet", "aria-label": `Remove ${step.id}`, onclick: async () => {
+            if (!await confirmDialog(`Remove card “${step.id}”?`, "Later cards that refer to it will need changing.", { confirmLabel: "Remove" })) return;
+            doc.cards.splice(index, 1);
+            markDirty();
+            render();
+          } }, "Remove"))),
+      h("div", { class: "field field-inline", "data-field": `cards.${index}.id` },
+        h("label", { for: idInput.id }, "Card id"), idInput,
+        h("span", { class: "hint" }, "Later cards refer to its outputs as ", h("code", {}, `steps.${step.id || "<id>"}`), ".")),
+      body,
+      h("div", { class: "step-foot" },
+        h("button", { type: "button", class: "btn", "data-action": "test-card", onclick: () => testStep(step, index, resultBox) }, "▶ Test this card"),
+        h("span", { class: "hint" }, "Runs it now with these inputs; references use the test data and earlier cards' last tests.")),
+      resultBox);
+  }
+
+  function uniqueId(base) {
+    const clean = base.replace(/[^A-Za-z0-9_]/g, "_").replace(/^([^A-Za-z_])/, "_$1");
+    const taken = new Set(doc.cards.map((c) => c.id));
+    if (!taken.has(clean)) return clean;
+    let n = 2;
+    while (taken.has(`${clean}_${n}`)) n += 1;
+    return `${clean}_${n}`;
+  }
+
+  function openCardPicker() {
+    const families = [...new Set(catalogue.map((c) => c.family))].sort((a, b) => {
+      const ia = FAMILY_ORDER.indexOf(a); const ib = FAMILY_ORDER.indexOf(b);
+      return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
+    });
+    const list = h("div", { class: "picker-cards", role: "list" });
+    const tabs = h("div", { class: "picker-families", role: "tablist", "aria-label": "Card families" });
+    let dialog;
+    const show = (family) => {
+      tabs.querySelectorAll("button").forEach((b) => b.setAttribute("aria-selected", String(b.dataset.family === family)));
+      clear(list, catalogue.filter((c) => c.family === family).map((spec) => h("div", { role: "listitem" },
+        h("button", { type: "button", class: "picker-card", "data-card": spec.id, onclick: () => {
+          const step = { id: uniqueId(spec.id.split(".").pop()), card: spec.id, connection: null, inputs: {}, on_error: "fail", retry: null, timeout: null };
+          doc.cards.push(step);
+          markDirty();
+          dialog.close();
+          render();
+          const panel = root.querySelector(`[data-step="${CSS.escape(step.id)}"]`);
+          panel?.scrollIntoView({ block: "start" });
+          panel?.querySelector("select, input:not(.step-id), textarea")?.focus();
+        } }, h("strong", {}, spec.title), h("span", { class: "muted small" }, spec.description)))));
+    };
+    for (const family of families) {
+      tabs.append(h("button", { type: "button", role: "tab", class: "picker-family", "data-family": family, onclick: () => show(family) }, family));
+    }
+    dialog = modal("Add a card", h("div", { class: "picker" }, tabs, list), { wide: true });
+    show(families[0]);
+    tabs.querySelector("button")?.focus();
+  }
+
+  function actionBar() {
+    const saveButton = h("button", { type: "button", class: "btn btn-primary", id: "save-flow", onclick: save }, view ? "Save" : "Create flow");
+    const runNow = view ? h("button", { type: "button", class: "btn", onclick: async () => {
+      if (dirty) { toast("Save the flow first: a run uses the saved version.", "error"); return; }
+      let inputs = {};
+      try { inputs = JSON.parse(sampleText.trim() || "{}"); } catch { toast("The test data is not valid JSON.", "error"); return; }
+      try {
+        const run = await post(`/flows/${enc(view.id)}/runs`, { inputs: inputs && typeof inputs === "object" && !Array.isArray(inputs) ? inputs : {} });
+        window.location.assign(`/runs/${enc(run.id)}`);
+      } catch (error) { toast(error.message, "error"); }
+    } }, "Run now") : null;
+    return h("div", { class: "builder-bar" },
+      h("div", {}, h("a", { href: "/flows", class: "muted" }, "← Flows"), h("h1", {}, view ? view.name : "New flow")),
+      h("div", { class: "page-actions" },
+        h("span", { id: "save-status", class: "muted small", "aria-live": "polite" }),
+        view ? h("a", { class: "btn", href: `/runs?flow=${enc(view.id)}` }, "Run history") : null,
+        view ? h("a", { class: "btn", href: `/api/v1/flows/${enc(view.id)}/export`, download: `${view.name.replace(/[^\w.-]+/g, "_")}.yaml` }, "Export") : null,
+        runNow, saveButton));
+  }
+
+  function render() {
+    const steps = doc.cards.map((step, index) => stepPanel(step, index));
+    clear(root,
+      actionBar(),
+      h("div", { id: "save-error" }),
+      settingsSection(),
+      triggerSection(),
+      h("div", { class: "steps", id: "steps" }, steps.length ? steps : h("div", { class: "empty empty-small" },
+        h("p", {}, "No cards yet. Add the first one: usually an API Connector card that calls a service."))),
+      h("div", { class: "add-card" }, h("button", { type: "button", class: "btn btn-primary", id: "add-card", onclick: openCardPicker }, "+ Add card")));
+  }
+
+  render();
+  if (!view) root.querySelector("#flow-name")?.focus();
+}

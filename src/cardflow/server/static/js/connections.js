@@ -1,0 +1,201 @@
+// Connections page and the New Connection dialog (also opened from the flow builder).
+import { ApiError, del, enc, get, patch, post } from "./api.js";
+import {
+  badge, clear, confirmDialog, copyButton, emptyState, fieldError, formatTime, h, modal,
+  nextId, pageHeader, toast,
+} from "./dom.js";
+
+let authTypesCache = null;
+export async function authTypes() {
+  if (!authTypesCache) authTypesCache = await get("/auth-types");
+  return authTypesCache;
+}
+
+export function authorizeUrl(connection) {
+  return `/api/v1/connections/${enc(connection.id)}/authorize`;
+}
+
+function authorizeLink(connection) {
+  const again = connection.status === "ready";
+  return h("a", { class: again ? "btn btn-small" : "btn btn-small btn-primary", href: authorizeUrl(connection), "data-action": "authorize" },
+    again ? "Re-authorize" : "Authorize");
+}
+
+function redirectUriBlock(uri) {
+  return h("div", { class: "redirect-uri" },
+    h("span", { class: "muted" }, "Redirect URI (register it with the provider): "),
+    h("code", { class: "redirect-uri-value" }, uri), " ", copyButton(() => uri, "Copy"));
+}
+
+function configField(field, connection, typeName) {
+  const id = nextId("cfg");
+  const current = connection && connection.auth_type === typeName ? connection.config[field.name] : undefined;
+  const path = `config.${field.name}`;
+  let control;
+  if (field.kind === "boolean") {
+    const checked = current !== undefined ? Boolean(current) : Boolean(field.default);
+    control = h("input", { type: "checkbox", id, name: field.name, checked });
+    return h("div", { class: "field field-check", "data-field": path },
+      control, h("label", { for: id }, field.title),
+      field.description ? h("p", { class: "hint" }, field.description) : null);
+  }
+  if (field.kind === "choice") {
+    const value = current ?? field.default;
+    control = h("select", { id, name: field.name },
+      field.options.map((option) => h("option", { value: option, selected: option === value }, option)));
+  } else if (field.secret) {
+    const isSet = current && typeof current === "object" && current.set;
+    control = h("input", {
+      type: "password", id, name: field.name, autocomplete: "new-password", "data-secret": "true",
+      placeholder: isSet ? "Saved — leave blank to keep it" : "",
+    });
+  } else {
+    control = h("input", { type: field.name.endsWith("_url") ? "url" : "text", id, name: field.name, value: current ?? "", required: field.required, autocomplete: "off", spellcheck: "false" });
+  }
+  const hint = field.secret ? "Stored encrypted; never shown again." : field.description;
+  return h("div", { class: "field", "data-field": path },
+    h("label", { for: id }, field.title, field.required ? h("span", { class: "req", "aria-hidden": "true" }, " *") : null),
+    control, hint ? h("p", { class: "hint" }, hint) : null);
+}
+
+function readConfig(form, type, editing) {
+  const config = {};
+  for (const field of type.fields) {
+    const input = form.elements.namedItem(field.name);
+    if (!input) continue;
+    if (field.kind === "boolean") config[field.name] = input.checked;
+    else if (field.secret) {
+      if (input.value !== "" || !editing) config[field.name] = input.value;
+    } else if (input.value.trim() !== "" || editing) config[field.name] = input.value.trim() === "" && !field.required ? null : input.value.trim();
+  }
+  return config;
+}
+
+// Opens the dialog; resolves with the saved connection, or null if cancelled.
+export async function openConnectionDialog(connection = null) {
+  const types = await authTypes();
+  const editing = Boolean(connection);
+  return new Promise((resolve) => {
+    let saved = null;
+    const nameId = nextId("name");
+    const typeId = nextId("type");
+    const typeSelect = h("select", { id: typeId, name: "auth_type" },
+      types.map((t) => h("option", { value: t.name, selected: connection ? connection.auth_type === t.name : t.name === "basic" }, t.title)));
+    const fields = h("div", { class: "type-fields" });
+    const formError = h("div", { class: "form-error", role: "alert" });
+    const formId = nextId("form");
+    const form = h("form", { class: "form", id: formId, novalidate: true },
+      h("div", { class: "field", "data-field": "name" },
+        h("label", { for: nameId }, "Nickname", h("span", { class: "req", "aria-hidden": "true" }, " *")),
+        h("input", { id: nameId, name: "name", required: true, value: connection?.name ?? "", autocomplete: "off" }),
+        h("p", { class: "hint" }, "Describe the service, auth type and account, e.g. “JIRA Service Management - OAuth - service_account”.")),
+      h("div", { class: "field", "data-field": "auth_type" },
+        h("label", { for: typeId }, "Auth type"), typeSelect),
+      fields, formError);
+    const renderFields = () => {
+      const type = types.find((t) => t.name === typeSelect.value);
+      clear(fields, type.fields.length ? type.fields.map((f) => configField(f, connection, type.name))
+        : h("p", { class: "muted" }, "No credentials: requests are sent as they are."));
+      if (type.name === "oauth" && connection?.redirect_uri) fields.append(redirectUriBlock(connection.redirect_uri));
+    };
+    typeSelect.addEventListener("change", renderFields);
+    renderFields();
+    const submit = h("button", { type: "submit", class: "btn btn-primary", form: formId }, editing ? "Save" : "Create");
+    const cancel = h("button", { type: "button", class: "btn", onclick: () => dialog.close() }, "Cancel");
+    const dialog = modal(editing ? `Edit connection` : "New Connection", form, { actions: [cancel, submit] });
+    dialog.addEventListener("close", () => resolve(saved));
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      form.querySelectorAll(".field-error").forEach((e) => e.remove());
+      form.querySelectorAll("[aria-invalid]").forEach((e) => e.removeAttribute("aria-invalid"));
+      clear(formError);
+      const type = types.find((t) => t.name === typeSelect.value);
+      const body = { name: form.elements.namedItem("name").value.trim(), auth_type: type.name, config: readConfig(form, type, editing && connection.auth_type === type.name) };
+      submit.disabled = true;
+      try {
+        saved = editing ? await patch(`/connections/${enc(connection.id)}`, body) : await post("/connections", body);
+        toast(`${editing ? "Saved" : "Created"} connection “${saved.name}”.`, "ok");
+        if (saved.auth_type === "oauth" && saved.status !== "ready") {
+          clear(dialog.querySelector(".dialog-body"),
+            h("p", {}, "Register the redirect URI below with the provider, then authorize cardflow to use the account."),
+            redirectUriBlock(saved.redirect_uri));
+          clear(dialog.querySelector(".dialog-actions"),
+            h("button", { type: "button", class: "btn", onclick: () => dialog.close() }, "Later"),
+            h("a", { class: "btn btn-primary", href: authorizeUrl(saved), "data-action": "authorize" }, "Authorize now"));
+          return;
+        }
+        dialog.close();
+      } catch (error) {
+        showFormError(form, formError, error);
+      } finally {
+        submit.disabled = false;
+      }
+    });
+    form.elements.namedItem("name").focus();
+  });
+}
+
+export function showFormError(form, formError, error) {
+  const message = error instanceof ApiError ? error.message : String(error);
+  const field = error instanceof ApiError ? error.field : null;
+  const holder = field && (form.querySelector(`[data-field="${CSS.escape(field)}"]`)
+    || form.querySelector(`[data-field="${CSS.escape(field.split(".").slice(0, 2).join("."))}"]`));
+  if (holder) {
+    holder.append(fieldError(field, message));
+    const input = holder.querySelector("input, select, textarea");
+    if (input) { input.setAttribute("aria-invalid", "true"); input.focus(); }
+  } else {
+    clear(formError, message);
+  }
+}
+
+function statusCell(connection) {
+  return h("td", {}, badge(connection.status),
+    connection.status === "error" && connection.last_error ? h("p", { class: "cell-error" }, connection.last_error) : null,
+    connection.status === "needs_authorization" && connection.last_error ? h("p", { class: "cell-note" }, connection.last_error) : null);
+}
+
+export async function connectionsPage(root) {
+  const params = new URLSearchParams(window.location.search);
+  const typeTitles = Object.fromEntries((await authTypes()).map((t) => [t.name, t.title]));
+  const banner = h("div", {});
+  const list = h("div", {});
+  const create = h("button", { type: "button", class: "btn btn-primary", "data-action": "new-connection", onclick: async () => { if (await openConnectionDialog()) await load(); } }, "+ New Connection");
+  clear(root, pageHeader("Connections", "Stored credentials that cards use to call services. Secrets are encrypted and never shown again.", create), banner, list);
+
+  const authorized = params.get("authorized");
+  if (authorized) {
+    try {
+      const conn = await get(`/connections/${enc(authorized)}`);
+      clear(banner, h("div", { class: conn.status === "ready" ? "banner banner-ok" : "banner banner-error", role: "status", id: "authorize-result" },
+        conn.status === "ready" ? `Authorized “${conn.name}”: the connection is ready.` : `“${conn.name}” is not ready: ${conn.last_error || conn.status}.`));
+    } catch { /* the connection may have been deleted since */ }
+    history.replaceState(null, "", "/connections");
+  }
+
+  async function load() {
+    const connections = await get("/connections");
+    if (!connections.length) {
+      clear(list, emptyState("No connections yet",
+        "A connection holds the credentials for one service and account (Basic, a custom header, OAuth 2.0 or client credentials). Create one, then pick it in an API Connector card.",
+        h("button", { type: "button", class: "btn btn-primary", onclick: () => create.click() }, "+ New Connection")));
+      return;
+    }
+    clear(list, h("table", { class: "table", id: "connections-table" },
+      h("thead", {}, h("tr", {}, ["Name", "Auth type", "Status", "Updated", h("span", { class: "sr-only" }, "Actions")].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, connections.map((conn) => h("tr", { "data-connection": conn.name },
+        h("td", {}, h("strong", { class: "conn-name" }, conn.name), conn.auth_type === "oauth" && conn.redirect_uri ? redirectUriBlock(conn.redirect_uri) : null),
+        h("td", {}, typeTitles[conn.auth_type] || conn.auth_type),
+        statusCell(conn),
+        h("td", { class: "nowrap muted" }, formatTime(conn.updated_at)),
+        h("td", { class: "row-actions" },
+          conn.auth_type === "oauth" ? authorizeLink(conn) : null,
+          h("button", { type: "button", class: "btn btn-small", onclick: async () => { if (await openConnectionDialog(conn)) await load(); } }, "Edit"),
+          h("button", { type: "button", class: "btn btn-small btn-danger-quiet", onclick: async () => {
+            if (!await confirmDialog(`Delete “${conn.name}”?`, "Its stored secrets and tokens are deleted. Flows that use it must be changed first.")) return;
+            try { await del(`/connections/${enc(conn.id)}`); toast(`Deleted “${conn.name}”.`, "ok"); await load(); }
+            catch (error) { toast(error.message, "error"); }
+          } }, "Delete")))))));
+  }
+  await load();
+}

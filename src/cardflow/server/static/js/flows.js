@@ -1,0 +1,73 @@
+// Flows page: list, create, import, export, enable/disable, delete.
+import { del, enc, get, patch, post } from "./api.js";
+import { badge, clear, confirmDialog, emptyState, formatTime, h, pageHeader, toast } from "./dom.js";
+
+function triggerText(flow) {
+  if (flow.trigger.type === "api_endpoint") return h("code", {}, `/invoke/${flow.trigger.alias}`);
+  return "Manual";
+}
+
+async function importFile(file, reload) {
+  const content = await file.text();
+  try {
+    const flow = await post("/flows/import", { content, filename: file.name });
+    toast(`Imported “${flow.name}”.`, "ok");
+  } catch (error) {
+    if (error.type === "conflict" && await confirmDialog("Replace the flow?", `${error.message} Replace it with the file's version?`, { confirmLabel: "Replace" })) {
+      const flow = await post("/flows/import", { content, filename: file.name, replace: true });
+      toast(`Replaced “${flow.name}”.`, "ok");
+    } else if (error.type !== "conflict") {
+      toast(`${file.name}: ${error.message}`, "error");
+    }
+  }
+  await reload();
+}
+
+export async function flowsPage(root) {
+  const list = h("div", {});
+  const fileInput = h("input", { type: "file", id: "import-file", class: "sr-only", accept: ".yaml,.yml,.json,application/json,application/yaml" });
+  fileInput.addEventListener("change", async () => {
+    const file = fileInput.files[0];
+    fileInput.value = "";
+    if (file) await importFile(file, load);
+  });
+  clear(root,
+    pageHeader("Flows", "Cards run in order, started by hand or by an HTTP call to their API endpoint.",
+      h("label", { for: "import-file", class: "btn", tabindex: "0", role: "button",
+        onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); fileInput.click(); } } }, "Import file…"),
+      fileInput,
+      h("a", { class: "btn btn-primary", href: "/flows/new", "data-action": "new-flow" }, "+ New flow")),
+    list);
+
+  async function load() {
+    const flows = await get("/flows");
+    if (!flows.length) {
+      clear(list, emptyState("No flows yet",
+        "Build one card by card in the builder, or import a YAML or JSON flow file exported from cardflow.",
+        h("a", { class: "btn btn-primary", href: "/flows/new" }, "+ New flow")));
+      return;
+    }
+    clear(list, h("table", { class: "table", id: "flows-table" },
+      h("thead", {}, h("tr", {}, ["Name", "Trigger", "Cards", "Status", "Updated", h("span", { class: "sr-only" }, "Actions")].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, flows.map((flow) => h("tr", { "data-flow": flow.name },
+        h("td", {}, h("a", { href: `/flows/${enc(flow.id)}`, class: "strong-link" }, flow.name),
+          flow.description ? h("p", { class: "cell-note" }, flow.description) : null),
+        h("td", {}, triggerText(flow)),
+        h("td", {}, String(flow.cards.length)),
+        h("td", {}, badge(flow.enabled ? "enabled" : "disabled")),
+        h("td", { class: "nowrap muted" }, formatTime(flow.updated_at)),
+        h("td", { class: "row-actions" },
+          h("a", { class: "btn btn-small", href: `/runs?flow=${enc(flow.id)}` }, "Runs"),
+          h("a", { class: "btn btn-small", href: `/api/v1/flows/${enc(flow.id)}/export`, download: `${flow.name.replace(/[^\w.-]+/g, "_")}.yaml` }, "Export"),
+          h("button", { type: "button", class: "btn btn-small", onclick: async () => {
+            try { await patch(`/flows/${enc(flow.id)}`, { enabled: !flow.enabled }); await load(); }
+            catch (error) { toast(error.message, "error"); }
+          } }, flow.enabled ? "Disable" : "Enable"),
+          h("button", { type: "button", class: "btn btn-small btn-danger-quiet", onclick: async () => {
+            if (!await confirmDialog(`Delete “${flow.name}”?`, "The flow and its API endpoint go away; its run history is kept until it expires.")) return;
+            try { await del(`/flows/${enc(flow.id)}`); toast(`Deleted “${flow.name}”.`, "ok"); await load(); }
+            catch (error) { toast(error.message, "error"); }
+          } }, "Delete")))))));
+  }
+  await load();
+}

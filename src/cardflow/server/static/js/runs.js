@@ -1,0 +1,107 @@
+// Run history (overall or per flow) and a run's page with each card, live while it runs.
+import { enc, get } from "./api.js";
+import { badge, clear, emptyState, formatDuration, formatTime, h, pageHeader, runDuration } from "./dom.js";
+import { bodyView, jsonView } from "./json-view.js";
+
+const TRIGGERS = { api_endpoint: "API endpoint", manual: "Manual", card_test: "Card test" };
+
+async function flowNames() {
+  const flows = await get("/flows");
+  return { flows, names: Object.fromEntries(flows.map((f) => [f.id, f.name])) };
+}
+
+function runTitle(run, names) {
+  if (run.flow_id) return names[run.flow_id] || `Deleted flow (${run.flow_id})`;
+  if (run.trigger === "card_test" && run.cards[0]) return `Test of ${run.cards[0].card}`;
+  return "—";
+}
+
+export async function runsPage(root) {
+  const params = new URLSearchParams(window.location.search);
+  const flowId = params.get("flow");
+  const { flows, names } = await flowNames();
+  const filterId = "run-filter";
+  const filter = h("select", { id: filterId },
+    h("option", { value: "" }, "All runs"),
+    flows.map((f) => h("option", { value: f.id, selected: f.id === flowId }, f.name)));
+  filter.addEventListener("change", () => {
+    const url = filter.value ? `/runs?flow=${enc(filter.value)}` : "/runs";
+    history.replaceState(null, "", url);
+    load(filter.value);
+  });
+  const list = h("div", {});
+  clear(root,
+    pageHeader("Run history", "Newest first. Runs are kept for 30 days (CARDFLOW_RUN_RETENTION_DAYS).",
+      h("label", { for: filterId, class: "inline-label" }, "Flow"), filter),
+    list);
+  let timer = null;
+
+  async function load(id) {
+    clearTimeout(timer);
+    const runs = await get(`/runs?limit=100${id ? `&flow_id=${enc(id)}` : ""}`);
+    if (!runs.length) {
+      clear(list, emptyState("No runs yet",
+        id ? "This flow has not run yet. Run it from the builder, or call its API endpoint." : "Runs appear here when a flow runs or a card is tested.",
+        h("a", { class: "btn", href: "/flows" }, "Go to Flows")));
+      return;
+    }
+    clear(list, h("table", { class: "table", id: "runs-table" },
+      h("thead", {}, h("tr", {}, ["Started", "Flow", "Trigger", "Status", "Duration", "Cards"].map((c) => h("th", { scope: "col" }, c)))),
+      h("tbody", {}, runs.map((run) => h("tr", { "data-run": run.id },
+        h("td", { class: "nowrap" }, h("a", { href: `/runs/${enc(run.id)}`, class: "strong-link" }, formatTime(run.started_at))),
+        h("td", {}, runTitle(run, names)),
+        h("td", {}, TRIGGERS[run.trigger] || run.trigger),
+        h("td", {}, badge(run.status), run.error ? h("p", { class: "cell-error" }, run.error.message || "") : null),
+        h("td", { class: "nowrap" }, formatDuration(runDuration(run))),
+        h("td", {}, String(run.cards.length)))))));
+    if (runs.some((r) => r.status === "running")) timer = setTimeout(() => load(id), 2000);
+  }
+  await load(flowId);
+}
+
+function cardRow(card) {
+  const error = card.error ? (card.error.message || JSON.stringify(card.error)) : null;
+  const hasData = card.inputs !== null || card.outputs !== null;
+  return h("section", { class: "run-card", "data-card": card.id },
+    h("div", { class: "run-card-head" },
+      h("h3", {}, card.id, " ", h("span", { class: "muted card-type" }, card.card)),
+      h("div", { class: "run-card-facts" },
+        badge(card.status),
+        h("span", { class: "fact" }, h("span", { class: "muted" }, "Duration "), h("span", { class: "card-duration" }, formatDuration(card.duration_ms))),
+        card.status_code ? h("span", { class: "fact" }, h("span", { class: "muted" }, "HTTP "), String(card.status_code)) : null)),
+    error ? h("p", { class: "cell-error" }, error) : null,
+    hasData ? h("div", { class: "io" },
+      h("details", {}, h("summary", {}, "Inputs"), card.inputs !== null ? jsonView(card.inputs) : h("p", { class: "muted" }, "—")),
+      h("details", {}, h("summary", {}, "Outputs"), card.outputs !== null ? (card.outputs && "body" in card.outputs
+        ? h("div", {}, jsonView({ ...card.outputs, body: undefined }), h("p", { class: "muted" }, "body"), bodyView(card.outputs.body))
+        : jsonView(card.outputs)) : h("p", { class: "muted" }, "—")))
+      : null);
+}
+
+export async function runPage(root, runId) {
+  const { names } = await flowNames();
+  let timer = null;
+  async function load() {
+    const run = await get(`/runs/${enc(runId)}`);
+    const live = run.status === "running";
+    clear(root,
+      pageHeader(runTitle(run, names), `Run ${run.id}`,
+        run.flow_id ? h("a", { class: "btn", href: `/flows/${enc(run.flow_id)}` }, "Open flow") : null,
+        h("a", { class: "btn", href: run.flow_id ? `/runs?flow=${enc(run.flow_id)}` : "/runs" }, "All runs")),
+      h("dl", { class: "facts facts-row", id: "run-facts" },
+        h("dt", {}, "Status"), h("dd", { id: "run-status" }, badge(run.status), live ? h("span", { class: "live" }, " updating…") : null),
+        h("dt", {}, "Trigger"), h("dd", {}, TRIGGERS[run.trigger] || run.trigger),
+        h("dt", {}, "Started"), h("dd", {}, formatTime(run.started_at)),
+        h("dt", {}, "Duration"), h("dd", {}, formatDuration(runDuration(run)))),
+      run.error ? h("div", { class: "banner banner-error" }, run.error.message || JSON.stringify(run.error)) : null,
+      run.trigger_data ? h("details", { class: "trigger-data" }, h("summary", {}, "Trigger data"), jsonView(run.trigger_data)) : null,
+      h("h2", { class: "section-title" }, "Cards"),
+      run.cards.length ? h("div", { class: "run-cards" }, run.cards.map(cardRow))
+        : h("p", { class: "muted" }, live ? "Waiting for the first card…" : "No card ran."),
+      !run.cards.some((c) => c.inputs !== null || c.outputs !== null) && run.cards.length
+        ? h("p", { class: "muted" }, "Inputs and outputs are kept only for flows with “Save run data” on (secrets are redacted).") : null);
+    if (live) timer = setTimeout(load, 1000);
+  }
+  window.addEventListener("pagehide", () => clearTimeout(timer));
+  await load();
+}
