@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test check bench docs install clean
+.PHONY: serve test check bench docs screenshots install clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ bench: $(BIN)/.installed  ## benchmarks (figures, not pass/fail)
 
 docs: $(BIN)/.installed  ## regenerate docs/cards.md from the card registry
 	$(BIN)/python -m cardflow.cards.docs > docs/cards.md
+
+screenshots: $(BIN)/.installed  ## re-take docs/screenshots with the browser tests (needs chromium)
+	CARDFLOW_SCREENSHOTS=docs/screenshots $(BIN)/pytest -q tests/e2e
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -27,8 +27,8 @@ from cardflow.cards.registry import get_card
 from cardflow.cards.runner import CardResult, run_card, validate_inputs
 from cardflow.connections import ConnectionService, LoadedConnection
 from cardflow.errors import ConnectionNotFound, InvalidInput
+from cardflow.flows.card_test import CardTestControl, render_inputs, card_test_scope
 from cardflow.flows.engine import FlowEngine
-from cardflow.flows.expressions import ExpressionError, render
 from cardflow.flows.service import FlowService
 from cardflow.flows.trigger import manual_trigger
 from cardflow.net.policy import NetworkPolicy
@@ -141,15 +141,29 @@ class Cardflow:
         in the inputs are evaluated against it, as in a run (the builder passes the outputs
         of the earlier cards' last tests)."""
         spec = get_card(card_id)
+        scope = card_test_scope(context or {})
         if context is not None:
-            inputs = render_test_inputs(spec, inputs or {}, context)
-        prepared = await self.prepare_card(spec, connection, inputs, options)
+            inputs = render_inputs(spec, inputs or {}, scope)
+        control = CardTestControl(self._prepare_nested, scope)
+        prepared = await self.prepare_card(spec, connection, inputs, options, control)
         started_at = datetime.now(UTC)
         result = await run_card(prepared.spec, prepared.inputs, prepared.ctx)
         result.run_id = self.runs.record_card_test(
             prepared.spec.id, prepared.connection_id, result, started_at
         )
+        result.answer = control.answer  # what a Return or Close would answer the caller
         return result
+
+    async def _prepare_nested(
+        self,
+        spec: CardSpec,
+        connection: str | None,
+        inputs: dict[str, Any],
+        options: CardOptions,
+        control: CardTestControl,
+    ) -> tuple[Any, CardContext]:
+        prepared = await self.prepare_card(spec, connection, inputs, options, control)
+        return prepared.inputs, prepared.ctx
 
     def run_card(self, card_id: str, **kwargs: Any) -> CardResult:
         """Sync twin of :meth:`run_card_async`."""
@@ -306,24 +320,3 @@ def open(**settings: Any) -> Cardflow:
     >>> cf.test_card("api_connector.get", inputs={"url": "https://example.com"})  # doctest: +SKIP
     """
     return Cardflow(Settings(**settings))
-
-
-def render_test_inputs(
-    spec: CardSpec, inputs: dict[str, Any], context: dict[str, Any]
-) -> dict[str, Any]:
-    """A card's inputs with their expressions evaluated against a test context."""
-    scope = {
-        "trigger": context.get("trigger") or {},
-        "steps": context.get("steps") or {},
-        "flow": {"id": None, "name": None, "run_id": None},
-        **({"loop": context["loop"]} if "loop" in context else {}),
-    }
-    rendered = dict(inputs)
-    for name, value in inputs.items():
-        if name in spec.nested_inputs:
-            continue
-        try:
-            rendered[name] = render(value, scope)
-        except ExpressionError as exc:
-            raise InvalidInput(str(exc), field=f"inputs.{name}") from None
-    return rendered

@@ -23,15 +23,20 @@ class CardResult:
     duration_ms: float
     status_code: int | None
     run_id: str | None = None
+    # Card tests only: the answer a Return or Close card would give the caller.
+    answer: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "ok": self.ok,
             "outputs": self.outputs,
             "error": self.error,
             "duration_ms": round(self.duration_ms, 3),
             "run_id": self.run_id,
         }
+        if self.answer is not None:
+            data["answer"] = self.answer
+        return data
 
 
 def validate_inputs(spec: CardSpec, inputs: Any) -> CardInputs:

@@ -42,6 +42,9 @@ class CardTestResult(BaseModel):
     error: dict[str, Any] | None
     duration_ms: float
     run_id: str | None
+    answer: dict[str, Any] | None = Field(
+        default=None, description="Return / Close cards: what the caller would be answered."
+    )
 
 
 @router.get("")

@@ -12,6 +12,7 @@ const FAMILY_ORDER = ["API Connector", "Flow", "Object", "JSON", "Text", "XML"];
 const EXPRESSION = /^\s*\{\{[\s\S]*\}\}\s*$/;
 const STEP_REF = /steps\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)/g;
 const MULTILINE_TEXT = new Set(["body", "template"]);
+const INPUT_LABELS = { url: "URL", status_code: "Status code" };
 
 // ---- input kinds: how a card input is edited and read back --------------------------
 
@@ -284,7 +285,10 @@ export async function builderPage(root, flowId) {
         h("details", { class: "test-headers" }, h("summary", {}, `Headers (${Object.keys(outputs.headers || {}).length})`),
           h("table", { class: "table table-compact" }, h("tbody", {}, Object.entries(outputs.headers || {}).map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, String(v))))))),
         h("div", { class: "test-body" }, h("p", { class: "muted small" }, "Body"), bodyView(outputs.body)),
-      ] : (result.outputs ? h("div", { class: "test-body" }, h("p", { class: "muted small" }, "Outputs"), jsonView(result.outputs)) : null));
+      ] : (result.outputs ? h("div", { class: "test-body" }, h("p", { class: "muted small" }, "Outputs"), jsonView(result.outputs)) : null),
+      result.answer ? h("div", { class: "test-body test-answer" },
+        h("p", { class: "muted small" }, `The caller would get: HTTP ${result.answer.status_code}`),
+        bodyView(result.answer.body)) : null);
   }
 
   // ---- reference picker ----
@@ -458,7 +462,7 @@ export async function builderPage(root, flowId) {
     const own = textsOf(step);
     const kind = inputKind(name, prop);
     const id = nextId("in");
-    const title = prop.title || name;
+    const title = INPUT_LABELS[name] || prop.title || name;
     let control;
     if (kind === "choice") {
       control = h("select", { id }, h("option", { value: "" }, "—"), prop.enum.map((v) => h("option", { value: v, selected: own[name] === v }, v)));

@@ -185,7 +185,7 @@ export async function connectionsPage(root) {
       h("thead", {}, h("tr", {}, ["Name", "Auth type", "Status", "Updated", h("span", { class: "sr-only" }, "Actions")].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, connections.map((conn) => h("tr", { "data-connection": conn.name },
         h("td", {}, h("strong", { class: "conn-name" }, conn.name), conn.auth_type === "oauth" && conn.redirect_uri ? redirectUriBlock(conn.redirect_uri) : null),
-        h("td", {}, typeTitles[conn.auth_type] || conn.auth_type),
+        h("td", { class: "nowrap" }, typeTitles[conn.auth_type] || conn.auth_type),
         statusCell(conn),
         h("td", { class: "nowrap muted" }, formatTime(conn.updated_at)),
         h("td", { class: "row-actions" },

@@ -59,6 +59,13 @@ export async function runsPage(root) {
   await load(flowId);
 }
 
+function outputsView(outputs) {
+  if (outputs === null || outputs === undefined) return h("p", { class: "muted" }, "—");
+  if (typeof outputs !== "object" || !("body" in outputs)) return jsonView(outputs);
+  const { body, ...rest } = outputs; // an HTTP answer: its body as JSON or as text
+  return h("div", {}, jsonView(rest), h("p", { class: "muted small" }, "Body"), bodyView(body));
+}
+
 function cardRow(card) {
   const error = card.error ? (card.error.message || JSON.stringify(card.error)) : null;
   const hasData = card.inputs !== null || card.outputs !== null;
@@ -72,9 +79,7 @@ function cardRow(card) {
     error ? h("p", { class: "cell-error" }, error) : null,
     hasData ? h("div", { class: "io" },
       h("details", {}, h("summary", {}, "Inputs"), card.inputs !== null ? jsonView(card.inputs) : h("p", { class: "muted" }, "—")),
-      h("details", {}, h("summary", {}, "Outputs"), card.outputs !== null ? (card.outputs && "body" in card.outputs
-        ? h("div", {}, jsonView({ ...card.outputs, body: undefined }), h("p", { class: "muted" }, "body"), bodyView(card.outputs.body))
-        : jsonView(card.outputs)) : h("p", { class: "muted" }, "—")))
+      h("details", {}, h("summary", {}, "Outputs"), outputsView(card.outputs)))
       : null);
 }
 

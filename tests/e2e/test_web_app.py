@@ -1,0 +1,366 @@
+"""The web app in a real browser (Debian's chromium) against a real `cardflow serve`."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from pathlib import Path
+
+import httpx
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+
+from tests.e2e.conftest import WebServer, login, screenshot
+from tests.support.oauth_server import OAuthServer
+from tests.support.upstream import Upstream
+
+PASSWORD = "web-SENTINEL-pw-7d1"
+HEADER_VALUE = "web-SENTINEL-key-0c4"
+CLIENT_SECRET = "web-SENTINEL-client-9ab"
+
+
+def _fill_connection_dialog(page: Page, name: str, auth_type: str, fields: dict[str, str]) -> None:
+    dialog = page.get_by_role("dialog", name="New Connection")
+    expect(dialog).to_be_visible()
+    dialog.get_by_label("Nickname *").fill(name)
+    dialog.get_by_label("Auth type").select_option(label=auth_type)
+    for label, value in fields.items():
+        dialog.get_by_label(re.compile(rf"^{re.escape(label)}( \*)?$")).fill(value)
+    dialog.get_by_role("button", name="Create").click()
+
+
+def test_login_link_session_cookie_csrf_and_logout(
+    web: WebServer, context: BrowserContext, page: Page, browser: Browser
+) -> None:
+    page.goto(f"{web.url}/flows")
+    expect(page).to_have_url(f"{web.url}/login")  # not logged in yet
+    expect(page.locator("#result")).to_have_text("Log in to cardflow")
+    screenshot(page, "login")
+
+    login(page, web)
+    expect(page.get_by_role("heading", name="Flows", exact=True)).to_be_visible()
+    cookie = next(c for c in context.cookies() if c["name"] == "cardflow_session")
+    assert cookie["httpOnly"] is True and cookie["sameSite"] == "Lax"
+    assert page.evaluate("document.cookie") == ""  # scripts cannot read the session
+
+    # The link worked once: a second browser cannot use it.
+    other = browser.new_context()
+    reuse = other.new_page()
+    answer = reuse.goto(web.login_link)
+    assert answer is not None and answer.status == 400
+    expect(reuse.locator("#result")).to_have_text("This login link does not work")
+    assert not any(c["name"] == "cardflow_session" for c in other.cookies())
+    # `cardflow login-link` prints a fresh one that does work.
+    reuse.goto(web.new_login_link())
+    expect(reuse).to_have_url(f"{web.url}/flows")
+    other.close()
+
+    # The session cookie alone cannot change anything: the CSRF header is required.
+    no_csrf = page.request.post(
+        f"{web.url}/api/v1/connections",
+        data={"name": "x", "auth_type": "none", "config": {}},
+    )
+    assert no_csrf.status == 403 and no_csrf.json()["error"]["type"] == "forbidden"
+    csrf = page.locator('meta[name="csrf-token"]').get_attribute("content")
+    assert csrf
+    wrong = page.request.post(
+        f"{web.url}/api/v1/connections",
+        data={"name": "x", "auth_type": "none", "config": {}},
+        headers={"X-CSRF-Token": "0" * 64},
+    )
+    assert wrong.status == 403
+    with web.api() as api:
+        assert api.get("/api/v1/connections").json() == []  # nothing was created
+
+    page.get_by_role("button", name="Log out").click()
+    expect(page).to_have_url(re.compile(r"/login\?logged_out"))
+    page.goto(f"{web.url}/connections")
+    expect(page).to_have_url(f"{web.url}/login")
+    gone = page.request.get(f"{web.url}/api/v1/connections")
+    assert gone.status == 401
+
+
+def test_pages_send_a_strict_content_security_policy(web: WebServer, page: Page) -> None:
+    login(page, web)
+    for path in ("/flows", "/connections", "/runs", "/flows/new", "/login"):
+        response = page.request.get(f"{web.url}{path}")
+        csp = response.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "unsafe-inline" not in csp, path
+        assert "frame-ancestors 'none'" in csp
+        # every asset comes from cardflow itself: no CDN, works offline
+        for target in re.findall(r'(?:src|href)="([^"]*)"', response.text()):
+            assert target.startswith(("/", "#")), (path, target)
+    html = page.request.get(f"{web.url}/flows").text()
+    assert "<script>" not in html and "<style" not in html  # no inline script or style
+
+
+def test_connections_basic_custom_and_oauth_authorization(
+    web: WebServer, page: Page, oauth_server: OAuthServer, upstream: Upstream
+) -> None:
+    login(page, web)
+    page.get_by_role("link", name="Connections").click()
+    expect(page.get_by_text("No connections yet")).to_be_visible()
+    screenshot(page, "connections-empty")
+
+    page.get_by_role("button", name="+ New Connection").first.click()
+    _fill_connection_dialog(
+        page,
+        "Echo - Basic - svc",
+        "Basic",
+        {"Username": "svc", "Password": PASSWORD},
+    )
+    expect(page.locator('tr[data-connection="Echo - Basic - svc"]')).to_contain_text("Ready")
+
+    page.get_by_role("button", name="+ New Connection").first.click()
+    dialog = page.get_by_role("dialog", name="New Connection")
+    dialog.get_by_label("Auth type").select_option(label="Custom Header")
+    expect(dialog.get_by_label("Header Value")).to_have_attribute("type", "password")
+    screenshot(page, "new-connection-dialog")
+    _fill_connection_dialog(
+        page,
+        "Echo - Custom Header - api_key",
+        "Custom Header",
+        {"Header Name": "api_key", "Header Value": HEADER_VALUE},
+    )
+    expect(page.locator('tr[data-connection="Echo - Custom Header - api_key"]')).to_be_visible()
+
+    # A bad field is named next to the field, in the dialog.
+    page.get_by_role("button", name="+ New Connection").first.click()
+    _fill_connection_dialog(page, "Echo - Basic - svc", "None", {})
+    dialog = page.get_by_role("dialog", name="New Connection")
+    expect(dialog.locator('[data-field="name"] .field-error')).to_contain_text("already")
+    dialog.get_by_role("button", name="Cancel").click()
+
+    # Edit: the secret is never shown back; a blank password keeps it.
+    row = page.locator('tr[data-connection="Echo - Custom Header - api_key"]')
+    row.get_by_role("button", name="Edit").click()
+    edit = page.get_by_role("dialog", name="Edit connection")
+    value = edit.get_by_label("Header Value")
+    expect(value).to_have_value("")
+    expect(value).to_have_attribute("placeholder", re.compile("leave blank to keep"))
+    edit.get_by_label("Nickname *").fill("Echo - Custom - api_key")
+    edit.get_by_role("button", name="Save").click()
+    expect(page.locator('tr[data-connection="Echo - Custom - api_key"]')).to_be_visible()
+    with web.api() as api:
+        tested = api.post(
+            "/api/v1/cards/api_connector.get/test",
+            json={"connection": "Echo - Custom - api_key", "inputs": {"url": f"{upstream.url}/echo"}},
+        ).json()
+    assert ["api_key", HEADER_VALUE] in tested["outputs"]["body"]["headers"]
+
+    # OAuth: the dialog, the redirect URI, then the real dance with the Authlib provider.
+    client_id = f"web-{secrets.token_hex(3)}"
+    oauth_server.add_client(
+        client_id,
+        CLIENT_SECRET,
+        scope="read write",
+        grant_types=("authorization_code", "refresh_token"),
+        redirect_uris=(f"{web.url}/oauth/callback",),
+    )
+    page.get_by_role("button", name="+ New Connection").first.click()
+    _fill_connection_dialog(
+        page,
+        "Provider - OAuth - alice",
+        "OAuth 2.0",
+        {
+            "Authorize URL": oauth_server.authorize_url,
+            "Token URL": oauth_server.token_url,
+            "Scope": "read write",
+            "Client ID": client_id,
+            "Client Secret": CLIENT_SECRET,
+        },
+    )
+    dialog = page.get_by_role("dialog", name="New Connection")
+    expect(dialog.locator(".redirect-uri-value")).to_have_text(f"{web.url}/oauth/callback")
+    dialog.get_by_role("link", name="Authorize now").click()
+    # the provider's own pages: sign in, then consent
+    page.get_by_label("Username").fill("alice")
+    page.get_by_label("Password").fill("wonderland")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("button", name="Allow").click()
+    expect(page).to_have_url(f"{web.url}/connections")
+    expect(page.locator("#authorize-result")).to_contain_text(
+        "Authorized “Provider - OAuth - alice”: the connection is ready."
+    )
+    oauth_row = page.locator('tr[data-connection="Provider - OAuth - alice"]')
+    expect(oauth_row).to_contain_text("Ready")
+    expect(oauth_row.get_by_role("link", name="Re-authorize")).to_be_visible()
+    assert oauth_server.code_exchanges == 1
+    screenshot(page, "connections")
+
+    for secret in (PASSWORD, HEADER_VALUE, CLIENT_SECRET):
+        assert secret not in page.content()
+    with web.api() as api:
+        me = api.post(
+            "/api/v1/cards/api_connector.get/test",
+            json={
+                "connection": "Provider - OAuth - alice",
+                "inputs": {"url": f"{oauth_server.url}/api/me"},
+            },
+        ).json()
+    assert me["ok"], me
+
+
+def test_build_test_save_invoke_and_find_the_run(
+    web: WebServer, page: Page, upstream: Upstream
+) -> None:
+    with web.api() as api:
+        api.post(
+            "/api/v1/connections",
+            json={
+                "name": "Echo - Basic - svc",
+                "auth_type": "basic",
+                "config": {"username": "svc", "password": PASSWORD},
+            },
+        ).raise_for_status()
+    login(page, web)
+    expect(page.get_by_text("No flows yet")).to_be_visible()
+    page.get_by_role("link", name="+ New flow").first.click()
+    page.wait_for_selector("#app[data-ready='true']")
+
+    page.get_by_label("Name", exact=True).fill("Look up user")
+    page.get_by_label("Save run data").check()
+    page.get_by_label("Alias").fill("look-up-user")
+    page.get_by_label("Test data: request body").fill('{"user": "alice"}')
+
+    # Add card -> API Connector -> Get
+    page.get_by_role("button", name="+ Add card").click()
+    picker = page.get_by_role("dialog", name="Add a card")
+    expect(picker.get_by_role("tab", name="API Connector")).to_have_attribute(
+        "aria-selected", "true"
+    )
+    screenshot(page, "add-card")
+    picker.locator('[data-card="api_connector.get"]').click()
+    get_card = page.locator('[data-step="get"]')
+    get_card.get_by_label("Connection").select_option("Echo - Basic - svc")
+    url = get_card.get_by_role("textbox", name="URL", exact=True)
+    url.fill(f"{upstream.url}/echo/")
+    get_card.get_by_label("Insert a reference into URL").select_option("trigger.body.user")
+    expect(url).to_have_value(f"{upstream.url}/echo/{{{{ trigger.body.user }}}}")
+
+    get_card.get_by_role("button", name="▶ Test this card").click()
+    result = get_card.locator("[data-test-result]")
+    expect(result).to_have_attribute("data-test-result", "ok")
+    expect(result.locator(".test-status")).to_contain_text("200")
+    expect(result.locator(".json-view")).to_contain_text('"/echo/alice"')
+    expect(result.locator(".test-duration")).to_contain_text("ms")
+
+    # Add card -> Flow -> Return, with a reference to the Get card's output
+    page.get_by_role("button", name="+ Add card").click()
+    picker = page.get_by_role("dialog", name="Add a card")
+    picker.get_by_role("tab", name="Flow").click()
+    picker.locator('[data-card="flow.return"]').click()
+    ret = page.locator('[data-step="return"]')
+    keys = ret.get_by_label("Keys (JSON object)")
+    keys.fill('{"echoed_path": }')
+    keys.press("ArrowLeft")  # the cursor before the closing brace
+    # the picker offers the Get card's outputs, including keys seen in its last test
+    ret.get_by_label("Insert a reference into the keys").select_option("steps.get.body.path")
+    expect(keys).to_have_value('{"echoed_path": "{{ steps.get.body.path }}"}')
+    ret.get_by_role("button", name="▶ Test this card").click()
+    expect(ret.locator("[data-test-result]")).to_contain_text('"/echo/alice"')
+
+    # A save with an invalid field shows the error next to that card and field.
+    url.fill(f"{upstream.url}/echo/{{{{ steps.return.x }}}}")
+    page.get_by_role("button", name="Create flow").click()
+    error = get_card.locator('[data-field^="cards.0.inputs"] .field-error')
+    expect(error).to_contain_text("return")
+    url.fill(f"{upstream.url}/echo/{{{{ trigger.body.user }}}}")
+    page.get_by_role("button", name="Create flow").click()
+    expect(page).to_have_url(re.compile(r"/flows/flw_"))
+    invoke_url = page.get_by_label("Invoke URL")
+    expect(invoke_url).to_have_value(f"{web.url}/invoke/look-up-user")
+    token = page.get_by_label("Client token")
+    expect(token).to_have_attribute("type", "password")
+    client_token = token.input_value()
+    assert len(client_token) > 20
+    screenshot(page, "builder")
+
+    answer = httpx.post(
+        f"{web.url}/invoke/look-up-user",
+        json={"user": "bob"},
+        headers={"x-api-client-token": client_token},
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"echoed_path": "/echo/bob"}
+
+    page.get_by_role("link", name="Run history").first.click()
+    runs = page.locator("#runs-table tbody tr")
+    expect(runs.first).to_contain_text("API endpoint")
+    expect(runs.first).to_contain_text("Succeeded")
+    screenshot(page, "run-history")
+    runs.first.get_by_role("link").click()
+    expect(page.locator("#run-status")).to_contain_text("Succeeded")
+    cards = page.locator(".run-card")
+    expect(cards).to_have_count(2)
+    for card in ("get", "return"):
+        duration = page.locator(f'[data-card="{card}"] .card-duration')
+        expect(duration).to_have_text(re.compile(r"^\d+(\.\d+)? (ms|s)$"))
+    expect(page.locator('[data-card="get"]')).to_contain_text("HTTP 200")
+    page.locator('[data-card="get"] summary', has_text="Outputs").click()
+    expect(page.locator('[data-card="get"] .io')).to_contain_text('"/echo/bob"')
+    screenshot(page, "run")
+    assert PASSWORD not in page.content() and client_token not in page.content()
+
+    # The flows list: the flow, its endpoint, disable and enable again.
+    page.get_by_role("link", name="Flows").click()
+    row = page.locator('tr[data-flow="Look up user"]')
+    expect(row).to_contain_text("/invoke/look-up-user")
+    row.get_by_role("button", name="Disable").click()
+    expect(row).to_contain_text("Disabled")
+    assert httpx.post(f"{web.url}/invoke/look-up-user", json={}).status_code == 404
+    row.get_by_role("button", name="Enable").click()
+    expect(row).to_contain_text("Enabled")
+    screenshot(page, "flows")
+
+
+def test_untrusted_text_renders_as_text(web: WebServer, page: Page, upstream: Upstream) -> None:
+    evil = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
+    with web.api() as api:
+        api.post(
+            "/api/v1/connections", json={"name": f"Evil {evil}", "auth_type": "none"}
+        ).raise_for_status()
+        api.post(
+            "/api/v1/flows",
+            json={
+                "name": f"Flow {evil}",
+                "description": evil,
+                "cards": [
+                    {
+                        "id": "page",
+                        "card": "api_connector.get",
+                        "connection": f"Evil {evil}",
+                        "inputs": {"url": f"{upstream.url}/script", "headers": {"x": evil}},
+                    }
+                ],
+            },
+        ).raise_for_status()
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    login(page, web)
+    expect(page.get_by_text(f"Flow {evil}")).to_be_visible()
+    page.get_by_role("link", name="Connections").click()
+    expect(page.get_by_text(f"Evil {evil}")).to_be_visible()
+
+    page.get_by_role("link", name="Flows").click()
+    page.get_by_role("link", name=f"Flow {evil}").click()
+    step = page.locator('[data-step="page"]')
+    step.get_by_role("button", name="▶ Test this card").click()
+    body = step.locator(".body-text")
+    expect(body).to_have_text("<html><body><script>alert(1)</script></body></html>")
+    assert json.loads(step.get_by_role("textbox", name="Headers").input_value()) == {"x": evil}
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("img[src='x']").count() == 0
+    # only cardflow's own module script is on the page
+    assert page.evaluate("[...document.scripts].map(s => s.src)") == [
+        f"{web.url}/static/js/main.js"
+    ]
+    assert not dialogs
+
+
+def test_screenshots_folder_is_in_the_readme() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    shots = Path(__file__).parents[2] / "docs" / "screenshots"
+    for name in ("connections", "builder", "run"):
+        assert (shots / f"{name}.png").exists(), name
+        assert f"docs/screenshots/{name}.png" in readme, name
