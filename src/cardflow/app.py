@@ -27,7 +27,7 @@ from cardflow.cards.registry import get_card
 from cardflow.cards.runner import CardResult, run_card, validate_inputs
 from cardflow.connections import ConnectionService, LoadedConnection
 from cardflow.errors import ConnectionNotFound, InvalidInput
-from cardflow.flows.card_test import CardTestControl, render_inputs, card_test_scope
+from cardflow.flows.card_test import CardTestControl, card_test_scope, render_inputs
 from cardflow.flows.engine import FlowEngine
 from cardflow.flows.service import FlowService
 from cardflow.flows.trigger import manual_trigger

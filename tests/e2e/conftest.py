@@ -167,11 +167,13 @@ def page(context: BrowserContext) -> Iterator[Page]:
     tab.on("pageerror", lambda error: problems.append(f"page error: {error}"))
     tab.on(
         "console",
-        lambda message: problems.append(f"console {message.type}: {message.text}")
-        # HTTP errors the test provokes are logged as "Failed to load resource"; anything
-        # else (a script error, a CSP violation) fails the test
-        if message.type == "error" and not message.text.startswith("Failed to load resource")
-        else None,
+        lambda message: (
+            problems.append(f"console {message.type}: {message.text}")
+            # HTTP errors the test provokes are logged as "Failed to load resource"; anything
+            # else (a script error, a CSP violation) fails the test
+            if message.type == "error" and not message.text.startswith("Failed to load resource")
+            else None
+        ),
     )
     yield tab
     assert not problems, problems

@@ -144,7 +144,10 @@ def test_connections_basic_custom_and_oauth_authorization(
     with web.api() as api:
         tested = api.post(
             "/api/v1/cards/api_connector.get/test",
-            json={"connection": "Echo - Custom - api_key", "inputs": {"url": f"{upstream.url}/echo"}},
+            json={
+                "connection": "Echo - Custom - api_key",
+                "inputs": {"url": f"{upstream.url}/echo"},
+            },
         ).json()
     assert ["api_key", HEADER_VALUE] in tested["outputs"]["body"]["headers"]
 
@@ -364,3 +367,35 @@ def test_screenshots_folder_is_in_the_readme() -> None:
     for name in ("connections", "builder", "run"):
         assert (shots / f"{name}.png").exists(), name
         assert f"docs/screenshots/{name}.png" in readme, name
+
+
+def test_run_page_follows_a_running_flow_live(
+    web: WebServer, page: Page, upstream: Upstream
+) -> None:
+    with web.api() as api:
+        api.post(
+            "/api/v1/flows",
+            json={
+                "name": "Slow",
+                "trigger": {"type": "api_endpoint", "alias": "slow", "security": "none"},
+                "cards": [
+                    {
+                        "id": "wait",
+                        "card": "api_connector.get",
+                        "inputs": {"url": f"{upstream.url}/slow?seconds=3"},
+                    },
+                    {"id": "done", "card": "object.construct", "inputs": {"ok": True}},
+                ],
+            },
+        ).raise_for_status()
+    started = httpx.post(f"{web.url}/invoke/slow", headers={"Prefer": "respond-async"})
+    assert started.status_code == 202
+    login(page, web)
+    page.goto(f"{web.url}/runs/{started.json()['run_id']}")
+    status = page.locator("#run-status")
+    expect(status).to_contain_text("Running")
+    expect(status).to_contain_text("updating")
+    # no reload: the page polls while the run is running
+    expect(status).to_contain_text("Succeeded", timeout=20_000)
+    expect(page.locator(".run-card")).to_have_count(2)
+    expect(page.locator('[data-card="wait"] .card-duration')).to_have_text(re.compile(r" s$"))

@@ -1,4 +1,4 @@
-// DOM helpers. Every text goes in as a text node (never innerHTML), so nothing a page
+// DOM helpers. Every text goes in as a text node (never parsed as HTML), so nothing a page
 // shows — upstream bodies, names, inputs — can become markup or script.
 
 export function h(tag, props, ...children) {
