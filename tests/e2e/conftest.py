@@ -44,8 +44,10 @@ def chromium_path() -> str | None:
     return found if found and Path(found).exists() else None
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # Module scope: sync Playwright keeps an event loop running in this thread while it is
+    # open, which asyncio tests collected after these must not find.
     path = chromium_path()
     if path is None:
         if os.environ.get("CARDFLOW_REQUIRE_BROWSER") == "1":

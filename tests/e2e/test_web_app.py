@@ -93,6 +93,11 @@ def test_pages_send_a_strict_content_security_policy(web: WebServer, page: Page)
     html = page.request.get(f"{web.url}/flows").text()
     assert "<script>" not in html and "<style" not in html  # no inline script or style
 
+    # The OpenAPI reference renders from cardflow's own copy of Swagger UI.
+    page.goto(f"{web.url}/docs")
+    expect(page.locator(".swagger-ui .title")).to_contain_text("cardflow")
+    expect(page.locator(".opblock-tag", has_text="connections")).to_be_visible()
+
 
 def test_connections_basic_custom_and_oauth_authorization(
     web: WebServer, page: Page, oauth_server: OAuthServer, upstream: Upstream
@@ -207,15 +212,6 @@ def test_connections_basic_custom_and_oauth_authorization(
 def test_build_test_save_invoke_and_find_the_run(
     web: WebServer, page: Page, upstream: Upstream
 ) -> None:
-    with web.api() as api:
-        api.post(
-            "/api/v1/connections",
-            json={
-                "name": "Echo - Basic - svc",
-                "auth_type": "basic",
-                "config": {"username": "svc", "password": PASSWORD},
-            },
-        ).raise_for_status()
     login(page, web)
     expect(page.get_by_text("No flows yet")).to_be_visible()
     page.get_by_role("link", name="+ New flow").first.click()
@@ -235,7 +231,12 @@ def test_build_test_save_invoke_and_find_the_run(
     screenshot(page, "add-card")
     picker.locator('[data-card="api_connector.get"]').click()
     get_card = page.locator('[data-step="get"]')
-    get_card.get_by_label("Connection").select_option("Echo - Basic - svc")
+    # a connection created inline, with the same New Connection dialog
+    get_card.get_by_label("Connection").select_option(label="+ New connection…")
+    _fill_connection_dialog(
+        page, "Echo - Basic - svc", "Basic", {"Username": "svc", "Password": PASSWORD}
+    )
+    expect(get_card.get_by_label("Connection")).to_have_value("Echo - Basic - svc")
     url = get_card.get_by_role("textbox", name="URL", exact=True)
     url.fill(f"{upstream.url}/echo/")
     get_card.get_by_label("Insert a reference into URL").select_option("trigger.body.user")
@@ -262,6 +263,20 @@ def test_build_test_save_invoke_and_find_the_run(
     expect(keys).to_have_value('{"echoed_path": "{{ steps.get.body.path }}"}')
     ret.get_by_role("button", name="▶ Test this card").click()
     expect(ret.locator("[data-test-result]")).to_contain_text('"/echo/alice"')
+
+    # Reorder and remove: a third card goes up above Return, then away.
+    page.get_by_role("button", name="+ Add card").click()
+    picker = page.get_by_role("dialog", name="Add a card")
+    picker.get_by_role("tab", name="Object").click()
+    picker.locator('[data-card="object.construct"]').click()
+    steps = page.locator("#steps > .step")
+    expect(steps).to_have_count(3)
+    page.get_by_role("button", name="Move construct up").click()
+    assert [s.get_attribute("data-step") for s in steps.all()] == ["get", "construct", "return"]
+    expect(page.get_by_role("button", name="Move construct up")).to_be_focused()
+    page.get_by_role("button", name="Remove construct").click()
+    page.get_by_role("dialog").get_by_role("button", name="Remove").click()
+    expect(steps).to_have_count(2)
 
     # A save with an invalid field shows the error next to that card and field.
     url.fill(f"{upstream.url}/echo/{{{{ steps.return.x }}}}")

@@ -205,8 +205,9 @@ def test_card_test_endpoint(server: RunningServer, upstream: Upstream) -> None:
         )
         assert response.status_code == 200
         result = response.json()
-        assert set(result) == {"ok", "outputs", "error", "duration_ms", "run_id"}
-        assert result["ok"] is True
+        # PRODUCT.md's fields, plus "answer" (what a Return / Close card would answer)
+        assert set(result) == {"ok", "outputs", "error", "duration_ms", "run_id", "answer"}
+        assert result["ok"] is True and result["answer"] is None
         assert result["outputs"]["status_code"] == 200
         assert result["outputs"]["body"] == {"hello": "world", "n": 1}
         assert result["outputs"]["headers"]["content-type"].startswith("application/json")

@@ -262,3 +262,17 @@ def test_oauth_callback_returns_a_logged_in_browser_to_connections(
     assert final.url == f"{server.url}/connections?authorized={made.id}"
     assert 'data-page="connections"' in final.text
     assert server.cf.connections.get(made.id).status == "ready"
+
+
+def test_openapi_docs_are_served_locally(server: RunningServer) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        docs = client.get("/docs")
+        assert docs.status_code == 200
+        assert "script-src 'self'" in docs.headers["content-security-policy"]
+        targets = re.findall(r'(?:src|href)="([^"]*)"', docs.text)
+        assert targets and all(t.startswith("/") for t in targets), targets
+        assert "<script>" not in docs.text
+        for target in targets:
+            assert client.get(target).status_code == 200, target
+        assert client.get("/redoc").status_code == 404  # it would load from a CDN
+        assert client.get("/openapi.json").json()["info"]["title"] == "cardflow"

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cardflow import __version__
 from cardflow.app import Cardflow
-from cardflow.server import errors, web
+from cardflow.server import api_docs, errors, web
 from cardflow.server.routers import cards, connections, flows, invoke, oauth, runs
 from cardflow.settings import Settings
 
@@ -101,6 +101,8 @@ def create_app(cf: Cardflow | None = None, *, settings: Settings | None = None) 
         "(create one with `cardflow token create --name NAME`). The web app at / uses the same "
         "routes with its session cookie and CSRF token.",
         lifespan=lifespan,
+        docs_url=None,  # /docs is served from local assets (api_docs), never a CDN
+        redoc_url=None,
     )
     if cf is not None:
         app.state.cardflow = cf
@@ -113,6 +115,7 @@ def create_app(cf: Cardflow | None = None, *, settings: Settings | None = None) 
     app.include_router(invoke.router)
     app.include_router(oauth.router)
     app.include_router(web.router)
+    api_docs.install(app)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
 
     @app.get("/healthz", tags=["operations"])
