@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     )
     public_url: str = Field(
         default="http://127.0.0.1:8080",
-        description="Base URL users reach cardflow at; OAuth redirect URIs are built from it.",
+        description="Base URL users reach cardflow at; OAuth redirect URIs, invoke URLs and "
+        "login links are built from it. Unset, it follows host and port (a wildcard host "
+        "becomes the loopback address).",
     )
     host: str = Field(default="127.0.0.1", description="Address `cardflow serve` binds.")
     port: int = Field(default=8080, ge=0, le=65535, description="Port `cardflow serve` binds.")
@@ -88,6 +90,15 @@ class Settings(BaseSettings):
         if isinstance(value, str | list | tuple):
             return parse_networks(value)
         raise ValueError("expected a comma-separated list of CIDRs")
+
+    @model_validator(mode="after")
+    def _default_public_url(self) -> Self:
+        if "public_url" not in self.model_fields_set:
+            host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+            self.public_url = (
+                f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+            )
+        return self
 
     @property
     def resolved_database_url(self) -> str:

@@ -90,8 +90,7 @@ class WebServer:
             **os.environ,
             "CARDFLOW_HOME": str(self.home),
             "CARDFLOW_MASTER_KEY": MASTER_KEY,
-            "CARDFLOW_PORT": self.url.rsplit(":", 1)[1],
-            "CARDFLOW_PUBLIC_URL": self.url,
+            "CARDFLOW_PORT": self.url.rsplit(":", 1)[1],  # the public URL follows it
         }
 
 

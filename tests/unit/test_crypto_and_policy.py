@@ -86,3 +86,14 @@ def test_settings_parse_network_lists(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings()
     assert [str(n) for n in settings.deny_networks] == ["127.0.0.0/8", "10.0.0.0/8"]
     assert settings.allow_networks == ()
+
+
+def test_public_url_follows_host_and_port_unless_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CARDFLOW_PUBLIC_URL", raising=False)
+    assert Settings().public_url == "http://127.0.0.1:8080"
+    assert Settings(port=9000).public_url == "http://127.0.0.1:9000"
+    assert Settings(host="0.0.0.0", port=81).public_url == "http://127.0.0.1:81"
+    assert Settings(host="::", port=81).public_url == "http://[::1]:81"
+    assert Settings(port=9000, public_url="https://cf.example").public_url == "https://cf.example"
+    monkeypatch.setenv("CARDFLOW_PUBLIC_URL", "https://env.example")
+    assert Settings(port=9000).public_url == "https://env.example"

@@ -69,7 +69,7 @@ def test_serve_prints_url_and_first_start_hint(
     assert "cardflow token create --name NAME" in result.stdout
     # first start: a one-time login link for the web app, at the public URL
     assert "Log in to the web app" in result.stdout
-    assert "http://127.0.0.1:8080/login?token=" in result.stdout
+    assert "http://127.0.0.1:9123/login?token=" in result.stdout  # public URL follows --port
     assert seen["app"] == "the-app" and seen["settings"].port == 9123
     assert (seen["host"], seen["port"]) == ("127.0.0.1", 9123)
 
@@ -79,7 +79,7 @@ def test_serve_prints_url_and_first_start_hint(
     data = json.loads(again.stdout)
     assert data == {
         "url": "http://[::1]:8080",
-        "public_url": "http://127.0.0.1:8080",
+        "public_url": "http://[::1]:8080",  # unset, it follows host and port
         "api_token_exists": True,
         "login_url": None,  # printed on first start only; later: cardflow login-link
     }
