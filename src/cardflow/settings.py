@@ -94,7 +94,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _default_public_url(self) -> Self:
         if "public_url" not in self.model_fields_set:
-            host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(self.host, self.host)
+            # a wildcard bind is reached on this machine at its loopback address
+            wildcards = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
+            host = wildcards.get(self.host, self.host)
             self.public_url = (
                 f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
             )
