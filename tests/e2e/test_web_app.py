@@ -414,3 +414,61 @@ def test_run_page_follows_a_running_flow_live(
     expect(status).to_contain_text("Succeeded", timeout=20_000)
     expect(page.locator(".run-card")).to_have_count(2)
     expect(page.locator('[data-card="wait"] .card-duration')).to_have_text(re.compile(r" s$"))
+
+
+def test_builder_by_keyboard_rename_typed_outputs_and_run_now(web: WebServer, page: Page) -> None:
+    login(page, web)
+    page.goto(f"{web.url}/flows/new")
+    page.get_by_label("Name", exact=True).fill("Greeting")
+    page.get_by_label("Trigger", exact=True).select_option("manual")
+
+    # Add a card with the keyboard only: the families are tabs, arrow keys move between them.
+    page.get_by_role("button", name="+ Add card").focus()
+    page.keyboard.press("Enter")
+    picker = page.get_by_role("dialog", name="Add a card")
+    expect(picker.get_by_role("tab", name="API Connector")).to_be_focused()
+    page.keyboard.press("ArrowDown")
+    page.keyboard.press("ArrowDown")
+    expect(picker.get_by_role("tab", name="Object")).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Tab")  # past Object · Get to Object · Construct
+    expect(picker.locator('[data-card="object.construct"]')).to_be_focused()
+    page.keyboard.press("Enter")
+    expect(picker).to_be_hidden()
+    first = page.locator('[data-step="construct"]')
+    first.get_by_label("Keys (JSON object)").fill('{"name": "Grace"}')
+
+    page.get_by_role("button", name="+ Add card").click()
+    picker = page.get_by_role("dialog", name="Add a card")
+    picker.get_by_role("tab", name="Text").click()
+    picker.locator('[data-card="text.compose"]').click()
+    second = page.locator('[data-step="compose"]')
+    template = second.get_by_role("textbox", name="Template")
+    template.fill("Hello {{ steps.construct.output.name }}")
+
+    # Outputs typed for a test stand in for a card that was not run.
+    first.get_by_text("Outputs for testing later cards").click()
+    typed = first.get_by_label("Outputs (JSON)")
+    typed.fill('{"output": {"name": "Ada"}}')
+    typed.blur()
+    second.get_by_role("button", name="▶ Test this card").click()
+    expect(second.locator("[data-test-result]")).to_contain_text('"Hello Ada"')
+
+    # Renaming a card rewrites the references to it.
+    card_id = first.get_by_label("Card id")
+    card_id.fill("person")
+    card_id.press("Tab")
+    expect(
+        page.locator('[data-step="compose"]').get_by_role("textbox", name="Template")
+    ).to_have_value("Hello {{ steps.person.output.name }}")
+
+    page.get_by_role("button", name="Create flow").click()
+    expect(page).to_have_url(re.compile(r"/flows/flw_"))
+    page.get_by_role("button", name="Run now").click()
+    expect(page).to_have_url(re.compile(r"/runs/run_"))
+    expect(page.locator("#run-status")).to_contain_text("Succeeded")
+    expect(page.locator(".run-card")).to_have_count(2)
+    with web.api() as api:
+        flow = api.get("/api/v1/flows/Greeting").json()
+    assert flow["trigger"]["type"] == "manual"
+    assert flow["cards"][1]["inputs"] == {"template": "Hello {{ steps.person.output.name }}"}

@@ -257,6 +257,8 @@ export async function builderPage(root, flowId) {
     try {
       const result = await post(`/cards/${enc(step.card)}/test`, body);
       testResults.set(step, result);
+      const typed = resultBox.closest(".step")?.querySelector("[data-typed-outputs]");
+      if (typed) typed.value = result.outputs ? JSON.stringify(result.outputs, null, 2) : "";
       clear(resultBox, testResultView(result, missing));
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
@@ -526,14 +528,44 @@ export async function builderPage(root, flowId) {
         labelled(`cards.${index}.timeout`, "Timeout (s)", timeout)));
   }
 
+  // Values typed for tests: what this card's outputs should be when later cards are tested
+  // (instead of running it, e.g. a call that changes something at the service).
+  function typedOutputsBlock(step, index) {
+    const id = nextId("outs");
+    const last = testResults.get(step);
+    const area = h("textarea", { id, rows: 4, class: "code", spellcheck: "false", "data-typed-outputs": "", placeholder: '{"status_code": 200, "body": {"id": 42}}' });
+    area.value = last?.outputs ? JSON.stringify(last.outputs, null, 2) : "";
+    const field = `cards.${index}.test_outputs`;
+    area.addEventListener("change", () => {
+      root.querySelectorAll(`[data-error-for="${CSS.escape(field)}"]`).forEach((e) => e.remove());
+      const text = area.value.trim();
+      if (!text) { testResults.delete(step); return; }
+      try {
+        testResults.set(step, { ok: true, outputs: JSON.parse(text), typed: true });
+      } catch {
+        area.closest(".field").append(fieldError(field, "Enter the outputs as JSON."));
+      }
+    });
+    return h("details", { class: "options" },
+      h("summary", {}, "Outputs for testing later cards"),
+      h("div", { class: "field", "data-field": field },
+        h("label", { for: id }, "Outputs (JSON)"), area,
+        h("p", { class: "hint" }, "Filled in by “Test this card”; or type them, to test later cards without running this one. Not saved with the flow.")));
+  }
+
   function stepPanel(step, index) {
     const spec = specs[step.card];
     const idInput = h("input", { id: nextId("sid"), value: step.id, class: "code step-id", autocomplete: "off", spellcheck: "false" });
+    let previousId = step.id;
     idInput.addEventListener("input", () => { step.id = idInput.value.trim(); markDirty(); });
-    idInput.addEventListener("change", () => render());
+    idInput.addEventListener("change", () => {
+      if (previousId && step.id && previousId !== step.id) renameReferences(previousId, step.id);
+      previousId = step.id;
+      render();
+    });
     const resultBox = h("div", { class: "test-box", "aria-live": "polite" });
     const last = testResults.get(step);
-    if (last) resultBox.append(testResultView(last, []));
+    if (last && !last.typed) resultBox.append(testResultView(last, []));
     const move = (delta) => {
       const target = index + delta;
       if (target < 0 || target >= doc.cards.length) return;
@@ -550,6 +582,7 @@ export async function builderPage(root, flowId) {
       const required = new Set(spec.inputs.required || []);
       for (const [name, prop] of Object.entries(spec.inputs.properties || {})) body.push(inputField(step, index, name, prop, required.has(name)));
       body.push(optionsBlock(step, index));
+      body.push(typedOutputsBlock(step, index));
     }
     return h("section", { class: "panel step", "data-step": step.id, "data-field": `cards.${index}`, "aria-label": `Card ${index + 1}: ${spec?.title || step.card}` },
       h("div", { class: "step-head" },
@@ -574,6 +607,21 @@ export async function builderPage(root, flowId) {
       resultBox);
   }
 
+  // steps.<old> becomes steps.<new> in every card's inputs (as typed), so references hold.
+  function renameReferences(oldId, newId) {
+    const escaped = oldId.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    const pattern = new RegExp(`(steps\\s*\\.\\s*)${escaped}(?![A-Za-z0-9_])`, "g");
+    let changed = 0;
+    for (const other of doc.cards) {
+      const own = textsOf(other);
+      for (const [name, text] of Object.entries(own)) {
+        const next = text.replace(pattern, `$1${newId}`);
+        if (next !== text) { own[name] = next; changed += 1; }
+      }
+    }
+    if (changed) toast(`Updated ${changed} reference${changed > 1 ? "s" : ""} to steps.${newId}.`, "ok");
+  }
+
   function uniqueId(base) {
     const clean = base.replace(/[^A-Za-z0-9_]/g, "_").replace(/^([^A-Za-z_])/, "_$1");
     const taken = new Set(doc.cards.map((c) => c.id));
@@ -588,12 +636,18 @@ export async function builderPage(root, flowId) {
       const ia = FAMILY_ORDER.indexOf(a); const ib = FAMILY_ORDER.indexOf(b);
       return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
     });
-    const list = h("div", { class: "picker-cards", role: "list" });
-    const tabs = h("div", { class: "picker-families", role: "tablist", "aria-label": "Card families" });
+    const list = h("div", { class: "picker-cards", role: "tabpanel", id: "picker-panel" });
+    const tabs = h("div", { class: "picker-families", role: "tablist", "aria-label": "Card families", "aria-orientation": "vertical" });
     let dialog;
-    const show = (family) => {
-      tabs.querySelectorAll("button").forEach((b) => b.setAttribute("aria-selected", String(b.dataset.family === family)));
-      clear(list, catalogue.filter((c) => c.family === family).map((spec) => h("div", { role: "listitem" },
+    const show = (family, focus = false) => {
+      tabs.querySelectorAll("button").forEach((b) => {
+        const selected = b.dataset.family === family;
+        b.setAttribute("aria-selected", String(selected));
+        b.tabIndex = selected ? 0 : -1;
+        if (selected && focus) b.focus();
+      });
+      list.setAttribute("aria-label", family);
+      clear(list, catalogue.filter((c) => c.family === family).map((spec) =>
         h("button", { type: "button", class: "picker-card", "data-card": spec.id, onclick: () => {
           const step = { id: uniqueId(spec.id.split(".").pop()), card: spec.id, connection: null, inputs: {}, on_error: "fail", retry: null, timeout: null };
           doc.cards.push(step);
@@ -603,14 +657,22 @@ export async function builderPage(root, flowId) {
           const panel = root.querySelector(`[data-step="${CSS.escape(step.id)}"]`);
           panel?.scrollIntoView({ block: "start" });
           panel?.querySelector("select, input:not(.step-id), textarea")?.focus();
-        } }, h("strong", {}, spec.title), h("span", { class: "muted small" }, spec.description)))));
+        } }, h("strong", {}, spec.title), h("span", { class: "muted small" }, spec.description))));
     };
     for (const family of families) {
-      tabs.append(h("button", { type: "button", role: "tab", class: "picker-family", "data-family": family, onclick: () => show(family) }, family));
+      tabs.append(h("button", { type: "button", role: "tab", class: "picker-family", "data-family": family, "aria-controls": "picker-panel", onclick: () => show(family) }, family));
     }
+    tabs.addEventListener("keydown", (event) => {
+      const keys = { ArrowDown: 1, ArrowRight: 1, ArrowUp: -1, ArrowLeft: -1 };
+      if (!(event.key in keys) && event.key !== "Home" && event.key !== "End") return;
+      event.preventDefault();
+      const at = families.indexOf(document.activeElement?.dataset?.family);
+      let next = event.key === "Home" ? 0 : event.key === "End" ? families.length - 1 : at + keys[event.key];
+      next = (next + families.length) % families.length;
+      show(families[next], true);
+    });
     dialog = modal("Add a card", h("div", { class: "picker" }, tabs, list), { wide: true });
-    show(families[0]);
-    tabs.querySelector("button")?.focus();
+    show(families[0], true);
   }
 
   function actionBar() {
