@@ -33,7 +33,9 @@ def csrf_token(session_token: str) -> str:
 
 
 def csrf_matches(session_token: str, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(csrf_token(session_token), given or "")
+    # bytes: compare_digest refuses non-ASCII str (a 500 for a crafted header otherwise)
+    given_bytes = (given or "").encode("utf-8", "replace")
+    return bool(given) and hmac.compare_digest(csrf_token(session_token).encode(), given_bytes)
 
 
 class LoginLinkInvalid(Unauthorized):

@@ -190,5 +190,6 @@ def screenshot(page: Page, name: str) -> None:
 
 def login(page: Page, web: WebServer) -> None:
     page.goto(web.login_link)
+    page.get_by_role("button", name="Log in").click()
     page.wait_for_url(f"{web.url}/flows")
     page.wait_for_selector("#app[data-ready='true']")

@@ -24,7 +24,7 @@ STATIC = Path(__file__).parents[2] / "src" / "cardflow" / "server" / "static"
 def _login(server: RunningServer, client: httpx.Client) -> str:
     """Log a client in with a fresh link; returns its CSRF token."""
     token, _ = server.cf.web_sessions.create_login_link()
-    answer = client.get(f"{server.url}/login", params={"token": token})
+    answer = client.post(f"{server.url}/login", data={"token": token})
     assert answer.status_code == 303 and answer.headers["location"] == "/flows"
     return csrf_token(client.cookies["cardflow_session"])
 
@@ -33,19 +33,32 @@ def test_login_link_works_once_and_sets_a_safe_cookie(server: RunningServer) -> 
     token, expires = server.cf.web_sessions.create_login_link()
     assert timedelta(minutes=14) < expires - datetime.now(UTC) <= timedelta(minutes=15)
     with httpx.Client(base_url=server.url) as client:
-        first = client.get("/login", params={"token": token})
+        # Opening the link (or a chat app previewing it) does not spend it: a form confirms.
+        shown = client.get("/login", params={"token": token})
+        assert shown.status_code == 200 and "set-cookie" not in shown.headers
+        assert 'method="post" action="/login"' in shown.text
+        assert client.get("/login", params={"token": token}).status_code == 200
+        first = client.post("/login", data={"token": token})
         assert first.status_code == 303
         cookie = first.headers["set-cookie"]
         assert "HttpOnly" in cookie and "SameSite=lax" in cookie and "Path=/" in cookie
         assert "Secure" not in cookie  # public URL is http://127.0.0.1 here
         assert client.get("/flows").status_code == 200
+        old_session = client.cookies["cardflow_session"]
+        # a new login from the same browser ends its old session
+        _login(server, client)
+        assert client.cookies["cardflow_session"] != old_session
+    with httpx.Client(base_url=server.url, cookies={"cardflow_session": old_session}) as stale:
+        server.cf.web_sessions._known.clear()
+        assert stale.get("/api/v1/connections").status_code == 401
     with httpx.Client(base_url=server.url) as other:
-        again = other.get("/login", params={"token": token})
+        again = other.post("/login", data={"token": token})
         assert again.status_code == 400
         assert "cardflow login-link" in again.text
         assert "set-cookie" not in again.headers
         assert other.get("/flows").headers["location"] == "/login"
-        assert other.get("/login", params={"token": "forged"}).status_code == 400
+        assert other.post("/login", data={"token": "forged"}).status_code == 400
+        assert other.post("/login", data={}).status_code == 400
 
 
 def test_expired_login_links_and_sessions_stop_working(server: RunningServer) -> None:
@@ -54,7 +67,7 @@ def test_expired_login_links_and_sessions_stop_working(server: RunningServer) ->
     with server.cf.db.session() as session:
         session.execute(update(LoginLink).values(expires_at=past))
     with httpx.Client(base_url=server.url) as client:
-        assert client.get("/login", params={"token": token}).status_code == 400
+        assert client.post("/login", data={"token": token}).status_code == 400
         _login(server, client)
         assert client.get("/api/v1/connections").status_code == 200
         with server.cf.db.session() as session:
@@ -73,6 +86,11 @@ def test_session_needs_csrf_for_every_change(server: RunningServer) -> None:
         assert refused.json()["error"]["type"] == "forbidden"
         wrong = client.post("/api/v1/connections", json=body, headers={"X-CSRF-Token": "x" * 64})
         assert wrong.status_code == 403
+        odd = client.post(
+            "/api/v1/connections", json=body, headers=[(b"X-CSRF-Token", "é".encode())]
+        )
+        assert odd.status_code == 403  # not a 500
+        assert client.post("/logout", data={"csrf_token": "é"}).status_code == 403
         assert client.get("/api/v1/connections").json() == []  # nothing was created
         made = client.post("/api/v1/connections", json=body, headers={"X-CSRF-Token": csrf})
         assert made.status_code == 201
@@ -252,11 +270,13 @@ def test_oauth_callback_returns_a_logged_in_browser_to_connections(
             "scope": "read",
         },
     )
+    start = f"{server.url}/api/v1/connections/{made.id}/authorize"
     with httpx.Client() as browser:
-        _login(server, browser)
-        final = authorize_in_browser(
-            browser, f"{server.url}/api/v1/connections/{made.id}/authorize"
-        )
+        csrf = _login(server, browser)
+        # another site's plain link cannot start an authorization with the session cookie
+        assert browser.get(start).status_code == 403
+        assert oauth_server.last_authorize_params == {}
+        final = authorize_in_browser(browser, f"{start}?csrf={csrf}")
     # the callback sent the browser back to the Connections page, which shows the result
     assert final.status_code == 200
     assert final.url == f"{server.url}/connections?authorized={made.id}"
@@ -276,3 +296,42 @@ def test_openapi_docs_are_served_locally(server: RunningServer) -> None:
             assert client.get(target).status_code == 200, target
         assert client.get("/redoc").status_code == 404  # it would load from a CDN
         assert client.get("/openapi.json").json()["info"]["title"] == "cardflow"
+
+
+def test_invoke_answers_cannot_script_the_app_or_see_its_session(server: RunningServer) -> None:
+    """A flow answers from the web app's origin: its HTML must not run there, it must not set
+    cookies there, and an admin's browser calling it must not hand over its session."""
+    flow = {
+        "name": "Echo page",
+        "trigger": {"type": "api_endpoint", "alias": "page", "security": "none"},
+        "cards": [
+            {
+                "id": "out",
+                "card": "flow.return_raw",
+                "inputs": {
+                    "headers": {
+                        "Content-Type": "text/html",
+                        "Set-Cookie": "cardflow_session=attacker; Path=/",
+                        "Content-Security-Policy": "script-src *",
+                    },
+                    "body": "{{ trigger.query.x }}|{{ trigger.headers.cookie }}",
+                },
+            }
+        ],
+    }
+    with httpx.Client(base_url=server.url, headers=server.headers) as api:
+        api.post("/api/v1/flows", json=flow).raise_for_status()
+    with httpx.Client(base_url=server.url) as browser:
+        _login(server, browser)
+        session = browser.cookies["cardflow_session"]
+        browser.cookies.set("other", "kept")
+        answer = browser.get("/invoke/page", params={"x": "<script>alert(1)</script>"})
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/html")
+    assert answer.headers["content-security-policy"] == "sandbox; default-src 'none'"
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert "set-cookie" not in answer.headers
+    body, cookie = answer.text.split("|")
+    assert body == "<script>alert(1)</script>"  # the flow's answer, as it said, but inert
+    assert session not in cookie and "cardflow_session" not in cookie
+    assert "other=kept" in cookie

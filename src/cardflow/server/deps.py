@@ -36,22 +36,18 @@ async def session_id(cf: Cardflow, token: str | None) -> str:
         return await asyncio.to_thread(cf.web_sessions.authenticate, token)
 
 
-async def require_token(
+async def _caller(
     request: Request,
-    cf: CardflowDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    cf: Cardflow,
+    credentials: HTTPAuthorizationCredentials | None,
+    *,
+    csrf: str | None,
+    needs_csrf: bool,
 ) -> str:
-    """Who is calling: an API token's id, or (from the web app) a session's id.
-
-    A session cookie alone is never enough for a state-changing request: it must come with
-    the session's CSRF token in the X-CSRF-Token header, which another site cannot read.
-    """
     if credentials is None and SESSION_COOKIE in request.cookies:
         cookie = request.cookies[SESSION_COOKIE]
         found = await session_id(cf, cookie)
-        if request.method not in SAFE_METHODS and not csrf_matches(
-            cookie, request.headers.get(CSRF_HEADER)
-        ):
+        if needs_csrf and not csrf_matches(cookie, csrf):
             raise Forbidden(
                 "This request needs the page's CSRF token (X-CSRF-Token); reload the page."
             )
@@ -63,4 +59,37 @@ async def require_token(
         return await asyncio.to_thread(cf.api_tokens.authenticate, token)
 
 
+async def require_token(
+    request: Request,
+    cf: CardflowDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """Who is calling: an API token's id, or (from the web app) a session's id.
+
+    A session cookie alone is never enough for a state-changing request: it must come with
+    the session's CSRF token in the X-CSRF-Token header, which another site cannot read.
+    """
+    return await _caller(
+        request,
+        cf,
+        credentials,
+        csrf=request.headers.get(CSRF_HEADER),
+        needs_csrf=request.method not in SAFE_METHODS,
+    )
+
+
+async def require_token_navigating(
+    request: Request,
+    cf: CardflowDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> str:
+    """For a GET the browser navigates to that still starts something (the Authorize
+    button): with a session cookie, the CSRF token must be in the ``csrf`` query parameter,
+    so another site cannot start it with a plain link."""
+    return await _caller(
+        request, cf, credentials, csrf=request.query_params.get("csrf"), needs_csrf=True
+    )
+
+
 TokenDep = Annotated[str, Depends(require_token)]
+NavigationTokenDep = Annotated[str, Depends(require_token_navigating)]

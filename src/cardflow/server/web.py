@@ -107,7 +107,8 @@ async def home(request: Request, cf: CardflowDep) -> Response:
 
 @router.get("/login")
 async def login(request: Request, cf: CardflowDep) -> Response:
-    """Open a one-time login link: the link is spent and the browser gets a session."""
+    """A login link opens here: the page asks to confirm, so a link previewer fetching the
+    URL (chat apps do) cannot spend the one-time link."""
     token = request.query_params.get("token")
     if token is None:
         if await current_session(cf, request):
@@ -120,6 +121,14 @@ async def login(request: Request, cf: CardflowDep) -> Response:
             ok=True,
             command="cardflow login-link",
         )
+    return render("login.html", title="Log in to cardflow", token=token)
+
+
+@router.post("/login")
+async def login_confirmed(request: Request, cf: CardflowDep) -> Response:
+    """Spend the login link and give the browser a session (ending any it had)."""
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    token = next(iter(form.get("token", [])), None)
     try:
         session_token = await asyncio.to_thread(cf.web_sessions.redeem, token)
     except Unauthorized as exc:
@@ -130,6 +139,9 @@ async def login(request: Request, cf: CardflowDep) -> Response:
             status_code=400,
             command="cardflow login-link",
         )
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous:
+        await asyncio.to_thread(cf.web_sessions.end, previous)
     response = RedirectResponse("/flows", status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -143,7 +155,6 @@ async def login(request: Request, cf: CardflowDep) -> Response:
         secure=_secure(cf),
     )
     response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 

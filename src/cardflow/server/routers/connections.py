@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Query, Response, status
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cardflow.auth.registry import AUTH_TYPES, auth_type_info
-from cardflow.server.deps import CardflowDep, TokenDep
+from cardflow.server.deps import CardflowDep, NavigationTokenDep, TokenDep
 
 router = APIRouter(prefix="/api/v1/connections", tags=["connections"])
 auth_types_router = APIRouter(prefix="/api/v1/auth-types", tags=["connections"])
@@ -89,7 +89,12 @@ def update_connection(
     response_class=RedirectResponse,
     responses={302: {"description": "Redirect to the provider's consent page"}},
 )
-def authorize_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> RedirectResponse:
+def authorize_connection(
+    ref: str,
+    cf: CardflowDep,
+    _token: NavigationTokenDep,
+    csrf: Annotated[str | None, Query(description="Web app only: the page's CSRF token.")] = None,
+) -> RedirectResponse:
     """The Authorize button: a single-use state (10 minutes) and, with PKCE, a challenge."""
     url = cf.authorizations.begin(ref)
     return RedirectResponse(

@@ -11,7 +11,7 @@ from cardflow.app import Cardflow
 from cardflow.errors import InvalidInput, NotFound, Unauthorized
 from cardflow.flows.service import token_matches
 from cardflow.flows.trigger import endpoint_trigger
-from cardflow.server.deps import CardflowDep
+from cardflow.server.deps import SESSION_COOKIE, CardflowDep
 
 router = APIRouter(tags=["invoke"])
 
@@ -55,7 +55,7 @@ async def handle_invoke(cf: Cardflow, alias: str, request: Request) -> Response:
     if flow is None:
         raise NotFound(f"No enabled flow answers at /invoke/{alias}.", field="alias")
     query = dict(request.query_params)
-    headers = dict(request.headers)
+    headers = trigger_headers(request)
     trigger_conf = flow.document.trigger
     from_query, from_header = query.pop(TOKEN_QUERY, None), headers.pop(TOKEN_HEADER, None)
     if trigger_conf.security == "client_token":
@@ -84,8 +84,45 @@ async def handle_invoke(cf: Cardflow, alias: str, request: Request) -> Response:
         )
     except TimeoutError:
         return json_response(202, {"run_id": handle.run_id})
-    return Response(answer.body, status_code=answer.status_code, headers=answer.headers)
+    return Response(
+        answer.body, status_code=answer.status_code, headers=answer_headers(answer.headers)
+    )
+
+
+# A flow's answer comes from cardflow's origin, where the web app lives: whatever it says,
+# it must not run script there (sandbox: no script, an opaque origin) nor set cookies.
+ANSWER_HEADERS = {
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+    "X-Content-Type-Options": "nosniff",
+}
+_DROPPED_ANSWER_HEADERS = frozenset(
+    {"set-cookie", "content-security-policy", "x-content-type-options", "content-length"}
+)
+
+
+def answer_headers(headers: dict[str, str]) -> dict[str, str]:
+    kept = {k: v for k, v in headers.items() if k.lower() not in _DROPPED_ANSWER_HEADERS}
+    return {**kept, **ANSWER_HEADERS}
+
+
+def trigger_headers(request: Request) -> dict[str, str]:
+    """The caller's headers for trigger.headers, without the web app's session cookie
+    (an admin's browser opening an invoke URL must not hand its session to the flow)."""
+    headers = dict(request.headers)
+    if SESSION_COOKIE in request.cookies:
+        others = [
+            part
+            for part in headers.get("cookie", "").split(";")
+            if part.strip() and part.split("=", 1)[0].strip() != SESSION_COOKIE
+        ]
+        if others:
+            headers["cookie"] = ";".join(others).strip()
+        else:
+            headers.pop("cookie", None)
+    return headers
 
 
 def json_response(status: int, data: dict[str, str]) -> Response:
-    return Response(json.dumps(data), status_code=status, media_type="application/json")
+    return Response(
+        json.dumps(data), status_code=status, media_type="application/json", headers=ANSWER_HEADERS
+    )

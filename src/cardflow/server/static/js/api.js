@@ -2,6 +2,7 @@
 // the X-CSRF-Token header (read from the page, unreadable to other sites) proves it is us.
 
 const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
+export const csrfToken = csrf;
 
 export class ApiError extends Error {
   constructor(status, error) {

@@ -1,7 +1,7 @@
 // The flow builder: trigger, cards in order, inputs with references, Test this card, save.
 // The page only edits a flow document; the server validates, runs and stores it.
 import { ApiError, enc, get, post, put } from "./api.js";
-import { openConnectionDialog } from "./connections.js";
+import { authorizeUrl, openConnectionDialog } from "./connections.js";
 import {
   badge, clear, confirmDialog, copyButton, fieldError, formatDuration, h, modal,
   nextId, toast,
@@ -65,7 +65,8 @@ function fromText(kind, text, prop, field) {
     return JSON.parse(trimmed);
   } catch {
     const types = schemaTypes(prop);
-    if (!types.length || types.includes("string")) return text; // "any" inputs take text too
+    const looksLikeJson = /^[[{]/.test(trimmed);
+    if (!looksLikeJson && (!types.length || types.includes("string"))) return text; // "any" inputs take text too
     throw new InputError(field, "Enter JSON (e.g. {\"key\": \"value\"}) or a {{ reference }}.");
   }
 }
@@ -101,6 +102,12 @@ export async function builderPage(root, flowId) {
     save_data: false, enabled: true, cards: [],
   };
   const texts = new Map(); // step -> {input name -> text being edited}
+  const uids = new WeakMap(); // step -> a stable key for element ids (focus survives renders)
+  let uidCount = 0;
+  function uidOf(step) {
+    if (!uids.has(step)) { uidCount += 1; uids.set(step, `s${uidCount}`); }
+    return uids.get(step);
+  }
   const testResults = new Map(); // step -> last Test this card answer
   let sampleText = "{\n  \n}";
   let dirty = false;
@@ -131,12 +138,16 @@ export async function builderPage(root, flowId) {
     }
     return texts.get(step);
   }
-  function markDirty() { dirty = true; }
+  function markDirty() {
+    dirty = true;
+    root.querySelector("#save-status")?.replaceChildren("Unsaved changes");
+  }
   window.addEventListener("beforeunload", (event) => { if (dirty) event.preventDefault(); });
 
   // Reads a step's inputs from what is typed; InputError names the field.
   function stepInputs(step, index) {
     const spec = specs[step.card];
+    if (!spec) return step.inputs || {}; // an unknown card: the server names it on save
     const own = textsOf(step);
     if (isFreeform(spec)) {
       const text = (own["*"] || "").trim();
@@ -214,6 +225,13 @@ export async function builderPage(root, flowId) {
   }
 
   // ---- saving ----
+  async function busy(button, work) {
+    if (button.disabled) return;
+    button.disabled = true;
+    button.setAttribute("aria-busy", "true");
+    try { await work(); } finally { button.disabled = false; button.removeAttribute("aria-busy"); }
+  }
+
   async function save() {
     clearErrors();
     let document;
@@ -262,7 +280,7 @@ export async function builderPage(root, flowId) {
       clear(resultBox, testResultView(result, missing));
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
-      const field = error.field ? (error.field.startsWith("inputs") || error.field.startsWith("connection") ? `cards.${index}.${error.field}` : error.field) : null;
+      const field = error.field ? `cards.${index}.${error.field}` : null;
       clear(resultBox);
       if (field && field.startsWith(`cards.${index}.`)) showError(field, error.message);
       else clear(resultBox, h("div", { class: "test-result test-failed", role: "alert" }, h("strong", {}, "Could not test: "), error.message));
@@ -317,25 +335,53 @@ export async function builderPage(root, flowId) {
     return groups;
   }
 
+  // "Insert reference": a button opening a list of the trigger's and earlier cards' outputs
+  // (fresh each time, so new test outputs show). Enter or a click inserts; Escape closes.
+  // A listbox acts only on an explicit choice: arrowing through it inserts nothing.
   function referencePicker(control, kind, index, label) {
-    const picker = h("select", { class: "ref-picker", "aria-label": `Insert a reference into ${label}`, title: "Insert a reference to the trigger or an earlier card" },
-      h("option", { value: "" }, "{ } Insert reference…"),
-      referenceOptions(index).map(([group, paths]) => h("optgroup", { label: group }, paths.map((p) => h("option", { value: p }, p)))));
-    picker.addEventListener("change", () => {
-      const path = picker.value;
-      picker.value = "";
-      if (!path) return;
+    const listId = `${control.id}-refs`;
+    const button = h("button", {
+      type: "button", class: "ref-button", id: `${control.id}-ref`, "aria-haspopup": "listbox",
+      "aria-expanded": "false", "aria-controls": listId, "aria-label": `Insert a reference into ${label}`,
+      title: "Insert a reference to the trigger or an earlier card's output",
+    }, "{ } Insert reference");
+    const wrap = h("div", { class: "ref" }, button);
+    let list = null;
+    const close = (refocus) => {
+      list?.remove();
+      list = null;
+      button.setAttribute("aria-expanded", "false");
+      if (refocus) button.focus();
+    };
+    const insert = (path) => {
       const expression = `{{ ${path} }}`;
       const current = control.value;
-      const insert = kind === "json" && current.trim() !== "" ? `"${expression}"` : expression;
+      // inside JSON the expression goes in as a string; alone it keeps the value's type
+      const text = kind === "json" && current.trim() !== "" ? JSON.stringify(expression) : expression;
       const start = control.selectionStart ?? current.length;
       const end = control.selectionEnd ?? current.length;
-      control.value = current.slice(0, start) + insert + current.slice(end);
+      control.value = current.slice(0, start) + text + current.slice(end);
       control.dispatchEvent(new Event("input", { bubbles: true }));
+      close(false);
       control.focus();
-      control.setSelectionRange?.(start + insert.length, start + insert.length);
+      control.setSelectionRange?.(start + text.length, start + text.length);
+    };
+    button.addEventListener("click", () => {
+      if (list) { close(true); return; }
+      list = h("select", { id: listId, class: "ref-list", size: 10, "aria-label": `References for ${label}` },
+        referenceOptions(index).map(([group, paths]) => h("optgroup", { label: group }, paths.map((p) => h("option", { value: p }, p)))));
+      list.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" && list.value) { event.preventDefault(); insert(list.value); }
+        if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); close(true); }
+        if (event.key === "Tab") close(false);
+      });
+      list.addEventListener("click", () => { if (list?.value) insert(list.value); });
+      list.addEventListener("focusout", () => setTimeout(() => { if (list && document.activeElement !== list) close(false); }, 200));
+      wrap.append(list);
+      button.setAttribute("aria-expanded", "true");
+      list.focus();
     });
-    return picker;
+    return wrap;
   }
 
   // ---- rendering ----
@@ -366,7 +412,7 @@ export async function builderPage(root, flowId) {
 
   function triggerSection() {
     const t = doc.trigger;
-    const typeId = nextId("trigger");
+    const typeId = "trigger-type";
     const typeSelect = h("select", { id: typeId },
       h("option", { value: "api_endpoint", selected: t.type === "api_endpoint" }, "API endpoint — called over HTTP"),
       h("option", { value: "manual", selected: t.type === "manual" }, "Manual — run from here or the CLI"));
@@ -429,7 +475,7 @@ export async function builderPage(root, flowId) {
   }
 
   function connectionField(step, index) {
-    const id = nextId("conn");
+    const id = `${uidOf(step)}-connection`;
     const select = h("select", { id, class: "conn-select" },
       h("option", { value: "" }, "— Choose a connection —"),
       connections.map((c) => h("option", { value: c.name, selected: c.name === step.connection }, `${c.name}${c.status !== "ready" ? ` (${c.status.replace("_", " ")})` : ""}`)),
@@ -453,7 +499,7 @@ export async function builderPage(root, flowId) {
     const current = connections.find((c) => c.name === step.connection);
     const note = current && current.status !== "ready"
       ? h("p", { class: "cell-note" }, current.status === "needs_authorization" ? "This connection needs authorization: " : `This connection has an error: ${current.last_error || ""} `,
-        current.auth_type === "oauth" ? h("a", { href: `/api/v1/connections/${enc(current.id)}/authorize` }, "Authorize") : h("a", { href: "/connections" }, "Connections"))
+        current.auth_type === "oauth" ? h("a", { href: authorizeUrl(current) }, "Authorize") : h("a", { href: "/connections" }, "Connections"))
       : null;
     return h("div", { class: "field", "data-field": `cards.${index}.connection` },
       h("label", { for: id }, "Connection"), select, note,
@@ -463,7 +509,7 @@ export async function builderPage(root, flowId) {
   function inputField(step, index, name, prop, required) {
     const own = textsOf(step);
     const kind = inputKind(name, prop);
-    const id = nextId("in");
+    const id = `${uidOf(step)}-in-${name}`;
     const title = INPUT_LABELS[name] || prop.title || name;
     let control;
     if (kind === "choice") {
@@ -489,7 +535,7 @@ export async function builderPage(root, flowId) {
 
   function freeformField(step, index) {
     const own = textsOf(step);
-    const id = nextId("in");
+    const id = `${uidOf(step)}-in-all`;
     const control = h("textarea", { id, rows: 5, class: "code", spellcheck: "false" });
     control.value = own["*"] || "";
     const example = specs[step.card]?.example;
@@ -501,22 +547,23 @@ export async function builderPage(root, flowId) {
   }
 
   function optionsBlock(step, index) {
-    const onError = h("select", { id: nextId("onerr") },
+    const onError = h("select", { id: `${uidOf(step)}-on-error` },
       h("option", { value: "fail", selected: step.on_error !== "continue" }, "Stop the flow (the run fails)"),
       h("option", { value: "continue", selected: step.on_error === "continue" }, "Continue with the next card"));
     onError.addEventListener("change", () => { step.on_error = onError.value; markDirty(); });
-    const retries = h("input", { id: nextId("retry"), type: "number", min: 0, max: 10, value: step.retry?.count ?? "", placeholder: "2" });
+    const retries = h("input", { id: `${uidOf(step)}-retry-count`, type: "number", min: 0, max: 10, value: step.retry?.count ?? "", placeholder: "2" });
     retries.addEventListener("input", () => {
-      step.retry = retries.value === "" ? null : { ...(step.retry || {}), count: Number(retries.value) };
+      const { count: _old, ...rest } = step.retry || {};
+      step.retry = retries.value === "" ? (Object.keys(rest).length ? rest : null) : { ...rest, count: Number(retries.value) };
       markDirty();
     });
-    const maxWait = h("input", { id: nextId("wait"), type: "number", min: 0, max: 600, value: step.retry?.max_wait ?? "", placeholder: "30" });
+    const maxWait = h("input", { id: `${uidOf(step)}-retry-wait`, type: "number", min: 0, max: 600, value: step.retry?.max_wait ?? "", placeholder: "30" });
     maxWait.addEventListener("input", () => {
       const base = step.retry || {};
       step.retry = maxWait.value === "" ? (base.count !== undefined ? { count: base.count } : null) : { ...base, max_wait: Number(maxWait.value) };
       markDirty();
     });
-    const timeout = h("input", { id: nextId("timeout"), type: "number", min: 0.1, max: 3600, step: "any", value: step.timeout ?? "", placeholder: "30" });
+    const timeout = h("input", { id: `${uidOf(step)}-timeout`, type: "number", min: 0.1, max: 3600, step: "any", value: step.timeout ?? "", placeholder: "30" });
     timeout.addEventListener("input", () => { step.timeout = timeout.value === "" ? null : Number(timeout.value); markDirty(); });
     const open = step.on_error === "continue" || step.retry || step.timeout;
     return h("details", { class: "options", open: Boolean(open) },
@@ -531,7 +578,7 @@ export async function builderPage(root, flowId) {
   // Values typed for tests: what this card's outputs should be when later cards are tested
   // (instead of running it, e.g. a call that changes something at the service).
   function typedOutputsBlock(step, index) {
-    const id = nextId("outs");
+    const id = `${uidOf(step)}-test-outputs`;
     const last = testResults.get(step);
     const area = h("textarea", { id, rows: 4, class: "code", spellcheck: "false", "data-typed-outputs": "", placeholder: '{"status_code": 200, "body": {"id": 42}}' });
     area.value = last?.outputs ? JSON.stringify(last.outputs, null, 2) : "";
@@ -555,7 +602,7 @@ export async function builderPage(root, flowId) {
 
   function stepPanel(step, index) {
     const spec = specs[step.card];
-    const idInput = h("input", { id: nextId("sid"), value: step.id, class: "code step-id", autocomplete: "off", spellcheck: "false" });
+    const idInput = h("input", { id: `${uidOf(step)}-id`, value: step.id, class: "code step-id", autocomplete: "off", spellcheck: "false" });
     let previousId = step.id;
     idInput.addEventListener("input", () => { step.id = idInput.value.trim(); markDirty(); });
     idInput.addEventListener("change", () => {
@@ -596,13 +643,16 @@ export async function builderPage(root, flowId) {
             doc.cards.splice(index, 1);
             markDirty();
             render();
+            const next = doc.cards[Math.min(index, doc.cards.length - 1)];
+            (next ? root.querySelector(`[data-step="${CSS.escape(next.id)}"] [data-move="up"]`) : null)?.focus();
+            if (!root.contains(document.activeElement)) root.querySelector("#add-card")?.focus();
           } }, "Remove"))),
       h("div", { class: "field field-inline", "data-field": `cards.${index}.id` },
         h("label", { for: idInput.id }, "Card id"), idInput,
         h("span", { class: "hint" }, "Later cards refer to its outputs as ", h("code", {}, `steps.${step.id || "<id>"}`), ".")),
       body,
       h("div", { class: "step-foot" },
-        h("button", { type: "button", class: "btn", "data-action": "test-card", onclick: () => testStep(step, index, resultBox) }, "▶ Test this card"),
+        h("button", { type: "button", class: "btn", "data-action": "test-card", onclick: (event) => busy(event.currentTarget, () => testStep(step, index, resultBox)) }, "▶ Test this card"),
         h("span", { class: "hint" }, "Runs it now with these inputs; references use the test data and earlier cards' last tests.")),
       resultBox);
   }
@@ -676,8 +726,8 @@ export async function builderPage(root, flowId) {
   }
 
   function actionBar() {
-    const saveButton = h("button", { type: "button", class: "btn btn-primary", id: "save-flow", onclick: save }, view ? "Save" : "Create flow");
-    const runNow = view ? h("button", { type: "button", class: "btn", onclick: async () => {
+    const saveButton = h("button", { type: "button", class: "btn btn-primary", id: "save-flow", onclick: (event) => busy(event.currentTarget, save) }, view ? "Save" : "Create flow");
+    const runNow = view ? h("button", { type: "button", class: "btn", onclick: (event) => busy(event.currentTarget, async () => {
       if (dirty) { toast("Save the flow first: a run uses the saved version.", "error"); return; }
       let inputs = {};
       try { inputs = JSON.parse(sampleText.trim() || "{}"); } catch { toast("The test data is not valid JSON.", "error"); return; }
@@ -685,17 +735,18 @@ export async function builderPage(root, flowId) {
         const run = await post(`/flows/${enc(view.id)}/runs`, { inputs: inputs && typeof inputs === "object" && !Array.isArray(inputs) ? inputs : {} });
         window.location.assign(`/runs/${enc(run.id)}`);
       } catch (error) { toast(error.message, "error"); }
-    } }, "Run now") : null;
+    }) }, "Run now") : null;
     return h("div", { class: "builder-bar" },
       h("div", {}, h("a", { href: "/flows", class: "muted" }, "← Flows"), h("h1", {}, view ? view.name : "New flow")),
       h("div", { class: "page-actions" },
-        h("span", { id: "save-status", class: "muted small", "aria-live": "polite" }),
+        h("span", { id: "save-status", class: "muted small", "aria-live": "polite" }, dirty ? "Unsaved changes" : ""),
         view ? h("a", { class: "btn", href: `/runs?flow=${enc(view.id)}` }, "Run history") : null,
         view ? h("a", { class: "btn", href: `/api/v1/flows/${enc(view.id)}/export`, download: `${view.name.replace(/[^\w.-]+/g, "_")}.yaml` }, "Export") : null,
         runNow, saveButton));
   }
 
   function render() {
+    const focused = document.activeElement && root.contains(document.activeElement) ? document.activeElement.id : null;
     const steps = doc.cards.map((step, index) => stepPanel(step, index));
     clear(root,
       actionBar(),
@@ -705,6 +756,7 @@ export async function builderPage(root, flowId) {
       h("div", { class: "steps", id: "steps" }, steps.length ? steps : h("div", { class: "empty empty-small" },
         h("p", {}, "No cards yet. Add the first one: usually an API Connector card that calls a service."))),
       h("div", { class: "add-card" }, h("button", { type: "button", class: "btn btn-primary", id: "add-card", onclick: openCardPicker }, "+ Add card")));
+    if (focused) document.getElementById(focused)?.focus();
   }
 
   render();

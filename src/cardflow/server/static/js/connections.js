@@ -1,5 +1,5 @@
 // Connections page and the New Connection dialog (also opened from the flow builder).
-import { ApiError, del, enc, get, patch, post } from "./api.js";
+import { ApiError, csrfToken, del, enc, get, patch, post } from "./api.js";
 import {
   badge, clear, confirmDialog, copyButton, emptyState, fieldError, formatTime, h, modal,
   nextId, pageHeader, toast,
@@ -11,13 +11,14 @@ export async function authTypes() {
   return authTypesCache;
 }
 
+// A link the browser follows; the CSRF token in it proves the click came from this app.
 export function authorizeUrl(connection) {
-  return `/api/v1/connections/${enc(connection.id)}/authorize`;
+  return `/api/v1/connections/${enc(connection.id)}/authorize?csrf=${enc(csrfToken)}`;
 }
 
 function authorizeLink(connection) {
   const again = connection.status === "ready";
-  return h("a", { class: again ? "btn btn-small" : "btn btn-small btn-primary", href: authorizeUrl(connection), "data-action": "authorize" },
+  return h("a", { class: again ? "btn btn-small" : "btn btn-small btn-primary", href: authorizeUrl(connection), "data-action": "authorize", "aria-label": `${again ? "Re-authorize" : "Authorize"} ${connection.name}` },
     again ? "Re-authorize" : "Authorize");
 }
 
@@ -190,8 +191,8 @@ export async function connectionsPage(root) {
         h("td", { class: "nowrap muted" }, formatTime(conn.updated_at)),
         h("td", { class: "row-actions" },
           conn.auth_type === "oauth" ? authorizeLink(conn) : null,
-          h("button", { type: "button", class: "btn btn-small", onclick: async () => { if (await openConnectionDialog(conn)) await load(); } }, "Edit"),
-          h("button", { type: "button", class: "btn btn-small btn-danger-quiet", onclick: async () => {
+          h("button", { type: "button", class: "btn btn-small", "aria-label": `Edit ${conn.name}`, onclick: async () => { if (await openConnectionDialog(conn)) await load(); } }, "Edit"),
+          h("button", { type: "button", class: "btn btn-small btn-danger-quiet", "aria-label": `Delete ${conn.name}`, onclick: async () => {
             if (!await confirmDialog(`Delete “${conn.name}”?`, "Its stored secrets and tokens are deleted. Flows that use it must be changed first.")) return;
             try { await del(`/connections/${enc(conn.id)}`); toast(`Deleted “${conn.name}”.`, "ok"); await load(); }
             catch (error) { toast(error.message, "error"); }

@@ -13,9 +13,13 @@ async function importFile(file, reload) {
     const flow = await post("/flows/import", { content, filename: file.name });
     toast(`Imported “${flow.name}”.`, "ok");
   } catch (error) {
-    if (error.type === "conflict" && await confirmDialog("Replace the flow?", `${error.message} Replace it with the file's version?`, { confirmLabel: "Replace" })) {
-      const flow = await post("/flows/import", { content, filename: file.name, replace: true });
-      toast(`Replaced “${flow.name}”.`, "ok");
+    if (error.type === "conflict" && await confirmDialog("Replace the flow?", `${error.message} Replace it with the file's version?`, { confirmLabel: "Replace", danger: false })) {
+      try {
+        const flow = await post("/flows/import", { content, filename: file.name, replace: true });
+        toast(`Replaced “${flow.name}”.`, "ok");
+      } catch (again) {
+        toast(`${file.name}: ${again.message}`, "error");
+      }
     } else if (error.type !== "conflict") {
       toast(`${file.name}: ${error.message}`, "error");
     }
@@ -25,7 +29,7 @@ async function importFile(file, reload) {
 
 export async function flowsPage(root) {
   const list = h("div", {});
-  const fileInput = h("input", { type: "file", id: "import-file", class: "sr-only", accept: ".yaml,.yml,.json,application/json,application/yaml" });
+  const fileInput = h("input", { type: "file", id: "import-file", class: "sr-only", tabindex: "-1", accept: ".yaml,.yml,.json,application/json,application/yaml" });
   fileInput.addEventListener("change", async () => {
     const file = fileInput.files[0];
     fileInput.value = "";
@@ -57,13 +61,13 @@ export async function flowsPage(root) {
         h("td", {}, badge(flow.enabled ? "enabled" : "disabled")),
         h("td", { class: "nowrap muted" }, formatTime(flow.updated_at)),
         h("td", { class: "row-actions" },
-          h("a", { class: "btn btn-small", href: `/runs?flow=${enc(flow.id)}` }, "Runs"),
-          h("a", { class: "btn btn-small", href: `/api/v1/flows/${enc(flow.id)}/export`, download: `${flow.name.replace(/[^\w.-]+/g, "_")}.yaml` }, "Export"),
-          h("button", { type: "button", class: "btn btn-small", onclick: async () => {
+          h("a", { class: "btn btn-small", href: `/runs?flow=${enc(flow.id)}`, "aria-label": `Runs of ${flow.name}` }, "Runs"),
+          h("a", { class: "btn btn-small", href: `/api/v1/flows/${enc(flow.id)}/export`, download: `${flow.name.replace(/[^\w.-]+/g, "_")}.yaml`, "aria-label": `Export ${flow.name}` }, "Export"),
+          h("button", { type: "button", class: "btn btn-small", "aria-label": `${flow.enabled ? "Disable" : "Enable"} ${flow.name}`, onclick: async () => {
             try { await patch(`/flows/${enc(flow.id)}`, { enabled: !flow.enabled }); await load(); }
             catch (error) { toast(error.message, "error"); }
           } }, flow.enabled ? "Disable" : "Enable"),
-          h("button", { type: "button", class: "btn btn-small btn-danger-quiet", onclick: async () => {
+          h("button", { type: "button", class: "btn btn-small btn-danger-quiet", "aria-label": `Delete ${flow.name}`, onclick: async () => {
             if (!await confirmDialog(`Delete “${flow.name}”?`, "The flow and its API endpoint go away; its run history is kept until it expires.")) return;
             try { await del(`/flows/${enc(flow.id)}`); toast(`Deleted “${flow.name}”.`, "ok"); await load(); }
             catch (error) { toast(error.message, "error"); }

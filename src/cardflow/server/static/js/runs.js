@@ -35,10 +35,20 @@ export async function runsPage(root) {
       h("label", { for: filterId, class: "inline-label" }, "Flow"), filter),
     list);
   let timer = null;
+  let latest = 0; // only the newest request may draw: a slow older one is dropped
 
   async function load(id) {
     clearTimeout(timer);
-    const runs = await get(`/runs?limit=100${id ? `&flow_id=${enc(id)}` : ""}`);
+    latest += 1;
+    const mine = latest;
+    let runs;
+    try {
+      runs = await get(`/runs?limit=100${id ? `&flow_id=${enc(id)}` : ""}`);
+    } catch (error) {
+      if (mine === latest) clear(list, h("div", { class: "banner banner-error", role: "alert" }, error.message));
+      return;
+    }
+    if (mine !== latest) return;
     if (!runs.length) {
       clear(list, emptyState("No runs yet",
         id ? "This flow has not run yet. Run it from the builder, or call its API endpoint." : "Runs appear here when a flow runs or a card is tested.",
@@ -56,6 +66,7 @@ export async function runsPage(root) {
         h("td", {}, String(run.cards.length)))))));
     if (runs.some((r) => r.status === "running")) timer = setTimeout(() => load(id), 2000);
   }
+  window.addEventListener("pagehide", () => clearTimeout(timer));
   await load(flowId);
 }
 
@@ -78,34 +89,59 @@ function cardRow(card) {
         card.status_code ? h("span", { class: "fact" }, h("span", { class: "muted" }, "HTTP "), String(card.status_code)) : null)),
     error ? h("p", { class: "cell-error" }, error) : null,
     hasData ? h("div", { class: "io" },
-      h("details", {}, h("summary", {}, "Inputs"), card.inputs !== null ? jsonView(card.inputs) : h("p", { class: "muted" }, "—")),
-      h("details", {}, h("summary", {}, "Outputs"), outputsView(card.outputs)))
+      h("details", { "data-key": `${card.id}:inputs` }, h("summary", {}, "Inputs"), card.inputs !== null ? jsonView(card.inputs) : h("p", { class: "muted" }, "—")),
+      h("details", { "data-key": `${card.id}:outputs` }, h("summary", {}, "Outputs"), outputsView(card.outputs)))
       : null);
 }
 
 export async function runPage(root, runId) {
   const { names } = await flowNames();
   let timer = null;
+  let shown = "";
+  let failures = 0;
   async function load() {
-    const run = await get(`/runs/${enc(runId)}`);
+    let run;
+    try {
+      run = await get(`/runs/${enc(runId)}`);
+      failures = 0;
+    } catch (error) {
+      if (!shown) throw error;
+      failures += 1;
+      const live = root.querySelector(".live");
+      if (live) live.textContent = ` live updates paused: ${error.message}`;
+      timer = setTimeout(load, Math.min(30000, 1000 * 2 ** failures));
+      return;
+    }
     const live = run.status === "running";
+    const snapshot = JSON.stringify(run);
+    if (snapshot !== shown) {
+      shown = snapshot;
+      // keep what the reader opened, and where the keyboard was
+      const open = new Set([...root.querySelectorAll("details[open][data-key]")].map((d) => d.dataset.key));
+      const focusKey = document.activeElement?.closest?.("[data-key]")?.dataset.key;
+      draw(run, live);
+      root.querySelectorAll("details[data-key]").forEach((d) => { if (open.has(d.dataset.key)) d.open = true; });
+      if (focusKey) root.querySelector(`[data-key="${CSS.escape(focusKey)}"] summary`)?.focus();
+    }
+    if (live) timer = setTimeout(load, 1000);
+  }
+  function draw(run, live) {
     clear(root,
       pageHeader(runTitle(run, names), `Run ${run.id}`,
         run.flow_id ? h("a", { class: "btn", href: `/flows/${enc(run.flow_id)}` }, "Open flow") : null,
         h("a", { class: "btn", href: run.flow_id ? `/runs?flow=${enc(run.flow_id)}` : "/runs" }, "All runs")),
       h("dl", { class: "facts facts-row", id: "run-facts" },
-        h("dt", {}, "Status"), h("dd", { id: "run-status" }, badge(run.status), live ? h("span", { class: "live" }, " updating…") : null),
+        h("dt", {}, "Status"), h("dd", { id: "run-status", role: "status" }, badge(run.status), live ? h("span", { class: "live" }, " updating…") : null),
         h("dt", {}, "Trigger"), h("dd", {}, TRIGGERS[run.trigger] || run.trigger),
         h("dt", {}, "Started"), h("dd", {}, formatTime(run.started_at)),
         h("dt", {}, "Duration"), h("dd", {}, formatDuration(runDuration(run)))),
       run.error ? h("div", { class: "banner banner-error" }, run.error.message || JSON.stringify(run.error)) : null,
-      run.trigger_data ? h("details", { class: "trigger-data" }, h("summary", {}, "Trigger data"), jsonView(run.trigger_data)) : null,
+      run.trigger_data ? h("details", { class: "trigger-data", "data-key": "trigger" }, h("summary", {}, "Trigger data"), jsonView(run.trigger_data)) : null,
       h("h2", { class: "section-title" }, "Cards"),
       run.cards.length ? h("div", { class: "run-cards" }, run.cards.map(cardRow))
         : h("p", { class: "muted" }, live ? "Waiting for the first card…" : "No card ran."),
       !run.cards.some((c) => c.inputs !== null || c.outputs !== null) && run.cards.length
         ? h("p", { class: "muted" }, "Inputs and outputs are kept only for flows with “Save run data” on (secrets are redacted).") : null);
-    if (live) timer = setTimeout(load, 1000);
   }
   window.addEventListener("pagehide", () => clearTimeout(timer));
   await load();
