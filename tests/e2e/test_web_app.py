@@ -276,7 +276,7 @@ def test_build_test_save_invoke_and_find_the_run(
     picker = page.get_by_role("dialog", name="Add a card")
     picker.get_by_role("tab", name="Object").click()
     picker.locator('[data-card="object.construct"]').click()
-    steps = page.locator("#steps > .step")
+    steps = page.locator("#steps > .steps > .step")
     expect(steps).to_have_count(3)
     page.get_by_role("button", name="Move construct up").click()
     assert [s.get_attribute("data-step") for s in steps.all()] == ["get", "construct", "return"]
@@ -479,3 +479,65 @@ def test_builder_by_keyboard_rename_typed_outputs_and_run_now(web: WebServer, pa
         flow = api.get("/api/v1/flows/Greeting").json()
     assert flow["trigger"]["type"] == "manual"
     assert flow["cards"][1]["inputs"] == {"template": "Hello {{ steps.person.output.name }}"}
+
+
+def test_builder_nests_cards_in_for_each(web: WebServer, page: Page, upstream: Upstream) -> None:
+    login(page, web)
+    page.goto(f"{web.url}/flows/new")
+    page.get_by_label("Name", exact=True).fill("Echo each")
+    page.get_by_label("Alias").fill("echo-each")
+    page.get_by_label("Security").select_option("none")
+    page.get_by_label("Test data: request body").fill('{"users": ["ann", "bo"]}')
+
+    page.get_by_role("button", name="+ Add card").click()
+    picker = page.get_by_role("dialog", name="Add a card")
+    picker.get_by_role("tab", name="Flow").click()
+    picker.locator('[data-card="list.for_each"]').click()
+    each = page.locator('[data-step="for_each"]')
+    each.get_by_role("textbox", name="List").fill("{{ trigger.body.users }}")
+
+    # a card inside the loop, with loop.item picked from the references
+    each.get_by_role("button", name=re.compile("Add a card to")).click()
+    picker = page.get_by_role("dialog", name="Add a card")
+    picker.locator('[data-card="api_connector.get"]').click()
+    inner = each.locator('[data-step="get"]')
+    expect(inner).to_have_attribute("data-field", "cards.0.inputs.cards.0")
+    url = inner.get_by_role("textbox", name="URL", exact=True)
+    url.fill(f"{upstream.url}/echo/")
+    inner.get_by_role("button", name="Insert a reference into URL").click()
+    references = inner.get_by_role("listbox", name="References for URL")
+    references.select_option("loop.item")
+    references.press("Enter")
+    expect(url).to_have_value(f"{upstream.url}/echo/{{{{ loop.item }}}}")
+
+    # the loop card runs its nested cards when tested
+    each.locator('[data-action="test-card"]').last.click()
+    result = each.locator(".step-foot + .test-box [data-test-result]").last
+    expect(result).to_have_attribute("data-test-result", "ok")
+    expect(result).to_contain_text('"/echo/ann"')
+    expect(result).to_contain_text('"/echo/bo"')
+
+    page.get_by_role("button", name="+ Add card", exact=True).click()
+    picker = page.get_by_role("dialog", name="Add a card")
+    picker.get_by_role("tab", name="Flow").click()
+    picker.locator('[data-card="flow.return"]').click()
+    page.locator('[data-step="return"]').get_by_label("Keys (JSON object)").fill(
+        '{"paths": "{{ steps.for_each.output[*].get.body.path }}"}'
+    )
+
+    # an error inside the loop is shown at the nested card's field
+    url.fill("")
+    page.get_by_role("button", name="Create flow").click()
+    expect(
+        inner.locator('[data-field="cards.0.inputs.cards.0.inputs.url"] .field-error')
+    ).to_be_visible()
+    url.fill(f"{upstream.url}/echo/{{{{ loop.item }}}}")
+    page.get_by_role("button", name="Create flow").click()
+    expect(page).to_have_url(re.compile(r"/flows/flw_"))
+
+    answer = httpx.post(f"{web.url}/invoke/echo-each", json={"users": ["cy", "di", "ed"]})
+    assert answer.json() == {"paths": ["/echo/cy", "/echo/di", "/echo/ed"]}
+    # reloading the builder shows the nested card where it was
+    page.reload()
+    expect(page.locator('[data-step="for_each"] [data-step="get"]')).to_be_visible()
+    screenshot(page, "builder-for-each")

@@ -225,6 +225,19 @@ def test_card_test_with_a_context_and_control_cards(
         assert returned["ok"], returned
         assert returned["answer"] == {"status_code": 200, "headers": {}, "body": {"count": 3}}
 
+        in_loop = client.post(
+            "/api/v1/cards/object.construct/test",
+            json={
+                "inputs": {"v": "{{ loop.item }}", "i": "{{ loop.index }}"},
+                "context": {**context, "loop": {"item": 7, "index": 1}},
+            },
+        ).json()
+        assert in_loop["outputs"] == {"output": {"v": 7, "i": 1}}
+        catalogue = {c["id"]: c for c in client.get("/api/v1/cards").json()}
+        assert catalogue["list.for_each"]["nested_inputs"] == ["cards"]
+        assert catalogue["branch.if_else"]["nested_inputs"] == ["then", "else"]
+        assert catalogue["api_connector.get"]["nested_inputs"] == []
+
         looped = client.post(
             "/api/v1/cards/list.for_each/test",
             json={

@@ -19,6 +19,9 @@ class TestContext(BaseModel):
 
     trigger: dict[str, Any] = Field(default_factory=dict)
     steps: dict[str, Any] = Field(default_factory=dict)
+    loop: dict[str, Any] | None = Field(
+        default=None, description="Inside a For Each: {item, index} for loop.* expressions."
+    )
 
 
 class CardTest(BaseModel):
@@ -56,6 +59,7 @@ def list_cards(_token: TokenDep) -> list[dict[str, Any]]:
             "title": spec.title,
             "description": spec.description,
             "uses_connection": spec.uses_connection,
+            "nested_inputs": list(spec.nested_inputs),
             "inputs": spec.inputs.model_json_schema(),
             "outputs": list(spec.outputs),
             "example": spec.example,
@@ -80,6 +84,6 @@ async def test_card(
         connection=body.connection,
         inputs=body.inputs,
         options=options,
-        context=body.context.model_dump() if body.context is not None else None,
+        context=body.context.model_dump(exclude_none=True) if body.context is not None else None,
     )
     return result.to_dict()

@@ -116,8 +116,23 @@ export async function builderPage(root, flowId) {
     return {
       name: flow.name, description: flow.description || "", trigger: { ...flow.trigger },
       save_data: flow.save_data, enabled: flow.enabled,
-      cards: flow.cards.map((c) => ({ ...c, connection: connectionName(c.connection) })),
+      cards: flow.cards.map(normalizeStep),
     };
+  }
+  // A saved step as the builder edits it: nested cards (For Each, If / Else) become steps too.
+  function normalizeStep(raw) {
+    const step = { ...raw, connection: connectionName(raw.connection), inputs: { ...(raw.inputs || {}) } };
+    for (const name of nestedNames(step)) {
+      step.inputs[name] = Array.isArray(raw.inputs?.[name]) ? raw.inputs[name].map(normalizeStep) : [];
+    }
+    return step;
+  }
+  function nestedNames(step) { return specs[step.card]?.nested_inputs || []; }
+  function* allSteps(list = doc.cards) {
+    for (const step of list) {
+      yield step;
+      for (const name of nestedNames(step)) yield* allSteps(step.inputs[name] || []);
+    }
   }
   function connectionName(ref) {
     if (!ref) return null;
@@ -131,7 +146,7 @@ export async function builderPage(root, flowId) {
       if (spec && isFreeform(spec)) own["*"] = Object.keys(step.inputs || {}).length ? JSON.stringify(step.inputs, null, 2) : "";
       else if (spec) {
         for (const [name, prop] of Object.entries(spec.inputs.properties || {})) {
-          own[name] = toText(inputKind(name, prop), step.inputs?.[name]);
+          if (!nestedNames(step).includes(name)) own[name] = toText(inputKind(name, prop), step.inputs?.[name]);
         }
       }
       texts.set(step, own);
@@ -145,7 +160,7 @@ export async function builderPage(root, flowId) {
   window.addEventListener("beforeunload", (event) => { if (dirty) event.preventDefault(); });
 
   // Reads a step's inputs from what is typed; InputError names the field.
-  function stepInputs(step, index) {
+  function stepInputs(step, path) {
     const spec = specs[step.card];
     if (!spec) return step.inputs || {}; // an unknown card: the server names it on save
     const own = textsOf(step);
@@ -153,16 +168,29 @@ export async function builderPage(root, flowId) {
       const text = (own["*"] || "").trim();
       if (!text) return {};
       let value;
-      try { value = JSON.parse(text); } catch { throw new InputError(`cards.${index}.inputs`, "Enter a JSON object, e.g. {\"user\": \"{{ steps.get_user.body.name }}\"}."); }
-      if (!value || typeof value !== "object" || Array.isArray(value)) throw new InputError(`cards.${index}.inputs`, "Enter a JSON object of the keys to return.");
+      try { value = JSON.parse(text); } catch { throw new InputError(`${path}.inputs`, "Enter a JSON object, e.g. {\"user\": \"{{ steps.get_user.body.name }}\"}."); }
+      if (!value || typeof value !== "object" || Array.isArray(value)) throw new InputError(`${path}.inputs`, "Enter a JSON object of the keys to return.");
       return value;
     }
     const inputs = {};
     for (const [name, prop] of Object.entries(spec.inputs.properties || {})) {
-      const value = fromText(inputKind(name, prop), own[name] || "", prop, `cards.${index}.inputs.${name}`);
+      if (nestedNames(step).includes(name)) {
+        inputs[name] = (step.inputs[name] || []).map((child, i) => buildStep(child, `${path}.inputs.${name}.${i}`));
+        continue;
+      }
+      const value = fromText(inputKind(name, prop), own[name] || "", prop, `${path}.inputs.${name}`);
       if (value !== undefined) inputs[name] = value;
     }
     return inputs;
+  }
+
+  function buildStep(step, path) {
+    const out = { id: step.id, card: step.card, inputs: stepInputs(step, path) };
+    if (step.connection) out.connection = step.connection;
+    if (step.on_error && step.on_error !== "fail") out.on_error = step.on_error;
+    if (step.retry) out.retry = step.retry;
+    if (step.timeout) out.timeout = step.timeout;
+    return out;
   }
 
   function buildDocument() {
@@ -174,14 +202,7 @@ export async function builderPage(root, flowId) {
         : { type: "manual" },
       save_data: doc.save_data,
       enabled: doc.enabled,
-      cards: doc.cards.map((step, index) => {
-        const out = { id: step.id, card: step.card, inputs: stepInputs(step, index) };
-        if (step.connection) out.connection = step.connection;
-        if (step.on_error && step.on_error !== "fail") out.on_error = step.on_error;
-        if (step.retry) out.retry = step.retry;
-        if (step.timeout) out.timeout = step.timeout;
-        return out;
-      }),
+      cards: doc.cards.map((step, index) => buildStep(step, `cards.${index}`)),
     };
   }
 
@@ -253,14 +274,15 @@ export async function builderPage(root, flowId) {
   }
 
   // ---- Test this card ----
-  async function testStep(step, index, resultBox) {
+  async function testStep(place, resultBox) {
+    const { step, path } = place;
     clearErrors();
     let inputs;
-    try { inputs = stepInputs(step, index); } catch (error) {
+    try { inputs = stepInputs(step, path); } catch (error) {
       if (error instanceof InputError) { showError(error.field, error.message); return; }
       throw error;
     }
-    const earlier = doc.cards.slice(0, index);
+    const earlier = visibleBefore(place);
     const steps = {};
     for (const other of earlier) {
       const last = testResults.get(other);
@@ -268,7 +290,9 @@ export async function builderPage(root, flowId) {
     }
     const referenced = new Set([...JSON.stringify(inputs).matchAll(STEP_REF)].map((m) => m[1]));
     const missing = [...referenced].filter((id) => !(id in steps));
-    const body = { connection: step.connection || null, inputs, on_error: step.on_error || "fail", context: { trigger: sampleTrigger(), steps } };
+    const context = { trigger: sampleTrigger(), steps };
+    if (place.loop) context.loop = { item: null, index: 0 };
+    const body = { connection: step.connection || null, inputs, on_error: step.on_error || "fail", context };
     if (step.retry) body.retry = step.retry;
     if (step.timeout) body.timeout = step.timeout;
     clear(resultBox, h("p", { class: "muted" }, "Running…"));
@@ -280,9 +304,9 @@ export async function builderPage(root, flowId) {
       clear(resultBox, testResultView(result, missing));
     } catch (error) {
       if (!(error instanceof ApiError)) throw error;
-      const field = error.field ? `cards.${index}.${error.field}` : null;
+      const field = error.field ? `${path}.${error.field}` : null;
       clear(resultBox);
-      if (field && field.startsWith(`cards.${index}.`)) showError(field, error.message);
+      if (field) showError(field, error.message);
       else clear(resultBox, h("div", { class: "test-result test-failed", role: "alert" }, h("strong", {}, "Could not test: "), error.message));
     }
   }
@@ -312,14 +336,18 @@ export async function builderPage(root, flowId) {
   }
 
   // ---- reference picker ----
-  function referenceOptions(index) {
+  // The cards a card may refer to: those before it, and before the card that holds it.
+  function visibleBefore(place) { return [...place.earlier, ...place.list.slice(0, place.index)]; }
+
+  function referenceOptions(place) {
     const groups = [];
     const trigger = ["trigger.body", "trigger.query", "trigger.headers", "trigger.raw", "trigger.method"];
     const sample = sampleTrigger().body;
     const deeper = [];
     samplePaths("trigger.body", sample, 0, deeper);
     groups.push(["Trigger", [...trigger.slice(0, 1), ...deeper, ...trigger.slice(1)]]);
-    doc.cards.slice(0, index).forEach((step) => {
+    if (place.loop) groups.push(["Loop (For Each)", ["loop.item", "loop.index"]]);
+    visibleBefore(place).forEach((step) => {
       const spec = specs[step.card];
       const base = `steps.${step.id}`;
       const paths = (spec?.outputs || []).filter((o) => /^[a-z_]+$/.test(o)).map((o) => `${base}.${o}`);
@@ -338,7 +366,7 @@ export async function builderPage(root, flowId) {
   // "Insert reference": a button opening a list of the trigger's and earlier cards' outputs
   // (fresh each time, so new test outputs show). Enter or a click inserts; Escape closes.
   // A listbox acts only on an explicit choice: arrowing through it inserts nothing.
-  function referencePicker(control, kind, index, label) {
+  function referencePicker(control, kind, place, label) {
     const listId = `${control.id}-refs`;
     const button = h("button", {
       type: "button", class: "ref-button", id: `${control.id}-ref`, "aria-haspopup": "listbox",
@@ -369,7 +397,7 @@ export async function builderPage(root, flowId) {
     button.addEventListener("click", () => {
       if (list) { close(true); return; }
       list = h("select", { id: listId, class: "ref-list", size: 10, "aria-label": `References for ${label}` },
-        referenceOptions(index).map(([group, paths]) => h("optgroup", { label: group }, paths.map((p) => h("option", { value: p }, p)))));
+        referenceOptions(place).map(([group, paths]) => h("optgroup", { label: group }, paths.map((p) => h("option", { value: p }, p)))));
       list.addEventListener("keydown", (event) => {
         if (event.key === "Enter" && list.value) { event.preventDefault(); insert(list.value); }
         if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); close(true); }
@@ -474,7 +502,7 @@ export async function builderPage(root, flowId) {
     return h("div", { class: "endpoint" }, parts);
   }
 
-  function connectionField(step, index) {
+  function connectionField(step, place) {
     const id = `${uidOf(step)}-connection`;
     const select = h("select", { id, class: "conn-select" },
       h("option", { value: "" }, "— Choose a connection —"),
@@ -501,12 +529,12 @@ export async function builderPage(root, flowId) {
       ? h("p", { class: "cell-note" }, current.status === "needs_authorization" ? "This connection needs authorization: " : `This connection has an error: ${current.last_error || ""} `,
         current.auth_type === "oauth" ? h("a", { href: authorizeUrl(current) }, "Authorize") : h("a", { href: "/connections" }, "Connections"))
       : null;
-    return h("div", { class: "field", "data-field": `cards.${index}.connection` },
+    return h("div", { class: "field", "data-field": `${place.path}.connection` },
       h("label", { for: id }, "Connection"), select, note,
       h("p", { class: "hint" }, "Its credentials are added to every request; the card never sees them."));
   }
 
-  function inputField(step, index, name, prop, required) {
+  function inputField(step, place, name, prop, required) {
     const own = textsOf(step);
     const kind = inputKind(name, prop);
     const id = `${uidOf(step)}-in-${name}`;
@@ -525,15 +553,15 @@ export async function builderPage(root, flowId) {
       control.addEventListener("input", () => { own[name] = control.value; markDirty(); });
     }
     const hints = { json: "JSON, or a {{ reference }}.", number: "A number, or a {{ reference }}.", boolean: "true / false, or a {{ reference }}." };
-    return h("div", { class: "field", "data-field": `cards.${index}.inputs.${name}`, "data-input": name },
+    return h("div", { class: "field", "data-field": `${place.path}.inputs.${name}`, "data-input": name },
       h("div", { class: "label-row" },
         h("label", { for: id }, title, required ? h("span", { class: "req", "aria-hidden": "true" }, " *") : null),
-        kind === "choice" ? null : referencePicker(control, kind, index, title)),
+        kind === "choice" ? null : referencePicker(control, kind, place, title)),
       control,
       h("p", { class: "hint" }, [prop.description, hints[kind]].filter(Boolean).join(" ")));
   }
 
-  function freeformField(step, index) {
+  function freeformField(step, place) {
     const own = textsOf(step);
     const id = `${uidOf(step)}-in-all`;
     const control = h("textarea", { id, rows: 5, class: "code", spellcheck: "false" });
@@ -541,12 +569,12 @@ export async function builderPage(root, flowId) {
     const example = specs[step.card]?.example;
     if (example) control.placeholder = JSON.stringify(example);
     control.addEventListener("input", () => { own["*"] = control.value; markDirty(); });
-    return h("div", { class: "field", "data-field": `cards.${index}.inputs`, "data-input": "*" },
-      h("div", { class: "label-row" }, h("label", { for: id }, "Keys (JSON object)"), referencePicker(control, "json", index, "the keys")),
+    return h("div", { class: "field", "data-field": `${place.path}.inputs`, "data-input": "*" },
+      h("div", { class: "label-row" }, h("label", { for: id }, "Keys (JSON object)"), referencePicker(control, "json", place, "the keys")),
       control, h("p", { class: "hint" }, "Each key becomes a key of the answer; values may be {{ references }}."));
   }
 
-  function optionsBlock(step, index) {
+  function optionsBlock(step, place) {
     const onError = h("select", { id: `${uidOf(step)}-on-error` },
       h("option", { value: "fail", selected: step.on_error !== "continue" }, "Stop the flow (the run fails)"),
       h("option", { value: "continue", selected: step.on_error === "continue" }, "Continue with the next card"));
@@ -569,20 +597,20 @@ export async function builderPage(root, flowId) {
     return h("details", { class: "options", open: Boolean(open) },
       h("summary", {}, "On error, retries and timeout"),
       h("div", { class: "grid-4" },
-        labelled(`cards.${index}.on_error`, "When this card fails", onError),
-        labelled(`cards.${index}.retry.count`, "Retries (429 / 503)", retries),
-        labelled(`cards.${index}.retry.max_wait`, "Longest wait (s)", maxWait),
-        labelled(`cards.${index}.timeout`, "Timeout (s)", timeout)));
+        labelled(`${place.path}.on_error`, "When this card fails", onError),
+        labelled(`${place.path}.retry.count`, "Retries (429 / 503)", retries),
+        labelled(`${place.path}.retry.max_wait`, "Longest wait (s)", maxWait),
+        labelled(`${place.path}.timeout`, "Timeout (s)", timeout)));
   }
 
   // Values typed for tests: what this card's outputs should be when later cards are tested
   // (instead of running it, e.g. a call that changes something at the service).
-  function typedOutputsBlock(step, index) {
+  function typedOutputsBlock(step, place) {
     const id = `${uidOf(step)}-test-outputs`;
     const last = testResults.get(step);
     const area = h("textarea", { id, rows: 4, class: "code", spellcheck: "false", "data-typed-outputs": "", placeholder: '{"status_code": 200, "body": {"id": 42}}' });
     area.value = last?.outputs ? JSON.stringify(last.outputs, null, 2) : "";
-    const field = `cards.${index}.test_outputs`;
+    const field = `${place.path}.test_outputs`;
     area.addEventListener("change", () => {
       root.querySelectorAll(`[data-error-for="${CSS.escape(field)}"]`).forEach((e) => e.remove());
       const text = area.value.trim();
@@ -600,7 +628,8 @@ export async function builderPage(root, flowId) {
         h("p", { class: "hint" }, "Filled in by “Test this card”; or type them, to test later cards without running this one. Not saved with the flow.")));
   }
 
-  function stepPanel(step, index) {
+  function stepPanel(place) {
+    const { step, index, list, path } = place;
     const spec = specs[step.card];
     const idInput = h("input", { id: `${uidOf(step)}-id`, value: step.id, class: "code step-id", autocomplete: "off", spellcheck: "false" });
     let previousId = step.id;
@@ -615,8 +644,8 @@ export async function builderPage(root, flowId) {
     if (last && !last.typed) resultBox.append(testResultView(last, []));
     const move = (delta) => {
       const target = index + delta;
-      if (target < 0 || target >= doc.cards.length) return;
-      [doc.cards[index], doc.cards[target]] = [doc.cards[target], doc.cards[index]];
+      if (target < 0 || target >= list.length) return;
+      [list[index], list[target]] = [list[target], list[index]];
       markDirty();
       render();
       root.querySelector(`[data-step="${CSS.escape(step.id)}"] [data-move="${delta < 0 ? "up" : "down"}"]`)?.focus();
@@ -624,37 +653,68 @@ export async function builderPage(root, flowId) {
     const body = [];
     if (!spec) body.push(h("p", { class: "cell-error" }, `Unknown card ${step.card}.`));
     else {
-      if (spec.uses_connection) body.push(connectionField(step, index));
-      if (isFreeform(spec)) body.push(freeformField(step, index));
+      if (spec.uses_connection) body.push(connectionField(step, place));
+      if (isFreeform(spec)) body.push(freeformField(step, place));
       const required = new Set(spec.inputs.required || []);
-      for (const [name, prop] of Object.entries(spec.inputs.properties || {})) body.push(inputField(step, index, name, prop, required.has(name)));
-      body.push(optionsBlock(step, index));
-      body.push(typedOutputsBlock(step, index));
+      const nested = nestedNames(step);
+      for (const [name, prop] of Object.entries(spec.inputs.properties || {})) {
+        if (!nested.includes(name)) body.push(inputField(step, place, name, prop, required.has(name)));
+      }
+      for (const name of nested) body.push(nestedSection(place, name));
+      body.push(optionsBlock(step, place));
+      body.push(typedOutputsBlock(step, place));
     }
-    return h("section", { class: "panel step", "data-step": step.id, "data-field": `cards.${index}`, "aria-label": `Card ${index + 1}: ${spec?.title || step.card}` },
+    return h("section", { class: path.includes(".inputs.") ? "panel step step-nested" : "panel step", "data-step": step.id, "data-field": path, "aria-label": `Card ${place.number}: ${spec?.title || step.card}` },
       h("div", { class: "step-head" },
-        h("span", { class: "step-num", "aria-hidden": "true" }, String(index + 1)),
+        h("span", { class: "step-num", "aria-hidden": "true" }, place.number),
         h("div", { class: "step-title" }, h("h3", {}, spec ? `${spec.family} · ${spec.title}` : step.card), h("p", { class: "muted small" }, spec?.description || "")),
         h("div", { class: "step-actions" },
           h("button", { type: "button", class: "btn btn-small btn-icon", "data-move": "up", "aria-label": `Move ${step.id} up`, disabled: index === 0, onclick: () => move(-1) }, "↑"),
-          h("button", { type: "button", class: "btn btn-small btn-icon", "data-move": "down", "aria-label": `Move ${step.id} down`, disabled: index === doc.cards.length - 1, onclick: () => move(1) }, "↓"),
+          h("button", { type: "button", class: "btn btn-small btn-icon", "data-move": "down", "aria-label": `Move ${step.id} down`, disabled: index === list.length - 1, onclick: () => move(1) }, "↓"),
           h("button", { type: "button", class: "btn btn-small btn-danger-quiet", "aria-label": `Remove ${step.id}`, onclick: async () => {
             if (!await confirmDialog(`Remove card “${step.id}”?`, "Later cards that refer to it will need changing.", { confirmLabel: "Remove" })) return;
-            doc.cards.splice(index, 1);
+            list.splice(index, 1);
             markDirty();
             render();
-            const next = doc.cards[Math.min(index, doc.cards.length - 1)];
+            const next = list[Math.min(index, list.length - 1)];
             (next ? root.querySelector(`[data-step="${CSS.escape(next.id)}"] [data-move="up"]`) : null)?.focus();
             if (!root.contains(document.activeElement)) root.querySelector("#add-card")?.focus();
           } }, "Remove"))),
-      h("div", { class: "field field-inline", "data-field": `cards.${index}.id` },
+      h("div", { class: "field field-inline", "data-field": `${path}.id` },
         h("label", { for: idInput.id }, "Card id"), idInput,
         h("span", { class: "hint" }, "Later cards refer to its outputs as ", h("code", {}, `steps.${step.id || "<id>"}`), ".")),
       body,
       h("div", { class: "step-foot" },
-        h("button", { type: "button", class: "btn", "data-action": "test-card", onclick: (event) => busy(event.currentTarget, () => testStep(step, index, resultBox)) }, "▶ Test this card"),
+        h("button", { type: "button", class: "btn", "data-action": "test-card", onclick: (event) => busy(event.currentTarget, () => testStep(place, resultBox)) }, "▶ Test this card"),
         h("span", { class: "hint" }, "Runs it now with these inputs; references use the test data and earlier cards' last tests.")),
       resultBox);
+  }
+
+  // The cards a For Each or If / Else card runs, edited like the flow's own.
+  const NESTED_TITLES = { cards: "For each item, run these cards", then: "When true, run", else: "Otherwise, run" };
+  function nestedSection(place, name) {
+    const { step } = place;
+    const list = step.inputs[name] || (step.inputs[name] = []);
+    const inner = {
+      earlier: visibleBefore(place),
+      loop: place.loop || step.card === "list.for_each",
+      number: place.number,
+    };
+    const titleId = `${uidOf(step)}-nested-${name}`;
+    return h("div", { class: "nested", "data-field": `${place.path}.inputs.${name}`, "aria-labelledby": titleId, role: "group" },
+      h("h4", { id: titleId, class: "nested-title" }, NESTED_TITLES[name] || name),
+      containerView(list, `${place.path}.inputs.${name}`, inner),
+      h("button", { type: "button", class: "btn btn-small", id: `${uidOf(step)}-add-${name}`, "aria-label": `Add a card to “${NESTED_TITLES[name] || name}” of ${step.id}`, onclick: () => openCardPicker(list) }, "+ Add card here"));
+  }
+
+  function containerView(list, path, outer) {
+    if (!list.length) {
+      return h("p", { class: "muted small nested-empty" }, outer.loop && path.endsWith(".cards") ? "No cards yet: they see loop.item and loop.index." : "No cards yet.");
+    }
+    return h("div", { class: "steps" }, list.map((step, index) => stepPanel({
+      step, index, list, path: `${path}.${index}`, earlier: outer.earlier, loop: outer.loop,
+      number: outer.number ? `${outer.number}.${index + 1}` : String(index + 1),
+    })));
   }
 
   // steps.<old> becomes steps.<new> in every card's inputs (as typed), so references hold.
@@ -662,7 +722,7 @@ export async function builderPage(root, flowId) {
     const escaped = oldId.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
     const pattern = new RegExp(`(steps\\s*\\.\\s*)${escaped}(?![A-Za-z0-9_])`, "g");
     let changed = 0;
-    for (const other of doc.cards) {
+    for (const other of allSteps()) {
       const own = textsOf(other);
       for (const [name, text] of Object.entries(own)) {
         const next = text.replace(pattern, `$1${newId}`);
@@ -674,14 +734,14 @@ export async function builderPage(root, flowId) {
 
   function uniqueId(base) {
     const clean = base.replace(/[^A-Za-z0-9_]/g, "_").replace(/^([^A-Za-z_])/, "_$1");
-    const taken = new Set(doc.cards.map((c) => c.id));
+    const taken = new Set([...allSteps()].map((c) => c.id));
     if (!taken.has(clean)) return clean;
     let n = 2;
     while (taken.has(`${clean}_${n}`)) n += 1;
     return `${clean}_${n}`;
   }
 
-  function openCardPicker() {
+  function openCardPicker(target = doc.cards) {
     const families = [...new Set(catalogue.map((c) => c.family))].sort((a, b) => {
       const ia = FAMILY_ORDER.indexOf(a); const ib = FAMILY_ORDER.indexOf(b);
       return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib) || a.localeCompare(b);
@@ -700,7 +760,8 @@ export async function builderPage(root, flowId) {
       clear(list, catalogue.filter((c) => c.family === family).map((spec) =>
         h("button", { type: "button", class: "picker-card", "data-card": spec.id, onclick: () => {
           const step = { id: uniqueId(spec.id.split(".").pop()), card: spec.id, connection: null, inputs: {}, on_error: "fail", retry: null, timeout: null };
-          doc.cards.push(step);
+          for (const name of spec.nested_inputs || []) step.inputs[name] = [];
+          target.push(step);
           markDirty();
           dialog.close();
           render();
@@ -747,15 +808,15 @@ export async function builderPage(root, flowId) {
 
   function render() {
     const focused = document.activeElement && root.contains(document.activeElement) ? document.activeElement.id : null;
-    const steps = doc.cards.map((step, index) => stepPanel(step, index));
+    const steps = doc.cards.length ? containerView(doc.cards, "cards", { earlier: [], loop: false, number: "" }) : null;
     clear(root,
       actionBar(),
       h("div", { id: "save-error" }),
       settingsSection(),
       triggerSection(),
-      h("div", { class: "steps", id: "steps" }, steps.length ? steps : h("div", { class: "empty empty-small" },
+      h("div", { id: "steps" }, steps || h("div", { class: "empty empty-small" },
         h("p", {}, "No cards yet. Add the first one: usually an API Connector card that calls a service."))),
-      h("div", { class: "add-card" }, h("button", { type: "button", class: "btn btn-primary", id: "add-card", onclick: openCardPicker }, "+ Add card")));
+      h("div", { class: "add-card" }, h("button", { type: "button", class: "btn btn-primary", id: "add-card", onclick: () => openCardPicker() }, "+ Add card")));
     if (focused) document.getElementById(focused)?.focus();
   }
 
