@@ -505,7 +505,7 @@ export async function builderPage(root, flowId) {
   function connectionField(step, place) {
     const id = `${uidOf(step)}-connection`;
     const select = h("select", { id, class: "conn-select" },
-      h("option", { value: "" }, "— Choose a connection —"),
+      h("option", { value: "" }, "No connection (no auth)"),
       connections.map((c) => h("option", { value: c.name, selected: c.name === step.connection }, `${c.name}${c.status !== "ready" ? ` (${c.status.replace("_", " ")})` : ""}`)),
       h("option", { value: "__new__" }, "+ New connection…"));
     select.addEventListener("change", async () => {
