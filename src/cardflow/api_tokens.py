@@ -20,6 +20,41 @@ PREFIX = "cf_"
 CACHE_SECONDS = 5.0
 
 
+class RecentChecks:
+    """Tokens found in the database in the last few seconds: hash -> (id, when checked).
+
+    Spares a database read per request; a token revoked (or a session ended) by another
+    process stops working here within ``seconds``."""
+
+    def __init__(self, seconds: float = CACHE_SECONDS) -> None:
+        self._seconds = seconds
+        self._known: dict[str, tuple[str, float]] = {}
+
+    def lookup(self, token: str | None) -> str:
+        """The id if the token was checked recently; LookupError means ask the database."""
+        if token:
+            found = self.get(hash_token(token))
+            if found is not None:
+                return found
+        raise LookupError
+
+    def get(self, digest: str) -> str | None:
+        known = self._known.get(digest)
+        if known is not None and time.monotonic() - known[1] < self._seconds:
+            return known[0]
+        return None
+
+    def remember(self, digest: str, ident: str) -> None:
+        self._known[digest] = (ident, time.monotonic())
+
+    def forget(self, digest: str | None = None) -> None:
+        """Forget one token, or (no digest) all of them."""
+        if digest is None:
+            self._known.clear()
+        else:
+            self._known.pop(digest, None)
+
+
 def hash_token(token: str) -> str:
     # 256 random bits need no slow hash: SHA-256 cannot be brute-forced back.
     return hashlib.sha256(token.encode()).hexdigest()
@@ -32,7 +67,7 @@ class ApiTokenService:
     def __post_init__(self) -> None:
         # hash -> (token id, when checked); re-checked after a few seconds so a token
         # revoked by another process stops working quickly.
-        self._known: dict[str, tuple[str, float]] = {}
+        self.checked = RecentChecks()
 
     def create(self, name: str) -> tuple[str, str]:
         """A new token: returns (token id, the token itself, shown only now)."""
@@ -65,15 +100,11 @@ class ApiTokenService:
             if row is None:
                 raise NotFound(f"There is no API token {name_or_id!r}.", field="name")
             session.delete(row)
-        self._known.clear()
+        self.checked.forget()
 
     def authenticate_cached(self, token: str | None) -> str:
         """The token's id if it was checked recently; LookupError means ask the database."""
-        if token:
-            known = self._known.get(hash_token(token))
-            if known is not None and time.monotonic() - known[1] < CACHE_SECONDS:
-                return known[0]
-        raise LookupError
+        return self.checked.lookup(token)
 
     def authenticate(self, token: str | None) -> str:
         """The token's id, or Unauthorized."""
@@ -83,14 +114,14 @@ class ApiTokenService:
                 "(create one with: cardflow token create --name NAME)."
             )
         digest = hash_token(token)
-        known = self._known.get(digest)
-        if known is not None and time.monotonic() - known[1] < CACHE_SECONDS:
-            return known[0]
+        known = self.checked.get(digest)
+        if known is not None:
+            return known
         with self.db.session() as session:
             row = session.scalars(select(ApiToken).where(ApiToken.token_hash == digest)).first()
             if row is None or not hmac.compare_digest(row.token_hash, digest):
-                self._known.pop(digest, None)
+                self.checked.forget(digest)
                 raise Unauthorized("The API token is not valid (it may have been revoked).")
             token_id = row.id
-            self._known[digest] = (token_id, time.monotonic())
+            self.checked.remember(digest, token_id)
         return token_id

@@ -96,10 +96,7 @@ class Settings(BaseSettings):
         if "public_url" not in self.model_fields_set:
             # a wildcard bind is reached on this machine at its loopback address
             wildcards = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
-            host = wildcards.get(self.host, self.host)
-            self.public_url = (
-                f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
-            )
+            self.public_url = http_url(wildcards.get(self.host, self.host), self.port)
         return self
 
     @property
@@ -112,6 +109,11 @@ class Settings(BaseSettings):
     @property
     def key_file(self) -> Path:
         return self.home / "master.key"
+
+
+def http_url(host: str, port: int) -> str:
+    """http://host:port, with an IPv6 address in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def normalize_database_url(url: str) -> str:

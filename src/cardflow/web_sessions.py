@@ -11,20 +11,18 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
-from cardflow.api_tokens import hash_token
+from cardflow.api_tokens import RecentChecks, hash_token
 from cardflow.errors import Unauthorized
 from cardflow.store.db import Database
 from cardflow.store.models import LoginLink, WebSession
 
 LINK_LIFETIME = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(days=7)
-CACHE_SECONDS = 5.0
 
 
 def csrf_token(session_token: str) -> str:
@@ -47,7 +45,7 @@ class WebSessionService:
     db: Database
 
     def __post_init__(self) -> None:
-        self._known: dict[str, tuple[str, float]] = {}  # hash -> (session id, checked at)
+        self.checked = RecentChecks()
 
     def create_login_link(self) -> tuple[str, datetime]:
         """A new one-time login token and when it expires."""
@@ -91,11 +89,7 @@ class WebSessionService:
 
     def authenticate_cached(self, token: str | None) -> str:
         """The session id if checked in the last few seconds; LookupError: ask the database."""
-        if token:
-            known = self._known.get(hash_token(token))
-            if known is not None and time.monotonic() - known[1] < CACHE_SECONDS:
-                return known[0]
-        raise LookupError
+        return self.checked.lookup(token)
 
     def authenticate(self, token: str | None) -> str:
         """The session id, or Unauthorized."""
@@ -109,11 +103,11 @@ class WebSessionService:
                 )
             ).first()
             if row is None:
-                self._known.pop(digest, None)
+                self.checked.forget(digest)
                 raise Unauthorized(
                     "Your session has ended. Log in again with a link from `cardflow login-link`."
                 )
-            self._known[digest] = (row.id, time.monotonic())
+            self.checked.remember(digest, row.id)
             return row.id
 
     def end(self, token: str | None) -> None:
@@ -121,6 +115,6 @@ class WebSessionService:
         if not token:
             return
         digest = hash_token(token)
-        self._known.pop(digest, None)
+        self.checked.forget(digest)
         with self.db.session() as session:
             session.execute(delete(WebSession).where(WebSession.token_hash == digest))

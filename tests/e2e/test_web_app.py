@@ -29,6 +29,15 @@ def _fill_connection_dialog(page: Page, name: str, auth_type: str, fields: dict[
     dialog.get_by_role("button", name="Create").click()
 
 
+def _add_card(page: Page, family: str, card: str) -> None:
+    """+ Add card → the family's tab → the card."""
+    page.get_by_role("button", name="+ Add card", exact=True).click()
+    picker = page.get_by_role("dialog", name="Add a card")
+    picker.get_by_role("tab", name=family).click()
+    picker.locator(f'[data-card="{card}"]').click()
+    expect(picker).to_be_hidden()
+
+
 def test_login_link_session_cookie_csrf_and_logout(
     web: WebServer, context: BrowserContext, page: Page, browser: Browser
 ) -> None:
@@ -255,10 +264,7 @@ def test_build_test_save_invoke_and_find_the_run(
     expect(result.locator(".test-duration")).to_contain_text("ms")
 
     # Add card -> Flow -> Return, with a reference to the Get card's output
-    page.get_by_role("button", name="+ Add card").click()
-    picker = page.get_by_role("dialog", name="Add a card")
-    picker.get_by_role("tab", name="Flow").click()
-    picker.locator('[data-card="flow.return"]').click()
+    _add_card(page, "Flow", "flow.return")
     ret = page.locator('[data-step="return"]')
     keys = ret.get_by_label("Keys (JSON object)")
     keys.fill('{"echoed_path": }')
@@ -272,10 +278,7 @@ def test_build_test_save_invoke_and_find_the_run(
     expect(ret.locator("[data-test-result]")).to_contain_text('"/echo/alice"')
 
     # Reorder and remove: a third card goes up above Return, then away.
-    page.get_by_role("button", name="+ Add card").click()
-    picker = page.get_by_role("dialog", name="Add a card")
-    picker.get_by_role("tab", name="Object").click()
-    picker.locator('[data-card="object.construct"]').click()
+    _add_card(page, "Object", "object.construct")
     steps = page.locator("#steps > .steps > .step")
     expect(steps).to_have_count(3)
     page.get_by_role("button", name="Move construct up").click()
@@ -445,10 +448,7 @@ def test_builder_by_keyboard_rename_typed_outputs_and_run_now(web: WebServer, pa
     first = page.locator('[data-step="construct"]')
     first.get_by_label("Keys (JSON object)").fill('{"name": "Grace"}')
 
-    page.get_by_role("button", name="+ Add card").click()
-    picker = page.get_by_role("dialog", name="Add a card")
-    picker.get_by_role("tab", name="Text").click()
-    picker.locator('[data-card="text.compose"]').click()
+    _add_card(page, "Text", "text.compose")
     second = page.locator('[data-step="compose"]')
     template = second.get_by_role("textbox", name="Template")
     template.fill("Hello {{ steps.construct.output.name }}")
@@ -489,10 +489,7 @@ def test_builder_nests_cards_in_for_each(web: WebServer, page: Page, upstream: U
     page.get_by_label("Security").select_option("none")
     page.get_by_label("Test data: request body").fill('{"users": ["ann", "bo"]}')
 
-    page.get_by_role("button", name="+ Add card").click()
-    picker = page.get_by_role("dialog", name="Add a card")
-    picker.get_by_role("tab", name="Flow").click()
-    picker.locator('[data-card="list.for_each"]').click()
+    _add_card(page, "Flow", "list.for_each")
     each = page.locator('[data-step="for_each"]')
     each.get_by_role("textbox", name="List").fill("{{ trigger.body.users }}")
 
@@ -517,10 +514,7 @@ def test_builder_nests_cards_in_for_each(web: WebServer, page: Page, upstream: U
     expect(result).to_contain_text('"/echo/ann"')
     expect(result).to_contain_text('"/echo/bo"')
 
-    page.get_by_role("button", name="+ Add card", exact=True).click()
-    picker = page.get_by_role("dialog", name="Add a card")
-    picker.get_by_role("tab", name="Flow").click()
-    picker.locator('[data-card="flow.return"]').click()
+    _add_card(page, "Flow", "flow.return")
     page.locator('[data-step="return"]').get_by_label("Keys (JSON object)").fill(
         '{"paths": "{{ steps.for_each.output[*].get.body.path }}"}'
     )

@@ -17,6 +17,7 @@ from cardflow.cli._common import (
     print_json,
     want_json,
 )
+from cardflow.settings import http_url
 from cardflow.store.db import Database
 
 if TYPE_CHECKING:
@@ -26,10 +27,6 @@ if TYPE_CHECKING:
 
 keys_app = typer.Typer(help="Manage the keys that encrypt secrets.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the database.", no_args_is_help=True)
-
-
-def _base_url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
 def serve(
@@ -61,7 +58,7 @@ def serve(
 
     with guard(as_json):
         application = create_app(settings=settings)
-    url = _base_url(settings.host, settings.port)
+    url = http_url(settings.host, settings.port)
     if as_json:
         print_json(
             {

@@ -9,13 +9,14 @@ records the answer a Return or Close would give and runs nested cards one after 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from cardflow.cards.base import CardContext, CardOptions, CardSpec, RetryPolicy
+from cardflow.cards.base import CardContext, CardOptions, CardSpec
 from cardflow.cards.registry import get_card
 from cardflow.cards.runner import CardResult, run_card
-from cardflow.errors import CardFailed, InvalidInput
+from cardflow.errors import InvalidInput
+from cardflow.flows.control import NestedCardFailed
 from cardflow.flows.expressions import ExpressionError, render
 from cardflow.flows.model import CardStep
 
@@ -49,10 +50,6 @@ def render_inputs(
     return rendered
 
 
-class NestedTestFailed(CardFailed):
-    type = "nested_card_failed"
-
-
 @dataclass
 class CardTestControl:
     """The flow a tested card sees: a caller waiting for an answer, nothing else running."""
@@ -61,7 +58,6 @@ class CardTestControl:
     scope: dict[str, Any]
     answer: dict[str, Any] | None = None
     stopped: bool = False
-    nested: list[str] = field(default_factory=list)
 
     @property
     def answers_caller(self) -> bool:
@@ -85,16 +81,15 @@ class CardTestControl:
             step = CardStep.model_validate(raw)
             spec = get_card(step.card)
             inputs = render_inputs(spec, step.inputs, nested_scope, f"{step.id}.inputs")
-            options = CardOptions(
-                on_error=step.on_error, retry=step.retry or RetryPolicy(), timeout=step.timeout
-            )
             inner = CardTestControl(self.prepare, nested_scope)
-            parsed, ctx = await self.prepare(spec, step.connection, inputs, options, inner)
+            parsed, ctx = await self.prepare(spec, step.connection, inputs, step.options(), inner)
             result: CardResult = await run_card(spec, parsed, ctx)
-            self.nested.append(parent + "." + step.id)
             if not result.ok and step.on_error == "fail":
-                message = (result.error or {}).get("message")
-                raise NestedTestFailed(f"Nested card {step.id!r} failed: {message}")
+                error = result.error or {}
+                raise NestedCardFailed(
+                    f"Nested card {step.id!r} failed: {error.get('message')}",
+                    status_code=error.get("status_code"),
+                )
             outputs[step.id] = result.outputs
             nested_scope["steps"][step.id] = result.outputs
             if inner.answer is not None and self.answer is None:

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from cardflow.cards.base import CardOptions, RetryPolicy
 from cardflow.cards.registry import CARDS
 from cardflow.cards.runner import failed_result, run_card
 from cardflow.errors import CardflowError, InvalidInput
@@ -257,11 +256,8 @@ class FlowEngine:
             rendered = render(data, scope)
             inputs = dict(rendered)
             inputs.update({k: step.inputs[k] for k in spec.nested_inputs if k in step.inputs})
-            options = CardOptions(
-                on_error=step.on_error, retry=step.retry or RetryPolicy(), timeout=step.timeout
-            )
             prepared = await self._cf.prepare_card(
-                spec, step.connection, inputs, options, run.control(scope, key)
+                spec, step.connection, inputs, step.options(), run.control(scope, key)
             )
             connection_id = prepared.connection_id
             auth = prepared.ctx.auth

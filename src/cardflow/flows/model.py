@@ -8,7 +8,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from cardflow.cards.base import RetryPolicy
+from cardflow.cards.base import CardOptions, RetryPolicy
 from cardflow.errors import InvalidInput
 from cardflow.validation import validate
 
@@ -44,6 +44,12 @@ class CardStep(BaseModel):
     on_error: Literal["fail", "continue"] = "fail"
     retry: RetryPolicy | None = None
     timeout: float | None = Field(default=None, gt=0, le=3600)
+
+    def options(self) -> CardOptions:
+        """The card options this step runs with (the default retry policy when unset)."""
+        return CardOptions(
+            on_error=self.on_error, retry=self.retry or RetryPolicy(), timeout=self.timeout
+        )
 
 
 class FlowDocument(BaseModel):

@@ -14,7 +14,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from cardflow.server.web import SECURITY_HEADERS
+from cardflow.server.web import CONTENT_SECURITY_POLICY, SECURITY_HEADERS
 
 ASSETS = "/docs-assets"
 ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
@@ -22,9 +22,9 @@ ASSETS_DIR = Path(fastapi_offline.__file__).parent / "static"
 # Swagger UI sets style attributes as it renders: the one relaxation, for styles only.
 DOCS_HEADERS = {
     **SECURITY_HEADERS,
-    "Content-Security-Policy": "default-src 'none'; script-src 'self'; "
-    "style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY.replace(
+        "style-src 'self'", "style-src 'self' 'unsafe-inline'"
+    ),
 }
 
 _PAGE = f"""<!doctype html>

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import Annotated, Protocol
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from cardflow.app import Cardflow
@@ -28,12 +28,22 @@ async def get_cardflow(request: Request) -> Cardflow:
 CardflowDep = Annotated[Cardflow, Depends(get_cardflow)]
 
 
+class _Authenticates(Protocol):
+    def authenticate_cached(self, token: str | None) -> str: ...
+    def authenticate(self, token: str | None) -> str: ...
+
+
+async def _authenticate(service: _Authenticates, token: str | None) -> str:
+    """From memory when checked recently, else from the database (off the event loop)."""
+    try:
+        return service.authenticate_cached(token)
+    except LookupError:
+        return await asyncio.to_thread(service.authenticate, token)
+
+
 async def session_id(cf: Cardflow, token: str | None) -> str:
     """The web session's id, or Unauthorized."""
-    try:
-        return cf.web_sessions.authenticate_cached(token)
-    except LookupError:
-        return await asyncio.to_thread(cf.web_sessions.authenticate, token)
+    return await _authenticate(cf.web_sessions, token)
 
 
 async def _caller(
@@ -52,11 +62,7 @@ async def _caller(
                 "This request needs the page's CSRF token (X-CSRF-Token); reload the page."
             )
         return found
-    token = credentials.credentials if credentials else None
-    try:
-        return cf.api_tokens.authenticate_cached(token)
-    except LookupError:
-        return await asyncio.to_thread(cf.api_tokens.authenticate, token)
+    return await _authenticate(cf.api_tokens, credentials.credentials if credentials else None)
 
 
 async def require_token(
@@ -82,13 +88,12 @@ async def require_token_navigating(
     request: Request,
     cf: CardflowDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    csrf: Annotated[str | None, Query(description="Web app only: the page's CSRF token.")] = None,
 ) -> str:
     """For a GET the browser navigates to that still starts something (the Authorize
     button): with a session cookie, the CSRF token must be in the ``csrf`` query parameter,
     so another site cannot start it with a plain link."""
-    return await _caller(
-        request, cf, credentials, csrf=request.query_params.get("csrf"), needs_csrf=True
-    )
+    return await _caller(request, cf, credentials, csrf=csrf, needs_csrf=True)
 
 
 TokenDep = Annotated[str, Depends(require_token)]

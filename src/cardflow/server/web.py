@@ -79,6 +79,12 @@ async def current_session(cf: Cardflow, request: Request) -> str | None:
     return token
 
 
+async def _form_field(request: Request, name: str) -> str | None:
+    """One field of a posted form (urlencoded; the only forms are login and logout)."""
+    form = parse_qs((await request.body()).decode("utf-8", "replace"))
+    return next(iter(form.get(name, [])), None)
+
+
 def _secure(cf: Cardflow) -> bool:
     return cf.settings.public_url.startswith("https://")
 
@@ -127,8 +133,7 @@ async def login(request: Request, cf: CardflowDep) -> Response:
 @router.post("/login")
 async def login_confirmed(request: Request, cf: CardflowDep) -> Response:
     """Spend the login link and give the browser a session (ending any it had)."""
-    form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    token = next(iter(form.get("token", [])), None)
+    token = await _form_field(request, "token")
     try:
         session_token = await asyncio.to_thread(cf.web_sessions.redeem, token)
     except Unauthorized as exc:
@@ -161,8 +166,7 @@ async def login_confirmed(request: Request, cf: CardflowDep) -> Response:
 @router.post("/logout")
 async def logout(request: Request, cf: CardflowDep) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
-    form = parse_qs((await request.body()).decode("utf-8", "replace"))
-    given = next(iter(form.get("csrf_token", [])), None)
+    given = await _form_field(request, "csrf_token")
     if token and not csrf_matches(token, given):
         return message_page(
             "Log out failed",

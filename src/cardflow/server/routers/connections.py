@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Response, status
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -93,7 +93,6 @@ def authorize_connection(
     ref: str,
     cf: CardflowDep,
     _token: NavigationTokenDep,
-    csrf: Annotated[str | None, Query(description="Web app only: the page's CSRF token.")] = None,
 ) -> RedirectResponse:
     """The Authorize button: a single-use state (10 minutes) and, with PKCE, a challenge."""
     url = cf.authorizations.begin(ref)

@@ -6,87 +6,14 @@ import {
   badge, clear, confirmDialog, copyButton, fieldError, formatDuration, h, modal,
   nextId, toast,
 } from "./dom.js";
+import {
+  InputError, fromText, inputKind, isFreeform, samplePaths, toText,
+} from "./card-inputs.js";
 import { bodyView, jsonView } from "./json-view.js";
 
 const FAMILY_ORDER = ["API Connector", "Flow", "Object", "JSON", "Text", "XML"];
-const EXPRESSION = /^\s*\{\{[\s\S]*\}\}\s*$/;
 const STEP_REF = /steps\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)/g;
-const MULTILINE_TEXT = new Set(["body", "template"]);
 const INPUT_LABELS = { url: "URL", status_code: "Status code" };
-
-// ---- input kinds: how a card input is edited and read back --------------------------
-
-function schemaTypes(prop) {
-  if (prop.type) return [prop.type];
-  if (prop.anyOf) return prop.anyOf.map((p) => p.type).filter(Boolean);
-  return [];
-}
-
-function inputKind(name, prop) {
-  if (prop.enum) return "choice";
-  const types = schemaTypes(prop).filter((t) => t !== "null");
-  if (types.length === 1 && types[0] === "string") return MULTILINE_TEXT.has(name) ? "longtext" : "text";
-  if (types.length === 1 && (types[0] === "integer" || types[0] === "number")) return "number";
-  if (types.length === 1 && types[0] === "boolean") return "boolean";
-  return "json";
-}
-
-function isFreeform(spec) {
-  const schema = spec.inputs;
-  return !Object.keys(schema.properties || {}).length && schema.additionalProperties !== false;
-}
-
-function toText(kind, value) {
-  if (value === undefined || value === null) return "";
-  if (kind === "json") return typeof value === "string" && EXPRESSION.test(value) ? value : JSON.stringify(value, null, 2);
-  if (typeof value === "string") return value;
-  return kind === "text" || kind === "longtext" ? JSON.stringify(value) : String(value);
-}
-
-class InputError extends Error {
-  constructor(field, message) { super(message); this.field = field; }
-}
-
-function fromText(kind, text, prop, field) {
-  const trimmed = text.trim();
-  if (trimmed === "") return undefined;
-  if (kind === "text" || kind === "longtext" || kind === "choice") return text;
-  if (EXPRESSION.test(trimmed)) return trimmed;
-  if (kind === "number") {
-    const number = Number(trimmed);
-    if (!Number.isFinite(number)) throw new InputError(field, "Enter a number or a {{ reference }}.");
-    return number;
-  }
-  if (kind === "boolean") {
-    if (trimmed === "true" || trimmed === "false") return trimmed === "true";
-    throw new InputError(field, "Enter true, false or a {{ reference }}.");
-  }
-  try {
-    return JSON.parse(trimmed);
-  } catch {
-    const types = schemaTypes(prop);
-    const looksLikeJson = /^[[{]/.test(trimmed);
-    if (!looksLikeJson && (!types.length || types.includes("string"))) return text; // "any" inputs take text too
-    throw new InputError(field, "Enter JSON (e.g. {\"key\": \"value\"}) or a {{ reference }}.");
-  }
-}
-
-// ---- references ---------------------------------------------------------------------
-
-function pathPart(key) {
-  if (typeof key === "number") return `[${key}]`;
-  return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `.${key}` : `.${JSON.stringify(key)}`;
-}
-
-function samplePaths(base, value, depth, out) {
-  if (depth > 2 || value === null || typeof value !== "object") return;
-  const entries = Array.isArray(value) ? value.slice(0, 1).map((v) => [0, v]) : Object.entries(value).slice(0, 30);
-  for (const [key, item] of entries) {
-    const path = base + pathPart(key);
-    out.push(path);
-    samplePaths(path, item, depth + 1, out);
-  }
-}
 
 // ---- the page -----------------------------------------------------------------------
 
