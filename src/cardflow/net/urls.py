@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from yarl import URL
+
+# A DNS name (IDNA-encoded by yarl), an IPv4 address or an IPv6 address (with a zone id).
+_HOST = re.compile(r"^(?:[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?|[0-9A-Fa-f:.]+(?:%[\w.-]+)?)$")
 
 
 @lru_cache(maxsize=4096)
@@ -22,6 +26,8 @@ def parse_http_url(value: str) -> URL:
         raise ValueError(f"{value!r} is not an absolute http:// or https:// URL")
     if not url.host:
         raise ValueError(f"{value!r} has no host")
+    if not _HOST.match(url.raw_host or ""):
+        raise ValueError(f"{url.raw_host!r} is not a valid host name or address")
     return url
 
 

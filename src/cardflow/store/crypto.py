@@ -66,7 +66,7 @@ def read_key_file(path: Path) -> bytes:
 
 def create_key_file(path: Path) -> bytes:
     """Create a new random master key file with mode 0600, failing if it exists."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = os.urandom(KEY_BYTES)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="ascii") as handle:
