@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, field_validator
 from cardflow.cards.api_connector import HeaderName, HeaderValue
 from cardflow.cards.base import CardContext, CardInputs, CardOutcome, CardSpec, FlowControl
 from cardflow.errors import CardFailed, InvalidInput
+from cardflow.net.headers import answer_headers
 
 
 def truthy(value: Any) -> bool:
@@ -50,7 +51,8 @@ async def _close(ctx: CardContext, inputs: ResponseInputs) -> CardOutcome:
             "Close answers the caller of an API-endpoint flow; this run has no caller waiting.",
             field="card",
         )
-    answered = flow.respond(inputs.status_code, inputs.headers, inputs.body, raw=False)
+    headers = answer_headers(inputs.headers)
+    answered = flow.respond(inputs.status_code, headers, inputs.body, raw=False)
     return CardOutcome({"answered": answered})
 
 
@@ -68,7 +70,7 @@ async def _return(ctx: CardContext, inputs: ReturnInputs) -> CardOutcome:
 
 async def _return_raw(ctx: CardContext, inputs: RawResponseInputs) -> CardOutcome:
     flow = _flow(ctx, "flow.return_raw")
-    flow.respond(inputs.status_code, inputs.headers, inputs.body, raw=True)
+    flow.respond(inputs.status_code, answer_headers(inputs.headers), inputs.body, raw=True)
     flow.stop()
     return CardOutcome({"status_code": inputs.status_code})
 
@@ -92,6 +94,12 @@ class ForEachInputs(CardInputs):
         alias="list", description="The items to loop over (nested cards see loop.item, loop.index)."
     )
     cards: list[Any] = Field(default_factory=list, description="The cards to run for each item.")
+    max_items: int | None = Field(
+        default=None,
+        ge=1,
+        description="Fail rather than loop over more items than this (at most "
+        "CARDFLOW_MAX_FOR_EACH_ITEMS, 10,000 by default).",
+    )
 
 
 class NestedCardFailed(CardFailed):
@@ -105,6 +113,18 @@ async def _for_each(ctx: CardContext, inputs: ForEachInputs) -> CardOutcome:
         items = []
     if not isinstance(items, list):
         raise InvalidInput("inputs.list must be a list.", field="inputs.list")
+    most = ctx.limits.max_for_each_items
+    if inputs.max_items is not None and inputs.max_items < most:
+        limit = f"the card's max_items ({inputs.max_items:,})"
+        most = inputs.max_items
+    else:
+        limit = f"CARDFLOW_MAX_FOR_EACH_ITEMS ({most:,})"
+    if len(items) > most:
+        raise InvalidInput(
+            f"inputs.list has {len(items):,} items, more than {limit}: nothing was run. "
+            "Split the list, or filter it first.",
+            field="inputs.list",
+        )
     results = []
     for index, item in enumerate(items):
         results.append(

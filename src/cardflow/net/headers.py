@@ -1,11 +1,31 @@
-"""Header name and value checks (RFC 9110 tokens; no CR, LF or NUL in values)."""
+"""Header names and values (RFC 9110 §5.1, §5.5), and the headers a flow may not answer with."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_BAD_VALUE = re.compile(r"[\r\n\x00]")
+# field-value = *( VCHAR / obs-text / SP / HTAB ): every control character but HTAB is out.
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+# Hop-by-hop (RFC 9110 §7.6.1) and framing headers: the server that sends the answer
+# decides these, never a flow (a flow relaying an upstream's headers would otherwise send
+# Transfer-Encoding and Content-Length together, the shape of request smuggling).
+FRAMING_HEADERS = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+        "content-encoding",
+        "host",
+    }
+)
 
 
 def check_header_name(name: str) -> str:
@@ -18,6 +38,15 @@ def check_header_name(name: str) -> str:
 
 
 def check_header_value(value: str) -> str:
-    if _BAD_VALUE.search(value):
-        raise ValueError("a header value must not contain CR, LF or NUL characters")
+    match = _BAD_VALUE.search(value)
+    if match is not None:
+        raise ValueError(
+            f"a header value must not contain control characters (found {match.group()!r} "
+            f"at position {match.start()}); only tab is allowed"
+        )
     return value
+
+
+def answer_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The headers a flow asked to answer with, without hop-by-hop and framing headers."""
+    return {k: v for k, v in headers.items() if k.lower() not in FRAMING_HEADERS}
