@@ -7,6 +7,8 @@ Nothing here reads a file or touches the network.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import io
 import json
 from functools import lru_cache
@@ -23,8 +25,11 @@ from defusedxml.expatreader import DefusedExpatParser
 from jmespath.exceptions import JMESPathError
 from pydantic import ConfigDict, Field, field_validator
 
+from cardflow import jsondata
 from cardflow.cards.base import CardContext, CardInputs, CardOutcome, CardSpec, as_text
 from cardflow.errors import InvalidInput
+from cardflow.jsondata import LARGE, TooDeep, exceeds
+from cardflow.search import OverBudget, search_async
 
 MAX_TEXT_BYTES = 10 * 1024 * 1024
 MAX_XML_DEPTH = 256  # deep enough for any real document; keeps outputs JSON-encodable
@@ -50,10 +55,6 @@ class JsonParseInputs(CardInputs):
     text: str = Field(description="JSON text.")
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not allowed")
-
-
 def _reason(exc: Exception) -> str:
     # Python's integer-size message ends with advice for programmers; keep the first clause.
     return str(exc).split(";", 1)[0].rstrip(".")
@@ -61,15 +62,19 @@ def _reason(exc: Exception) -> str:
 
 async def _json_parse(ctx: CardContext, inputs: JsonParseInputs) -> CardOutcome:
     _check_size(inputs.text, "inputs.text", "json.parse")
+    depth = ctx.limits.max_nesting_depth
     try:
-        value = json.loads(inputs.text, parse_constant=_refuse_constant)
+        value = await jsondata.loads_async(inputs.text, max_depth=depth)
     except json.JSONDecodeError as exc:
         raise InvalidInput(
             f"inputs.text is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}.",
             field="inputs.text",
         ) from None
-    except RecursionError:
-        raise InvalidInput("inputs.text is nested too deeply.", field="inputs.text") from None
+    except TooDeep:
+        raise InvalidInput(
+            f"inputs.text nests deeper than {depth} levels (CARDFLOW_MAX_NESTING_DEPTH).",
+            field="inputs.text",
+        ) from None
     except ValueError as exc:  # NaN/Infinity, or an integer too long to convert
         raise InvalidInput(
             f"inputs.text is not valid JSON: {_reason(exc)}.", field="inputs.text"
@@ -86,14 +91,21 @@ class JsonStringifyInputs(CardInputs):
 
 async def _json_stringify(ctx: CardContext, inputs: JsonStringifyInputs) -> CardOutcome:
     separators = (",", ":") if inputs.indent is None else (",", ": ")
-    try:
-        text = json.dumps(
-            inputs.value,
-            ensure_ascii=False,
-            allow_nan=False,
-            indent=inputs.indent,
-            separators=separators,
+    if exceeds(inputs.value, MAX_TEXT_BYTES):
+        raise InvalidInput(
+            f"inputs.value would be more than {MAX_TEXT_BYTES // (1024 * 1024)} MiB of JSON.",
+            field="inputs.value",
         )
+    encode = functools.partial(
+        json.dumps,
+        inputs.value,
+        ensure_ascii=False,
+        allow_nan=False,
+        indent=inputs.indent,
+        separators=separators,
+    )
+    try:
+        text = await asyncio.to_thread(encode) if exceeds(inputs.value, LARGE) else encode()
     except RecursionError:
         raise InvalidInput("inputs.value is nested too deeply.", field="inputs.value") from None
     except (TypeError, ValueError) as exc:
@@ -111,26 +123,29 @@ class _TooDeep(Exception):
 
 
 class _DepthLimit(ContentHandler):
-    def __init__(self) -> None:
+    def __init__(self, limit: int) -> None:
         super().__init__()
         self.depth = 0
+        self.limit = limit
 
     def startElement(self, name: str, attrs: Any) -> None:
         self.depth += 1
-        if self.depth > MAX_XML_DEPTH:
+        if self.depth > self.limit:
             raise _TooDeep
 
     def endElement(self, name: str) -> None:
         self.depth -= 1
 
 
-def check_xml(data: bytes, field: str, *, built: bool = False) -> None:
+def check_xml(
+    data: bytes, field: str, *, built: bool = False, max_depth: int = MAX_XML_DEPTH
+) -> None:
     """Refuse anything but plain, well-formed UTF-8 XML: no DTD, entities or references.
 
     ``built`` says the XML was written from ``field`` (positions are then in that XML).
     """
     parser = DefusedExpatParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    parser.setContentHandler(_DepthLimit())
+    parser.setContentHandler(_DepthLimit(max_depth))
     source = InputSource()
     source.setByteStream(io.BytesIO(data))
     source.setEncoding("utf-8")  # the text is already decoded; ignore any declared encoding
@@ -154,7 +169,9 @@ def check_xml(data: bytes, field: str, *, built: bool = False) -> None:
         ) from None
     except _TooDeep:
         raise InvalidInput(
-            f"{field} nests elements more than {MAX_XML_DEPTH} levels deep.", field=field
+            f"{field} nests elements more than {max_depth} levels deep "
+            "(CARDFLOW_MAX_NESTING_DEPTH).",
+            field=field,
         ) from None
 
 
@@ -171,16 +188,26 @@ class XmlParseInputs(CardInputs):
     text: str = Field(description="An XML document (no DTD; at most 10 MiB).")
 
 
-async def _xml_parse(ctx: CardContext, inputs: XmlParseInputs) -> CardOutcome:
-    _check_size(inputs.text, "inputs.text", "xml.parse")
-    data = _utf8(inputs.text, "inputs.text")
-    check_xml(data, "inputs.text")
+def _parse_xml(text: str, max_depth: int) -> Any:
+    data = _utf8(text, "inputs.text")
+    check_xml(data, "inputs.text", max_depth=max_depth)
     try:
-        value = xmltodict.parse(data, encoding="utf-8", disable_entities=True)
+        return xmltodict.parse(data, encoding="utf-8", disable_entities=True)
     except (ExpatError, ValueError) as exc:  # check_xml has already refused these
         raise InvalidInput(
             f"inputs.text is not well-formed XML: {exc}.", field="inputs.text"
         ) from None
+
+
+async def _xml_parse(ctx: CardContext, inputs: XmlParseInputs) -> CardOutcome:
+    _check_size(inputs.text, "inputs.text", "xml.parse")
+    # xmltodict calls back into Python for every element: in a thread, a large document
+    # leaves the event loop free between callbacks.
+    depth = ctx.limits.max_nesting_depth
+    if len(inputs.text) > LARGE:
+        value = await asyncio.to_thread(_parse_xml, inputs.text, depth)
+    else:
+        value = _parse_xml(inputs.text, depth)
     return CardOutcome({"output": value})
 
 
@@ -205,10 +232,16 @@ class XmlBuildInputs(CardInputs):
 
 
 async def _xml_build(ctx: CardContext, inputs: XmlBuildInputs) -> CardOutcome:
-    try:
-        text: str = xmltodict.unparse(
-            inputs.value, pretty=inputs.pretty, indent="  ", full_document=True
+    if exceeds(inputs.value, MAX_TEXT_BYTES):
+        raise InvalidInput(
+            f"inputs.value would be more than {MAX_TEXT_BYTES // (1024 * 1024)} MiB of XML.",
+            field="inputs.value",
         )
+    unparse = functools.partial(
+        xmltodict.unparse, inputs.value, pretty=inputs.pretty, indent="  ", full_document=True
+    )
+    try:
+        text: str = await asyncio.to_thread(unparse) if exceeds(inputs.value, LARGE) else unparse()
     except RecursionError:
         raise InvalidInput("inputs.value is nested too deeply.", field="inputs.value") from None
     except (TypeError, ValueError) as exc:
@@ -269,11 +302,13 @@ async def _object_get(ctx: CardContext, inputs: ObjectGetInputs) -> CardOutcome:
             field="inputs.path",
         ) from None
     try:
-        value = expression.search(inputs.object)
+        value = await search_async(expression, inputs.object, ctx.limits)
     except JMESPathError as exc:  # e.g. a function given the wrong type
         raise InvalidInput(
             f"inputs.path failed on this object: {_jmespath_reason(exc)}.", field="inputs.path"
         ) from None
+    except OverBudget as exc:
+        raise InvalidInput(f"inputs.path: {exc.reason}.", field="inputs.path") from None
     return CardOutcome({"output": value})
 
 

@@ -2,10 +2,15 @@
 
 An input string that is exactly ``{{ expr }}`` takes the value with its type; ``{{ … }}``
 inside longer text is interpolated as text (objects and lists as JSON, null as empty).
+
+Evaluation is bounded (see :mod:`cardflow.search`): a render starts on the event loop
+with a small budget and, past it, starts again in a worker thread with the full one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,7 +20,9 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 
-from cardflow.cards.base import as_text
+from cardflow.cards.base import DEFAULT_LIMITS, CardLimits, as_text
+from cardflow.jsondata import exceeds
+from cardflow.search import Budget, MoveOffLoop, OverBudget, search
 
 _EXPR = re.compile(r"\{\{(.*?)\}\}", re.S)
 _STEP_REF = re.compile(
@@ -38,6 +45,8 @@ def compile_expression(expression: str) -> ParsedResult:
         return jmespath.compile(expression)
     except JMESPathError as exc:
         raise ExpressionError(expression, str(exc).splitlines()[0]) from None
+    except RecursionError:
+        raise ExpressionError(expression, "it nests too deeply") from None
 
 
 @dataclass(frozen=True)
@@ -106,27 +115,72 @@ def step_references(expression: str) -> set[str]:
     return {quoted or plain for quoted, plain in _STEP_REF.findall(expression)}
 
 
-def _search(expression: str, scope: dict[str, Any]) -> Any:
+def _search(expression: str, scope: dict[str, Any], budget: Budget) -> Any:
     try:
-        return compile_expression(expression).search(scope)
+        return search(compile_expression(expression), scope, budget)
     except JMESPathError as exc:
         raise ExpressionError(expression, str(exc).splitlines()[0]) from None
+    except OverBudget as exc:
+        raise ExpressionError(expression, exc.reason) from None
 
 
-def render(value: Any, scope: dict[str, Any]) -> Any:
-    """Evaluate every expression in a value (recursively), leaving the rest as it is."""
+def _interpolate(value: Any, budget: Budget) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, bool | int | float):
+        return as_text(value)
+    if exceeds(value, budget.limits.max_expression_bytes):
+        budget.text(budget.limits.max_expression_bytes + 1)
+    try:
+        return as_text(value)
+    except (RecursionError, ValueError):
+        return json.dumps(None)
+
+
+def _render(value: Any, scope: dict[str, Any], budget: Budget) -> Any:
     if isinstance(value, str):
         template = parse_template(value)
         if isinstance(template, str):
             return template
         if isinstance(template, Whole):
-            return _search(template.expression, scope)
-        return "".join(
-            part if isinstance(part, str) else as_text(_search(part.expression, scope))
-            for part in template.parts
-        )
+            return _search(template.expression, scope, budget)
+        pieces: list[str] = []
+        length = 0
+        for part in template.parts:
+            if isinstance(part, Whole):
+                try:
+                    text = _interpolate(_search(part.expression, scope, budget), budget)
+                except OverBudget as exc:
+                    raise ExpressionError(part.expression, exc.reason) from None
+            else:
+                text = part
+            length += len(text)
+            try:
+                budget.text(length)
+            except OverBudget as exc:
+                raise ExpressionError(value[:80], exc.reason) from None
+            pieces.append(text)
+        return "".join(pieces)
     if isinstance(value, dict):
-        return {key: render(item, scope) for key, item in value.items()}
+        return {key: _render(item, scope, budget) for key, item in value.items()}
     if isinstance(value, list):
-        return [render(item, scope) for item in value]
+        return [_render(item, scope, budget) for item in value]
     return value
+
+
+def render(value: Any, scope: dict[str, Any], limits: CardLimits = DEFAULT_LIMITS) -> Any:
+    """Evaluate every expression in a value (recursively), leaving the rest as it is."""
+    try:
+        return _render(value, scope, Budget(limits, inline=False))
+    except OverBudget as exc:
+        raise ExpressionError(str(value)[:200], exc.reason) from None
+
+
+async def render_async(
+    value: Any, scope: dict[str, Any], limits: CardLimits = DEFAULT_LIMITS
+) -> Any:
+    """:func:`render`, moving to a worker thread when it gets expensive."""
+    try:
+        return _render(value, scope, Budget(limits, inline=True))
+    except MoveOffLoop:
+        return await asyncio.to_thread(render, value, scope, limits)

@@ -1,0 +1,188 @@
+"""JSON from and to the outside world: bounded in nesting and size, clean, and gentle with
+the event loop.
+
+Data that callers and upstreams send is untrusted: it may nest thousands of levels deep
+(every recursive walker, the JSON encoder and PostgreSQL's json type included, then
+fails), carry lone surrogates (``"\\ud800"``, which no UTF-8 encoder, database or HTTP
+response can write), NaN or Infinity (not JSON), or be megabytes long. Parsing or writing
+megabytes is one long C call that holds the GIL, so every other request waits: large
+documents are parsed and written in a worker thread through Python-level hooks, which lets
+the interpreter switch back to the event loop every few milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import re
+from typing import Any
+
+# Beyond this many characters of JSON, parsing and writing leave the event loop.
+LARGE = 256 * 1024
+DEFAULT_MAX_DEPTH = 64
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# In JSON text, a surrogate can only arrive as an escape (the text was decoded from UTF-8).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+class TooDeep(ValueError):
+    """A document nests deeper than allowed."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"it nests deeper than {limit} levels")
+        self.limit = limit
+
+
+def clean_text(text: str) -> str:
+    """``text`` with every lone surrogate replaced by U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
+
+
+def clean(value: Any) -> Any:
+    """A copy of a JSON-like value whose strings (keys too) hold no lone surrogate."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {clean_text(str(k)): clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [clean(item) for item in value]
+    return value
+
+
+def check_depth(value: Any, limit: int) -> None:
+    """Raise TooDeep when lists and objects nest more than ``limit`` levels."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item, depth = pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > limit:
+            raise TooDeep(limit)
+        for child in children:
+            if isinstance(child, dict | list):
+                push((child, depth + 1))
+    # (strings, numbers and the like never go on the stack)
+
+
+def _checked_depth(value: Any, limit: int) -> Any:
+    if isinstance(value, dict | list):
+        check_depth(value, limit)
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return number
+
+
+def loads(text: str | bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+    """Parse JSON text (on the calling thread): ValueError when it is not JSON (NaN and
+    out-of-range numbers included), TooDeep when it nests too deeply."""
+    return _loads(text, max_depth, yielding=False)
+
+
+async def loads_async(text: str | bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+    """:func:`loads`, in a worker thread when the text is large."""
+    if len(text) <= LARGE:
+        return _loads(text, max_depth, yielding=False)
+    return await asyncio.to_thread(_loads, text, max_depth, yielding=True)
+
+
+def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    return dict(pairs)
+
+
+def _int(text: str) -> int:
+    return int(text)
+
+
+def _loads(text: str | bytes, max_depth: int, *, yielding: bool) -> Any:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    try:
+        if yielding:  # a Python call per object and number: the GIL can change hands
+            value = json.loads(
+                text,
+                parse_constant=_refuse_constant,
+                parse_float=_finite,
+                parse_int=_int,
+                object_pairs_hook=_pairs,
+            )
+        else:
+            value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
+    except RecursionError:
+        raise TooDeep(max_depth) from None
+    value = _checked_depth(value, max_depth)
+    if _SURROGATE_ESCAPE.search(text):
+        value = clean(value)
+    return value
+
+
+def dumps(value: Any, *, compact: bool = False) -> str:
+    """JSON text (UTF-8 friendly: non-ASCII is kept, lone surrogates are replaced)."""
+    separators = (",", ":") if compact else None
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=separators)
+    return clean_text(text)
+
+
+async def dumps_async(value: Any, *, compact: bool = False) -> str:
+    """:func:`dumps`, in a worker thread (through the pure-Python encoder, which lets the
+    event loop run) when the value is large."""
+    if not exceeds(value, LARGE):
+        return dumps(value, compact=compact)
+    return await asyncio.to_thread(_dumps_yielding, value, compact)
+
+
+def _dumps_yielding(value: Any, compact: bool) -> str:
+    encoder = json.JSONEncoder(
+        ensure_ascii=False,
+        allow_nan=False,
+        separators=(",", ":") if compact else (", ", ": "),
+    )
+    return clean_text("".join(encoder.iterencode(value)))
+
+
+def exceeds(value: Any, limit: int) -> bool:
+    """True when ``value`` written as JSON would be longer than about ``limit`` characters.
+
+    Stops as soon as it knows, so its cost is bounded by ``limit``, not by the value (shared
+    sub-values, as YAML aliases make, count each time they appear)."""
+    return json_size(value, limit)[0] > limit
+
+
+def json_size(value: Any, limit: int) -> tuple[int, int]:
+    """(about how long ``value`` is as JSON, nodes looked at), stopping past ``limit``."""
+    total = 0
+    nodes = 0
+    stack = [value]
+    pop = stack.pop
+    while stack:
+        item = pop()
+        nodes += 1
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, dict):
+            total += 2 + 4 * len(item)
+            if total > limit:
+                break
+            for key, child in item.items():
+                total += len(key) if isinstance(key, str) else 8
+                stack.append(child)
+        elif isinstance(item, list | tuple):
+            total += 2 + len(item)
+            if total > limit:
+                break
+            stack.extend(item)
+        else:
+            total += 8
+        if total > limit:
+            break
+    return total, nodes

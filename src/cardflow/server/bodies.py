@@ -1,0 +1,53 @@
+"""Request bodies as the REST API reads them: JSON bounded in nesting, clean of lone
+surrogates, parsed off the event loop when large.
+
+FastAPI parses JSON bodies with ``json.loads``: a body nested a thousand levels deep
+raises RecursionError (a 500), one holding ``"\\ud800"`` is accepted and later breaks
+every response and database write that touches it, and ten megabytes hold the event
+loop for a third of a second. Every router uses :class:`JsonRoute`, whose requests parse
+with :mod:`cardflow.jsondata` instead (the FastAPI way to customise body parsing).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import HTTPException, Request, Response
+from fastapi.routing import APIRoute
+
+from cardflow import jsondata
+from cardflow.jsondata import TooDeep
+
+
+class JsonRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            body = await self.body()
+            max_depth = self.app.state.cardflow.settings.max_nesting_depth
+            try:
+                self._json = await jsondata.loads_async(body, max_depth=max_depth)
+            except TooDeep:
+                raise HTTPException(
+                    status_code=400,
+                    detail=f"The request body nests deeper than {max_depth} levels "
+                    "(CARDFLOW_MAX_NESTING_DEPTH).",
+                ) from None
+            except ValueError as exc:
+                if isinstance(exc, json.JSONDecodeError):
+                    raise  # FastAPI answers it as invalid JSON, with the position
+                raise HTTPException(
+                    status_code=400, detail=f"The request body is not valid JSON: {exc}."
+                ) from None
+        return self._json
+
+
+class JsonRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def route_handler(request: Request) -> Response:
+            return await handler(JsonRequest(request.scope, request.receive))
+
+        return route_handler
