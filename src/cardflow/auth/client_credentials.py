@@ -15,6 +15,7 @@ from cardflow.net.urls import check_http_url
 
 class ClientCredentialsConfig(AuthConfig):
     secret_fields = ("client_secret",)
+    destination_fields = ("token_url",)
 
     token_url: str = Field(description="Token endpoint URL.")
     client_id: str = Field(min_length=1)
@@ -36,13 +37,17 @@ class BearerTokenAuth(ConnectionAuth):
 
     added_headers = frozenset({"authorization"})
 
-    def __init__(self, tokens: TokenManager, client_secret: str = "") -> None:
+    def __init__(self, tokens: TokenManager, grant_secrets: list[str] | None = None) -> None:
         self.tokens = tokens
-        self._client_secret = client_secret
+        self._grant_secrets = list(grant_secrets or ())
+
+    def static_values(self) -> list[str]:
+        """The client secret as it goes to the token endpoint (raw, in Basic credentials)."""
+        return self._grant_secrets
 
     def sensitive_values(self) -> list[str]:
-        values = [self._client_secret]
-        token = self.tokens.cached() or self.tokens.last()
+        values = list(self._grant_secrets)
+        token = self.tokens.last()
         if token is not None:
             values.append(token.access_token)
             if token.token.refresh_token:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 from dataclasses import dataclass, replace
 
 from multidict import CIMultiDict
@@ -26,6 +28,7 @@ from cardflow.oauth2.tokens import (
     prepare_client_credentials_request,
     prepare_refresh_request,
 )
+from cardflow.redaction import LOG_SECRETS, SecretSet
 
 TOKEN_RESPONSE_LIMIT = 256 * 1024
 
@@ -39,6 +42,22 @@ class _TokenEndpoint:
     client: ClientCredentials
     auth_method: TokenAuthMethod
     timeout: float
+
+    def sensitive_values(self) -> list[str]:
+        """The client secret, and the Basic credentials it makes at the token endpoint."""
+        return client_secret_values(self.client)
+
+
+def client_secret_values(client: ClientCredentials) -> list[str]:
+    """A client secret as it goes to a token endpoint: raw, and inside Basic credentials."""
+    if not client.client_secret:
+        return []
+    values = [client.client_secret]
+    pair = f"{client.client_id}:{client.client_secret}"
+    for encoding in ("utf-8", "latin-1"):  # Authlib writes Basic credentials as latin-1
+        with contextlib.suppress(UnicodeEncodeError):
+            values.append(base64.b64encode(pair.encode(encoding)).decode("ascii"))
+    return values
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -57,7 +76,26 @@ class ClientCredentialsGrant(_TokenEndpoint):
 async def request_token(
     transport: HttpTransport, request: TokenRequest, *, timeout: float
 ) -> TokenResponse:
-    """POST a token request and read the answer, translating failures into card errors."""
+    """POST a token request and read the answer, translating failures into card errors.
+
+    Whatever the endpoint answers is shown to people (a card's error, the connection's
+    last_error, the callback page): secrets this request carried are blanked out of it,
+    for a provider may well echo what it received."""
+    secrets = SecretSet(request.sensitive_values())
+    LOG_SECRETS.register(secrets.forms)
+    try:
+        return await _request_token(transport, request, timeout)
+    except CardFailed as exc:
+        exc.message = secrets.redact_text(exc.message)
+        exc.args = (exc.message,)
+        if exc.body_excerpt is not None:
+            exc.body_excerpt = secrets.redact_text(exc.body_excerpt)
+        raise
+
+
+async def _request_token(
+    transport: HttpTransport, request: TokenRequest, timeout: float
+) -> TokenResponse:
     outbound = OutboundRequest(
         "POST", parse_http_url(request.url), CIMultiDict(request.headers), request.body.encode()
     )

@@ -15,6 +15,7 @@ GRANT_FIELDS = ("authorize_url", "token_url", "scope", "client_id", "client_secr
 
 class OAuthConfig(AuthConfig):
     secret_fields = ("client_secret",)
+    destination_fields = ("authorize_url", "token_url")
 
     authorize_url: str = Field(
         description="Provider's authorization endpoint; extra query parameters "

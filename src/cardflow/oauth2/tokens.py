@@ -20,11 +20,26 @@ class ClientCredentials:
     client_secret: str
 
 
+# Token request parameters that are secrets (RFC 6749, RFC 7636, RFC 7523).
+SECRET_PARAMETERS = frozenset(
+    {"client_secret", "refresh_token", "code", "code_verifier", "password", "client_assertion"}
+)
+
+
 @dataclass(frozen=True)
 class TokenRequest:
     url: str
     headers: dict[str, str]
     body: str
+
+    def sensitive_values(self) -> list[str]:
+        """What this request carries that must never be shown: secret parameters and the
+        client's Basic credentials (whole header value and the encoded part)."""
+        values = [value for name, value in parse_qsl(self.body) if name in SECRET_PARAMETERS]
+        for name, value in self.headers.items():
+            if name.lower() == "authorization":
+                values.extend((value, value.partition(" ")[2]))
+        return values
 
 
 def prepare_client_credentials_request(
