@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import httpx
 from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -17,6 +18,7 @@ from cardflow.auth.base import AuthConfig
 from cardflow.auth.oauth import GRANT_FIELDS
 from cardflow.auth.registry import AUTH_TYPES, AuthType
 from cardflow.errors import Conflict, ConnectionInUse, ConnectionNotFound, InvalidInput
+from cardflow.net.hosts import normalize_allowed_hosts, widened
 from cardflow.store.db import Database
 from cardflow.store.keyring import Keyring, secrets_aad
 from cardflow.store.models import Connection, ConnectionToken, new_id, utcnow
@@ -39,6 +41,8 @@ class ConnectionView:
     created_at: datetime
     updated_at: datetime
     redirect_uri: str | None = None  # OAuth: register this with the provider
+    allowed_hosts: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,8 +50,10 @@ class ConnectionView:
             "name": self.name,
             "auth_type": self.auth_type,
             "config": self.config,
+            "allowed_hosts": list(self.allowed_hosts),
             "status": self.status,
             "last_error": self.last_error,
+            "warnings": list(self.warnings),
             "redirect_uri": self.redirect_uri,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
@@ -63,6 +69,12 @@ class LoadedConnection:
     version: int
     auth_type: str
     config: AuthConfig
+    allowed_hosts: tuple[str, ...] = ()
+
+
+def _kept(value: object) -> bool:
+    """A secret field's value in an update that means: keep the stored secret."""
+    return value is None or (isinstance(value, dict) and bool(value.get("set")))
 
 
 def _by_ref(ref: str, *columns: Any) -> Select[Any]:
@@ -73,6 +85,14 @@ def _by_ref(ref: str, *columns: Any) -> Select[Any]:
         .order_by((Connection.id == ref).desc())
         .limit(1)
     )
+
+
+def _origin(url: object) -> tuple[str, str, int | None] | None:
+    """Where a URL sends what goes to it: scheme, host and port (its path does not matter)."""
+    if not isinstance(url, str) or not url:
+        return None
+    parts = httpx.URL(url)
+    return parts.scheme, parts.host, parts.port
 
 
 def _auth_type(value: object) -> AuthType:
@@ -94,6 +114,13 @@ def _check_name(value: object) -> str:
     if _CONTROL.search(name):
         raise InvalidInput("name must not contain control characters.", field="name")
     return name
+
+
+def _allowed_hosts(value: object) -> list[str]:
+    try:
+        return normalize_allowed_hosts(value)
+    except ValueError as exc:
+        raise InvalidInput(f"allowed_hosts: {exc}.", field="allowed_hosts") from None
 
 
 def _config_dict(value: object) -> dict[str, Any]:
@@ -148,15 +175,22 @@ class ConnectionService:
             data = dict(row.config)
             data.update(self._secrets(session, row))
             config = auth_type.config.model_validate(data)
-            return LoadedConnection(row.id, row.name, row.version, row.auth_type, config)
+            return LoadedConnection(
+                row.id, row.name, row.version, row.auth_type, config, tuple(row.allowed_hosts)
+            )
 
     # -- writing -------------------------------------------------------------------------
 
-    def create(self, name: object, auth_type: object, config: object) -> ConnectionView:
+    def create(
+        self, name: object, auth_type: object, config: object, allowed_hosts: object = None
+    ) -> ConnectionView:
+        """A new connection. ``allowed_hosts`` lists where its credentials may be sent
+        (``api.example.com``, ``*.example.com``, with an optional ``:port``); empty: any."""
         checked_name = _check_name(name)
         kind = _auth_type(auth_type)
         model = validate(kind.config, _config_dict(config), "config")
         self._require_secrets(model)
+        hosts = _allowed_hosts(allowed_hosts)
         connection_id = new_id("con")
         try:
             with self._db.session() as session:
@@ -164,6 +198,7 @@ class ConnectionService:
                     id=connection_id,
                     name=checked_name,
                     auth_type=kind.name,
+                    allowed_hosts=hosts,
                     status="needs_authorization" if kind.name == "oauth" else "ready",
                 )
                 self._store_config(session, row, model)
@@ -181,8 +216,13 @@ class ConnectionService:
         name: object = None,
         auth_type: object = None,
         config: object = None,
+        allowed_hosts: object = None,
     ) -> ConnectionView:
-        """Change a connection; secrets left out (or sent back as {"set": true}) are kept."""
+        """Change a connection; secrets left out (or sent back as {"set": true}) are kept.
+
+        Sending a connection's secrets somewhere new — wider ``allowed_hosts``, another
+        token or authorize URL — needs its secrets entered again in the same change, so
+        that whoever may edit a connection cannot make it hand its secrets to them."""
         try:
             with self._db.session() as session:
                 row = self._find(session, ref)
@@ -190,21 +230,47 @@ class ConnectionService:
                     row.name = _check_name(name)
                 kind = AUTH_TYPES[row.auth_type]
                 new_kind = _auth_type(auth_type) if auth_type is not None else kind
+                patch = _config_dict(config) if config is not None else {}
+                entered = {
+                    key
+                    for key, value in patch.items()
+                    if key in new_kind.config.secret_fields and not _kept(value)
+                }
+                if allowed_hosts is not None:
+                    hosts = _allowed_hosts(allowed_hosts)
+                    wider = widened(row.allowed_hosts, hosts)
+                    if wider:
+                        self._require_reentry(
+                            session,
+                            row,
+                            entered,
+                            "widening allowed_hosts (to "
+                            + ", ".join("any host" if h == "*" else repr(h) for h in wider)
+                            + ")",
+                        )
+                    row.allowed_hosts = hosts
                 if config is not None or new_kind is not kind:
-                    patch = _config_dict(config)
                     if new_kind is kind:
                         data = dict(row.config)
                         data.update(self._secrets(session, row))
                     else:
                         data = {}
                     for key, value in patch.items():
-                        if key in new_kind.config.secret_fields and (
-                            value is None or (isinstance(value, dict) and value.get("set"))
-                        ):
+                        if key in new_kind.config.secret_fields and _kept(value):
                             continue  # keep the stored secret
                         data[key] = value
                     model = validate(new_kind.config, data, "config")
                     self._require_secrets(model)
+                    if new_kind is kind:
+                        moved = [
+                            f
+                            for f in kind.config.destination_fields
+                            if _origin(row.config.get(f)) != _origin(getattr(model, f))
+                        ]
+                        if moved:
+                            self._require_reentry(
+                                session, row, entered, f"changing {', '.join(moved)}"
+                            )
                     before = self._full_config(session, row) if new_kind is kind else None
                     row.auth_type = new_kind.name
                     self._store_config(session, row, model)
@@ -295,6 +361,18 @@ class ConnectionService:
             row.secrets_enc, row.secrets_key_id = None, None
 
     @staticmethod
+    def _require_reentry(session: Session, row: Connection, entered: set[str], why: str) -> None:
+        """Refuse ``why`` unless every secret the connection holds is given anew."""
+        missing = [name for name in row.secret_fields if name not in entered]
+        if missing:
+            raise InvalidInput(
+                f"config.{missing[0]}: {why} sends this connection's secrets somewhere new, so "
+                f"enter {'it' if len(missing) == 1 else 'them'} again in the same change "
+                f"({', '.join('config.' + m for m in missing)}).",
+                field=f"config.{missing[0]}",
+            )
+
+    @staticmethod
     def _require_secrets(model: AuthConfig) -> None:
         optional = {"password"}  # Basic auth may legitimately have an empty password
         for name in model.secret_fields:
@@ -309,8 +387,17 @@ class ConnectionService:
 
     def _view(self, row: Connection) -> ConnectionView:
         config: dict[str, Any] = dict(row.config)
-        for secret in AUTH_TYPES[row.auth_type].config.secret_fields:
+        secret_fields = AUTH_TYPES[row.auth_type].config.secret_fields
+        for secret in secret_fields:
             config[secret] = {"set": secret in row.secret_fields}
+        warnings = (
+            (
+                "allowed_hosts is empty: this connection's credentials go to any host a card "
+                "names. List the hosts of the service it is for.",
+            )
+            if secret_fields and not row.allowed_hosts
+            else ()
+        )
         return ConnectionView(
             id=row.id,
             name=row.name,
@@ -321,4 +408,6 @@ class ConnectionService:
             created_at=row.created_at,
             updated_at=row.updated_at,
             redirect_uri=self.redirect_uri if row.auth_type == "oauth" else None,
+            allowed_hosts=tuple(row.allowed_hosts),
+            warnings=warnings,
         )

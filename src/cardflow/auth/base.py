@@ -29,6 +29,9 @@ class AuthConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
     secret_fields: ClassVar[tuple[str, ...]] = ()
+    # Fields saying where the secrets are sent (a token URL): moving one to another
+    # scheme, host or port needs the secrets entered again, like widening allowed_hosts.
+    destination_fields: ClassVar[tuple[str, ...]] = ()
 
     def public(self) -> dict[str, Any]:
         return self.model_dump(exclude=set(self.secret_fields), mode="json")
@@ -51,8 +54,14 @@ class ConnectionAuth(httpx.Auth):
         a fast path that skips driving the generator. None means: use ``auth_flow``."""
         return None
 
+    def static_values(self) -> list[str]:
+        """Secrets fixed by the connection's config (passwords, keys, client secrets, in
+        every encoding this auth sends them in): they never change while it lives."""
+        return self.sensitive_values()
+
     def sensitive_values(self) -> list[str]:
-        """Strings this auth puts on the wire that must never be stored or shown."""
+        """Strings this auth puts on the wire that must never be stored or shown (the
+        static ones and, for token auths, the tokens it holds now)."""
         return []
 
     def auth_flow(self, request: RequestT) -> Generator[RequestT, IncomingResponse, None]:

@@ -3,9 +3,10 @@
 One refresh at a time per connection:
 - across asyncio tasks of a loop: an asyncio.Lock (waiters pile up there, cheaply);
 - across threads and loops of a process: a threading.Lock, taken without blocking the loop;
-- across processes: a lease row in the database, taken with a conditional UPDATE. The token
-  is re-read after the lease is won, and there is no unlocked fallback: a waiter that
-  cannot get the lease in time fails its card as retryable.
+- across processes: the store's refresh lock, which dies with the process holding it (a
+  PostgreSQL advisory lock, a file lock for SQLite), so a crash never leaves anyone
+  waiting. The token is re-read once the lock is won, and there is no unlocked fallback:
+  a waiter that cannot get the lock in time fails its card as retryable.
 A new token (and a rotated refresh token) is committed before anyone uses it.
 """
 
@@ -18,7 +19,8 @@ import threading
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 from cardflow.errors import NeedsAuthorization, TokenRejected, TokenRequestFailed
 from cardflow.oauth2.tokens import TokenResponse
@@ -40,16 +42,27 @@ class TokenSet:
         return self.refresh_at is None or now < self.refresh_at
 
 
+class Unanswered(Protocol):
+    """A refresh that started and never stored its answer (cardflow.store.tokens)."""
+
+    @property
+    def started_at(self) -> datetime: ...
+
+
 class TokenStore(Protocol):
     """Where tokens live between processes (see cardflow.store.tokens)."""
 
     def load(self, connection_id: str) -> tuple[TokenResponse, int] | None: ...
 
-    def try_lease(self, connection_id: str, owner: str, seconds: float) -> bool: ...
+    def try_refresh_lock(self, connection_id: str) -> Any | None: ...
+
+    def release_refresh_lock(self, lock: Any) -> None: ...
+
+    def begin_refresh(self, connection_id: str, owner: str) -> Unanswered | None: ...
+
+    def end_refresh(self, connection_id: str, owner: str) -> None: ...
 
     def save(self, connection_id: str, owner: str, token: TokenResponse) -> int: ...
-
-    def release(self, connection_id: str, owner: str) -> None: ...
 
     def mark_status(self, connection_id: str, status: str, message: str) -> None: ...
 
@@ -70,13 +83,15 @@ class TokenManager:
         store: TokenStore,
         *,
         skew: float,
-        lease_seconds: float,
+        refresh_timeout: float = 30.0,
+        describe_unanswered: Any = None,
     ) -> None:
         self.connection_id = connection_id
         self._grant = grant
         self._store = store
         self._skew = skew
-        self._lease_seconds = lease_seconds
+        self._refresh_timeout = refresh_timeout
+        self._describe_unanswered = describe_unanswered
         self._cached: TokenSet | None = None
         self._thread_lock = threading.Lock()
         self._loop_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
@@ -157,15 +172,15 @@ class TokenManager:
         return None if loaded is None else self._wrap(*loaded)
 
     async def _refresh_across_processes(self, stale: TokenSet | None) -> TokenSet:
-        deadline = time.monotonic() + self._lease_seconds * 1.5
+        # Waiting for another process's refresh: as long as a refresh may take, and a bit.
+        deadline = time.monotonic() + self._refresh_timeout * 1.5
         delay = 0.01
         while True:
             token = self._usable(await self._load(), stale)
             if token is not None:
                 return token  # another process refreshed it
-            if await asyncio.to_thread(
-                self._store.try_lease, self.connection_id, self._owner, self._lease_seconds
-            ):
+            lock = await self._try_lock()
+            if lock is not None:
                 break
             if time.monotonic() > deadline:
                 raise TokenRequestFailed(
@@ -173,32 +188,65 @@ class TokenManager:
                     "connection's token; try again."
                 )
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.25)
+            delay = min(delay * 2, 0.1)
         try:
             current = await self._load()
             token = self._usable(current, stale)
             if token is not None:
                 return token
-            try:
-                fresh = await asyncio.wait_for(
-                    self._grant.fetch(current.token if current else None),
-                    timeout=self._lease_seconds * 0.9,
-                )
-            except TimeoutError:
-                raise TokenRequestFailed("The token endpoint did not answer in time.") from None
-            except NeedsAuthorization as exc:
-                await asyncio.to_thread(
-                    self._store.mark_status, self.connection_id, "needs_authorization", exc.message
-                )
-                raise
-            except TokenRejected as exc:
-                await asyncio.to_thread(
-                    self._store.mark_status, self.connection_id, "error", exc.message
-                )
-                raise
-            generation = await asyncio.to_thread(
-                self._store.save, self.connection_id, self._owner, fresh
-            )
-            return self._wrap(fresh, generation)
+            return await self._fetch(current)
         finally:
-            await asyncio.to_thread(self._store.release, self.connection_id, self._owner)
+            self._store.release_refresh_lock(lock)
+
+    async def _try_lock(self) -> Any | None:
+        attempt = asyncio.ensure_future(
+            asyncio.to_thread(self._store.try_refresh_lock, self.connection_id)
+        )
+        try:
+            return await asyncio.shield(attempt)
+        except asyncio.CancelledError:
+            # The thread may still win the lock: give it back as soon as it does.
+            def give_back(done: asyncio.Future[Any]) -> None:
+                if not done.cancelled() and done.exception() is None and done.result():
+                    self._store.release_refresh_lock(done.result())
+
+            attempt.add_done_callback(give_back)
+            raise
+
+    async def _fetch(self, current: TokenSet | None) -> TokenSet:
+        """Ask the grant for a new token (holding the lock), and store it before use."""
+        store, owner = self._store, self._owner
+        unanswered = await asyncio.to_thread(store.begin_refresh, self.connection_id, owner)
+        try:
+            fresh = await asyncio.wait_for(
+                self._grant.fetch(current.token if current else None),
+                timeout=self._refresh_timeout,
+            )
+        except TimeoutError:
+            # The request may have reached the provider: the mark stays, to explain a
+            # refusal of the stored refresh token later.
+            raise TokenRequestFailed("The token endpoint did not answer in time.") from None
+        except NeedsAuthorization as exc:
+            if unanswered is not None and self._describe_unanswered is not None:
+                exc.message = f"{exc.message} {self._describe_unanswered(unanswered)}"
+                exc.args = (exc.message,)
+            await asyncio.to_thread(store.end_refresh, self.connection_id, owner)
+            await asyncio.to_thread(
+                store.mark_status, self.connection_id, "needs_authorization", exc.message
+            )
+            raise
+        except TokenRejected as exc:
+            await asyncio.to_thread(store.end_refresh, self.connection_id, owner)
+            await asyncio.to_thread(store.mark_status, self.connection_id, "error", exc.message)
+            raise
+        # Stored before anything uses it, and before the lock goes, whatever happens to
+        # this task meanwhile: a rotated refresh token must never be lost.
+        saving = asyncio.ensure_future(
+            asyncio.to_thread(store.save, self.connection_id, owner, fresh)
+        )
+        try:
+            generation = await asyncio.shield(saving)
+        except asyncio.CancelledError:
+            await asyncio.wait([saving])
+            raise
+        return self._wrap(fresh, generation)

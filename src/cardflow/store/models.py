@@ -81,6 +81,8 @@ class Connection(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     # Names of the secret fields that hold a value: what the API shows as {"set": true}.
     secret_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Hosts its credentials may be sent to (exact or *.domain, optional :port); empty: any.
+    allowed_hosts: Mapped[list[str]] = mapped_column(JSON, default=list)
     secrets_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     secrets_key_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[str] = mapped_column(String(32), default="ready")
@@ -107,8 +109,10 @@ class ConnectionToken(Base):
     expires_at: Mapped[datetime | None] = mapped_column(nullable=True)
     # Bumped on every write: readers use it to see that another process refreshed.
     generation: Mapped[int] = mapped_column(Integer, default=0)
-    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    lease_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Set (and committed) before a refresh request goes out, cleared when its answer is
+    # stored: still set later, it says a process stopped while its refresh was in flight.
+    refresh_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    refresh_started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     connection: Mapped[Connection] = relationship(back_populates="token")
@@ -167,12 +171,14 @@ class Run(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("run"))
     flow_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     trigger: Mapped[str] = mapped_column(String(32))  # card_test | manual | api_endpoint | ...
-    status: Mapped[str] = mapped_column(String(16))  # running | succeeded | failed
+    status: Mapped[str] = mapped_column(String(16))  # queued | running | succeeded | failed
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # The trigger's data, kept only when the flow's save_data is on (redacted).
     trigger_data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # Card executions past CARDFLOW_MAX_RECORDED_CARDS: counted, not recorded one by one.
+    cards_omitted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     cards: Mapped[list[RunCard]] = relationship(
         back_populates="run",
