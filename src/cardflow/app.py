@@ -7,62 +7,34 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from cardflow._portal import LoopThread
 from cardflow.api_tokens import ApiTokenService
-from cardflow.auth.base import ConnectionAuth
-from cardflow.auth.basic import BasicAuth, BasicConfig
-from cardflow.auth.client_credentials import BearerTokenAuth, ClientCredentialsConfig
-from cardflow.auth.custom import CustomHeaderAuth, CustomHeaderConfig
-from cardflow.auth.grants import ClientCredentialsGrant, RefreshTokenGrant
-from cardflow.auth.none import NoAuth
-from cardflow.auth.oauth import OAuthConfig
-from cardflow.auth.tokens import TokenGrant, TokenManager
-from cardflow.cards.base import CardContext, CardOptions, CardSpec, FlowControl
+from cardflow.cards.base import CardOptions
 from cardflow.cards.registry import get_card
-from cardflow.cards.runner import CardResult, run_card, validate_inputs
-from cardflow.connections import ConnectionService, LoadedConnection
-from cardflow.errors import ConnectionNotFound, InvalidInput
-from cardflow.flows.card_test import CardTestControl, card_test_scope, render_inputs
-from cardflow.flows.engine import FlowEngine
+from cardflow.cards.runner import CardResult, run_card
+from cardflow.connections import ConnectionService
+from cardflow.flows.card_test import run_card_test
+from cardflow.flows.engine import FlowEngine, RunLimits, StepExecutor
 from cardflow.flows.service import FlowService
 from cardflow.flows.trigger import manual_trigger
 from cardflow.net.policy import NetworkPolicy
 from cardflow.net.transport import HttpTransport
 from cardflow.oauth import AuthorizationService
-from cardflow.oauth2.tokens import ClientCredentials
 from cardflow.run_writer import RunWriter
 from cardflow.runs import RunService
+from cardflow.runtime import CardPreparer
 from cardflow.settings import Settings
 from cardflow.store.db import Database
+from cardflow.store.files import private_dir
 from cardflow.store.keyring import Keyring, load_master_key
 from cardflow.store.tokens import SqlTokenStore
 from cardflow.validation import validate
 from cardflow.web_sessions import WebSessionService
 
 log = logging.getLogger("cardflow")
-_DEFAULT_OPTIONS = CardOptions()
-
-
-@dataclass
-class PreparedCard:
-    spec: CardSpec
-    inputs: Any
-    ctx: CardContext
-    connection_id: str | None
-
-
-@dataclass
-class _Runtime:
-    id: str
-    version: int
-    auth: ConnectionAuth
-    tokens: TokenManager | None
-    checked_at: float
 
 
 class Cardflow:
@@ -70,6 +42,8 @@ class Cardflow:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
+        if self.settings.database_url is None or self.settings.master_key is None:
+            private_dir(self.settings.home)  # it holds the database or the key file
         self.db = Database(self.settings.resolved_database_url)
         self.db.upgrade()
         self.keyring = Keyring(load_master_key(self.settings, self.db), self.db)
@@ -78,6 +52,7 @@ class Cardflow:
         self.transport = HttpTransport(
             NetworkPolicy(self.settings.deny_networks, self.settings.allow_networks),
             max_response_bytes=self.settings.max_response_bytes,
+            own_origins=self.settings.own_origins,
         )
         self.connections = ConnectionService(
             self.db,
@@ -102,14 +77,17 @@ class Cardflow:
             self.connections,
             public_url=self.settings.public_url,
             cache_seconds=self.settings.config_cache_seconds,
+            max_flow_bytes=self.settings.max_flow_bytes,
+            max_nesting_depth=self.settings.max_nesting_depth,
         )
-        self.engine = FlowEngine(
-            self, self.run_writer, max_concurrent_runs=self.settings.max_concurrent_runs
+        self.preparer = CardPreparer(
+            self.settings, self.connections, self.transport, self.token_store
         )
+        limits = RunLimits.from_settings(self.settings)
+        self.executor = StepExecutor(self.preparer, limits)
+        self.engine = FlowEngine(self.executor, self.run_writer, limits)
         self.api_tokens = ApiTokenService(self.db)
         self.web_sessions = WebSessionService(self.db)
-        self._runtimes: dict[str, _Runtime] = {}
-        self._revalidating: set[str] = set()
         self._portal = LoopThread()
 
     # -- cards ---------------------------------------------------------------------------
@@ -122,8 +100,9 @@ class Cardflow:
         inputs: dict[str, Any] | None = None,
         options: dict[str, Any] | CardOptions | None = None,
     ) -> CardResult:
-        """Run a card once, without recording it (for library use and flows)."""
-        prepared = await self.prepare_card(get_card(card_id), connection, inputs, options)
+        """Run a card once, without recording it or redacting what it returns (for
+        library use, where the caller holds the keys anyway)."""
+        prepared = await self.preparer.prepare(get_card(card_id), connection, inputs, options)
         return await run_card(prepared.spec, prepared.inputs, prepared.ctx)
 
     async def test_card_async(
@@ -135,35 +114,30 @@ class Cardflow:
         options: dict[str, Any] | CardOptions | None = None,
         context: dict[str, Any] | None = None,
     ) -> CardResult:
-        """Test this card: run it and record the run in the run history.
+        """Test this card: run it, record the run in the run history, and return what it
+        gave with every secret it put on the wire blanked out.
 
         With ``context`` ({"trigger": …, "steps": {card id: outputs}}), ``{{ }}`` expressions
         in the inputs are evaluated against it, as in a run (the builder passes the outputs
         of the earlier cards' last tests)."""
-        spec = get_card(card_id)
-        scope = card_test_scope(context or {})
-        if context is not None:
-            inputs = render_inputs(spec, inputs or {}, scope)
-        control = CardTestControl(self._prepare_nested, scope)
-        prepared = await self.prepare_card(spec, connection, inputs, options, control)
+        if isinstance(options, CardOptions):
+            opts = options
+        else:
+            opts = validate(CardOptions, options or {}, "options")
         started_at = datetime.now(UTC)
-        result = await run_card(prepared.spec, prepared.inputs, prepared.ctx)
-        result.run_id = self.runs.record_card_test(
-            prepared.spec.id, prepared.connection_id, result, started_at
+        outcome = await run_card_test(
+            self.executor,
+            card_id,
+            connection=connection,
+            inputs=inputs,
+            options=opts,
+            context=context,
         )
-        result.answer = control.answer  # what a Return or Close would answer the caller
+        result = outcome.result
+        result.run_id = self.runs.record_card_test(
+            card_id, outcome.connection_id, result, started_at
+        )
         return result
-
-    async def _prepare_nested(
-        self,
-        spec: CardSpec,
-        connection: str | None,
-        inputs: dict[str, Any],
-        options: CardOptions,
-        control: CardTestControl,
-    ) -> tuple[Any, CardContext]:
-        prepared = await self.prepare_card(spec, connection, inputs, options, control)
-        return prepared.inputs, prepared.ctx
 
     def run_card(self, card_id: str, **kwargs: Any) -> CardResult:
         """Sync twin of :meth:`run_card_async`."""
@@ -173,127 +147,24 @@ class Cardflow:
         """Sync twin of :meth:`test_card_async`."""
         return self._portal.run(self.test_card_async(card_id, **kwargs))
 
-    async def prepare_card(
-        self,
-        spec: CardSpec,
-        connection: str | None,
-        inputs: dict[str, Any] | None,
-        options: dict[str, Any] | CardOptions | None,
-        flow: FlowControl | None = None,
-    ) -> PreparedCard:
-        """Validate a card's inputs and options and find its connection's auth."""
-        parsed = validate_inputs(spec, inputs)
-        if isinstance(options, CardOptions):
-            opts = options
-        elif not options:
-            opts = _DEFAULT_OPTIONS
-        else:
-            opts = validate(CardOptions, options, "options")
-        auth: ConnectionAuth | None = None
-        connection_id: str | None = None
-        if connection is not None:
-            if not spec.uses_connection:
-                raise InvalidInput(f"{spec.id} does not use a connection.", field="connection")
-            runtime = await self._runtime(connection)
-            auth, connection_id = runtime.auth, runtime.id
-        timeout = opts.timeout or self.settings.default_timeout
-        ctx = CardContext(self.transport, auth, opts, timeout, flow)
-        return PreparedCard(spec, parsed, ctx, connection_id)
-
     # -- flows ---------------------------------------------------------------------------
 
     async def run_flow_async(
-        self, ref: str, inputs: dict[str, Any] | None = None
+        self, ref: str, inputs: dict[str, Any] | None = None, *, hop: int = 0
     ) -> dict[str, Any]:
         """Run a flow now (manual trigger) and return the finished run."""
         snapshot = await asyncio.to_thread(self.flows.snapshot, ref)
-        run_id = await self.engine.run(snapshot, manual_trigger(inputs), trigger_type="manual")
+        run_id = await self.engine.run(
+            snapshot, manual_trigger(inputs), trigger_type="manual", hop=hop
+        )
         return await asyncio.to_thread(self.runs.get, run_id)
 
     def run_flow(self, ref: str, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
         """Sync twin of :meth:`run_flow_async`."""
         return self._portal.run(self.run_flow_async(ref, inputs))
 
-    # -- connection runtime (auth objects, cached) ------------------------------------------
-
-    async def _runtime(self, ref: str) -> _Runtime:
-        runtime = self._runtimes.get(ref)
-        now = time.monotonic()
-        if runtime is not None and now - runtime.checked_at < self.settings.config_cache_seconds:
-            return runtime
-        if runtime is not None and ref in self._revalidating:
-            return runtime  # another call is checking it; this one uses what is cached
-        self._revalidating.add(ref)
-        try:
-            return await self._load_runtime(ref, runtime, now)
-        finally:
-            self._revalidating.discard(ref)
-
-    async def _load_runtime(self, ref: str, runtime: _Runtime | None, now: float) -> _Runtime:
-        found = await asyncio.to_thread(self.connections.resolve, ref)
-        if found is None:
-            self._runtimes.pop(ref, None)
-            raise ConnectionNotFound(
-                f"There is no connection {ref!r} (give its id or its name).", field="connection"
-            )
-        connection_id, version = found
-        if runtime is not None and runtime.id == connection_id and runtime.version == version:
-            runtime.checked_at = now
-            return runtime
-        loaded = await asyncio.to_thread(self.connections.load, connection_id)
-        previous = runtime if runtime is not None and runtime.id == connection_id else None
-        runtime = self._build(loaded, previous)
-        self._runtimes[ref] = runtime
-        return runtime
-
-    def _build(self, loaded: LoadedConnection, previous: _Runtime | None) -> _Runtime:
-        config = loaded.config
-        tokens: TokenManager | None = None
-        auth: ConnectionAuth
-        if isinstance(config, BasicConfig):
-            auth = BasicAuth(config.username, config.password)
-        elif isinstance(config, CustomHeaderConfig):
-            auth = CustomHeaderAuth(config.header_name, config.header_value)
-        elif isinstance(config, ClientCredentialsConfig):
-            grant = ClientCredentialsGrant(
-                transport=self.transport,
-                token_url=config.token_url,
-                client=ClientCredentials(config.client_id, config.client_secret),
-                scope=config.scope,
-                auth_method=config.token_auth_method,
-                timeout=self.settings.default_timeout,
-            )
-            tokens = self._token_manager(loaded, grant)
-            auth = BearerTokenAuth(tokens, config.client_secret)
-        elif isinstance(config, OAuthConfig):
-            tokens = self._token_manager(
-                loaded,
-                RefreshTokenGrant(
-                    transport=self.transport,
-                    token_url=config.token_url,
-                    client=ClientCredentials(config.client_id, config.client_secret),
-                    auth_method=config.token_auth_method,
-                    timeout=self.settings.default_timeout,
-                ),
-            )
-            auth = BearerTokenAuth(tokens, config.client_secret)
-        else:
-            auth = NoAuth()
-        return _Runtime(loaded.id, loaded.version, auth, tokens, time.monotonic())
-
-    def _token_manager(self, loaded: LoadedConnection, grant: TokenGrant) -> TokenManager:
-        return TokenManager(
-            loaded.id,
-            grant,
-            self.token_store,
-            skew=self.settings.token_refresh_skew,
-            lease_seconds=self.settings.token_lease_seconds,
-        )
-
     def _forget(self, connection_id: str) -> None:
-        for ref, runtime in list(self._runtimes.items()):
-            if runtime.id == connection_id:
-                del self._runtimes[ref]
+        self.preparer.forget(connection_id)
 
     # -- lifecycle -------------------------------------------------------------------------
 

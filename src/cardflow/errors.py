@@ -9,7 +9,11 @@
     │   └── RunNotFound
     ├── Conflict
     │   └── ConnectionInUse
+    ├── PayloadTooLarge             a request body over CARDFLOW_MAX_REQUEST_BYTES
+    ├── InvalidBody                 a request body that cannot be read (too deep, not JSON)
     ├── Unauthorized                missing or wrong API token, session or login link
+    ├── LoopDetected                flows calling cardflow's own URLs nested too deep
+    ├── Busy                        too many runs waiting: try again after Retry-After
     ├── Forbidden                   a web session's request without its CSRF token
     └── CardFailed                  a card ran and failed
         ├── UpstreamStatusError     non-2xx answer
@@ -18,12 +22,16 @@
         ├── ResponseTooLarge
         ├── TooManyRedirects
         ├── NetworkDenied           outbound policy refused the address
+        ├── HostNotAllowed          the connection's allowed_hosts exclude the host
         ├── InvalidResponse         e.g. a JSON content type with a body that is not JSON
         ├── TokenRequestFailed      token endpoint unreachable, 5xx, bad answer (retryable)
         ├── TokenRejected           the token endpoint said no (invalid_client, …)
         └── NeedsAuthorization      the grant is gone; the user must re-authorize
 
 HTTP and database library errors are translated into these at the boundary.
+
+``RunAborted`` stands apart: a run went over one of its limits (cards executed, wall
+time) and stops whatever its cards' ``on_error`` says, so no card may catch it.
 """
 
 from __future__ import annotations
@@ -83,6 +91,32 @@ class Conflict(CardflowError):
 
 class ConnectionInUse(Conflict):
     type = "connection_in_use"
+
+
+class PayloadTooLarge(InvalidInput):
+    type = "payload_too_large"
+    http_status = 413
+
+
+class InvalidBody(InvalidInput):
+    type = "invalid_body"
+    http_status = 400
+
+
+class LoopDetected(CardflowError):
+    type = "loop_detected"
+    http_status = 508
+
+
+class Busy(CardflowError):
+    """Too much work is waiting; ``retry_after`` says when to try again (seconds)."""
+
+    type = "busy"
+    http_status = 503
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Unauthorized(CardflowError):
@@ -159,6 +193,10 @@ class NetworkDenied(CardFailed):
     type = "network_denied"
 
 
+class HostNotAllowed(CardFailed):
+    type = "host_not_allowed"
+
+
 class InvalidResponse(CardFailed):
     type = "invalid_response"
 
@@ -176,3 +214,11 @@ class TokenRejected(CardFailed):
     """The token endpoint refused the request (``invalid_client``, ``invalid_scope``, …)."""
 
     type = "token_rejected"
+
+
+class RunAborted(Exception):
+    """A run went over a run-wide limit: it ends failed, whatever its cards say."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error = {"type": error_type, "message": message}

@@ -8,9 +8,11 @@ submitted so far is in the database (readers call it first).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -47,6 +49,7 @@ class RunRecord:
     error: dict[str, Any] | None = None
     trigger_data: dict[str, Any] | None = None
     cards: list[CardRecord] = field(default_factory=list)
+    cards_omitted: int = 0
 
     def snapshot(self) -> RunRecord:
         return RunRecord(
@@ -59,7 +62,39 @@ class RunRecord:
             self.error,
             self.trigger_data,
             [replace(card) for card in self.cards],
+            self.cards_omitted,
         )
+
+    def stripped(self, reason: str) -> RunRecord:
+        """The record without any data of its cards (when it could not be stored whole)."""
+        note = {"type": "not_stored", "message": reason}
+        return RunRecord(
+            self.id,
+            self.flow_id,
+            self.trigger,
+            self.status,
+            self.started_at,
+            self.ended_at,
+            self.error
+            if self.error is None
+            else {**note, "run_error_type": self.error.get("type")},
+            None,
+            [
+                replace(card, inputs=None, outputs=None, error=note if card.error else None)
+                for card in self.cards
+            ],
+            self.cards_omitted,
+        )
+
+
+class _Callback:
+    """A flush waiter that calls back instead of being waited on."""
+
+    def __init__(self, callback: Callable[[], Any]) -> None:
+        self.set = callback
+
+
+_Waiter = threading.Event | _Callback
 
 
 class RunWriter:
@@ -67,7 +102,7 @@ class RunWriter:
         self._db = db
         self._interval = interval
         self._batch = batch
-        self._queue: queue.SimpleQueue[RunRecord | threading.Event | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[RunRecord | _Waiter | None] = queue.SimpleQueue()
         self._written: dict[str, int] = {}  # run id -> card rows written
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -83,6 +118,20 @@ class RunWriter:
         done = threading.Event()
         self._queue.put(done)
         done.wait(timeout)
+
+    async def flush_async(self) -> None:
+        """Wait, without blocking the event loop, until everything submitted is written."""
+        if self._thread is None:
+            return
+        loop = asyncio.get_running_loop()
+        written: asyncio.Future[None] = loop.create_future()
+
+        def done() -> None:
+            if not written.done():
+                written.set_result(None)
+
+        self._queue.put(_Callback(lambda: loop.call_soon_threadsafe(done)))
+        await written
 
     def close(self) -> None:
         if self._thread is not None:
@@ -103,12 +152,12 @@ class RunWriter:
         while True:
             item = self._queue.get()
             pending: dict[str, RunRecord] = {}
-            waiters: list[threading.Event] = []
+            waiters: list[_Waiter] = []
             stop = False
             while True:
                 if item is None:
                     stop = True
-                elif isinstance(item, threading.Event):
+                elif isinstance(item, threading.Event | _Callback):
                     waiters.append(item)
                 else:
                     pending[item.id] = item
@@ -119,14 +168,37 @@ class RunWriter:
                 except queue.Empty:
                     break
             if pending:
-                try:
-                    self._write(list(pending.values()))
-                except Exception:
-                    log.exception("writing %d run records failed", len(pending))
+                self._write_safely(list(pending.values()))
             for waiter in waiters:
                 waiter.set()
             if stop:
                 return
+
+    def _write_safely(self, records: list[RunRecord]) -> None:
+        """Write a batch; when it fails, each record alone, and a record that still fails
+        without its cards' data, so a run is never lost for what one of its cards held."""
+        try:
+            self._write(records)
+            return
+        except Exception:
+            if len(records) == 1:
+                log.warning("writing run %s failed; storing it without card data", records[0].id)
+            else:
+                log.warning("writing %d run records failed; writing them one by one", len(records))
+        for record in records:
+            try:
+                self._write([record])
+            except Exception as exc:
+                try:
+                    self._write(
+                        [
+                            record.stripped(
+                                f"the run record could not be stored ({type(exc).__name__})"
+                            )
+                        ]
+                    )
+                except Exception:
+                    log.exception("writing run %s failed", record.id)
 
     def _write(self, records: list[RunRecord]) -> None:
         new_runs: list[dict[str, Any]] = []
@@ -138,6 +210,7 @@ class RunWriter:
                     "ended_at": record.ended_at,
                     "error": record.error,
                     "trigger_data": record.trigger_data,
+                    "cards_omitted": record.cards_omitted,
                 }
                 already = self._written.get(record.id)
                 if already is None:

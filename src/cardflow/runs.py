@@ -15,6 +15,8 @@ from cardflow.run_writer import CardRecord, RunRecord, RunWriter
 from cardflow.store.db import Database
 from cardflow.store.models import Run, new_id
 
+INTERRUPTED = {"type": "interrupted", "message": "cardflow stopped while this run was going."}
+
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
@@ -30,6 +32,7 @@ def run_to_dict(run: Run) -> dict[str, Any]:
         "ended_at": _iso(run.ended_at),
         "error": run.error,
         "trigger_data": run.trigger_data,
+        "cards_omitted": run.cards_omitted,
         "cards": [
             {
                 "id": card.card_key,
@@ -53,20 +56,14 @@ class RunService:
     writer: RunWriter
 
     def fail_stale(self) -> int:
-        """Runs left `running` by a process that stopped: mark them failed (at start)."""
+        """Runs left `queued` or `running` by a process that stopped: mark them failed
+        (at start)."""
         self.writer.flush()
         with self.db.session() as session:
             result = session.execute(
                 update(Run)
-                .where(Run.status == "running")
-                .values(
-                    status="failed",
-                    ended_at=datetime.now(UTC),
-                    error={
-                        "type": "interrupted",
-                        "message": "cardflow stopped while this run was going.",
-                    },
-                )
+                .where(Run.status.in_(("queued", "running")))
+                .values(status="failed", ended_at=datetime.now(UTC), error=INTERRUPTED)
             )
             return int(result.rowcount)  # type: ignore[attr-defined]
 

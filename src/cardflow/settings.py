@@ -5,13 +5,21 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 from typing import Annotated, Self
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
-DEFAULT_DENY_NETWORKS = "169.254.0.0/16,fe80::/10"
+# Cloud metadata and link-local ranges, and the unspecified addresses (which reach this
+# host): 169.254.169.254 (AWS, GCP, Azure, Oracle, DigitalOcean), fd00:ec2::254 (AWS
+# IPv6), 100.100.100.200 (Alibaba), 168.63.129.16 (Azure WireServer).
+DEFAULT_DENY_NETWORKS = (
+    "169.254.0.0/16,fe80::/10,fd00:ec2::254/128,100.100.100.200/32,168.63.129.16/32,"
+    "0.0.0.0/32,::/128"
+)
 
 
 def parse_networks(value: str | list[str] | tuple[IPNetwork, ...]) -> tuple[IPNetwork, ...]:
@@ -64,8 +72,11 @@ class Settings(BaseSettings):
     token_refresh_skew: float = Field(
         default=30.0, ge=0, description="Refresh access tokens this many seconds before expiry."
     )
-    token_lease_seconds: float = Field(
-        default=60.0, gt=0, description="How long one process may hold a token-refresh lease."
+    token_refresh_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest a token refresh may take; a call waiting for another process's "
+        "refresh of the same connection waits about this long too.",
     )
     config_cache_seconds: float = Field(
         default=2.0, ge=0, description="How long a process trusts its cached connection config."
@@ -83,6 +94,85 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="Seconds running flows get to finish on shutdown."
     )
     log_level: str = Field(default="INFO", description="Python logging level name.")
+
+    # -- limits: every size, count and duration a caller or a flow author controls --------
+    max_request_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        gt=0,
+        description="Largest request body cardflow reads (REST API, web app, /invoke): "
+        "counted while it streams in, before authentication; larger gets 413.",
+    )
+    max_nesting_depth: int = Field(
+        default=64,
+        ge=8,
+        le=500,
+        description="Deepest nesting of lists and objects accepted in JSON, YAML and XML "
+        "(request bodies, flow files, upstream answers, parsed text).",
+    )
+    max_flow_bytes: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        description="Largest flow document (as JSON; YAML aliases count each time used).",
+    )
+    max_for_each_items: int = Field(
+        default=10_000,
+        gt=0,
+        description="Most items a For Each card loops over (a card may set a lower max_items).",
+    )
+    max_cards_per_run: int = Field(
+        default=50_000,
+        gt=0,
+        description="Most card executions in one run, nested cards and loop iterations counted.",
+    )
+    max_run_seconds: float = Field(
+        default=3600.0, gt=0, description="Longest a run may take; it then fails."
+    )
+    max_recorded_cards: int = Field(
+        default=1000,
+        gt=0,
+        description="Card executions recorded one by one per run; beyond, they are counted.",
+    )
+    max_saved_data_bytes: int = Field(
+        default=256 * 1024,
+        gt=0,
+        description="With save_data: the most of one card's inputs or outputs kept (as JSON); "
+        "larger values are kept as a truncated preview.",
+    )
+    expression_timeout: float = Field(
+        default=2.0, gt=0, le=60, description="Longest one {{ }} expression may evaluate."
+    )
+    max_expression_bytes: int = Field(
+        default=1024 * 1024,
+        gt=0,
+        description="Largest text or value an expression may build (to_string, join, "
+        "text interpolation and the like).",
+    )
+    max_runs_per_flow: int = Field(
+        default=16,
+        ge=1,
+        description="Runs of one flow executing at once in this process; more wait.",
+    )
+    max_queued_runs: int = Field(
+        default=1000,
+        ge=0,
+        description="Runs waiting for a slot in this process; beyond, /invoke answers 503.",
+    )
+    max_queued_runs_per_flow: int = Field(
+        default=100,
+        ge=0,
+        description="Runs of one flow waiting for a slot; beyond, /invoke answers 503.",
+    )
+    max_queued_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=0,
+        description="Request bodies held by waiting runs, together; beyond, /invoke answers 503.",
+    )
+    max_flow_depth: int = Field(
+        default=8,
+        ge=1,
+        description="Flows calling cardflow's own /invoke URLs: how deep such calls may "
+        "nest before cardflow answers 508 (Loop Detected).",
+    )
 
     @field_validator("deny_networks", "allow_networks", mode="before")
     @classmethod
@@ -109,6 +199,21 @@ class Settings(BaseSettings):
     @property
     def key_file(self) -> Path:
         return self.home / "master.key"
+
+    @property
+    def own_origins(self) -> frozenset[tuple[str, int]]:
+        """(host, port) pairs that reach this cardflow: its public URL and the address
+        it binds (a loopback or wildcard bind is also reached as localhost and loopback)."""
+        origins: set[tuple[str, int]] = set()
+        public = urlsplit(self.public_url)
+        if public.hostname:
+            origins.add((public.hostname, public.port or _DEFAULT_PORTS.get(public.scheme, 80)))
+        local = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::", ""}  # noqa: S104
+        hosts = {self.host}
+        if self.host in local or self.host.startswith("127."):
+            hosts |= local - {""}
+        origins.update((host, self.port) for host in hosts)
+        return frozenset(origins)
 
 
 def http_url(host: str, port: int) -> str:

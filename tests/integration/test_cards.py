@@ -33,8 +33,11 @@ def test_basic_connection_sends_basic_header(cf: Cardflow, upstream: Upstream) -
         "api_connector.get", connection=name, inputs={"url": f"{upstream.url}/echo"}
     )
     assert result.ok, result.error
-    sent = header_on_wire(result.outputs["body"], "authorization")  # type: ignore[index]
+    sent = header_on_wire(upstream.requests[-1], "authorization")  # type: ignore[arg-type]
     assert sent == ["Basic " + base64.b64encode("alice:pw-ü".encode()).decode()]
+    # the upstream echoed the header: what the test answers has it blanked
+    echoed = header_on_wire(result.outputs["body"], "authorization")  # type: ignore[index]
+    assert echoed == ["Basic [redacted]"]
     assert result.run_id is not None
     assert cf.runs.get(result.run_id)["cards"][0]["status_code"] == 200
 
@@ -46,7 +49,8 @@ def test_custom_header_name_is_sent_exactly_as_typed(cf: Cardflow, upstream: Ups
         "api_connector.get", connection=name, inputs={"url": f"{upstream.url}/echo"}
     )
     assert result.ok, result.error
-    assert ("api_key", "k-123") in wire_headers(result.outputs["body"])  # type: ignore[index]
+    assert ("api_key", "k-123") in wire_headers(upstream.requests[-1])  # type: ignore[arg-type]
+    assert ("api_key", "[redacted]") in wire_headers(result.outputs["body"])  # type: ignore[index]
 
 
 def test_none_connection_and_no_connection_add_nothing(cf: Cardflow, upstream: Upstream) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -13,7 +14,9 @@ from cardflow.auth.client_credentials import BearerTokenAuth
 from cardflow.auth.custom import CustomHeaderAuth
 from cardflow.auth.none import NoAuth
 from cardflow.auth.tokens import TokenManager
+from cardflow.errors import NeedsAuthorization
 from cardflow.oauth2.tokens import TokenResponse
+from cardflow.store.tokens import UnansweredRefresh, describe_unanswered
 
 
 def test_basic_adds_header_once() -> None:
@@ -53,33 +56,49 @@ class FakeGrant:
 class MemoryTokenStore:
     def __init__(self) -> None:
         self.token: tuple[TokenResponse, int] | None = None
-        self.lease: str | None = None
+        self.locked = False  # held by "another process" when set by a test
+        self.mark: tuple[str, datetime] | None = None
         self.statuses: list[tuple[str, str]] = []
 
     def load(self, connection_id: str) -> tuple[TokenResponse, int] | None:
         return self.token
 
-    def try_lease(self, connection_id: str, owner: str, seconds: float) -> bool:
-        if self.lease in (None, owner):
-            self.lease = owner
-            return True
-        return False
+    def try_refresh_lock(self, connection_id: str) -> object | None:
+        if self.locked:
+            return None
+        self.locked = True
+        return object()
+
+    def release_refresh_lock(self, lock: object) -> None:
+        self.locked = False
+
+    def begin_refresh(self, connection_id: str, owner: str) -> UnansweredRefresh | None:
+        previous = UnansweredRefresh(*self.mark) if self.mark else None
+        self.mark = (owner, datetime.now(UTC))
+        return previous
+
+    def end_refresh(self, connection_id: str, owner: str) -> None:
+        self.mark = None
 
     def save(self, connection_id: str, owner: str, token: TokenResponse) -> int:
         generation = (self.token[1] if self.token else 0) + 1
         self.token = (token, generation)
+        self.mark = None
         return generation
-
-    def release(self, connection_id: str, owner: str) -> None:
-        if self.lease == owner:
-            self.lease = None
 
     def mark_status(self, connection_id: str, status: str, message: str) -> None:
         self.statuses.append((status, message))
 
 
-def _manager(grant: FakeGrant, store: MemoryTokenStore) -> TokenManager:
-    return TokenManager("con_x", grant, store, skew=30, lease_seconds=5)
+def _manager(grant: FakeGrant, store: MemoryTokenStore, timeout: float = 5) -> TokenManager:
+    return TokenManager(
+        "con_x",
+        grant,
+        store,
+        skew=30,
+        refresh_timeout=timeout,
+        describe_unanswered=describe_unanswered,
+    )
 
 
 async def test_bearer_refreshes_once_on_401_and_retries() -> None:
@@ -121,15 +140,40 @@ async def test_token_from_another_process_is_used_without_fetching() -> None:
     assert grant.calls == 0
 
 
-async def test_waiter_never_fetches_without_the_lease() -> None:
+async def test_waiter_never_fetches_without_the_lock() -> None:
     grant, store = FakeGrant(), MemoryTokenStore()
-    store.lease = "another-process"
-    manager = TokenManager("con_x", grant, store, skew=30, lease_seconds=0.2)
+    store.locked = True  # another process is refreshing
+    manager = _manager(grant, store, timeout=0.2)
     from cardflow.errors import TokenRequestFailed
 
     with pytest.raises(TokenRequestFailed):
         await manager.get()
     assert grant.calls == 0  # no unlocked fallback
+
+
+class RefusingGrant:
+    async def fetch(self, current: TokenResponse | None) -> TokenResponse:
+        raise NeedsAuthorization("The provider refused the grant (invalid_grant).")
+
+
+async def test_refusal_after_an_unanswered_refresh_says_what_happened() -> None:
+    store = MemoryTokenStore()
+    store.mark = ("4242-deadbeef", datetime(2026, 11, 29, 10, 0, tzinfo=UTC))
+    with pytest.raises(NeedsAuthorization) as info:
+        await _manager(RefusingGrant(), store).get()  # type: ignore[arg-type]
+    message = info.value.message
+    assert "invalid_grant" in message
+    assert "started at 2026-11-29 10:00:00 UTC never stored its answer" in message
+    assert "the provider rotated the refresh token but the answer was lost" in message
+    assert store.statuses == [("needs_authorization", message)]
+    assert store.mark is None and not store.locked
+
+
+async def test_refusal_without_an_unanswered_refresh_says_only_that() -> None:
+    store = MemoryTokenStore()
+    with pytest.raises(NeedsAuthorization) as info:
+        await _manager(RefusingGrant(), store).get()  # type: ignore[arg-type]
+    assert "answer was lost" not in info.value.message
 
 
 def test_threads_share_one_refresh() -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from cardflow.cards import data
-from cardflow.cards.base import CardContext, CardOptions, CardSpec
+from cardflow.cards.base import DEFAULT_LIMITS, CardContext, CardOptions, CardSpec
 from cardflow.cards.runner import CardResult, run_card, validate_inputs
 from cardflow.errors import InvalidInput
 from cardflow.net.policy import NetworkPolicy
@@ -134,7 +134,7 @@ async def test_json_parse_refuses_nan_and_infinity(text: str) -> None:
 async def test_json_parse_refuses_deep_nesting_and_huge_text() -> None:
     deep = await error("json.parse", {"text": "[" * 100_000 + "]" * 100_000})
     assert deep["field"] == "inputs.text"
-    assert "nested too deeply" in deep["message"]
+    assert "nests deeper than 64 levels (CARDFLOW_MAX_NESTING_DEPTH)" in deep["message"]
     huge = await error("json.parse", {"text": " " * (data.MAX_TEXT_BYTES + 1)})
     assert huge["field"] == "inputs.text"
     assert "10 MiB" in huge["message"]
@@ -300,11 +300,12 @@ async def test_malformed_xml_is_invalid_input(text: str, words: str) -> None:
 
 
 async def test_xml_too_deep_or_too_big_is_refused() -> None:
-    depth = data.MAX_XML_DEPTH + 1
+    most = DEFAULT_LIMITS.max_nesting_depth
+    depth = most + 1
     deep = await error("xml.parse", {"text": "<a>" * depth + "</a>" * depth})
     assert deep["field"] == "inputs.text"
-    assert f"more than {data.MAX_XML_DEPTH} levels" in deep["message"]
-    fine = data.MAX_XML_DEPTH
+    assert f"more than {most} levels deep (CARDFLOW_MAX_NESTING_DEPTH)" in deep["message"]
+    fine = most
     assert await xml("<a>" * fine + "</a>" * fine)
     big = await error("xml.parse", {"text": "<a>" + "é" * (data.MAX_TEXT_BYTES // 2) + "</a>"})
     assert big["field"] == "inputs.text"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from cardflow.flows.expressions import ExpressionError, parse_template, render, step_references
-from cardflow.flows.redact import REDACTED, Redactor
+from cardflow.redaction import REDACTED, SecretSet
 
 SCOPE = {
     "trigger": {"body": {"n": 3, "tags": ["a"], "none": None, "ok": True}},
@@ -52,7 +52,10 @@ def test_step_references() -> None:
 
 
 def test_redactor_by_key_header_and_value() -> None:
-    redact = Redactor(["s3cret-value"], ["X-Api-Key"]).learn({"body": {"password": "hunter22"}})
+    secrets = SecretSet(["s3cret-value"])
+    secrets.add_header_names(["X-Api-Key"])
+    secrets.learn({"body": {"password": "hunter22"}})
+    redact = secrets.stored()
     data = {
         "headers": {"authorization": "Basic x", "x-api-key": "k", "accept": "json"},
         "pairs": [["Set-Cookie", "sid=1"], ["Accept", "*/*"]],

@@ -14,11 +14,14 @@ from multidict import CIMultiDict
 from pydantic import AfterValidator, Field, field_validator
 from yarl import URL
 
+from cardflow import jsondata
 from cardflow.cards.base import CardContext, CardInputs, CardOutcome, CardSpec
 from cardflow.errors import InvalidInput, InvalidResponse, UpstreamStatusError
+from cardflow.jsondata import LARGE, TooDeep, clean_text, exceeds
 from cardflow.net.headers import check_header_name, check_header_value
 from cardflow.net.transport import InboundResponse, OutboundRequest, header_dict
 from cardflow.net.urls import parse_http_url
+from cardflow.redaction import LOG_SECRETS, forms_of
 
 HeaderName = Annotated[str, AfterValidator(check_header_name)]
 HeaderValue = Annotated[str, AfterValidator(check_header_value)]
@@ -26,6 +29,7 @@ Scalar = str | int | float | bool | None
 QueryValue = Scalar | list[Scalar]
 _METHOD = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _EXCERPT = 1000
+MAX_BODY_BYTES = 10 * 1024 * 1024  # a JSON request body a card builds
 
 
 class RequestInputs(CardInputs):
@@ -53,10 +57,13 @@ class BodyInputs(RequestInputs):
     @classmethod
     def _body(cls, value: Any) -> Any:
         if value is not None and not isinstance(value, str):
-            try:
-                json.dumps(value, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"the body cannot be encoded as JSON ({exc})") from None
+            if exceeds(value, MAX_BODY_BYTES):
+                raise ValueError(f"the body is larger than {MAX_BODY_BYTES // 2**20} MiB as JSON")
+            if not exceeds(value, LARGE):  # a large body is checked as it is encoded
+                try:
+                    json.dumps(value, allow_nan=False)
+                except (TypeError, ValueError, RecursionError) as exc:
+                    raise ValueError(f"the body cannot be encoded as JSON ({exc})") from None
         return value
 
 
@@ -86,14 +93,14 @@ def build_url(url: str, query: dict[str, QueryValue]) -> URL:
     return base.extend_query(pairs)
 
 
-def encode_json_body(body: Any) -> bytes | None:
+async def encode_json_body(body: Any) -> bytes | None:
     if body is None:
         return None
     if isinstance(body, str):
-        return body.encode("utf-8")
+        return body.encode("utf-8", "replace")
     try:
-        return json.dumps(body, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except (TypeError, ValueError) as exc:
+        return (await jsondata.dumps_async(body, compact=False)).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInput(
             f"The body cannot be encoded as JSON: {exc}.", field="inputs.body"
         ) from None
@@ -116,20 +123,31 @@ def is_json(mime: str) -> bool:
 
 def decode_text(body: bytes, charset: str | None) -> str:
     try:
-        return body.decode(charset or "utf-8", errors="replace")
+        text = body.decode(charset or "utf-8", errors="replace")
     except LookupError:
-        return body.decode("utf-8", errors="replace")
+        text = body.decode("utf-8", errors="replace")
+    return clean_text(text)  # a UTF-16 answer may hold lone surrogates
 
 
-def parse_body(response: InboundResponse, *, strict: bool) -> Any:
+async def parse_body(response: InboundResponse, *, strict: bool, max_depth: int) -> Any:
     """JSON when the content type says JSON, else text; empty is None."""
     if not response.body:
         return None
     mime, charset = media_type(response.headers.get("Content-Type", ""))
     if is_json(mime):
         try:
-            return json.loads(response.body.decode(charset or "utf-8"))
-        except (ValueError, LookupError) as exc:
+            return await jsondata.loads_async(
+                decode_text(response.body, charset), max_depth=max_depth
+            )
+        except TooDeep:
+            raise InvalidResponse(
+                f"The response's JSON nests deeper than {max_depth} levels "
+                "(CARDFLOW_MAX_NESTING_DEPTH).",
+                status_code=response.status_code,
+                headers=header_dict(response.headers),
+                body_excerpt=decode_text(response.body[:_EXCERPT], charset),
+            ) from None
+        except ValueError as exc:
             if strict:
                 raise InvalidResponse(
                     f"The response says Content-Type {mime} but its body is not valid JSON "
@@ -181,8 +199,11 @@ async def _send_authenticated(ctx: CardContext, request: OutboundRequest) -> Inb
     transport = ctx.transport
     auth = ctx.auth
     if auth is None:
-        return await transport.send(request, timeout=ctx.timeout)
+        return await transport.send(request, timeout=ctx.timeout, hop=ctx.hop)
     strip = auth.added_headers
+    allowed = ctx.allowed_hosts
+    if allowed is not None:
+        allowed.check(request.url)  # before the auth flow may even fetch a token
     static = auth.static_headers()
     if static is not None:
         # The same as driving the auth flow, for auths that never retry (Basic, Custom
@@ -190,15 +211,40 @@ async def _send_authenticated(ctx: CardContext, request: OutboundRequest) -> Inb
         for name, value in static.items():
             request.headers.popall(name, None)
             request.headers[name] = value
-        return await transport.send(request, timeout=ctx.timeout, strip_on_cross_origin=strip)
+        return await transport.send(
+            request,
+            timeout=ctx.timeout,
+            strip_on_cross_origin=strip,
+            allowed_hosts=allowed,
+            hop=ctx.hop,
+        )
     flow = auth.async_auth_flow(request)
     outgoing = await flow.__anext__()
     while True:
-        response = await transport.send(outgoing, timeout=ctx.timeout, strip_on_cross_origin=strip)
+        _note_secrets(ctx, outgoing, strip)
+        response = await transport.send(
+            outgoing,
+            timeout=ctx.timeout,
+            strip_on_cross_origin=strip,
+            allowed_hosts=allowed,
+            hop=ctx.hop,
+        )
         try:
             outgoing = await flow.asend(response)
         except StopAsyncIteration:
             return response
+
+
+def _note_secrets(ctx: CardContext, request: OutboundRequest, names: frozenset[str]) -> None:
+    """What the auth put in its headers (a token fetched just now) is a secret of the run."""
+    secrets = ctx.secrets
+    for name in names:
+        value = request.headers.get(name)
+        if value:
+            _scheme, _, credentials = value.partition(" ")
+            if secrets is not None:
+                secrets.add(value, credentials)
+            LOG_SECRETS.register(forms_of((value, credentials)))
 
 
 def _outcome(response: InboundResponse, body: Any) -> CardOutcome:
@@ -224,20 +270,21 @@ def _excerpt(response: InboundResponse) -> str:
 
 def _json_card(method: str) -> Any:
     async def run(ctx: CardContext, inputs: RequestInputs) -> CardOutcome:
-        body = encode_json_body(inputs.body) if isinstance(inputs, BodyInputs) else None
+        body = await encode_json_body(inputs.body) if isinstance(inputs, BodyInputs) else None
         headers = CIMultiDict(inputs.headers)
         if body is not None and "Content-Type" not in headers:
             headers["Content-Type"] = "application/json"
         request = OutboundRequest(method, build_url(inputs.url, inputs.query), headers, body)
         response = await send(ctx, request)
         ok = 200 <= response.status_code < 300
-        return _outcome(response, parse_body(response, strict=ok))
+        body = await parse_body(response, strict=ok, max_depth=ctx.limits.max_nesting_depth)
+        return _outcome(response, body)
 
     return run
 
 
 async def _raw(ctx: CardContext, inputs: RawInputs) -> CardOutcome:
-    body = inputs.body.encode("utf-8") if inputs.body is not None else None
+    body = inputs.body.encode("utf-8", "replace") if inputs.body is not None else None
     request = OutboundRequest(
         inputs.method, build_url(inputs.url, inputs.query), CIMultiDict(inputs.headers), body
     )

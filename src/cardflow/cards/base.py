@@ -10,7 +10,9 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from cardflow.auth.base import ConnectionAuth
+from cardflow.net.hosts import AllowedHosts
 from cardflow.net.transport import HttpTransport
+from cardflow.redaction import SecretSet
 
 
 def as_text(value: Any) -> str:
@@ -67,6 +69,19 @@ class FlowControl(Protocol):
         """Run nested cards; returns their outputs by card id, raises CardFailed."""
 
 
+@dataclass(frozen=True)
+class CardLimits:
+    """Limits a card enforces on what it is given (from CARDFLOW_* settings)."""
+
+    max_nesting_depth: int = 64
+    max_for_each_items: int = 10_000
+    max_expression_bytes: int = 1024 * 1024
+    expression_timeout: float = 2.0
+
+
+DEFAULT_LIMITS = CardLimits()
+
+
 @dataclass
 class CardContext:
     transport: HttpTransport
@@ -74,6 +89,14 @@ class CardContext:
     options: CardOptions
     timeout: float
     flow: FlowControl | None = None
+    # Where the connection's credentials may go (None: anywhere).
+    allowed_hosts: AllowedHosts | None = None
+    # Every secret the work this card belongs to put on the wire (auth headers are added
+    # as they are sent, so a token refreshed mid-run is known too).
+    secrets: SecretSet | None = None
+    limits: CardLimits = DEFAULT_LIMITS
+    # How deep this run sits in a chain of flows calling cardflow's own /invoke URLs.
+    hop: int = 0
 
 
 @dataclass

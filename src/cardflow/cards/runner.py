@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cardflow.cards.base import CardContext, CardInputs, CardSpec
-from cardflow.errors import CardFailed, CardflowError
+from cardflow.errors import CardFailed, CardflowError, RunAborted
 from cardflow.validation import validate
 
 log = logging.getLogger("cardflow.cards")
@@ -33,9 +33,8 @@ class CardResult:
             "error": self.error,
             "duration_ms": round(self.duration_ms, 3),
             "run_id": self.run_id,
+            "answer": self.answer,
         }
-        if self.answer is not None:
-            data["answer"] = self.answer
         return data
 
 
@@ -68,6 +67,8 @@ async def run_card(spec: CardSpec, inputs: CardInputs, ctx: CardContext) -> Card
     except CardflowError as exc:
         duration = (time.perf_counter() - started) * 1000
         return failed_result(exc, duration, ctx.options.on_error)
+    except RunAborted:
+        raise  # the whole run stops: no card may catch it
     except Exception:
         incident = secrets.token_hex(4)
         log.exception("card %s failed unexpectedly (incident %s)", spec.id, incident)

@@ -1,49 +1,60 @@
 """The flow engine: runs a flow's cards in order, answers API-endpoint callers, records runs.
 
-Runs are tasks of their own, bounded by a semaphore: a caller that disconnects never
-cancels its run. On shutdown, runs get a grace period, then are recorded as failed.
+One :class:`StepExecutor` runs cards for every kind of work — a flow's run, a card tested
+alone — so Test this card runs exactly what a flow runs; what differs is the
+:class:`Execution` it is given (which records, whom it answers).
+
+Runs are tasks of their own: a caller that disconnects never cancels its run. Each run is
+admitted first (:class:`Admission`): at most ``max_concurrent_runs`` execute at once and
+at most ``max_runs_per_flow`` of one flow, so a flow that floods (or calls itself) cannot
+take every slot; runs beyond wait in a bounded queue, recorded as ``queued``, and past
+the queue's bounds a caller is told to come back (503 with Retry-After). A run stops
+when it goes over its budget of cards executed or wall time. On shutdown, runs get a
+grace period, then are recorded as failed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from cardflow.cards.registry import CARDS
-from cardflow.cards.runner import failed_result, run_card
-from cardflow.errors import CardflowError, InvalidInput
+from cardflow.cards.runner import CardResult, failed_result, run_card
+from cardflow.errors import Busy, CardflowError, InvalidInput, LoopDetected, RunAborted
 from cardflow.flows.control import NestedCardFailed
-from cardflow.flows.expressions import ExpressionError, render
+from cardflow.flows.expressions import ExpressionError, render_async
 from cardflow.flows.model import CardStep, FlowDocument
-from cardflow.flows.redact import Redactor
+from cardflow.jsondata import LARGE, dumps_async, exceeds
+from cardflow.redaction import SecretSet, sensitive_values
 from cardflow.run_writer import CardRecord, RunRecord, RunWriter
+from cardflow.runs import INTERRUPTED
+from cardflow.runtime import CardPreparer
+from cardflow.settings import Settings
 from cardflow.store.models import new_id
-
-if TYPE_CHECKING:
-    from cardflow.app import Cardflow
 
 log = logging.getLogger("cardflow.flows")
 
+# A run hands the event loop back at least this often, even when its cards never wait.
+_YIELD_EVERY = 0.005
+
 
 @dataclass(frozen=True)
-class FlowResponse:
-    """What an API-endpoint caller gets."""
+class FlowAnswer:
+    """What a Close, Return or Return Raw card answers the caller."""
 
     status_code: int
     headers: dict[str, str]
-    body: bytes
+    body: Any
+    raw: bool = False
 
-    @classmethod
-    def json(
-        cls, status_code: int, data: Any, headers: dict[str, str] | None = None
-    ) -> FlowResponse:
-        merged = {"Content-Type": "application/json", **(headers or {})}
-        return cls(status_code, merged, json.dumps(data, ensure_ascii=False).encode())
+    def to_dict(self) -> dict[str, Any]:
+        return {"status_code": self.status_code, "headers": self.headers, "body": self.body}
 
 
 @dataclass(frozen=True)
@@ -55,6 +66,55 @@ class FlowSnapshot:
     document: FlowDocument
     client_token: str | None = None
 
+    @property
+    def connections(self) -> frozenset[str]:
+        """Every connection its cards name, nested cards included."""
+        return frozenset(
+            step.connection for step in walk_steps(self.document.cards) if step.connection
+        )
+
+
+def walk_steps(steps: list[CardStep]) -> list[CardStep]:
+    """Every card of a list, nested cards included (in order, parents first)."""
+    found: list[CardStep] = []
+    for step in steps:
+        found.append(step)
+        spec = CARDS.get(step.card)
+        for key in spec.nested_inputs if spec is not None else ():
+            nested = step.inputs.get(key)
+            if isinstance(nested, list):
+                found.extend(walk_steps([CardStep.model_validate(item) for item in nested if item]))
+    return found
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    max_concurrent_runs: int = 64
+    max_runs_per_flow: int = 16
+    max_queued_runs: int = 1000
+    max_queued_runs_per_flow: int = 100
+    max_queued_bytes: int = 64 * 1024 * 1024
+    max_cards_per_run: int = 50_000
+    max_run_seconds: float = 3600.0
+    max_recorded_cards: int = 1000
+    max_saved_data_bytes: int = 256 * 1024
+    max_flow_depth: int = 8
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunLimits:
+        return cls(
+            max_concurrent_runs=settings.max_concurrent_runs,
+            max_runs_per_flow=settings.max_runs_per_flow,
+            max_queued_runs=settings.max_queued_runs,
+            max_queued_runs_per_flow=settings.max_queued_runs_per_flow,
+            max_queued_bytes=settings.max_queued_bytes,
+            max_cards_per_run=settings.max_cards_per_run,
+            max_run_seconds=settings.max_run_seconds,
+            max_recorded_cards=settings.max_recorded_cards,
+            max_saved_data_bytes=settings.max_saved_data_bytes,
+            max_flow_depth=settings.max_flow_depth,
+        )
+
 
 class _StepFailed(Exception):
     def __init__(self, card_id: str, error: dict[str, Any]) -> None:
@@ -64,55 +124,54 @@ class _StepFailed(Exception):
 
 
 @dataclass
-class RunHandle:
-    run_id: str
-    task: asyncio.Task[None]
-    response: asyncio.Future[FlowResponse] | None
+class Execution:
+    """One piece of work cards run in: a flow's run, or a card test."""
 
-
-@dataclass
-class _Run:
-    engine: FlowEngine
-    flow: FlowSnapshot
-    record: RunRecord
     trigger: dict[str, Any]
-    response: asyncio.Future[FlowResponse] | None
-    redactor: Redactor
-    steps: dict[str, Any] = field(default_factory=dict)
+    secrets: SecretSet
+    # Recorded runs have a record; card tests are recorded by their caller.
+    record: RunRecord | None = None
+    save_data: bool = False
+    # True when someone waits for a Close / Return answer (an API-endpoint caller, or
+    # the person testing a card).
+    waiting_caller: bool = False
+    on_answer: Callable[[FlowAnswer], None] | None = None
+    # Connections the work may use: their secrets are redacted from all it keeps.
+    connection_refs: frozenset[str] = frozenset()
+    hop: int = 0
+    answer: FlowAnswer | None = None
     stopped: bool = False
+    cards_run: int = 0
+    last_yield: float = field(default_factory=time.perf_counter)
+    _secrets_complete: bool = False
 
-    # -- what control cards see (cardflow.cards.base.FlowControl) -------------------------
-
-    def control(self, scope: dict[str, Any], key: str) -> _StepControl:
-        return _StepControl(self, scope, key)
-
-    def respond(self, status_code: int, headers: dict[str, str], body: Any, *, raw: bool) -> bool:
-        if self.response is None or self.response.done():
+    def respond(self, answer: FlowAnswer) -> bool:
+        if self.answer is not None:
             return False
-        if raw or isinstance(body, str):
-            merged = {"Content-Type": "text/plain; charset=utf-8", **headers}
-            text = body if isinstance(body, str) else ""
-            self.response.set_result(FlowResponse(status_code, merged, text.encode()))
-        else:
-            self.response.set_result(FlowResponse.json(status_code, body, headers))
+        self.answer = answer
+        if self.on_answer is not None:
+            self.on_answer(answer)
         return True
 
 
 @dataclass
 class _StepControl:
-    run: _Run
+    """What control cards (Close, Return, loops, branches) see of the execution."""
+
+    executor: StepExecutor
+    execution: Execution
     scope: dict[str, Any]
     key: str
 
     @property
     def answers_caller(self) -> bool:
-        return self.run.response is not None
+        return self.execution.waiting_caller
 
     def respond(self, status_code: int, headers: dict[str, str], body: Any, *, raw: bool) -> bool:
-        return self.run.respond(status_code, headers, body, raw=raw)
+        return self.execution.respond(FlowAnswer(status_code, headers, body, raw))
 
     def stop(self) -> None:
-        self.run.stopped = True
+        self.execution.stopped = True
 
     async def run_nested(
         self, parent: str, steps: list[Any], scope: dict[str, Any]
@@ -120,8 +179,8 @@ class _StepControl:
         parsed = [CardStep.model_validate(step) for step in steps]
         nested_scope = {**self.scope, **scope, "steps": dict(self.scope["steps"])}
         try:
-            return await self.run.engine._run_steps(
-                self.run, parsed, nested_scope, self.key + parent + "."
+            return await self.executor.run_steps(
+                self.execution, parsed, nested_scope, self.key + parent + "."
             )
         except _StepFailed as failed:
             raise NestedCardFailed(
@@ -130,19 +189,314 @@ class _StepControl:
             ) from None
 
 
-class FlowEngine:
-    def __init__(
+class StepExecutor:
+    """Runs cards one after another in an :class:`Execution`."""
+
+    def __init__(self, preparer: CardPreparer, limits: RunLimits) -> None:
+        self.preparer = preparer
+        self.limits = limits
+
+    async def run_steps(
+        self, execution: Execution, steps: list[CardStep], scope: dict[str, Any], prefix: str
+    ) -> dict[str, Any]:
+        results: dict[str, Any] = {}
+        for step in steps:
+            if execution.stopped:
+                break
+            outputs = await self.run_step(execution, step, scope, prefix)
+            scope["steps"][step.id] = outputs
+            results[step.id] = outputs
+        return results
+
+    async def run_step(
+        self, execution: Execution, step: CardStep, scope: dict[str, Any], prefix: str
+    ) -> Any:
+        result, _ = await self.run_card(execution, step, scope, prefix)
+        if result.ok or step.on_error == "continue":
+            return result.outputs
+        raise _StepFailed(step.id, result.error or {})
+
+    async def run_card(
         self,
-        cf: Cardflow,
-        writer: RunWriter,
+        execution: Execution,
+        step: CardStep,
+        scope: dict[str, Any],
+        prefix: str,
         *,
-        max_concurrent_runs: int,
-    ) -> None:
-        self._cf = cf
+        render: bool = True,
+        strict: bool = False,
+    ) -> tuple[CardResult, str | None]:
+        """Run one card (rendering its inputs first, unless ``render`` is off); returns
+        its result, redacted for keeping, and its connection's id. ``strict`` raises
+        InvalidInput for inputs that do not fit the card instead of failing the card."""
+        await self._pace(execution)
+        spec = CARDS[step.card]
+        started = time.perf_counter()
+        card = self._card_record(execution, prefix + step.id, step.card)
+        data = {k: v for k, v in step.inputs.items() if k not in spec.nested_inputs}
+        rendered: dict[str, Any] | None = None
+        connection_id: str | None = None
+        try:
+            rendered = await render_async(data, scope, self.preparer.limits) if render else data
+            inputs = dict(rendered)
+            inputs.update({k: step.inputs[k] for k in spec.nested_inputs if k in step.inputs})
+            prepared = await self.preparer.prepare(
+                spec,
+                step.connection,
+                inputs,
+                step.options(),
+                _StepControl(self, execution, scope, prefix + step.id),
+                secrets=execution.secrets,
+                hop=execution.hop,
+            )
+        except (CardflowError, ExpressionError) as exc:
+            if strict:  # a card tested alone: the caller's request is wrong
+                if isinstance(exc, ExpressionError):
+                    raise InvalidInput(str(exc), field=_expression_field(exc, data)) from None
+                raise
+            error = (
+                InvalidInput(f"Card {step.id!r}: {exc}", field=_expression_field(exc, data))
+                if isinstance(exc, ExpressionError)
+                else exc
+            )
+            result = failed_result(error, (time.perf_counter() - started) * 1000, step.on_error)
+        else:
+            connection_id = prepared.connection_id
+            result = await run_card(spec, prepared.inputs, prepared.ctx)
+        if result.error is not None:
+            await self.complete_secrets(execution)
+            result.error = execution.secrets.stored()(result.error)
+        if card is not None:
+            card.status = "succeeded" if result.ok else "failed"
+            card.duration_ms = result.duration_ms
+            card.status_code = result.status_code
+            card.connection_id = connection_id
+            card.error = result.error
+            if execution.save_data:
+                await self.complete_secrets(execution)
+                redactor = execution.secrets.stored()
+                limit = self.limits.max_saved_data_bytes
+                card.inputs = redactor.bounded(rendered, limit) if rendered is not None else None
+                card.outputs = (
+                    redactor.bounded(result.outputs, limit) if result.outputs is not None else None
+                )
+        return result, connection_id
+
+    async def complete_secrets(self, execution: Execution) -> None:
+        """Before anything is kept or answered: the secrets of every connection the work
+        may use (not only those used so far) and what the trigger holds under secret
+        names."""
+        if execution._secrets_complete:
+            return
+        execution._secrets_complete = True
+        trigger = execution.trigger
+        if exceeds(trigger, LARGE):
+            execution.secrets.add_learned(await asyncio.to_thread(sensitive_values, trigger))
+        else:
+            execution.secrets.learn(trigger)
+        if execution.connection_refs:
+            await self.preparer.add_secrets(set(execution.connection_refs), execution.secrets)
+
+    async def shown(self, execution: Execution, value: Any) -> Any:
+        """``value`` as it may be answered: every secret of the work blanked out."""
+        await self.complete_secrets(execution)
+        redactor = execution.secrets.shown()
+        if not redactor.forms:
+            return value
+        if exceeds(value, LARGE):
+            return await asyncio.to_thread(redactor, value)
+        return redactor(value)
+
+    async def _pace(self, execution: Execution) -> None:
+        """Count the card against the run's budget, and let other work run now and then."""
+        execution.cards_run += 1
+        if execution.cards_run > self.limits.max_cards_per_run:
+            raise RunAborted(
+                "run_limit",
+                f"The run executed more than {self.limits.max_cards_per_run:,} cards "
+                "(CARDFLOW_MAX_CARDS_PER_RUN) and was stopped.",
+            )
+        now = time.perf_counter()
+        if now - execution.last_yield > _YIELD_EVERY:
+            await asyncio.sleep(0)
+            execution.last_yield = time.perf_counter()
+
+    def _card_record(self, execution: Execution, key: str, card: str) -> CardRecord | None:
+        record = execution.record
+        if record is None:
+            return None
+        if len(record.cards) >= self.limits.max_recorded_cards:
+            record.cards_omitted += 1
+            return None
+        # Appended now so nested cards are recorded after their parent.
+        entry = CardRecord(card_key=key, card=card, status="running")
+        record.cards.append(entry)
+        return entry
+
+
+def with_default(headers: dict[str, str], name: str, value: str) -> dict[str, str]:
+    """The headers, with ``name: value`` added unless present in any case."""
+    lower = name.lower()
+    if any(key.lower() == lower for key in headers):
+        return headers
+    return {name: value, **headers}
+
+
+def _expression_field(exc: ExpressionError, data: dict[str, Any]) -> str:
+    """The input an expression error comes from (inputs.<name>), as far as it can tell."""
+    for name, value in data.items():
+        if isinstance(value, str) and exc.expression in value:
+            return f"inputs.{name}"
+    return "inputs"
+
+
+@dataclass(frozen=True)
+class FlowResponse:
+    """What an API-endpoint caller gets, ready to send."""
+
+    status_code: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class RunHandle:
+    run_id: str
+    task: asyncio.Task[None]
+    # A Close / Return answer, or how the run ended ({"run_id", "status" or "error"}).
+    response: asyncio.Future[FlowAnswer | dict[str, Any]] | None
+    execution: Execution
+
+
+@dataclass
+class _Ticket:
+    flow_id: str
+    size: int
+    granted: asyncio.Future[None] | None = None
+
+
+class Admission:
+    """Run slots of one event loop: how many runs execute, overall and per flow, and a
+    bounded queue of the runs waiting for one (first come, first served among the flows
+    that are under their own limit)."""
+
+    def __init__(self, limits: RunLimits) -> None:
+        self.limits = limits
+        self.running = 0
+        self.running_by_flow: dict[str, int] = {}
+        self.waiting: deque[_Ticket] = deque()
+        self.waiting_by_flow: dict[str, int] = {}
+        self.waiting_bytes = 0
+
+    def reserve(self, flow_id: str, size: int) -> _Ticket:
+        """A place for a new run, or Busy when it could not even wait."""
+        ticket = _Ticket(flow_id, size)
+        if self._can_run(flow_id) and not self.waiting:
+            self._start(ticket)
+            return ticket
+        limits = self.limits
+        if len(self.waiting) >= limits.max_queued_runs:
+            raise Busy(
+                f"{len(self.waiting):,} runs are already waiting for a slot "
+                "(CARDFLOW_MAX_QUEUED_RUNS); try again shortly.",
+                retry_after=5,
+            )
+        if self.waiting_by_flow.get(flow_id, 0) >= limits.max_queued_runs_per_flow:
+            raise Busy(
+                f"This flow already has {limits.max_queued_runs_per_flow:,} runs waiting for "
+                "a slot (CARDFLOW_MAX_QUEUED_RUNS_PER_FLOW); try again shortly.",
+                retry_after=5,
+            )
+        if self.waiting and self.waiting_bytes + size > limits.max_queued_bytes:
+            raise Busy(
+                "The runs waiting for a slot already hold "
+                f"{self.waiting_bytes:,} bytes of request bodies (CARDFLOW_MAX_QUEUED_BYTES); "
+                "try again shortly.",
+                retry_after=5,
+            )
+        ticket.granted = asyncio.get_running_loop().create_future()
+        self.waiting.append(ticket)
+        self.waiting_by_flow[flow_id] = self.waiting_by_flow.get(flow_id, 0) + 1
+        self.waiting_bytes += size
+        return ticket
+
+    async def wait(self, ticket: _Ticket) -> None:
+        if ticket.granted is None:
+            return
+        try:
+            await ticket.granted
+        except asyncio.CancelledError:
+            if ticket.granted.done() and not ticket.granted.cancelled():
+                self.release(ticket)  # granted just as it was cancelled: hand it on
+            else:
+                self._unqueue(ticket)
+            raise
+
+    def release(self, ticket: _Ticket) -> None:
+        self.running -= 1
+        left = self.running_by_flow[ticket.flow_id] - 1
+        if left:
+            self.running_by_flow[ticket.flow_id] = left
+        else:
+            del self.running_by_flow[ticket.flow_id]
+        self._wake()
+
+    def _can_run(self, flow_id: str) -> bool:
+        return (
+            self.running < self.limits.max_concurrent_runs
+            and self.running_by_flow.get(flow_id, 0) < self.limits.max_runs_per_flow
+        )
+
+    def _start(self, ticket: _Ticket) -> None:
+        self.running += 1
+        self.running_by_flow[ticket.flow_id] = self.running_by_flow.get(ticket.flow_id, 0) + 1
+
+    def _unqueue(self, ticket: _Ticket) -> None:
+        try:
+            self.waiting.remove(ticket)
+        except ValueError:
+            return
+        self._forget_waiting(ticket)
+
+    def _forget_waiting(self, ticket: _Ticket) -> None:
+        left = self.waiting_by_flow[ticket.flow_id] - 1
+        if left:
+            self.waiting_by_flow[ticket.flow_id] = left
+        else:
+            del self.waiting_by_flow[ticket.flow_id]
+        self.waiting_bytes -= ticket.size
+
+    def _wake(self) -> None:
+        if self.running >= self.limits.max_concurrent_runs:
+            return
+        for ticket in list(self.waiting):
+            if self.running >= self.limits.max_concurrent_runs:
+                return
+            if not self._can_run(ticket.flow_id):
+                continue
+            self.waiting.remove(ticket)
+            self._forget_waiting(ticket)
+            assert ticket.granted is not None
+            if ticket.granted.done():  # its waiter was cancelled
+                continue
+            self._start(ticket)
+            ticket.granted.set_result(None)
+
+
+class FlowEngine:
+    def __init__(self, executor: StepExecutor, writer: RunWriter, limits: RunLimits) -> None:
+        self.executor = executor
         self._writer = writer
-        self._limit = max_concurrent_runs
-        self._semaphores: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+        self.limits = limits
+        self._admissions: dict[asyncio.AbstractEventLoop, Admission] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def admission(self) -> Admission:
+        loop = asyncio.get_running_loop()
+        admission = self._admissions.get(loop)
+        if admission is None:
+            admission = self._admissions.setdefault(loop, Admission(self.limits))
+        return admission
 
     def start(
         self,
@@ -151,141 +505,163 @@ class FlowEngine:
         *,
         trigger_type: str,
         answer_caller: bool,
+        hop: int = 0,
+        size: int = 0,
     ) -> RunHandle:
-        """Start a run in the background; the handle's response resolves when the caller
-        should be answered (Close, Return, or the end of the run)."""
+        """Admit a run and start it in the background (LoopDetected, or Busy when it
+        cannot even wait its turn). The handle's response resolves when the caller should
+        be answered: with a Close / Return answer, else with the run's end."""
+        if hop > self.limits.max_flow_depth:
+            raise LoopDetected(
+                f"Flows calling cardflow's own URLs are nested {hop} deep, more than "
+                f"{self.limits.max_flow_depth} (CARDFLOW_MAX_FLOW_DEPTH): a flow is probably "
+                "calling itself."
+            )
+        ticket = self.admission().reserve(flow.id, size)
         loop = asyncio.get_running_loop()
-        response: asyncio.Future[FlowResponse] | None = (
+        response: asyncio.Future[FlowAnswer | dict[str, Any]] | None = (
             loop.create_future() if answer_caller else None
         )
         record = RunRecord(
             id=new_id("run"),
             flow_id=flow.id,
             trigger=trigger_type,
-            status="running",
+            status="queued" if ticket.granted is not None else "running",
             started_at=datetime.now(UTC),
         )
-        secrets = [flow.client_token] if flow.client_token else []
-        redactor = Redactor(secrets)
+        secrets = SecretSet([flow.client_token] if flow.client_token else [])
+
+        def answered(answer: FlowAnswer) -> None:
+            if response is not None and not response.done():
+                response.set_result(answer)
+
+        execution = Execution(
+            trigger=trigger,
+            secrets=secrets,
+            record=record,
+            save_data=flow.document.save_data,
+            waiting_caller=answer_caller,
+            on_answer=answered,
+            connection_refs=flow.connections,
+            hop=hop,
+        )
         if flow.document.save_data:
-            redactor = redactor.learn(trigger)
-        run = _Run(self, flow, record, trigger, response, redactor)
-        if flow.document.save_data:
-            record.trigger_data = run.redactor(trigger)
-        task = loop.create_task(self._execute(run), name=f"cardflow-run-{record.id}")
+            secrets.learn(trigger)
+            record.trigger_data = secrets.stored().bounded(
+                trigger, self.limits.max_saved_data_bytes
+            )
+        self._writer.submit(record)
+        task = loop.create_task(
+            self._execute(flow, execution, ticket, response), name=f"cardflow-run-{record.id}"
+        )
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return RunHandle(record.id, task, response)
+        return RunHandle(record.id, task, response, execution)
 
-    async def run(self, flow: FlowSnapshot, trigger: dict[str, Any], *, trigger_type: str) -> str:
+    async def run(
+        self, flow: FlowSnapshot, trigger: dict[str, Any], *, trigger_type: str, hop: int = 0
+    ) -> str:
         """Run a flow to its end (manual runs); returns the run id."""
-        handle = self.start(flow, trigger, trigger_type=trigger_type, answer_caller=False)
+        handle = self.start(flow, trigger, trigger_type=trigger_type, answer_caller=False, hop=hop)
         await asyncio.shield(handle.task)
         return handle.run_id
 
-    def _semaphore(self) -> asyncio.Semaphore:
-        loop = asyncio.get_running_loop()
-        semaphore = self._semaphores.get(loop)
-        if semaphore is None:
-            semaphore = self._semaphores.setdefault(loop, asyncio.Semaphore(self._limit))
-        return semaphore
-
-    async def _execute(self, run: _Run) -> None:
-        record = run.record
-        async with self._semaphore():
-            self._writer.submit(record)
+    async def _execute(
+        self,
+        flow: FlowSnapshot,
+        execution: Execution,
+        ticket: _Ticket,
+        response: asyncio.Future[FlowAnswer | dict[str, Any]] | None,
+    ) -> None:
+        record = execution.record
+        assert record is not None
+        admission = self.admission()
+        try:
+            await admission.wait(ticket)
+        except asyncio.CancelledError:
+            self._finish(record, execution, response, "failed", INTERRUPTED)
+            raise
+        try:
+            if record.status == "queued":
+                record.status = "running"
+                self._writer.submit(record)
             scope = {
-                "trigger": run.trigger,
-                "steps": run.steps,
-                "flow": {"id": run.flow.id, "name": run.flow.name, "run_id": record.id},
+                "trigger": execution.trigger,
+                "steps": {},
+                "flow": {"id": flow.id, "name": flow.name, "run_id": record.id},
             }
+            status, error = "succeeded", None
             try:
-                await self._run_steps(run, run.flow.document.cards, scope, "")
-                record.status = "succeeded"
+                async with asyncio.timeout(self.limits.max_run_seconds):
+                    await self.executor.run_steps(execution, flow.document.cards, scope, "")
             except _StepFailed as failed:
-                record.status = "failed"
-                record.error = {"card": failed.card_id, **failed.error}
+                status, error = "failed", {"card": failed.card_id, **failed.error}
+            except RunAborted as aborted:
+                status, error = "failed", aborted.error
+            except TimeoutError:
+                status, error = (
+                    "failed",
+                    {
+                        "type": "run_limit",
+                        "message": f"The run took longer than {self.limits.max_run_seconds:g} s "
+                        "(CARDFLOW_MAX_RUN_SECONDS) and was stopped.",
+                    },
+                )
             except asyncio.CancelledError:
-                record.status = "failed"
-                record.error = {
-                    "type": "interrupted",
-                    "message": "cardflow stopped while this run was going.",
-                }
+                status, error = "failed", INTERRUPTED
                 raise
             except Exception:
-                log.exception("flow %s run %s failed unexpectedly", run.flow.id, record.id)
-                record.status = "failed"
-                record.error = {
-                    "type": "internal_error",
-                    "message": "cardflow hit an unexpected error; the server log has details.",
-                }
+                log.exception("flow %s run %s failed unexpectedly", flow.id, record.id)
+                status, error = (
+                    "failed",
+                    {
+                        "type": "internal_error",
+                        "message": "cardflow hit an unexpected error; the server log has details.",
+                    },
+                )
             finally:
-                record.ended_at = datetime.now(UTC)
-                self._writer.submit(record)
-                if run.response is not None and not run.response.done():
-                    if record.status == "succeeded":
-                        body: dict[str, Any] = {"run_id": record.id, "status": record.status}
-                        run.response.set_result(FlowResponse.json(200, body))
-                    else:
-                        body = {"run_id": record.id, "error": record.error}
-                        run.response.set_result(FlowResponse.json(500, body))
+                self._finish(record, execution, response, status, error)
+        finally:
+            admission.release(ticket)
 
-    async def _run_steps(
-        self, run: _Run, steps: list[CardStep], scope: dict[str, Any], prefix: str
-    ) -> dict[str, Any]:
-        results: dict[str, Any] = {}
-        for step in steps:
-            if run.stopped:
-                break
-            outputs = await self._run_step(run, step, scope, prefix)
-            scope["steps"][step.id] = outputs
-            results[step.id] = outputs
-        return results
+    def _finish(
+        self,
+        record: RunRecord,
+        execution: Execution,
+        response: asyncio.Future[FlowAnswer | dict[str, Any]] | None,
+        status: str,
+        error: dict[str, Any] | None,
+    ) -> None:
+        record.status = status
+        record.error = error
+        record.ended_at = datetime.now(UTC)
+        self._writer.submit(record)
+        if response is not None and not response.done():
+            if status == "succeeded":
+                response.set_result({"run_id": record.id, "status": status})
+            else:
+                response.set_result({"run_id": record.id, "error": error})
 
-    async def _run_step(self, run: _Run, step: CardStep, scope: dict[str, Any], prefix: str) -> Any:
-        spec = CARDS[step.card]
-        key = prefix + step.id
-        started = time.perf_counter()
-        # Appended now so nested cards are recorded after their parent.
-        card = CardRecord(card_key=key, card=step.card, status="running")
-        run.record.cards.append(card)
-        data = {k: v for k, v in step.inputs.items() if k not in spec.nested_inputs}
-        rendered: dict[str, Any] | None = None
-        connection_id: str | None = None
-        try:
-            rendered = render(data, scope)
-            inputs = dict(rendered)
-            inputs.update({k: step.inputs[k] for k in spec.nested_inputs if k in step.inputs})
-            prepared = await self._cf.prepare_card(
-                spec, step.connection, inputs, step.options(), run.control(scope, key)
-            )
-            connection_id = prepared.connection_id
-            auth = prepared.ctx.auth
-            result = await run_card(spec, prepared.inputs, prepared.ctx)
-        except (CardflowError, ExpressionError) as exc:
-            error = (
-                InvalidInput(f"Card {step.id!r}: {exc}", field="inputs")
-                if isinstance(exc, ExpressionError)
-                else exc
-            )
-            auth = None
-            result = failed_result(error, (time.perf_counter() - started) * 1000, step.on_error)
-        card.status = "succeeded" if result.ok else "failed"
-        card.duration_ms = result.duration_ms
-        card.status_code = result.status_code
-        card.connection_id = connection_id
-        save_data = run.flow.document.save_data
-        if result.error is not None or save_data:  # else nothing to store, nothing to redact
-            redactor = run.redactor
-            if auth is not None:
-                redactor = redactor.with_values(auth.sensitive_values(), auth.added_headers)
-            card.error = redactor(result.error) if result.error else None
-            if save_data:
-                card.inputs = redactor(rendered) if rendered is not None else None
-                card.outputs = redactor(result.outputs) if result.outputs is not None else None
-        if result.ok or step.on_error == "continue":
-            return result.outputs
-        raise _StepFailed(step.id, result.error or {})
+    async def response_for(
+        self, handle: RunHandle, value: FlowAnswer | dict[str, Any]
+    ) -> FlowResponse:
+        """The HTTP answer for what a run gave its caller, with every secret of the run
+        blanked out (a flow may echo what an upstream echoed of its credentials)."""
+        json_type = {"Content-Type": "application/json"}
+        if isinstance(value, dict):  # the run ended without a Close or Return
+            status = 200 if "status" in value else 500
+            return FlowResponse(status, json_type, (await dumps_async(value)).encode())
+        shown = await self.executor.shown(
+            handle.execution, {"headers": value.headers, "body": value.body}
+        )
+        headers: dict[str, str] = shown["headers"]
+        body = shown["body"]
+        if value.raw or isinstance(body, str):
+            text = body if isinstance(body, str) else ""
+            headers = with_default(headers, "Content-Type", "text/plain; charset=utf-8")
+            return FlowResponse(value.status_code, headers, text.encode("utf-8", "replace"))
+        headers = with_default(headers, "Content-Type", "application/json")
+        return FlowResponse(value.status_code, headers, (await dumps_async(body)).encode())
 
     async def shutdown(self, grace: float) -> None:
         """Let runs finish for ``grace`` seconds, then cancel them (recorded as failed)."""

@@ -8,11 +8,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from cardflow import jsondata
 from cardflow.cards.base import CardOptions, RetryPolicy
 from cardflow.errors import InvalidInput
+from cardflow.jsondata import DEFAULT_MAX_DEPTH, TooDeep, check_depth, exceeds
 from cardflow.validation import validate
 
 CARD_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+MAX_FLOW_BYTES = 1024 * 1024
 ALIAS_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
 
@@ -72,20 +75,52 @@ class FlowDocument(BaseModel):
         return value.strip()
 
 
-def load_document(data: Any) -> FlowDocument:
+def check_document_size(
+    data: Any, *, max_bytes: int = MAX_FLOW_BYTES, max_depth: int = DEFAULT_MAX_DEPTH
+) -> None:
+    """Refuse a flow document too large or too deeply nested (YAML aliases count each
+    time they are used, so a small file cannot expand into a huge flow)."""
+    if exceeds(data, max_bytes):
+        raise InvalidInput(
+            f"The flow document is larger than {max_bytes:,} bytes as JSON "
+            "(CARDFLOW_MAX_FLOW_BYTES).",
+            field=None,
+        )
+    try:
+        check_depth(data, max_depth)
+    except TooDeep:
+        raise InvalidInput(
+            f"The flow document nests deeper than {max_depth} levels (CARDFLOW_MAX_NESTING_DEPTH).",
+            field=None,
+        ) from None
+
+
+def load_document(
+    data: Any, *, max_bytes: int = MAX_FLOW_BYTES, max_depth: int = DEFAULT_MAX_DEPTH
+) -> FlowDocument:
     """Validate the shape of a flow document (a dict already parsed from YAML or JSON)."""
     if not isinstance(data, dict):
         raise InvalidInput("A flow document must be an object.", field=None)
+    check_document_size(data, max_bytes=max_bytes, max_depth=max_depth)
     return validate(FlowDocument, data)
 
 
-def parse_text(text: str, *, filename: str = "") -> Any:
+def parse_text(text: str, *, filename: str = "", max_chars: int = 4 * MAX_FLOW_BYTES) -> Any:
     """YAML or JSON text to data (JSON is YAML, but its errors read better as JSON)."""
+    if len(text) > max_chars:
+        raise InvalidInput(
+            f"The flow file is longer than {max_chars:,} characters "
+            "(four times CARDFLOW_MAX_FLOW_BYTES)."
+        )
     try:
         if filename.endswith(".json") or text.lstrip().startswith("{"):
-            return json.loads(text)
+            return jsondata.loads(text, max_depth=500)
         return yaml.safe_load(text)
     except json.JSONDecodeError as exc:
+        raise InvalidInput(f"The flow file is not valid JSON: {exc}.") from None
+    except (TooDeep, RecursionError):
+        raise InvalidInput("The flow file nests too deeply.") from None
+    except ValueError as exc:
         raise InvalidInput(f"The flow file is not valid JSON: {exc}.") from None
     except yaml.YAMLError as exc:
         raise InvalidInput(f"The flow file is not valid YAML: {exc}.") from None

@@ -18,8 +18,16 @@ from sqlalchemy.orm import Session
 from cardflow.connections import ConnectionService
 from cardflow.errors import Conflict, InvalidInput, NotFound
 from cardflow.flows.engine import FlowSnapshot
-from cardflow.flows.model import CardStep, FlowDocument, load_document
+from cardflow.flows.model import (
+    MAX_FLOW_BYTES,
+    CardStep,
+    FlowDocument,
+    check_document_size,
+    load_document,
+    parse_text,
+)
 from cardflow.flows.validate import check_flow, nested_keys, nested_steps
+from cardflow.jsondata import DEFAULT_MAX_DEPTH
 from cardflow.store.db import Database
 from cardflow.store.keyring import Keyring
 from cardflow.store.models import Connection, Flow, new_id, utcnow
@@ -78,7 +86,11 @@ class FlowService:
         *,
         public_url: str,
         cache_seconds: float,
+        max_flow_bytes: int = MAX_FLOW_BYTES,
+        max_nesting_depth: int = DEFAULT_MAX_DEPTH,
     ) -> None:
+        self.max_flow_bytes = max_flow_bytes
+        self.max_nesting_depth = max_nesting_depth
         self._db = db
         self._keyring = keyring
         self._connections = connections
@@ -232,8 +244,21 @@ class FlowService:
 
     # -- helpers -------------------------------------------------------------------------
 
+    def parse(self, text: str, *, filename: str = "") -> FlowDocument:
+        """A flow document from the text of a YAML or JSON flow file."""
+        return load_document(
+            parse_text(text, filename=filename, max_chars=4 * self.max_flow_bytes),
+            max_bytes=self.max_flow_bytes,
+            max_depth=self.max_nesting_depth,
+        )
+
     def _checked(self, data: Any) -> FlowDocument:
-        document = data if isinstance(data, FlowDocument) else load_document(data)
+        limits = {"max_bytes": self.max_flow_bytes, "max_depth": self.max_nesting_depth}
+        if isinstance(data, FlowDocument):
+            document = data
+            check_document_size(document.model_dump(mode="json"), **limits)
+        else:
+            document = load_document(data, **limits)
         check_flow(document, lambda ref: self._connections.resolve(ref) is not None)
         return document
 

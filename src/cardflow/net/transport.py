@@ -23,6 +23,8 @@ from cardflow.errors import (
     UpstreamConnectionError,
     UpstreamTimeout,
 )
+from cardflow.jsondata import clean_text
+from cardflow.net.hosts import AllowedHosts
 from cardflow.net.policy import NetworkPolicy, PolicyResolver
 
 MAX_REDIRECTS = 5
@@ -55,12 +57,26 @@ def _origin(url: URL) -> tuple[str, str | None, int | None]:
     return (url.scheme, url.host, url.port)
 
 
-class HttpTransport:
-    """Sends requests; one aiohttp session per event loop, made on first use."""
+HOP_HEADER = "Cardflow-Hop"
 
-    def __init__(self, policy: NetworkPolicy, *, max_response_bytes: int) -> None:
+
+class HttpTransport:
+    """Sends requests; one aiohttp session per event loop, made on first use.
+
+    ``own_origins`` are cardflow's own (host, port) pairs: requests to them carry a
+    ``Cardflow-Hop`` header counting how deep flows calling flows go, so a loop is
+    refused instead of filling every run slot."""
+
+    def __init__(
+        self,
+        policy: NetworkPolicy,
+        *,
+        max_response_bytes: int,
+        own_origins: frozenset[tuple[str, int]] = frozenset(),
+    ) -> None:
         self.policy = policy
         self.max_response_bytes = max_response_bytes
+        self.own_origins = own_origins
         self._sessions: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, aiohttp.ClientSession
         ] = weakref.WeakKeyDictionary()
@@ -98,8 +114,11 @@ class HttpTransport:
         timeout: float,
         strip_on_cross_origin: frozenset[str] = frozenset(),
         max_response_bytes: int | None = None,
+        allowed_hosts: AllowedHosts | None = None,
+        hop: int = 0,
     ) -> InboundResponse:
-        """Send, following at most 5 redirects; the connection's headers stay on their origin."""
+        """Send, following at most 5 redirects; the connection's headers stay on their origin
+        and, with ``allowed_hosts``, no request (redirects included) leaves those hosts."""
         limit = max_response_bytes or self.max_response_bytes
         origin = _origin(request.url)
         current = request
@@ -107,6 +126,12 @@ class HttpTransport:
         deadline = loop.time() + timeout
         try:
             for _hop in range(MAX_REDIRECTS + 1):
+                if allowed_hosts is not None:
+                    allowed_hosts.check(current.url)
+                if self.own_origins and (current.url.raw_host, current.url.port) in (
+                    self.own_origins
+                ):
+                    current.headers[HOP_HEADER] = str(hop + 1)
                 # aiohttp's own timer bounds each hop; one deadline covers them all.
                 remaining = deadline - loop.time()
                 if remaining <= 0:
@@ -221,6 +246,7 @@ def header_dict(headers: Mapping[str, str]) -> dict[str, str]:
     """Response headers as a plain dict with lower-case names; repeats joined with ', '."""
     result: dict[str, str] = {}
     for name, value in headers.items():
-        key = name.lower()
+        # aiohttp keeps bytes that are not UTF-8 as lone surrogates: make them U+FFFD
+        key, value = clean_text(name.lower()), clean_text(value)
         result[key] = f"{result[key]}, {value}" if key in result else value
     return result

@@ -93,7 +93,10 @@ def create_app(cf: Cardflow | None = None, *, settings: Settings | None = None) 
             if owned:
                 instance.close()
 
+    configured = cf.settings if cf is not None else settings or Settings()
     app = FastAPI(
+        # Counted while the body streams in, before any route (or authentication) runs.
+        max_body_size=configured.max_request_bytes,
         title="cardflow",
         version=__version__,
         description="Call third-party HTTP APIs from automated flows with stored, "

@@ -10,22 +10,31 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
-from cardflow.errors import CardflowError
+from cardflow.errors import Busy, CardFailed, CardflowError
 from cardflow.validation import field_path
 
 log = logging.getLogger("cardflow.server")
 
 
 def error_response(
-    status: int, type_: str, message: str, field: str | None = None, **extra: Any
+    status: int,
+    type_: str,
+    message: str,
+    field: str | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
 ) -> JSONResponse:
     body: dict[str, Any] = {"type": type_, "message": message}
     if field is not None:
         body["field"] = field
     body.update(extra)
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    headers = dict(headers or {})
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse({"error": body}, status_code=status, headers=headers or None)
 
 
 def _validation_field(loc: tuple[Any, ...]) -> str | None:
@@ -37,9 +46,13 @@ def _validation_field(loc: tuple[Any, ...]) -> str | None:
 def install(app: FastAPI) -> None:
     @app.exception_handler(CardflowError)
     async def _cardflow(_request: Request, exc: CardflowError) -> JSONResponse:
-        status = exc.http_status if exc.http_status < 500 else 502
+        # A card that failed outside a run (an OAuth exchange, say) is a bad gateway.
+        status = 502 if isinstance(exc, CardFailed) else exc.http_status
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Busy) else None
         data = exc.to_dict()
-        return error_response(status, data.pop("type"), data.pop("message"), **data)
+        return error_response(
+            status, data.pop("type"), data.pop("message"), headers=headers, **data
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -58,8 +71,22 @@ def install(app: FastAPI) -> None:
         return error_response(422, "invalid_input", message, field)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kinds = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 413:
+            limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
+            size = f" of {limit:,} bytes" if isinstance(limit, int) else ""
+            return error_response(
+                413,
+                "payload_too_large",
+                f"The request body is larger than the limit{size} (CARDFLOW_MAX_REQUEST_BYTES); "
+                "it was not read further.",
+            )
+        kinds = {
+            400: "invalid_body",
+            401: "unauthorized",
+            404: "not_found",
+            405: "method_not_allowed",
+        }
         return error_response(
             exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail)
         )

@@ -44,7 +44,9 @@ _templates = Environment(
     lstrip_blocks=True,
 )
 
-router = APIRouter(include_in_schema=False)
+# Only the login and logout forms have bodies, and they hold one token each.
+FORM_BODY_LIMIT = 64 * 1024
+router = APIRouter(include_in_schema=False, max_body_size=FORM_BODY_LIMIT)
 
 # page name -> (title, nav section)
 PAGES = {

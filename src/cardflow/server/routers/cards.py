@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from cardflow.cards.base import RetryPolicy
 from cardflow.cards.registry import CARDS, get_card
+from cardflow.jsondata import dumps_async
+from cardflow.server.bodies import JsonRoute
 from cardflow.server.deps import CardflowDep, TokenDep
 
-router = APIRouter(prefix="/api/v1/cards", tags=["cards"])
+router = APIRouter(prefix="/api/v1/cards", tags=["cards"], route_class=JsonRoute)
 
 
 class TestContext(BaseModel):
@@ -69,9 +71,7 @@ def list_cards(_token: TokenDep) -> list[dict[str, Any]]:
 
 
 @router.post("/{card_id}/test", response_model=CardTestResult)
-async def test_card(
-    card_id: str, body: CardTest, cf: CardflowDep, _token: TokenDep
-) -> dict[str, Any]:
+async def test_card(card_id: str, body: CardTest, cf: CardflowDep, _token: TokenDep) -> Response:
     """Run a card once with these inputs; a card failure is ok: false, not an HTTP error."""
     get_card(card_id)
     options: dict[str, Any] = {"on_error": body.on_error}
@@ -86,4 +86,5 @@ async def test_card(
         options=options,
         context=body.context.model_dump(exclude_none=True) if body.context is not None else None,
     )
-    return result.to_dict()
+    # Written here (off the event loop when large) rather than by FastAPI's serializer.
+    return Response(await dumps_async(result.to_dict()), media_type="application/json")

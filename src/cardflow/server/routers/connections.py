@@ -9,10 +9,13 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cardflow.auth.registry import AUTH_TYPES, auth_type_info
+from cardflow.server.bodies import JsonRoute
 from cardflow.server.deps import CardflowDep, NavigationTokenDep, TokenDep
 
-router = APIRouter(prefix="/api/v1/connections", tags=["connections"])
-auth_types_router = APIRouter(prefix="/api/v1/auth-types", tags=["connections"])
+router = APIRouter(prefix="/api/v1/connections", tags=["connections"], route_class=JsonRoute)
+auth_types_router = APIRouter(
+    prefix="/api/v1/auth-types", tags=["connections"], route_class=JsonRoute
+)
 
 
 @auth_types_router.get("")
@@ -31,6 +34,13 @@ class ConnectionCreate(BaseModel):
     config: dict[str, Any] = Field(
         default_factory=dict, examples=[{"username": "svc", "password": "…"}]
     )
+    allowed_hosts: list[str] = Field(
+        default_factory=list,
+        examples=[["api.example.com", "*.example.com"]],
+        description="Hosts the connection's credentials may be sent to: exact names or "
+        "addresses, or *.domain for any name under a domain, each with an optional :port. "
+        "Empty: any host (the connection then carries a warning).",
+    )
 
 
 class ConnectionUpdate(BaseModel):
@@ -41,6 +51,11 @@ class ConnectionUpdate(BaseModel):
     config: dict[str, Any] | None = Field(
         default=None, description="Fields to change; secrets left out are kept."
     )
+    allowed_hosts: list[str] | None = Field(
+        default=None,
+        description="The new list (replaces the old one). Allowing a host the list did not "
+        "allow needs the connection's secrets entered again in config.",
+    )
 
 
 class ConnectionPublic(BaseModel):
@@ -50,8 +65,10 @@ class ConnectionPublic(BaseModel):
     name: str
     auth_type: str
     config: dict[str, Any]
+    allowed_hosts: list[str] = Field(description="Hosts its credentials may go to; [] = any.")
     status: str
     last_error: str | None
+    warnings: list[str] = Field(default_factory=list, description="Things to fix, in words.")
     redirect_uri: str | None = Field(
         default=None, description="OAuth: the redirect URI to register with the provider."
     )
@@ -61,7 +78,9 @@ class ConnectionPublic(BaseModel):
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ConnectionPublic)
 def create_connection(body: ConnectionCreate, cf: CardflowDep, _token: TokenDep) -> dict[str, Any]:
-    return cf.connections.create(body.name, body.auth_type, body.config).to_dict()
+    return cf.connections.create(
+        body.name, body.auth_type, body.config, body.allowed_hosts
+    ).to_dict()
 
 
 @router.get("", response_model=list[ConnectionPublic])
@@ -79,7 +98,11 @@ def update_connection(
     ref: str, body: ConnectionUpdate, cf: CardflowDep, _token: TokenDep
 ) -> dict[str, Any]:
     return cf.connections.update(
-        ref, name=body.name, auth_type=body.auth_type, config=body.config
+        ref,
+        name=body.name,
+        auth_type=body.auth_type,
+        config=body.config,
+        allowed_hosts=body.allowed_hosts,
     ).to_dict()
 
 

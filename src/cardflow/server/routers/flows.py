@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from cardflow.flows.model import FlowDocument, dump_document, load_document, parse_text
+from cardflow.flows.model import FlowDocument, dump_document
+from cardflow.server.bodies import JsonRoute
 from cardflow.server.deps import CardflowDep, TokenDep
+from cardflow.server.routers.invoke import incoming_hop
 
-router = APIRouter(prefix="/api/v1/flows", tags=["flows"])
+router = APIRouter(prefix="/api/v1/flows", tags=["flows"], route_class=JsonRoute)
 
 
 class RunRequest(BaseModel):
@@ -36,7 +38,7 @@ class FlowPatch(BaseModel):
 @router.post("/import", status_code=status.HTTP_201_CREATED)
 def import_flow(body: FlowImport, cf: CardflowDep, _token: TokenDep) -> dict[str, Any]:
     """Create a flow from the text of a YAML or JSON flow file (the web app's Import)."""
-    document = load_document(parse_text(body.content, filename=body.filename or ""))
+    document = cf.flows.parse(body.content, filename=body.filename or "")
     return cf.flows.import_document(document, replace=body.replace).to_dict()
 
 
@@ -95,7 +97,7 @@ def export_flow(
 
 @router.post("/{ref}/runs", status_code=status.HTTP_201_CREATED)
 async def run_flow(
-    ref: str, cf: CardflowDep, _token: TokenDep, body: RunRequest | None = None
+    ref: str, request: Request, cf: CardflowDep, _token: TokenDep, body: RunRequest | None = None
 ) -> dict[str, Any]:
     """Run the flow now (manual trigger) and return the finished run."""
-    return await cf.run_flow_async(ref, body.inputs if body else {})
+    return await cf.run_flow_async(ref, body.inputs if body else {}, hop=incoming_hop(request))

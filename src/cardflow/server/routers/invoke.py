@@ -11,30 +11,28 @@ from cardflow.app import Cardflow
 from cardflow.errors import InvalidInput, NotFound, Unauthorized
 from cardflow.flows.service import token_matches
 from cardflow.flows.trigger import endpoint_trigger
+from cardflow.net.headers import FRAMING_HEADERS
+from cardflow.net.transport import HOP_HEADER
 from cardflow.server.deps import SESSION_COOKIE, CardflowDep
 
 router = APIRouter(tags=["invoke"])
 
-MAX_BODY = 10 * 1024 * 1024
 TOKEN_QUERY = "clientToken"
 TOKEN_HEADER = "x-api-client-token"
 
 
-class PayloadTooLarge(InvalidInput):
-    type = "payload_too_large"
-    http_status = 413
-
-
 async def _body(request: Request) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise PayloadTooLarge(f"The request body is larger than {MAX_BODY:,} bytes.")
+    # The app-wide limit (CARDFLOW_MAX_REQUEST_BYTES) is enforced as the body streams in.
     chunks = bytearray()
     async for chunk in request.stream():
         chunks += chunk
-        if len(chunks) > MAX_BODY:
-            raise PayloadTooLarge(f"The request body is larger than {MAX_BODY:,} bytes.")
     return bytes(chunks)
+
+
+def incoming_hop(request: Request) -> int:
+    """How deep this request sits in flows calling cardflow's own URLs (0: from outside)."""
+    value = request.headers.get(HOP_HEADER, "")
+    return int(value) if value.isdigit() and len(value) < 6 else 0
 
 
 @router.post("/invoke/{alias}", operation_id="invoke_post")
@@ -70,20 +68,32 @@ async def handle_invoke(cf: Cardflow, alias: str, request: Request) -> Response:
                 f"This flow needs its client token ({TOKEN_QUERY} query parameter or "
                 f"{TOKEN_HEADER} header)."
             )
-    trigger = endpoint_trigger(
-        request.method, request.url.path, query, headers, await _body(request)
+    hop = incoming_hop(request)
+    headers.pop(HOP_HEADER.lower(), None)
+    raw = await _body(request)
+    trigger = await endpoint_trigger(
+        request.method,
+        request.url.path,
+        query,
+        headers,
+        raw,
+        max_depth=cf.settings.max_nesting_depth,
     )
     prefer_async = "respond-async" in request.headers.get("prefer", "").lower()
-    handle = cf.engine.start(flow, trigger, trigger_type="api_endpoint", answer_caller=True)
+    handle = cf.engine.start(
+        flow, trigger, trigger_type="api_endpoint", answer_caller=True, hop=hop, size=len(raw)
+    )
     assert handle.response is not None
     if prefer_async:
+        await cf.run_writer.flush_async()  # the run is on record before it is promised
         return json_response(202, {"run_id": handle.run_id})
     try:
-        answer = await asyncio.wait_for(
+        value = await asyncio.wait_for(
             asyncio.shield(handle.response), timeout=cf.settings.endpoint_timeout
         )
     except TimeoutError:
         return json_response(202, {"run_id": handle.run_id})
+    answer = await cf.engine.response_for(handle, value)
     return Response(
         answer.body, status_code=answer.status_code, headers=answer_headers(answer.headers)
     )
@@ -95,14 +105,25 @@ ANSWER_HEADERS = {
     "Content-Security-Policy": "sandbox; default-src 'none'",
     "X-Content-Type-Options": "nosniff",
 }
-_DROPPED_ANSWER_HEADERS = frozenset(
-    {"set-cookie", "content-security-policy", "x-content-type-options", "content-length"}
-)
+_DROPPED_ANSWER_HEADERS = FRAMING_HEADERS | {
+    "set-cookie",
+    "content-security-policy",
+    "x-content-type-options",
+}
 
 
 def answer_headers(headers: dict[str, str]) -> dict[str, str]:
-    kept = {k: v for k, v in headers.items() if k.lower() not in _DROPPED_ANSWER_HEADERS}
+    kept = {k: _latin1(v) for k, v in headers.items() if k.lower() not in _DROPPED_ANSWER_HEADERS}
     return {**kept, **ANSWER_HEADERS}
+
+
+def _latin1(value: str) -> str:
+    """A header value as the server will write it (latin-1): other text goes out as UTF-8."""
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("latin-1")
+    return value
 
 
 def trigger_headers(request: Request) -> dict[str, str]:

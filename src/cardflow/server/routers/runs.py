@@ -6,9 +6,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
+from cardflow.server.bodies import JsonRoute
 from cardflow.server.deps import CardflowDep, TokenDep
 
-router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+router = APIRouter(prefix="/api/v1/runs", tags=["runs"], route_class=JsonRoute)
 
 
 @router.get("")
