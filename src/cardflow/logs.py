@@ -1,4 +1,7 @@
-"""Structured logs: one JSON object per line on stderr. Never pass secrets to a logger."""
+"""Structured logs: one JSON object per line on stderr.
+
+Never pass secrets to a logger; as a second line of defence every line but the access log's
+(method, path without query, status) has the secrets this process has loaded redacted."""
 
 from __future__ import annotations
 
@@ -7,6 +10,10 @@ import logging
 import sys
 from datetime import UTC, datetime
 from typing import Any
+
+from cardflow.redaction import LOG_SECRETS
+
+ACCESS_LOGGER = "cardflow.access"
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {
     "message",
@@ -27,7 +34,10 @@ class JsonFormatter(logging.Formatter):
         data.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str)
+        line = json.dumps(data, default=str)
+        if record.name == ACCESS_LOGGER:
+            return line
+        return LOG_SECRETS.redact(line)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]

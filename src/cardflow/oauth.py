@@ -10,7 +10,7 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from cardflow.auth.grants import request_token
+from cardflow.auth.grants import client_secret_values, request_token
 from cardflow.auth.oauth import OAuthConfig
 from cardflow.connections import ConnectionService, ConnectionView
 from cardflow.errors import CardFailed, InvalidInput
@@ -22,6 +22,7 @@ from cardflow.oauth2.authorization import (
     prepare_authorization_code_request,
 )
 from cardflow.oauth2.tokens import ClientCredentials, TokenResponse
+from cardflow.redaction import SecretSet
 from cardflow.store.db import Database
 from cardflow.store.keyring import Keyring
 from cardflow.store.models import OAuthState, utcnow
@@ -156,9 +157,14 @@ class AuthorizationService:
                 "Authorize button.",
             )
         view = await asyncio.to_thread(self._connections.get, row.connection_id)
+        loaded = await asyncio.to_thread(self._connections.load, row.connection_id)
+        config = loaded.config
         if "error" in params:
             description = params.get("error_description")
             detail = f"{params['error']}" + (f": {description}" if description else "")
+            if isinstance(config, OAuthConfig):  # the page never repeats the client secret
+                client = ClientCredentials(config.client_id, config.client_secret)
+                detail = SecretSet(client_secret_values(client)).redact_text(detail)
             return CallbackOutcome(
                 False,
                 "The provider refused the authorization",
@@ -170,8 +176,6 @@ class AuthorizationService:
             return CallbackOutcome(
                 False, "Authorization failed", "The provider sent no code.", view
             )
-        loaded = await asyncio.to_thread(self._connections.load, row.connection_id)
-        config = loaded.config
         if not isinstance(config, OAuthConfig) or loaded.version != row.connection_version:
             return CallbackOutcome(
                 False,

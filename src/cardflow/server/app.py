@@ -16,11 +16,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cardflow import __version__
 from cardflow.app import Cardflow
+from cardflow.logs import ACCESS_LOGGER
 from cardflow.server import api_docs, errors, web
 from cardflow.server.routers import cards, connections, flows, invoke, oauth, runs
 from cardflow.settings import Settings
 
-access_log = logging.getLogger("cardflow.access")
+access_log = logging.getLogger(ACCESS_LOGGER)
 
 
 class AccessLog:
