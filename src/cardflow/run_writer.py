@@ -52,38 +52,21 @@ class RunRecord:
     cards_omitted: int = 0
 
     def snapshot(self) -> RunRecord:
-        return RunRecord(
-            self.id,
-            self.flow_id,
-            self.trigger,
-            self.status,
-            self.started_at,
-            self.ended_at,
-            self.error,
-            self.trigger_data,
-            [replace(card) for card in self.cards],
-            self.cards_omitted,
-        )
+        return replace(self, cards=[replace(card) for card in self.cards])
 
     def stripped(self, reason: str) -> RunRecord:
         """The record without any data of its cards (when it could not be stored whole)."""
         note = {"type": "not_stored", "message": reason}
-        return RunRecord(
-            self.id,
-            self.flow_id,
-            self.trigger,
-            self.status,
-            self.started_at,
-            self.ended_at,
-            self.error
+        return replace(
+            self,
+            error=None
             if self.error is None
             else {**note, "run_error_type": self.error.get("type")},
-            None,
-            [
+            trigger_data=None,
+            cards=[
                 replace(card, inputs=None, outputs=None, error=note if card.error else None)
                 for card in self.cards
             ],
-            self.cards_omitted,
         )
 
 
