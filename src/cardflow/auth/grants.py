@@ -7,6 +7,7 @@ import contextlib
 from dataclasses import dataclass, replace
 
 from multidict import CIMultiDict
+from yarl import URL
 
 from cardflow.errors import (
     CardFailed,
@@ -15,7 +16,7 @@ from cardflow.errors import (
     TokenRejected,
     TokenRequestFailed,
 )
-from cardflow.net.transport import HttpTransport, OutboundRequest
+from cardflow.net.transport import HttpTransport, InboundResponse, OutboundRequest, safe_url
 from cardflow.net.urls import parse_http_url
 from cardflow.oauth2.tokens import (
     ClientCredentials,
@@ -60,6 +61,14 @@ def client_secret_values(client: ClientCredentials) -> list[str]:
     return values
 
 
+def _safe_location(response: InboundResponse) -> str:
+    """Where a redirect points, without its query (it might carry anything)."""
+    try:
+        return safe_url(response.url.join(URL(response.headers["Location"])))
+    except ValueError:
+        return "an invalid URL"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClientCredentialsGrant(_TokenEndpoint):
     """RFC 6749 §4.4: a new token for the client's own credentials."""
@@ -100,13 +109,26 @@ async def _request_token(
         "POST", parse_http_url(request.url), CIMultiDict(request.headers), request.body.encode()
     )
     try:
+        # Never redirected: a 307/308 would carry the client secret (and a code or a
+        # refresh token) to wherever the endpoint points.
         response = await transport.send(
-            outbound, timeout=timeout, max_response_bytes=TOKEN_RESPONSE_LIMIT
+            outbound,
+            timeout=timeout,
+            max_response_bytes=TOKEN_RESPONSE_LIMIT,
+            follow_redirects=False,
         )
     except NetworkDenied:
         raise
     except CardFailed as exc:
         raise TokenRequestFailed(f"Token request failed: {exc.message}") from None
+    if 300 <= response.status_code < 400:
+        raise TokenRequestFailed(
+            f"The token endpoint answered {response.status_code} (a redirect"
+            f"{' to ' + _safe_location(response) if response.headers.get('Location') else ''}"
+            "); token requests are never redirected, for they carry the client secret. "
+            "Set the connection's token_url to the final URL.",
+            status_code=response.status_code,
+        )
     if response.status_code >= 500:
         raise TokenRequestFailed(
             f"The token endpoint answered {response.status_code}; the stored token was kept. "

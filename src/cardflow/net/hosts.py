@@ -33,8 +33,8 @@ class HostPattern:
     def matches(self, host: str, port: int | None) -> bool:
         if self.port is not None and port != self.port:
             return False
-        if self.wildcard:
-            return host.endswith("." + self.host)
+        if self.wildcard:  # a name under the domain, never an IP address
+            return host.endswith("." + self.host) and not host.rpartition(".")[2].isdigit()
         return host == self.host
 
     def covers(self, other: HostPattern) -> bool:
@@ -54,6 +54,9 @@ def parse_host_pattern(text: str) -> HostPattern:
         raise ValueError("an empty entry is not a host")
     if "://" in entry or any(ch in entry for ch in "/?#@ \t\r\n"):
         raise ValueError(f"{text!r} is not a host: give only the host (and maybe :port)")
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in entry):
+        # URL parsing would silently drop them, turning the entry into another host
+        raise ValueError(f"{text!r} is not a host: it contains control characters")
     wildcard = entry.startswith("*.")
     rest = entry[2:] if wildcard else entry
     if "*" in rest:
@@ -71,6 +74,9 @@ def parse_host_pattern(text: str) -> HostPattern:
     host = host.lower().rstrip(".")
     if wildcard and ("." not in host or ":" in host):
         raise ValueError(f"{text!r}: a wildcard needs a domain with a dot (*.example.com)")
+    if wildcard and host.rpartition(".")[2].isdigit():
+        # "*.0.0.1" would match IP addresses by their ending
+        raise ValueError(f"{text!r}: a wildcard needs a domain name, not an IP address")
     return HostPattern(host, wildcard, port)
 
 

@@ -116,9 +116,11 @@ class HttpTransport:
         max_response_bytes: int | None = None,
         allowed_hosts: AllowedHosts | None = None,
         hop: int = 0,
+        follow_redirects: bool = True,
     ) -> InboundResponse:
-        """Send, following at most 5 redirects; the connection's headers stay on their origin
-        and, with ``allowed_hosts``, no request (redirects included) leaves those hosts."""
+        """Send, following at most 5 redirects (none without ``follow_redirects``: a 3xx
+        comes back as it is); the connection's headers stay on their origin and, with
+        ``allowed_hosts``, no request (redirects included) leaves those hosts."""
         limit = max_response_bytes or self.max_response_bytes
         origin = _origin(request.url)
         current = request
@@ -138,16 +140,20 @@ class HttpTransport:
                     raise TimeoutError
                 response = await self._send_once(current, limit, remaining)
                 location = response.headers.get("Location")
-                if response.status_code not in _REDIRECT_CODES or not location:
+                if (
+                    not follow_redirects
+                    or response.status_code not in _REDIRECT_CODES
+                    or not location
+                ):
                     return response
                 current = _follow(current, response, location, origin, strip_on_cross_origin)
         except TimeoutError:
             raise UpstreamTimeout(
-                f"{request.method} {_safe_url(request.url)} got no complete answer within "
+                f"{request.method} {safe_url(request.url)} got no complete answer within "
                 f"{timeout:g} s (the card's timeout)."
             ) from None
         raise TooManyRedirects(
-            f"{request.method} {_safe_url(request.url)} redirected more than {MAX_REDIRECTS} times."
+            f"{request.method} {safe_url(request.url)} redirected more than {MAX_REDIRECTS} times."
         )
 
     async def _send_once(
@@ -184,12 +190,12 @@ class HttpTransport:
             raise  # TimeoutError is an OSError: it must not be taken for a network error
         except aiohttp.ClientResponseError as exc:
             raise UpstreamConnectionError(
-                f"{request.method} {_safe_url(request.url)}: the upstream sent an invalid "
+                f"{request.method} {safe_url(request.url)}: the upstream sent an invalid "
                 f"HTTP response ({exc.message})."
             ) from None
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamConnectionError(
-                f"{request.method} {_safe_url(request.url)} failed: {_describe(exc)}."
+                f"{request.method} {safe_url(request.url)} failed: {_describe(exc)}."
             ) from None
 
 
@@ -221,12 +227,12 @@ def _follow(
 
 def _too_large(request: OutboundRequest, limit: int) -> ResponseTooLarge:
     return ResponseTooLarge(
-        f"The response to {request.method} {_safe_url(request.url)} is larger than "
+        f"The response to {request.method} {safe_url(request.url)} is larger than "
         f"{limit:,} bytes (CARDFLOW_MAX_RESPONSE_BYTES); it was not read further."
     )
 
 
-def _safe_url(url: URL) -> str:
+def safe_url(url: URL) -> str:
     """The URL without user info or query (query strings often carry keys)."""
     return str(url.with_user(None).with_query(None).with_fragment(None))
 
