@@ -69,7 +69,7 @@ def config_patch(
         if key in kind.config.secret_fields:
             raise InvalidInput(
                 f"config.{key} is a secret and is never taken from a command-line argument "
-                f"(shells and process lists keep those): {_secret_hint(key)}.",
+                f"(shells and process lists keep those): {secret_hint(key)}.",
                 field=f"config.{key}",
             )
         config[key] = _config_value(kind.config, key, value)
@@ -105,12 +105,12 @@ def ask_missing_secrets(kind: AuthType, config: dict[str, Any]) -> None:
         elif not optional:
             raise InvalidInput(
                 f"config.{field}: a {kind.name} connection needs this secret and standard "
-                f"input is not a terminal to ask for it: {_secret_hint(field)}.",
+                f"input is not a terminal to ask for it: {secret_hint(field)}.",
                 field=f"config.{field}",
             )
 
 
-def _secret_hint(field: str) -> str:
+def secret_hint(field: str) -> str:
     return (
         f"pass it with --secret-stdin {field} (a hidden prompt on a terminal, or one line "
         f"piped to standard input) or --secret-env {field}=ENV_VAR"

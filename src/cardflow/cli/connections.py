@@ -35,15 +35,28 @@ from cardflow.cli.connection_config import (
     ask_missing_secrets,
     auth_type_named,
     config_patch,
+    secret_hint,
 )
 from cardflow.connections import ConnectionView
 from cardflow.errors import InvalidInput
+from cardflow.net.hosts import normalize_allowed_hosts
 
 connection_app = typer.Typer(
     help="Manage connections (an auth type and its encrypted secrets).", no_args_is_help=True
 )
 
 _TYPES_HELP = ", ".join(AUTH_TYPES)
+
+AllowedHostOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allowed-host",
+        metavar="HOST",
+        help="A host this connection's credentials may be sent to (repeatable): "
+        "api.example.com, *.example.com (any name under it), each with an optional :port. "
+        "None given: any host (the connection then carries a warning).",
+    ),
+]
 
 
 def _is_secret(value: Any) -> bool:
@@ -72,11 +85,52 @@ def _print_connection(view: ConnectionView) -> None:
         grid_row(details, "last error", view.last_error)
     for key, value in view.config.items():
         grid_row(details, f"config.{key}", _show_value(value))
+    grid_row(details, "allowed hosts", _show_hosts(view))
     if view.redirect_uri:
         grid_row(details, "redirect URI", view.redirect_uri)
     grid_row(details, "created", view.created_at.isoformat())
     grid_row(details, "updated", view.updated_at.isoformat())
     console().print(details)
+    _print_warnings(view)
+
+
+def _show_hosts(view: ConnectionView) -> str:
+    return ", ".join(view.allowed_hosts) if view.allowed_hosts else "any host"
+
+
+def _print_warnings(view: ConnectionView) -> None:
+    for warning in view.warnings:
+        console().print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
+    if view.warnings and not view.allowed_hosts:
+        console().print(
+            Text(
+                "Set them with: cardflow connection update "
+                f"{shlex.quote(view.name)} --allowed-host HOST (and its secrets again)"
+            ),
+            soft_wrap=True,
+        )
+
+
+def _allowed_hosts(hosts: list[str] | None) -> list[str] | None:
+    """--allowed-host values, checked before any secret is asked for."""
+    if hosts is None:
+        return None
+    try:
+        return normalize_allowed_hosts(hosts)
+    except ValueError as exc:
+        raise InvalidInput(
+            f"--allowed-host: {exc}. Give a host such as api.example.com, "
+            "*.example.com or 127.0.0.1:8443.",
+            field="allowed_hosts",
+        ) from None
+
+
+def _reentry_hint(exc: InvalidInput, secret_fields: tuple[str, ...], given: set[str]) -> None:
+    """When the change needs a secret entered again, say how to give it on the command line."""
+    field = (exc.field or "").removeprefix("config.")
+    if field in secret_fields and field not in given:
+        exc.message = f"{exc.message} Run the same command again and {secret_hint(field)}."
+        exc.args = (exc.message,)
 
 
 def _print_next_step(view: ConnectionView) -> None:
@@ -97,6 +151,7 @@ def connection_create(
     sets: SetOpt = None,
     secret_env: SecretEnvOpt = None,
     secret_stdin: SecretStdinOpt = None,
+    allowed_host: AllowedHostOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     r"""Create a connection. Secrets never come from a plain argument.
@@ -109,9 +164,13 @@ def connection_create(
     oauth: authorize_url, token_url, client_id, client_secret*, scope, pkce,
     token_auth_method (then: cardflow connection authorize NAME)
 
+    --allowed-host limits where the credentials may be sent (a card calling another host
+    fails with host_not_allowed before anything is sent); without it, any host.
+
     Examples:
       cardflow connection create "JIRA - Basic - bot" --type basic \
-        --set username=bot --secret-env password=JIRA_PASSWORD
+        --set username=bot --secret-env password=JIRA_PASSWORD \
+        --allowed-host acme.atlassian.net
       printf '%s\n' "$KEY" | cardflow connection create "Acme - key" --type custom \
         --set header_name=api_key --secret-stdin header_value
       cardflow connection create "Google - OAuth - me" --type oauth \
@@ -122,10 +181,11 @@ def connection_create(
     as_json = want_json(json_output)
     with guard(as_json):
         kind = auth_type_named(auth_type)
+        hosts = _allowed_hosts(allowed_host)
         config = config_patch(kind, sets, secret_env, secret_stdin)
         ask_missing_secrets(kind, config)
     with open_cardflow(as_json) as cf:
-        view = cf.connections.create(name, kind.name, config)
+        view = cf.connections.create(name, kind.name, config, hosts)
     if as_json:
         print_json(view.to_dict())
     else:
@@ -149,11 +209,25 @@ def connection_list(json_output: JsonOpt = False) -> None:
     if not views:
         console().print("No connections yet. Create one with: cardflow connection create --help")
         return
-    table = Table("NAME", fixed("ID"), "TYPE", "STATUS", "SECRETS")
+    table = Table("NAME", fixed("ID"), "TYPE", "STATUS", "SECRETS", "ALLOWED HOSTS")
     for view in views:
         secrets = [f"{k}: {_show_value(v)}" for k, v in view.config.items() if _is_secret(v)]
-        table.add_row(*cells(view.name, view.id, view.auth_type, view.status, ", ".join(secrets)))
+        hosts = _show_hosts(view) + (" (!)" if view.warnings else "")
+        table.add_row(
+            *cells(view.name, view.id, view.auth_type, view.status, ", ".join(secrets), hosts)
+        )
     console().print(table)
+    unbound = [view.name for view in views if view.warnings and not view.allowed_hosts]
+    if unbound:
+        console().print(
+            Text(
+                f"warning (!): {len(unbound)} connection(s) send their credentials to any host "
+                "a card names. Bind each to its service: cardflow connection update NAME "
+                "--allowed-host HOST (and its secrets again).",
+                style="yellow",
+            ),
+            soft_wrap=True,
+        )
 
 
 @connection_app.command("show")
@@ -185,27 +259,62 @@ def connection_update(
     sets: SetOpt = None,
     secret_env: SecretEnvOpt = None,
     secret_stdin: SecretStdinOpt = None,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-host",
+            metavar="HOST",
+            help="Replace the allowed hosts with these (repeatable): api.example.com, "
+            "*.example.com, each with an optional :port. Allowing a host the list did not "
+            "allow needs the connection's secrets given again in the same command.",
+        ),
+    ] = None,
+    any_host: Annotated[
+        bool,
+        typer.Option(
+            "--any-host",
+            help="Clear the allowed hosts: the credentials may go to any host (needs the "
+            "secrets given again).",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Change a connection. Fields and secrets not given are kept.
 
-    Example: cardflow connection update "JIRA - Basic - bot" --secret-env password=NEW_PASSWORD
+    Examples:
+      cardflow connection update "JIRA - Basic - bot" --secret-env password=NEW_PASSWORD
+      cardflow connection update "JIRA - Basic - bot" --allowed-host acme.atlassian.net \
+        --allowed-host '*.acme.example' --secret-env password=JIRA_PASSWORD
     """
     as_json = want_json(json_output)
     with open_cardflow(as_json) as cf:
-        if not (new_name or auth_type or sets or secret_env or secret_stdin):
-            raise InvalidInput("Nothing to change: give --name, --type, --set or a secret option.")
+        if allowed_host and any_host:
+            raise InvalidInput(
+                "Give either --allowed-host (the new list) or --any-host (no list), not both.",
+                field="allowed_hosts",
+            )
+        hosts = [] if any_host else _allowed_hosts(allowed_host)
+        if not (new_name or auth_type or sets or secret_env or secret_stdin or hosts is not None):
+            raise InvalidInput(
+                "Nothing to change: give --name, --type, --set, --allowed-host, --any-host "
+                "or a secret option."
+            )
         current = cf.connections.get(ref)
         kind = auth_type_named(auth_type or current.auth_type)
         config = config_patch(kind, sets, secret_env, secret_stdin)
         if kind.name != current.auth_type:
             ask_missing_secrets(kind, config)
-        view = cf.connections.update(
-            current.id,
-            name=new_name,
-            auth_type=kind.name if kind.name != current.auth_type else None,
-            config=config if config or kind.name != current.auth_type else None,
-        )
+        try:
+            view = cf.connections.update(
+                current.id,
+                name=new_name,
+                auth_type=kind.name if kind.name != current.auth_type else None,
+                config=config if config or kind.name != current.auth_type else None,
+                allowed_hosts=hosts,
+            )
+        except InvalidInput as exc:
+            _reentry_hint(exc, kind.config.secret_fields, set(config))
+            raise
     if as_json:
         print_json(view.to_dict())
     else:

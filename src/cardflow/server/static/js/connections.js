@@ -59,6 +59,83 @@ function configField(field, connection, typeName) {
     control, hint ? h("p", { class: "hint" }, hint) : null);
 }
 
+// Allowed hosts are typed as one line: entries separated by commas, spaces or new lines.
+function splitHosts(text) {
+  return text.split(/[\s,]+/).filter(Boolean);
+}
+
+// "host" or "host:port" of an http(s) URL, or null while it is not one (yet).
+function urlHost(text) {
+  try {
+    const url = new URL(String(text).trim());
+    return (url.protocol === "https:" || url.protocol === "http:") && url.hostname ? url.host.toLowerCase() : null;
+  } catch {
+    return null;
+  }
+}
+
+// For OAuth and Client Credentials: the hosts of the URLs the connection itself calls.
+function suggestedHosts(type, valueOf) {
+  const hosts = [];
+  for (const field of type.fields) {
+    if (!field.name.endsWith("_url")) continue;
+    const host = urlHost(valueOf(field.name) ?? "");
+    if (host && !hosts.includes(host)) hosts.push(host);
+  }
+  return hosts;
+}
+
+const hasSecrets = (type) => type.fields.some((field) => field.secret);
+const hasUrls = (type) => type.fields.some((field) => field.name.endsWith("_url"));
+
+// The "Allowed hosts" field: where the connection's credentials may be sent. Prefilled from
+// the token / authorize URL until the user types in it; empty shows a warning.
+function allowedHostsField(connection) {
+  const id = nextId("hosts");
+  const editing = Boolean(connection);
+  const original = connection?.allowed_hosts ?? [];
+  const input = h("input", {
+    type: "text", id, name: "allowed_hosts", value: original.join(", "), autocomplete: "off",
+    spellcheck: "false", placeholder: "api.example.com, *.example.com", "aria-describedby": `${id}-hint ${id}-warn`,
+  });
+  const hint = h("p", { class: "hint", id: `${id}-hint` });
+  const warning = h("p", { class: "field-warning", id: `${id}-warn`, "data-warning": "any-host" },
+    "Empty: any host can receive these credentials.");
+  const element = h("div", { class: "field", "data-field": "allowed_hosts" },
+    h("label", { for: id }, "Allowed hosts"), input, hint, warning);
+  let type = null;
+  // Creating: follow the suggestion until the user types here. Editing: only if the saved list
+  // is what the suggestion was for the saved URLs (decided on the first update).
+  let auto = editing ? null : true;
+  const showWarning = () => { warning.hidden = !type || !hasSecrets(type) || splitHosts(input.value).length > 0; };
+  input.addEventListener("input", () => { auto = false; showWarning(); });
+  return {
+    element,
+    // Called when the auth type changes or one of its fields is edited.
+    update(newType, valueOf) {
+      type = newType;
+      if (auto === null) {
+        const saved = suggestedHosts(type, (name) => connection.config[name]);
+        auto = saved.length > 0 && saved.join(",") === original.join(",");
+      }
+      element.hidden = !hasSecrets(type);
+      if (auto && hasUrls(type)) input.value = suggestedHosts(type, valueOf).join(", ");
+      else if (auto && !editing) input.value = "";
+      clear(hint,
+        hasUrls(type)
+          ? "Suggested from the URLs above; add the hosts of the API the cards call if they differ. "
+          : "The hosts of the service these credentials are for, e.g. api.example.com or *.example.com (any name under it), each with an optional :port; separate several with commas. ",
+        "A card calling any other host fails before anything is sent.",
+        editing ? " Allowing a host the list did not allow needs the secrets entered again." : "");
+      showWarning();
+    },
+    // The list to send, or undefined when this type has nothing to protect.
+    value() {
+      return type && hasSecrets(type) ? splitHosts(input.value) : undefined;
+    },
+  };
+}
+
 function readConfig(form, type, editing) {
   const config = {};
   for (const field of type.fields) {
@@ -83,6 +160,7 @@ export async function openConnectionDialog(connection = null) {
     const typeSelect = h("select", { id: typeId, name: "auth_type" },
       types.map((t) => h("option", { value: t.name, selected: connection ? connection.auth_type === t.name : t.name === "basic" }, t.title)));
     const fields = h("div", { class: "type-fields" });
+    const hosts = allowedHostsField(connection);
     const formError = h("div", { class: "form-error", role: "alert" });
     const formId = nextId("form");
     const form = h("form", { class: "form", id: formId, novalidate: true },
@@ -92,14 +170,20 @@ export async function openConnectionDialog(connection = null) {
         h("p", { class: "hint" }, "Describe the service, auth type and account, e.g. “JIRA Service Management - OAuth - service_account”.")),
       h("div", { class: "field", "data-field": "auth_type" },
         h("label", { for: typeId }, "Auth type"), typeSelect),
-      fields, formError);
+      fields, hosts.element, formError);
+    const syncHosts = () => {
+      const type = types.find((t) => t.name === typeSelect.value);
+      hosts.update(type, (name) => form.elements.namedItem(name)?.value);
+    };
     const renderFields = () => {
       const type = types.find((t) => t.name === typeSelect.value);
       clear(fields, type.fields.length ? type.fields.map((f) => configField(f, connection, type.name))
         : h("p", { class: "muted" }, "No credentials: requests are sent as they are."));
       if (type.name === "oauth" && connection?.redirect_uri) fields.append(redirectUriBlock(connection.redirect_uri));
+      syncHosts();
     };
     typeSelect.addEventListener("change", renderFields);
+    fields.addEventListener("input", (event) => { if (event.target.name?.endsWith("_url")) syncHosts(); });
     renderFields();
     const submit = h("button", { type: "submit", class: "btn btn-primary", form: formId }, editing ? "Save" : "Create");
     const cancel = h("button", { type: "button", class: "btn", onclick: () => dialog.close() }, "Cancel");
@@ -112,6 +196,8 @@ export async function openConnectionDialog(connection = null) {
       clear(formError);
       const type = types.find((t) => t.name === typeSelect.value);
       const body = { name: form.elements.namedItem("name").value.trim(), auth_type: type.name, config: readConfig(form, type, editing && connection.auth_type === type.name) };
+      const allowedHosts = hosts.value();
+      if (allowedHosts !== undefined) body.allowed_hosts = allowedHosts;
       submit.disabled = true;
       try {
         saved = editing ? await patch(`/connections/${enc(connection.id)}`, body) : await post("/connections", body);
@@ -150,6 +236,13 @@ export function showFormError(form, formError, error) {
   }
 }
 
+function hostsCell(connection) {
+  const hosts = connection.allowed_hosts || [];
+  return h("td", { class: "hosts" },
+    hosts.length ? hosts.map((host) => h("code", {}, host)) : h("span", { class: "muted" }, "Any host"),
+    (connection.warnings || []).map((warning) => h("p", { class: "cell-note conn-warning" }, warning)));
+}
+
 function statusCell(connection) {
   return h("td", {}, badge(connection.status),
     connection.status === "error" && connection.last_error ? h("p", { class: "cell-error" }, connection.last_error) : null,
@@ -183,10 +276,11 @@ export async function connectionsPage(root) {
       return;
     }
     clear(list, h("table", { class: "table", id: "connections-table" },
-      h("thead", {}, h("tr", {}, ["Name", "Auth type", "Status", "Updated", h("span", { class: "sr-only" }, "Actions")].map((c) => h("th", { scope: "col" }, c)))),
+      h("thead", {}, h("tr", {}, ["Name", "Auth type", "Allowed hosts", "Status", "Updated", h("span", { class: "sr-only" }, "Actions")].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, connections.map((conn) => h("tr", { "data-connection": conn.name },
         h("td", {}, h("strong", { class: "conn-name" }, conn.name), conn.auth_type === "oauth" && conn.redirect_uri ? redirectUriBlock(conn.redirect_uri) : null),
         h("td", { class: "nowrap" }, typeTitles[conn.auth_type] || conn.auth_type),
+        hostsCell(conn),
         statusCell(conn),
         h("td", { class: "nowrap muted" }, formatTime(conn.updated_at)),
         h("td", { class: "row-actions" },
