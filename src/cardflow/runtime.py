@@ -82,6 +82,7 @@ class CardPreparer:
             max_nesting_depth=settings.max_nesting_depth,
             max_for_each_items=settings.max_for_each_items,
             max_expression_bytes=settings.max_expression_bytes,
+            max_expression_value_bytes=settings.max_expression_value_bytes,
             expression_timeout=settings.expression_timeout,
         )
         self._runtimes: dict[str, ConnectionRuntime] = {}

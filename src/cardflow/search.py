@@ -28,7 +28,6 @@ from cardflow.jsondata import exceeds, json_size
 MAX_STEPS = 2_000_000
 # Values an expression builds, as JSON: beyond, writing them out (a request body, an
 # answer) would take more memory and time than anything a flow needs.
-MAX_BUILT_BYTES = 32 * 1024 * 1024
 # What a render may spend on the event loop before it moves to a worker thread.
 INLINE_STEPS = 20_000
 INLINE_SECONDS = 0.005
@@ -72,8 +71,11 @@ class Budget:
             )
 
     def build(self, size: int) -> None:
-        if size > MAX_BUILT_BYTES:
-            self._over(f"builds a value of more than {MAX_BUILT_BYTES // 2**20} MiB as JSON")
+        if size > self.limits.max_expression_value_bytes:
+            self._over(
+                f"builds a value of more than {self.limits.max_expression_value_bytes:,} bytes "
+                "as JSON (CARDFLOW_MAX_EXPRESSION_VALUE_BYTES)"
+            )
 
     def text(self, length: int) -> None:
         if length > self.limits.max_expression_bytes:
@@ -127,7 +129,7 @@ class _Interpreter(TreeInterpreter):  # type: ignore[misc]
             return 8
         known = self.sizes.get(id(value))
         if known is None:  # a value from the data, measured once (cost bounded)
-            known, nodes = json_size(value, MAX_BUILT_BYTES)
+            known, nodes = json_size(value, self.budget.limits.max_expression_value_bytes)
             self.budget.spend(nodes)
             self.sizes[id(value)] = known
             self._alive.append(value)

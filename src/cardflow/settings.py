@@ -147,6 +147,12 @@ class Settings(BaseSettings):
         description="Largest text or value an expression may build (to_string, join, "
         "text interpolation and the like).",
     )
+    max_expression_value_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        gt=0,
+        description="Largest value (as JSON, shared parts counted each time) an expression "
+        "may build, e.g. by lists of itself.",
+    )
     max_runs_per_flow: int = Field(
         default=16,
         ge=1,

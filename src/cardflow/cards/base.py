@@ -76,6 +76,7 @@ class CardLimits:
     max_nesting_depth: int = 64
     max_for_each_items: int = 10_000
     max_expression_bytes: int = 1024 * 1024
+    max_expression_value_bytes: int = 32 * 1024 * 1024
     expression_timeout: float = 2.0
 
 
