@@ -235,7 +235,7 @@ class RunWriter:
             if new_cards:
                 session.execute(insert(RunCard), new_cards)
         for record in records:
-            if record.status == "running":
+            if record.status in ("queued", "running"):  # later snapshots update it
                 self._written[record.id] = next(
                     (i for i, c in enumerate(record.cards) if c.status == "running"),
                     len(record.cards),

@@ -204,7 +204,9 @@ class StepExecutor:
             if execution.stopped:
                 break
             outputs = await self.run_step(execution, step, scope, prefix)
-            scope["steps"][step.id] = outputs
+            # A new dict, not an update: outputs holding {{ steps }} (the dict itself, as
+            # expressions give it) would otherwise make steps contain itself.
+            scope["steps"] = {**scope["steps"], step.id: outputs}
             results[step.id] = outputs
         return results
 
@@ -391,7 +393,9 @@ class Admission:
     def reserve(self, flow_id: str, size: int) -> _Ticket:
         """A place for a new run, or Busy when it could not even wait."""
         ticket = _Ticket(flow_id, size)
-        if self._can_run(flow_id) and not self.waiting:
+        # Runs still waiting are each held by a limit (all slots, or their own flow's):
+        # one that is under both starts now rather than queue behind other flows' runs.
+        if self._can_run(flow_id):
             self._start(ticket)
             return ticket
         limits = self.limits
@@ -635,6 +639,12 @@ class FlowEngine:
         record.status = status
         record.error = error
         record.ended_at = datetime.now(UTC)
+        for card in record.cards:
+            # stopped inside it (a run limit, shutdown): the writer keeps back every card
+            # after one still running, so it would lose all the run did
+            if card.status == "running":
+                card.status = "failed"
+                card.error = error
         self._writer.submit(record)
         if response is not None and not response.done():
             if status == "succeeded":
