@@ -164,7 +164,10 @@ def test_connections_basic_custom_and_oauth_authorization(
                 "inputs": {"url": f"{upstream.url}/echo"},
             },
         ).json()
-    assert ["api_key", HEADER_VALUE] in tested["outputs"]["body"]["headers"]
+    # The kept secret went on the wire; the answer shown back has it blanked out.
+    sent = [r for r in upstream.requests if r["path"] == "/echo"][-1]
+    assert ["api_key", HEADER_VALUE] in sent["headers"]
+    assert ["api_key", "[redacted]"] in tested["outputs"]["body"]["headers"]
 
     # OAuth: the dialog, the redirect URI, then the real dance with the Authlib provider.
     client_id = f"web-{secrets.token_hex(3)}"
