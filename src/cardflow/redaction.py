@@ -16,6 +16,7 @@ credentials). Whatever the work stores or returns goes through its redactor firs
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 import threading
@@ -25,6 +26,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, quote_plus
 
+from yarl import URL
+
 REDACTED = "[redacted]"
 # Shorter values cannot be told apart from ordinary text; fields named like secrets are
 # still blanked whatever their length.
@@ -33,21 +36,38 @@ SENSITIVE_KEY = re.compile(
     r"token|secret|passw(or)?d|passwd|api[-_]?key|authorization|cookie|credential", re.I
 )
 SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
+# Fields holding a text cut short (an error's body excerpt): a secret may be cut in two at
+# their end.
+CUT_KEYS = frozenset({"body_excerpt"})
+_QUERY_BASE = URL("http://h/")
 _TOO_DEEP = "[not kept: nested too deeply]"
+
+
+def _read_back(value: str) -> set[str]:
+    """``value`` as a server may read it back: as sent; its UTF-8 read as latin-1 (a header
+    echoed by a WSGI server); in a URL's path or as a query parameter as cardflow's own
+    URLs (yarl) write them ("/:@?" stay as they are), and a query parameter as aiohttp
+    reads it back (decoded but for "+=&;")."""
+    found = {value, value.encode("utf-8", "surrogatepass").decode("latin-1")}
+    with contextlib.suppress(UnicodeError, ValueError):
+        url = _QUERY_BASE.with_query(q=value)
+        found.update((url.raw_query_string[2:], url.query_string[2:]))
+        found.add(_QUERY_BASE.with_path("/" + value).raw_path[1:])
+    return found
 
 
 @lru_cache(maxsize=4096)
 def secret_forms(value: str) -> frozenset[str]:
-    """``value`` in every form it may take in text that comes back: raw, URL-encoded,
-    JSON-escaped and base64 (standard and URL-safe, with and without padding)."""
-    forms = {
-        value,
-        quote(value, safe=""),
-        quote(value),
-        quote_plus(value),
-        json.dumps(value)[1:-1],
-        json.dumps(value, ensure_ascii=False)[1:-1],
-    }
+    """``value`` in every form it may take in text that comes back: raw or read back as
+    above, then URL-encoded or JSON-escaped (once or twice); and base64 (standard and
+    URL-safe, with and without padding)."""
+    forms: set[str] = set()
+    for read in _read_back(value):
+        forms.update((read, quote(read, safe=""), quote(read), quote_plus(read)))
+        for once in (json.dumps(read)[1:-1], json.dumps(read, ensure_ascii=False)[1:-1]):
+            forms.add(once)
+            # JSON text inside JSON: an echoed request body, a copied error excerpt
+            forms.update((json.dumps(once)[1:-1], json.dumps(once, ensure_ascii=False)[1:-1]))
     raw = value.encode("utf-8", "surrogatepass")
     for encode in (base64.b64encode, base64.urlsafe_b64encode):
         encoded = encode(raw).decode("ascii")
@@ -178,6 +198,24 @@ class Redactor:
                 value = value.replace(form, REDACTED)
         return value
 
+    def cut_text(self, value: str) -> str:
+        """``text`` for a text cut short: the beginning of a secret at its end is blanked
+        too (a character cut in two there reads as U+FFFD)."""
+        value = self.text(value)
+        end = value.rstrip("\ufffd")
+        cut = len(end)
+        for form in self.forms:
+            at = end.find(form[0], max(len(end) - len(form) + 1, 0))
+            while at != -1 and len(end) - at >= MIN_SECRET_LENGTH:
+                if form.startswith(end[at:]):
+                    cut = min(cut, at)
+                    break
+                at = end.find(form[0], at + 1)
+        return value if cut == len(end) else end[:cut] + REDACTED
+
+    def _string(self, key: Any, value: str) -> str:
+        return self.cut_text(value) if key in CUT_KEYS else self.text(value)
+
     def bounded(self, value: Any, limit: int) -> Any:
         """A redacted copy of at most about ``limit`` characters (as JSON). A value that
         had to be cut comes back as ``{"truncated": true, "limit": …, "preview": …}``;
@@ -199,10 +237,10 @@ class Redactor:
                 return {
                     self._key(key): REDACTED
                     if is_sensitive_key(key, self.headers)
-                    else self._walk(item)
+                    else self._item(key, item)
                     for key, item in value.items()
                 }
-            return {self._key(key): self._walk(item) for key, item in value.items()}
+            return {self._key(key): self._item(key, item) for key, item in value.items()}
         if isinstance(value, list | tuple):
             # [name, value] pairs, as header lists often are
             if (
@@ -215,6 +253,11 @@ class Redactor:
             return [self._walk(item) for item in value]
         return value
 
+    def _item(self, key: Any, item: Any) -> Any:
+        if isinstance(item, str) and key in CUT_KEYS and self.forms:
+            return self.cut_text(item)
+        return self._walk(item)
+
     def _key(self, key: Any) -> Any:
         return self.text(key) if isinstance(key, str) and self.forms else key
 
@@ -226,12 +269,12 @@ class _BoundedWalk:
         self.cut = False
         self.margin = max((len(form) for form in redactor.forms), default=0)
 
-    def walk(self, item: Any) -> Any:
+    def walk(self, item: Any, key: Any = None) -> Any:
         redactor = self.redactor
         if isinstance(item, str):
             if len(item) + 2 <= self.left:
                 self.left -= len(item) + 2
-                return redactor.text(item)
+                return redactor._string(key, item)
             # Redact a little past the cut, so no secret is left cut in half.
             keep = max(self.left, 0)
             text = redactor.text(item[: keep + self.margin])[:keep]
@@ -246,7 +289,7 @@ class _BoundedWalk:
                     break
                 self.left -= (len(key) if isinstance(key, str) else 8) + 4
                 sensitive = redactor.by_key and is_sensitive_key(key, redactor.headers)
-                out[redactor._key(key)] = REDACTED if sensitive else self.walk(child)
+                out[redactor._key(key)] = REDACTED if sensitive else self.walk(child, key)
             return out
         if isinstance(item, list | tuple):
             if (

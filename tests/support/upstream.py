@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import contextlib
+import json
 import socket
 import struct
 import threading
 from collections import Counter
 from types import TracebackType
 from typing import Self, TypedDict
+from urllib.parse import parse_qsl
 
+import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
@@ -167,7 +171,8 @@ class Upstream:
             return list(self._requests)
 
     def calls(self, key: str, route: str = "flaky") -> int:
-        """How many times `/{route}/{key}` was called (route: "flaky" or "unauthorized-once")."""
+        """How many times `/{route}/{key}` was called (route: "flaky", "unauthorized-once"
+        or "token-relay")."""
         with self._lock:
             return self._counts[(route, key)]
 
@@ -206,6 +211,10 @@ class Upstream:
         app.router.add_get("/redirect-chain/{n:\\d+}", self._redirect_chain)
         app.router.add_get("/script", self._script)
         app.router.add_get("/unauthorized-once/{key}", self._unauthorized_once)
+        app.router.add_route("*", "/reflect", self._reflect)
+        app.router.add_route("*", "/reflect/{tail:.*}", self._reflect)
+        app.router.add_post("/token-echo", self._token_echo)
+        app.router.add_post("/token-relay/{key}", self._token_relay)
         return app
 
     @web.middleware
@@ -347,6 +356,83 @@ class Upstream:
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
         return await self._echo(request)
+
+    async def _reflect(self, request: web.Request) -> web.Response:
+        """A careless API: answers ``status`` (default 200) repeating the request back, in
+        its body and in its own headers (``X-Reflect-<n>``: the n-th request header's value,
+        under a name that says nothing of secrets).
+
+        The JSON body is the echo record (header values read as latin-1, as WSGI servers
+        do) plus ``headers_utf8`` (as aiohttp reads them). ``format=text``: the body is
+        ``pad`` x's, then the values of the request's headers (only ``header``'s, if given),
+        one per line — to put a value astride a cut at a chosen byte."""
+        status = _int_param(request, "status", 200)
+        only = request.query.get("header")
+        values = [
+            value
+            for name, value in request.headers.items()
+            if only is None or name.lower() == only.lower()
+        ]
+        headers = {f"X-Reflect-{n}": value for n, value in enumerate(values)}
+        if request.query.get("format") == "text":
+            text = "x" * _int_param(request, "pad", 0) + "\n".join(values)
+            return web.Response(status=status, text=text, headers=headers)
+        record = dict(await self._describe(request))
+        record["headers_utf8"] = [[name, value] for name, value in request.headers.items()]
+        return web.json_response(record, status=status, headers=headers)
+
+    async def _token_echo(self, request: web.Request) -> web.Response:
+        """A token endpoint that refuses every request (``status``, default 400; ``error``,
+        default invalid_client) with an ``error_description`` repeating what it received:
+        the Authorization header, the Basic credentials decoded, the body raw and decoded."""
+        return self._token_refusal(request, await request.read())
+
+    async def _token_relay(self, request: web.Request) -> web.Response:
+        """The first ``relay`` (default 1) requests for this key go on to the token endpoint
+        ``to`` (a loopback URL) and its answer comes back as it is; later ones are refused
+        as by /token-echo: a provider that starts echoing what it receives."""
+        raw = await request.read()
+        target = request.query.get("to", "")
+        if not target.startswith(f"http://{HOST}:"):
+            return web.json_response({"error": "to must be a loopback URL"}, status=400)
+        if self._bump("token-relay", request.match_info["key"]) > _int_param(request, "relay", 1):
+            return self._token_refusal(request, raw)
+        forwarded = {
+            name: request.headers[name]
+            for name in ("Authorization", "Content-Type", "Accept")
+            if name in request.headers
+        }
+        async with (
+            aiohttp.ClientSession() as session,
+            session.post(target, data=raw, headers=forwarded) as answer,
+        ):
+            body = await answer.read()
+            content_type = answer.headers.get("Content-Type", "application/json")
+        return web.Response(status=answer.status, body=body, headers={"Content-Type": content_type})
+
+    @staticmethod
+    def _token_refusal(request: web.Request, raw: bytes) -> web.Response:
+        authorization = request.headers.get("Authorization", "")
+        basic = ""
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() == "basic":
+            with contextlib.suppress(binascii.Error, ValueError):
+                basic = base64.b64decode(credentials).decode("latin-1")
+        body = raw.decode("utf-8", errors="replace")
+        form = parse_qsl(body, keep_blank_values=True)
+        received = {"authorization": authorization, "basic": basic, "body": body, "form": form}
+        description = (
+            f"received Authorization: {authorization} (client {basic}) body: {body} form: "
+            + " ".join(f"{name}={value}" for name, value in form)
+            + f" as JSON: {json.dumps(received)}"
+        )
+        return web.json_response(
+            {
+                "error": request.query.get("error", "invalid_client"),
+                "error_description": description,
+            },
+            status=_int_param(request, "status", 400),
+        )
 
     # -- helpers -----------------------------------------------------------------------------
 

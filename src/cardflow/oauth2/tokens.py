@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -38,7 +41,14 @@ class TokenRequest:
         values = [value for name, value in parse_qsl(self.body) if name in SECRET_PARAMETERS]
         for name, value in self.headers.items():
             if name.lower() == "authorization":
-                values.extend((value, value.partition(" ")[2]))
+                scheme, _, credentials = value.partition(" ")
+                values.extend((value, credentials))
+                if scheme.lower() == "basic":
+                    # the client secret itself, which an endpoint may echo decoded
+                    # (Authlib writes Basic credentials as latin-1)
+                    with contextlib.suppress(binascii.Error, ValueError):
+                        pair = base64.b64decode(credentials, validate=True).decode("latin-1")
+                        values.append(pair.partition(":")[2])
         return values
 
 
