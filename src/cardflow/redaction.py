@@ -123,6 +123,11 @@ class SecretSet:
         return bool(self._forms)
 
     @property
+    def headers(self) -> frozenset[str]:
+        """Header names whose values are secrets (connections' custom header names too)."""
+        return self._headers
+
+    @property
     def forms(self) -> frozenset[str]:
         """The secrets cardflow holds (credentials, tokens), in all their forms."""
         return self._forms

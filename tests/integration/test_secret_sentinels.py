@@ -708,6 +708,18 @@ def test_flow_copying_outputs_keeps_and_answers_no_secret(
     assert _redacted_somewhere(run["cards"][6]["outputs"])  # the copy, blanked where it held one
     assert run["cards"][2]["outputs"]["status_code"] == 200  # the rest is kept
 
+    # a form-encoded body: its fields named like secrets are kept out as JSON ones are
+    form_password = kit.sentinel("trigger form password", caller_sent=True, upstream=False)
+    form_answer = kit.api.post(
+        f"/invoke/{flow['trigger']['alias']}",
+        headers={"x-api-client-token": client_token},
+        data={"password": form_password, "note": "form"},
+    )
+    assert form_answer.status_code == 200, form_answer.text
+    form_run = kit.wait_for_run(form_answer.json()["run"])
+    assert form_run["status"] == "succeeded", form_run
+    assert "note=form" in json.dumps(form_run["trigger_data"])  # the rest of the form is kept
+
     # run manually (the answer is the run as stored)
     manual = kit.api.post(
         f"/api/v1/flows/{flow['id']}/runs",

@@ -30,6 +30,7 @@ from cardflow.errors import Busy, CardflowError, InvalidInput, LoopDetected, Run
 from cardflow.flows.control import NestedCardFailed
 from cardflow.flows.expressions import ExpressionError, render_async
 from cardflow.flows.model import CardStep, FlowDocument
+from cardflow.flows.trigger import form_fields
 from cardflow.jsondata import LARGE, dumps_async, exceeds
 from cardflow.redaction import SecretSet, sensitive_values
 from cardflow.run_writer import CardRecord, RunRecord, RunWriter
@@ -42,6 +43,18 @@ log = logging.getLogger("cardflow.flows")
 
 # A run hands the event loop back at least this often, even when its cards never wait.
 _YIELD_EVERY = 0.005
+
+
+async def learn_trigger(secrets: SecretSet, trigger: dict[str, Any]) -> None:
+    """Add what the caller sent under secret names (query, headers, JSON or form body) to
+    what is kept out of storage; a large trigger is walked off the event loop."""
+
+    def found() -> list[str]:
+        return sensitive_values(trigger, secrets.headers) + sensitive_values(
+            form_fields(trigger), secrets.headers
+        )
+
+    secrets.add_learned(await asyncio.to_thread(found) if exceeds(trigger, LARGE) else found())
 
 
 @dataclass(frozen=True)
@@ -292,10 +305,7 @@ class StepExecutor:
             return
         execution._secrets_complete = True
         trigger = execution.trigger
-        if exceeds(trigger, LARGE):
-            execution.secrets.add_learned(await asyncio.to_thread(sensitive_values, trigger))
-        else:
-            execution.secrets.learn(trigger)
+        await learn_trigger(execution.secrets, trigger)
         if execution.connection_refs:
             await self.preparer.add_secrets(set(execution.connection_refs), execution.secrets)
 
@@ -436,6 +446,14 @@ class Admission:
                 self._unqueue(ticket)
             raise
 
+    def withdraw(self, ticket: _Ticket) -> None:
+        """Give back a ticket whose run will never start (its caller went away)."""
+        if ticket.granted is None or (ticket.granted.done() and not ticket.granted.cancelled()):
+            self.release(ticket)
+        else:
+            ticket.granted.cancel()
+            self._unqueue(ticket)
+
     def release(self, ticket: _Ticket) -> None:
         self.running -= 1
         left = self.running_by_flow[ticket.flow_id] - 1
@@ -502,7 +520,7 @@ class FlowEngine:
             admission = self._admissions.setdefault(loop, Admission(self.limits))
         return admission
 
-    def start(
+    async def start(
         self,
         flow: FlowSnapshot,
         trigger: dict[str, Any],
@@ -550,7 +568,11 @@ class FlowEngine:
             hop=hop,
         )
         if flow.document.save_data:
-            secrets.learn(trigger)
+            try:
+                await learn_trigger(secrets, trigger)
+            except BaseException:
+                self.admission().withdraw(ticket)
+                raise
             record.trigger_data = secrets.stored().bounded(
                 trigger, self.limits.max_saved_data_bytes
             )
@@ -566,7 +588,9 @@ class FlowEngine:
         self, flow: FlowSnapshot, trigger: dict[str, Any], *, trigger_type: str, hop: int = 0
     ) -> str:
         """Run a flow to its end (manual runs); returns the run id."""
-        handle = self.start(flow, trigger, trigger_type=trigger_type, answer_caller=False, hop=hop)
+        handle = await self.start(
+            flow, trigger, trigger_type=trigger_type, answer_caller=False, hop=hop
+        )
         await asyncio.shield(handle.task)
         return handle.run_id
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qsl
 
 from cardflow import jsondata
 from cardflow.errors import InvalidBody
@@ -51,6 +52,20 @@ async def endpoint_trigger(
         "body": body,
         "raw": text,
     }
+
+
+def form_fields(trigger: Mapping[str, Any]) -> dict[str, list[str]]:
+    """The fields of a form-encoded trigger body (kept as text in ``body``), so that those
+    named like secrets are redacted as JSON fields are."""
+    headers = trigger.get("headers") or {}
+    mime = str(headers.get("content-type", "")).split(";", 1)[0].strip().lower()
+    raw = trigger.get("raw")
+    if mime != "application/x-www-form-urlencoded" or not isinstance(raw, str):
+        return {}
+    fields: dict[str, list[str]] = {}
+    for name, value in parse_qsl(raw, keep_blank_values=True):
+        fields.setdefault(name, []).append(value)
+    return fields
 
 
 def manual_trigger(inputs: dict[str, Any] | None) -> dict[str, Any]:

@@ -80,7 +80,7 @@ async def handle_invoke(cf: Cardflow, alias: str, request: Request) -> Response:
         max_depth=cf.settings.max_nesting_depth,
     )
     prefer_async = "respond-async" in request.headers.get("prefer", "").lower()
-    handle = cf.engine.start(
+    handle = await cf.engine.start(
         flow, trigger, trigger_type="api_endpoint", answer_caller=True, hop=hop, size=len(raw)
     )
     assert handle.response is not None
