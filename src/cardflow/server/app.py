@@ -74,6 +74,12 @@ async def _prune_runs(cf: Cardflow) -> None:
         await asyncio.sleep(3600)
 
 
+class _CardflowAPI(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outermost: FastAPI's request-body limiter answers some 413s itself, in plain text.
+        return errors.ShapedTooLarge(super().build_middleware_stack())
+
+
 def create_app(cf: Cardflow | None = None, *, settings: Settings | None = None) -> FastAPI:
     """The app; it opens (and later closes) its own Cardflow unless one is given."""
 
@@ -95,7 +101,7 @@ def create_app(cf: Cardflow | None = None, *, settings: Settings | None = None) 
                 instance.close()
 
     configured = cf.settings if cf is not None else settings or Settings()
-    app = FastAPI(
+    app = _CardflowAPI(
         # Counted while the body streams in, before any route (or authentication) runs.
         max_body_size=configured.max_request_bytes,
         title="cardflow",

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cardflow.errors import Busy, CardFailed, CardflowError
 from cardflow.validation import field_path
@@ -35,6 +36,58 @@ def error_response(
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return JSONResponse({"error": body}, status_code=status, headers=headers or None)
+
+
+def payload_too_large(limit: object) -> JSONResponse:
+    size = f" of {limit:,} bytes" if isinstance(limit, int) else ""
+    return error_response(
+        413,
+        "payload_too_large",
+        f"The request body is larger than the limit{size} (CARDFLOW_MAX_REQUEST_BYTES); "
+        "it was not read further.",
+    )
+
+
+class ShapedTooLarge:
+    """Starlette's body limiter answers a declared Content-Length over the limit with its
+    own plain-text 413 ("Content Too Large"), whatever the app answered: send the error
+    shape instead. Wraps the whole app, outside that limiter."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replaced = False
+
+        async def shaped(message: Message) -> None:
+            nonlocal replaced
+            if replaced:
+                return  # the limiter's plain-text body: the shaped one went instead
+            if message["type"] == "http.response.start" and _from_limiter(message):
+                replaced = True
+                response = payload_too_large(scope.get(MAX_BODY_SIZE_SCOPE_KEY))
+                await send(
+                    {"type": "http.response.start", "status": 413, "headers": response.raw_headers}
+                )
+                await send({"type": "http.response.body", "body": response.body})
+                return
+            await send(message)
+
+        await self.app(scope, receive, shaped)
+
+
+def _from_limiter(message: Message) -> bool:
+    """A 413 with only Content-Length and a text/plain Content-Type: the limiter's (flow
+    answers always carry more headers, cardflow's own errors are JSON)."""
+    headers = dict(message.get("headers", []))
+    return (
+        message["status"] == 413
+        and set(headers) == {b"content-length", b"content-type"}
+        and headers[b"content-type"].startswith(b"text/plain")
+    )
 
 
 def _validation_field(loc: tuple[Any, ...]) -> str | None:
@@ -73,14 +126,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 413:
-            limit = request.scope.get(MAX_BODY_SIZE_SCOPE_KEY)
-            size = f" of {limit:,} bytes" if isinstance(limit, int) else ""
-            return error_response(
-                413,
-                "payload_too_large",
-                f"The request body is larger than the limit{size} (CARDFLOW_MAX_REQUEST_BYTES); "
-                "it was not read further.",
-            )
+            return payload_too_large(request.scope.get(MAX_BODY_SIZE_SCOPE_KEY))
         kinds = {
             400: "invalid_body",
             401: "unauthorized",
