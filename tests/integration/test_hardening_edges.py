@@ -1202,9 +1202,11 @@ def test_oversized_body_without_token_is_413_with_content_length(
     _assert_too_large(answer)
 
 
-def test_oversized_body_without_token_is_413_when_streamed_without_length(
+def test_oversized_body_without_token_is_refused_unread_when_streamed_without_length(
     servers: dict[str, RunningServer],
 ) -> None:
+    """No length to refuse it by: the missing token is (401), before any of it is read;
+    with a token, the cap stops it as it streams in (413)."""
     port = port_of(servers["capped"])
     head = request_head(
         "POST",
@@ -1214,6 +1216,17 @@ def test_oversized_body_without_token_is_413_when_streamed_without_length(
     piece = b"y" * (8 * KIB)
     chunks = [b"%x\r\n%s\r\n" % (len(piece), piece) for _ in range(64)] + [b"0\r\n\r\n"]
     (answer,) = parse_answers(exchange(port, head, chunks))
+    assert_error(answer, 401, "unauthorized")
+    with_token = request_head(
+        "POST",
+        "/api/v1/connections",
+        {
+            "Content-Type": "application/json",
+            "Transfer-Encoding": "chunked",
+            "Authorization": f"Bearer {servers['capped'].token}",
+        },
+    )
+    (answer,) = parse_answers(exchange(port, with_token, chunks))
     _assert_too_large(answer)
 
 
@@ -1284,12 +1297,6 @@ def test_body_just_under_the_cap_without_token_is_401(servers: dict[str, Running
     assert_error(answer, 401, "unauthorized")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 9 item 3 lists '422 instead of 401' for a body sent with no token: a "
-    "body that is not JSON (or nests too deeply) is still parsed, and refused, before "
-    "the token is checked",
-)
 def test_a_body_that_is_not_json_without_token_is_401(servers: dict[str, RunningServer]) -> None:
     answer = raw_request(
         port_of(servers["capped"]),

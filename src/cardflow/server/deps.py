@@ -98,3 +98,8 @@ async def require_token_navigating(
 
 TokenDep = Annotated[str, Depends(require_token)]
 NavigationTokenDep = Annotated[str, Depends(require_token_navigating)]
+
+
+async def authenticate_request(request: Request) -> str:
+    """What :func:`require_token` checks, for a request outside dependency injection."""
+    return await require_token(request, await get_cardflow(request), await _bearer(request))
