@@ -390,30 +390,43 @@ LOOPBACK_FORMS = [
     "[::1]",
     "localhost",
 ]
-# Legacy numeric forms the resolver would map onto 127.0.0.1 / 0.0.0.0: aiohttp refuses
-# them itself ("not a canonical IPv4 address", a connection_error) before any policy or
-# socket sees them; either way the sentinel must see nothing.
+# Legacy numeric forms a resolver would map onto 127.0.0.1 / 0.0.0.0: refused as invalid
+# URLs (naming the field, saying how to write the address) before anything else.
 ODD_NUMERIC_FORMS = ["127.1", "0", "2130706433", "0x7f000001", "127.0.0.1.", "0177.0.0.1"]
 
 
-@pytest.mark.parametrize("host", LOOPBACK_FORMS + ODD_NUMERIC_FORMS)
+@pytest.mark.parametrize("host", LOOPBACK_FORMS)
 def test_loopback_in_any_address_form_is_refused_before_connecting(
     servers: dict[str, RunningServer], sentinel: RawServer, host: str
 ) -> None:
     before = sentinel.seen
     result = card_test(servers["loopback_denied"], {"url": f"http://{host}:{sentinel.port}/secret"})
     assert result["ok"] is False
-    if host in ODD_NUMERIC_FORMS:
-        assert result["error"]["type"] in {"network_denied", "connection_error"}, result
-    else:
-        assert result["error"]["type"] == "network_denied", result
-        assert "CARDFLOW_DENY_NETWORKS" in result["error"]["message"]
+    assert result["error"]["type"] == "network_denied", result
+    assert "CARDFLOW_DENY_NETWORKS" in result["error"]["message"]
     assert sentinel.seen == before, "the denied request reached the loopback service"
     # the card test is on record, and the record lists
     with api(servers["loopback_denied"]) as client:
         run = client.get(f"/api/v1/runs/{result['run_id']}")
     assert run.status_code == 200
     assert run.json()["cards"][0]["error"]["type"] == result["error"]["type"]
+
+
+@pytest.mark.parametrize("host", ODD_NUMERIC_FORMS)
+def test_legacy_numeric_ipv4_forms_are_invalid_urls(
+    servers: dict[str, RunningServer], sentinel: RawServer, host: str
+) -> None:
+    before = sentinel.seen
+    with api(servers["open"]) as client:
+        answer = client.post(
+            "/api/v1/cards/api_connector.get/test",
+            json={"inputs": {"url": f"http://{host}:{sentinel.port}/secret"}},
+        )
+    assert_error(answer, 422, "invalid_input")
+    error = answer.json()["error"]
+    assert error["field"] == "inputs.url", error
+    assert "four decimal numbers" in error["message"] or "not a valid" in error["message"]
+    assert sentinel.seen == before
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "[::]", "[::ffff:0.0.0.0]", "[::ffff:127.0.0.1]"])
@@ -1182,9 +1195,14 @@ def test_nesting_limit_is_the_setting_not_an_accident(servers: dict[str, Running
 # == 3. Request-body cap =====================================================================
 
 
-def _assert_too_large(answer: RawAnswer | httpx.Response, limit: int = CAP) -> None:
+def _assert_too_large(
+    answer: RawAnswer | httpx.Response,
+    limit: int = CAP,
+    which: str = "CARDFLOW_MAX_REQUEST_BYTES",
+) -> None:
     error = assert_error(answer, 413, "payload_too_large")
     assert f"{limit:,}" in error["message"], error
+    assert which in error["message"], error
 
 
 def test_oversized_body_without_token_is_413_with_content_length(
@@ -1356,6 +1374,6 @@ def test_login_form_over_its_cap_is_413(servers: dict[str, RunningServer], strea
         headers={"Content-Type": "application/x-www-form-urlencoded"},
         timeout=30,
     )
-    _assert_too_large(answer, 64 * KIB)
+    _assert_too_large(answer, 64 * KIB, "the web forms' limit")
     small = httpx.post(f"{server.url}/login", data={"token": "forged"}, timeout=30)
     assert small.status_code == 400  # read, and refused as a login link that does not work

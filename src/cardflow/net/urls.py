@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from functools import lru_cache
 
@@ -28,7 +29,27 @@ def parse_http_url(value: str) -> URL:
         raise ValueError(f"{value!r} has no host")
     if not _HOST.match(url.raw_host or ""):
         raise ValueError(f"{url.raw_host!r} is not a valid host name or address")
+    if _legacy_ipv4(url.raw_host or ""):
+        raise ValueError(
+            f"{url.raw_host!r} is an IPv4 address in a legacy form (short, decimal, octal or "
+            "hex); write it as four decimal numbers, e.g. 127.0.0.1"
+        )
     return url
+
+
+def _legacy_ipv4(host: str) -> bool:
+    """A host that browsers read as an IPv4 address (its last label is a number) but that
+    is not written as one: ``127.1``, ``2130706433``, ``0x7f.1``, ``0177.0.0.1``, ``1.2.3.4.``."""
+    if ":" in host:
+        return False  # IPv6
+    labels = host.split(".")
+    last = labels[-1] or (labels[-2] if len(labels) > 1 else "")
+    if not (last.isdigit() or last.lower().startswith("0x")):
+        return False
+    try:
+        return str(ipaddress.IPv4Address(host)) != host
+    except ValueError:
+        return True
 
 
 def check_http_url(value: str) -> str:

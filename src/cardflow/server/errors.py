@@ -38,13 +38,17 @@ def error_response(
     return JSONResponse({"error": body}, status_code=status, headers=headers or None)
 
 
-def payload_too_large(limit: object) -> JSONResponse:
+def payload_too_large(scope: Scope) -> JSONResponse:
+    """413 naming the limit this route applied: the app's, or the web forms' own."""
+    limit = scope.get(MAX_BODY_SIZE_SCOPE_KEY)
     size = f" of {limit:,} bytes" if isinstance(limit, int) else ""
+    cardflow = getattr(getattr(scope.get("app"), "state", None), "cardflow", None)
+    app_limit = cardflow.settings.max_request_bytes if cardflow is not None else None
+    which = "CARDFLOW_MAX_REQUEST_BYTES" if limit == app_limit else "the web forms' limit"
     return error_response(
         413,
         "payload_too_large",
-        f"The request body is larger than the limit{size} (CARDFLOW_MAX_REQUEST_BYTES); "
-        "it was not read further.",
+        f"The request body is larger than the limit{size} ({which}); it was not read further.",
     )
 
 
@@ -68,7 +72,7 @@ class ShapedTooLarge:
                 return  # the limiter's plain-text body: the shaped one went instead
             if message["type"] == "http.response.start" and _from_limiter(message):
                 replaced = True
-                response = payload_too_large(scope.get(MAX_BODY_SIZE_SCOPE_KEY))
+                response = payload_too_large(scope)
                 await send(
                     {"type": "http.response.start", "status": 413, "headers": response.raw_headers}
                 )
@@ -126,7 +130,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 413:
-            return payload_too_large(request.scope.get(MAX_BODY_SIZE_SCOPE_KEY))
+            return payload_too_large(request.scope)
         kinds = {
             400: "invalid_body",
             401: "unauthorized",
