@@ -16,6 +16,11 @@ It is strict the way a real provider is: redirect URIs match exactly, codes are 
 short-lived and tied to their client, redirect_uri and PKCE challenge, each refresh token works
 once (a refresh returns a new one) and only for its client. `tests.support.provider_login`
 drives the browser side (login and consent) from tests.
+
+Two knobs model what real providers do around rotation: ``rotation_grace`` keeps a rotated
+refresh token usable for a few more seconds (Okta's grace period; 0, the default, is strict
+rotation), and ``answer_delay`` makes the token endpoint sleep after it has issued (and, for a
+refresh, rotated) before it answers — the window in which a client that dies loses the answer.
 """
 
 from __future__ import annotations
@@ -111,7 +116,14 @@ class Token(TokenMixin):  # type: ignore[misc]
     refresh_token: str | None = None
     user_id: str | None = None
     revoked: bool = False  # the access token
-    refresh_revoked: bool = False  # the refresh token (used once, or revoked by revoke_grants)
+    refresh_revoked: bool = False  # the refresh token, revoked by revoke_grants
+    refresh_used_at: float | None = None  # when a refresh first rotated the refresh token
+
+    def refresh_usable(self, now: float, grace: float) -> bool:
+        """The refresh token works: not revoked, and unused or rotated less than `grace` ago."""
+        if self.refresh_revoked:
+            return False
+        return self.refresh_used_at is None or now < self.refresh_used_at + grace
 
     def check_client(self, client: Client) -> bool:
         return bool(client.get_client_id() == self.client.client_id)
@@ -183,6 +195,10 @@ class MemoryStore:
         self._users: dict[str, User] = {}
         self._codes: dict[str, AuthorizationCode] = {}
         self._tokens: dict[str, Token] = {}  # by access token, in the order issued
+        #: Refresh tokens presented after rotation made them unusable (grace included).
+        self.late_refresh_uses = 0
+        #: Refresh tokens used again, after their rotation, within the grace window.
+        self.grace_refresh_uses = 0
 
     def add_client(self, client: Client) -> Client:
         with self._lock:
@@ -248,20 +264,32 @@ class MemoryStore:
 
     # refresh tokens
 
-    def find_refresh_token(self, refresh_token: str) -> Token | None:
-        """The token whose refresh token is `refresh_token`, unless used or revoked."""
+    def find_refresh_token(self, refresh_token: str, grace: float = 0.0) -> Token | None:
+        """The token whose refresh token is `refresh_token`, unless revoked, or used more
+        than `grace` seconds ago; counts late uses (see `late_refresh_uses`)."""
+        now = time.time()
         with self._lock:
             for token in self._tokens.values():
-                if token.refresh_token == refresh_token and not token.refresh_revoked:
-                    return token
+                if token.refresh_token == refresh_token:
+                    if token.refresh_usable(now, grace):
+                        return token
+                    if not token.refresh_revoked:
+                        self.late_refresh_uses += 1
+                    return None
         return None
 
-    def take_refresh_token(self, token: Token) -> bool:
-        """Use up `token`'s refresh token; False if another request used it first."""
+    def take_refresh_token(self, token: Token, grace: float = 0.0) -> bool:
+        """Use up `token`'s refresh token (it stays usable for `grace` seconds after its
+        first use); False if it is no longer usable, another request having used it first."""
+        now = time.time()
         with self._lock:
-            if token.refresh_revoked:
+            if not token.refresh_usable(now, grace):
+                self.late_refresh_uses += 1
                 return False
-            token.refresh_revoked = True
+            if token.refresh_used_at is None:
+                token.refresh_used_at = now
+            else:
+                self.grace_refresh_uses += 1
             return True
 
     def refresh_tokens(self) -> list[str]:
@@ -361,12 +389,14 @@ class _RefreshTokenGrant(RefreshTokenGrant):  # type: ignore[misc]
         return owner
 
     def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
-        return self.owner.store.find_refresh_token(refresh_token)
+        return self.owner.store.find_refresh_token(refresh_token, self.owner.rotation_grace)
 
     def validate_token_request(self) -> None:
         super().validate_token_request()  # client, token (its client's), scope
-        # Use the refresh token up here, atomically: of two concurrent refreshes only one wins.
-        if not self.owner.store.take_refresh_token(self.request.refresh_token):
+        # Use the refresh token up here, atomically: of two concurrent refreshes only one wins
+        # (without a grace window; within one, every use gets a new refresh token).
+        grace = self.owner.rotation_grace
+        if not self.owner.store.take_refresh_token(self.request.refresh_token, grace):
             raise InvalidGrantError()
 
     def authenticate_user(self, refresh_token: Token) -> User | None:
@@ -396,10 +426,20 @@ class OAuthServer:
     """Authlib authorization server + protected resource on 127.0.0.1 (ephemeral port)."""
 
     def __init__(
-        self, *, expires_in: int = 3600, require_pkce: bool = True, code_lifetime: int = 60
+        self,
+        *,
+        expires_in: int = 3600,
+        require_pkce: bool = True,
+        code_lifetime: int = 60,
+        rotation_grace: float = 0.0,
+        answer_delay: float = 0.0,
     ) -> None:
         #: Lifetime in seconds of tokens issued from now on (0: no expiry). Mutable at runtime.
         self.expires_in = expires_in
+        #: Seconds a rotated refresh token stays usable (0: strict rotation). Mutable.
+        self.rotation_grace = rotation_grace
+        #: Seconds the token endpoint sleeps after issuing, before answering. Mutable.
+        self.answer_delay = answer_delay
         #: Refuse authorization requests without a code_challenge. Mutable at runtime.
         self.require_pkce = require_pkce
         #: Lifetime in seconds of authorization codes issued from now on. Mutable at runtime.
@@ -411,6 +451,8 @@ class OAuthServer:
         self._token_requests = 0
         self._refresh_requests = 0
         self._code_exchanges = 0
+        self._in_flight = 0
+        self._invalid_grants = 0
         self._last_authorize_params: dict[str, str] = {}
         self._faults: deque[_Fault] = deque()
         self._delays: deque[float] = deque()
@@ -554,6 +596,30 @@ class OAuthServer:
             return self._code_exchanges
 
     @property
+    def in_flight(self) -> int:
+        """Token requests being handled right now (sleeping in `answer_delay` included)."""
+        with self._lock:
+            return self._in_flight
+
+    @property
+    def invalid_grants(self) -> int:
+        """Token endpoint answers with ``error=invalid_grant`` (injected ones included)."""
+        with self._lock:
+            return self._invalid_grants
+
+    @property
+    def late_refresh_uses(self) -> int:
+        """Refresh requests whose refresh token had been rotated and whose grace (if any) had
+        passed (each is answered invalid_grant)."""
+        return self.store.late_refresh_uses
+
+    @property
+    def grace_refresh_uses(self) -> int:
+        """Refresh requests accepted only thanks to `rotation_grace`: their refresh token had
+        been rotated already (its answer lost, say), less than the grace ago."""
+        return self.store.grace_refresh_uses
+
+    @property
     def last_authorize_params(self) -> dict[str, str]:
         """Query parameters of the last request to the authorization endpoint, as sent."""
         with self._lock:
@@ -623,8 +689,19 @@ class OAuthServer:
             self._token_requests += 1
             self._refresh_requests += int(grant_type == "refresh_token")
             self._code_exchanges += int(grant_type == "authorization_code")
+            self._in_flight += 1
             delay = self._delays.popleft() if self._delays else 0.0
             fault = self._faults.popleft() if self._faults else None
+        try:
+            response = self._token_response(delay, fault)
+            if self.answer_delay:
+                self._stopping.wait(self.answer_delay)  # issued (and rotated), not answered
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+        return response
+
+    def _token_response(self, delay: float, fault: _Fault | None) -> Response:
         if delay:
             self._stopping.wait(delay)
         if fault is not None:
@@ -632,9 +709,15 @@ class OAuthServer:
             response.status_code = fault.status
             if fault.retry_after is not None:
                 response.headers["Retry-After"] = str(fault.retry_after)
-            return response
-        response = self.authorization.create_token_response()
-        assert isinstance(response, Response)
+        else:
+            response = self.authorization.create_token_response()
+            assert isinstance(response, Response)
+        if (
+            response.status_code >= 400
+            and (response.get_json(silent=True) or {}).get("error") == "invalid_grant"
+        ):
+            with self._lock:
+                self._invalid_grants += 1
         return response
 
     def _me(self) -> Response:

@@ -127,6 +127,10 @@ class SqlTokenStore:
         with self._db.session() as session:
             connection = session.get(Connection, connection_id)
             if connection is not None:
+                if status == "needs_authorization" == connection.status and connection.last_error:
+                    # Later refusals of the same dead grant follow from the first cause
+                    # (a lost rotated token, a changed scope, …): keep saying it.
+                    return
                 connection.status = status
                 connection.last_error = message
                 connection.updated_at = utcnow()
