@@ -26,6 +26,7 @@ bench: $(BIN)/.installed  ## benchmarks (figures, not pass/fail)
 	$(BIN)/python bench/card_overhead.py
 	$(BIN)/python bench/refresh_storm.py
 	$(BIN)/python bench/invoke.py
+	$(BIN)/python bench/abuse.py
 
 docs: $(BIN)/.installed  ## regenerate docs/cards.md from the card registry
 	$(BIN)/python -m cardflow.cards.docs > docs/cards.md

@@ -408,8 +408,8 @@ def assert_limit_named(message: str) -> None:
     bounds = (
         "CARDFLOW_EXPRESSION_TIMEOUT",
         "CARDFLOW_MAX_EXPRESSION_BYTES",
+        "CARDFLOW_MAX_EXPRESSION_VALUE_BYTES",
         "evaluation steps",
-        "MiB as JSON",
     )
     assert any(bound in message for bound in bounds), message
 
