@@ -83,10 +83,11 @@ def _finite(text: str) -> float:
     return number
 
 
-def loads(text: str | bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
+def loads(text: str | bytes, *, max_depth: int = DEFAULT_MAX_DEPTH, yielding: bool = False) -> Any:
     """Parse JSON text (on the calling thread): ValueError when it is not JSON (NaN and
-    out-of-range numbers included), TooDeep when it nests too deeply."""
-    return _loads(text, max_depth, yielding=False)
+    out-of-range numbers included), TooDeep when it nests too deeply. ``yielding`` (in a
+    worker thread, for large text) lets the event loop's thread take the GIL meanwhile."""
+    return _loads(text, max_depth, yielding=yielding)
 
 
 async def loads_async(text: str | bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:

@@ -617,6 +617,66 @@ def test_flow_calling_itself_stops_at_max_flow_depth(limited: StartServer) -> No
     assert_healthy(server)
 
 
+def test_flows_calling_each_other_in_a_ring_cannot_hold_every_slot(limited: StartServer) -> None:
+    """Two flows calling each other, from two callers at once, would need more slots than
+    there are: a run called from a run never waits for a slot (its caller holds one while
+    it waits), it is refused with 503 at once, so the rings end and other callers are
+    answered."""
+    server = limited(max_concurrent_runs=4, max_flow_depth=8)
+    no_retry = {"count": 0}
+    for name, calls in (("ping", "pong"), ("pong", "ping")):
+        create_flow(
+            server,
+            endpoint(
+                name,
+                [
+                    {
+                        "id": "call",
+                        "card": "api_connector.get",
+                        "retry": no_retry,
+                        "inputs": {"url": f"{server.url}/invoke/{calls}"},
+                    },
+                    {"id": "out", "card": "flow.return", "inputs": {"never": True}},
+                ],
+            ),
+        )
+    create_flow(
+        server, endpoint("other", [{"id": "out", "card": "flow.return", "inputs": {"ok": True}}])
+    )
+    answers: list[httpx.Response] = []
+    callers = [
+        threading.Thread(
+            target=lambda: answers.append(HTTP.post(f"{server.url}/invoke/ping", timeout=60))
+        )
+        for _ in range(2)
+    ]
+    for caller in callers:
+        caller.start()
+    for caller in callers:
+        caller.join(timeout=60)
+    assert len(answers) == 2  # both rings ended (no caller waited for a card's timeout)
+    for answer in answers:
+        assert answer.status_code == 500, answer.text
+        assert answer.json()["error"]["card"] == "call"
+    excerpts = [
+        run["error"].get("body_excerpt") or ""
+        for flow in ("ping", "pong")
+        for run in runs_of(server, flow_id_of(server, flow))
+        if run["error"] is not None
+    ]
+    assert any('"busy"' in text and "does not wait" in text for text in excerpts), excerpts
+    other = HTTP.post(f"{server.url}/invoke/other", timeout=30)
+    assert other.status_code == 200 and other.json() == {"ok": True}
+    # and an outside caller that finds every slot taken still waits its turn (not 503)
+    assert_healthy(server)
+
+
+def flow_id_of(server: RunningServer, name: str) -> str:
+    answer = HTTP.get(f"{server.url}/api/v1/flows/flow {name}", headers=server.headers)
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["id"])
+
+
 # -- run slots and the queue -----------------------------------------------------------------
 
 

@@ -55,6 +55,7 @@ def serve(
 
     from cardflow.logs import configure_logging
     from cardflow.server.app import create_app
+    from cardflow.server.process import tune_for_serving
 
     with guard(as_json):
         application = create_app(settings=settings)
@@ -100,6 +101,7 @@ def serve(
                 soft_wrap=True,
             )
     configure_logging(settings.log_level)
+    tune_for_serving()
     uvicorn.run(
         application,
         host=settings.host,

@@ -32,7 +32,7 @@ from cardflow.flows.expressions import ExpressionError, render_async
 from cardflow.flows.model import CardStep, FlowDocument
 from cardflow.flows.trigger import form_fields
 from cardflow.jsondata import LARGE, dumps_async, exceeds
-from cardflow.redaction import SecretSet, sensitive_values
+from cardflow.redaction import Redactor, SecretSet, sensitive_values
 from cardflow.run_writer import CardRecord, RunRecord, RunWriter
 from cardflow.runs import INTERRUPTED
 from cardflow.runtime import CardPreparer
@@ -43,6 +43,20 @@ log = logging.getLogger("cardflow.flows")
 
 # A run hands the event loop back at least this often, even when its cards never wait.
 _YIELD_EVERY = 0.005
+
+
+# Values kept with save_data are redacted and cut to CARDFLOW_MAX_SAVED_DATA_BYTES; past
+# this size that work moves to a worker thread.
+_KEEP_INLINE = 32 * 1024
+
+
+async def kept(redactor: Redactor, value: Any, limit: int) -> Any:
+    """``value`` as save_data keeps it: redacted, at most about ``limit`` as JSON."""
+    if value is None:
+        return None
+    if exceeds(value, _KEEP_INLINE):
+        return await asyncio.to_thread(redactor.bounded, value, limit)
+    return redactor.bounded(value, limit)
 
 
 async def learn_trigger(secrets: SecretSet, trigger: dict[str, Any]) -> None:
@@ -291,10 +305,8 @@ class StepExecutor:
                 await self.complete_secrets(execution)
                 redactor = execution.secrets.stored()
                 limit = self.limits.max_saved_data_bytes
-                card.inputs = redactor.bounded(rendered, limit) if rendered is not None else None
-                card.outputs = (
-                    redactor.bounded(result.outputs, limit) if result.outputs is not None else None
-                )
+                card.inputs = await kept(redactor, rendered, limit)
+                card.outputs = await kept(redactor, result.outputs, limit)
         return result, connection_id
 
     async def complete_secrets(self, execution: Execution) -> None:
@@ -400,7 +412,7 @@ class Admission:
         self.waiting_by_flow: dict[str, int] = {}
         self.waiting_bytes = 0
 
-    def reserve(self, flow_id: str, size: int) -> _Ticket:
+    def reserve(self, flow_id: str, size: int, *, nested: bool = False) -> _Ticket:
         """A place for a new run, or Busy when it could not even wait."""
         ticket = _Ticket(flow_id, size)
         # Runs still waiting are each held by a limit (all slots, or their own flow's):
@@ -408,7 +420,31 @@ class Admission:
         if self._can_run(flow_id):
             self._start(ticket)
             return ticket
+        self.check_room(flow_id, size, nested=nested)
+        ticket.granted = asyncio.get_running_loop().create_future()
+        self.waiting.append(ticket)
+        self.waiting_by_flow[flow_id] = self.waiting_by_flow.get(flow_id, 0) + 1
+        self.waiting_bytes += size
+        return ticket
+
+    def check_room(self, flow_id: str, size: int, *, nested: bool = False) -> None:
+        """Busy unless a run of this flow with a body of ``size`` bytes could start or
+        wait now (asked before a large body is even read, so that refusing costs nothing).
+
+        A run called from another run (``nested``) never waits: its caller holds a slot
+        while it waits for it, so runs waiting on runs could hold every slot (flows calling
+        each other in a ring) and starve every other caller. It is refused at once instead,
+        and the calling card may retry after Retry-After."""
+        if self._can_run(flow_id):
+            return
         limits = self.limits
+        if nested:
+            raise Busy(
+                "Every run slot this flow may use is taken (CARDFLOW_MAX_CONCURRENT_RUNS, "
+                "CARDFLOW_MAX_RUNS_PER_FLOW), and a flow called by another flow does not "
+                "wait for one; try again shortly.",
+                retry_after=1,
+            )
         if len(self.waiting) >= limits.max_queued_runs:
             raise Busy(
                 f"{len(self.waiting):,} runs are already waiting for a slot "
@@ -428,11 +464,6 @@ class Admission:
                 "try again shortly.",
                 retry_after=5,
             )
-        ticket.granted = asyncio.get_running_loop().create_future()
-        self.waiting.append(ticket)
-        self.waiting_by_flow[flow_id] = self.waiting_by_flow.get(flow_id, 0) + 1
-        self.waiting_bytes += size
-        return ticket
 
     async def wait(self, ticket: _Ticket) -> None:
         if ticket.granted is None:
@@ -539,7 +570,7 @@ class FlowEngine:
                 f"{self.limits.max_flow_depth} (CARDFLOW_MAX_FLOW_DEPTH): a flow is probably "
                 "calling itself."
             )
-        ticket = self.admission().reserve(flow.id, size)
+        ticket = self.admission().reserve(flow.id, size, nested=hop > 0)
         loop = asyncio.get_running_loop()
         response: asyncio.Future[FlowAnswer | dict[str, Any]] | None = (
             loop.create_future() if answer_caller else None
@@ -573,8 +604,8 @@ class FlowEngine:
             except BaseException:
                 self.admission().withdraw(ticket)
                 raise
-            record.trigger_data = secrets.stored().bounded(
-                trigger, self.limits.max_saved_data_bytes
+            record.trigger_data = await kept(
+                secrets.stored(), trigger, self.limits.max_saved_data_bytes
             )
         self._writer.submit(record)
         task = loop.create_task(

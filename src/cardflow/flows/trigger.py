@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -12,16 +13,27 @@ from cardflow.errors import InvalidBody
 from cardflow.jsondata import TooDeep
 
 
-async def parse_body(raw: bytes, content_type: str, *, max_depth: int) -> tuple[Any, str]:
+async def parse_body(
+    raw: bytes | bytearray, content_type: str, *, max_depth: int
+) -> tuple[Any, str]:
     """(body, raw text): JSON when it parses as JSON, else the text. JSON that nests too
-    deeply is refused (InvalidBody), never taken as text."""
+    deeply is refused (InvalidBody), never taken as text. A large body is decoded and
+    parsed in a worker thread."""
+    if len(raw) <= jsondata.LARGE:
+        return _parse_body(raw, content_type, max_depth, yielding=False)
+    return await asyncio.to_thread(_parse_body, raw, content_type, max_depth, yielding=True)
+
+
+def _parse_body(
+    raw: bytes | bytearray, content_type: str, max_depth: int, *, yielding: bool
+) -> tuple[Any, str]:
     text = raw.decode("utf-8", errors="replace")
     if not text:
         return None, ""
     mime = content_type.split(";", 1)[0].strip().lower()
     if mime == "application/json" or mime.endswith("+json") or text.lstrip()[:1] in "{[":
         try:
-            return await jsondata.loads_async(text, max_depth=max_depth), text
+            return jsondata.loads(text, max_depth=max_depth, yielding=yielding), text
         except TooDeep:
             raise InvalidBody(
                 f"The request body nests deeper than {max_depth} levels "
@@ -38,7 +50,7 @@ async def endpoint_trigger(
     path: str,
     query: Mapping[str, str],
     headers: Mapping[str, str],
-    raw: bytes,
+    raw: bytes | bytearray,
     *,
     max_depth: int = jsondata.DEFAULT_MAX_DEPTH,
 ) -> dict[str, Any]:

@@ -21,12 +21,18 @@ TOKEN_QUERY = "clientToken"
 TOKEN_HEADER = "x-api-client-token"
 
 
-async def _body(request: Request) -> bytes:
+async def _body(request: Request) -> bytearray:
     # The app-wide limit (CARDFLOW_MAX_REQUEST_BYTES) is enforced as the body streams in.
-    chunks = bytearray()
+    # Kept as it was gathered: a copy of megabytes would hold the event loop.
+    body = bytearray()
     async for chunk in request.stream():
-        chunks += chunk
-    return bytes(chunks)
+        body += chunk
+    return body
+
+
+def _declared_length(request: Request) -> int:
+    value = request.headers.get("content-length", "")
+    return int(value) if value.isdigit() and len(value) < 19 else 0
 
 
 def incoming_hop(request: Request) -> int:
@@ -70,6 +76,8 @@ async def handle_invoke(cf: Cardflow, alias: str, request: Request) -> Response:
             )
     hop = incoming_hop(request)
     headers.pop(HOP_HEADER.lower(), None)
+    # Refused before the body is read when the run could not even wait its turn.
+    cf.engine.admission().check_room(flow.id, _declared_length(request), nested=hop > 0)
     raw = await _body(request)
     trigger = await endpoint_trigger(
         request.method,
