@@ -16,7 +16,11 @@ import asyncio
 import json
 import math
 import re
-from typing import Any
+import weakref
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # Beyond this many characters of JSON, parsing and writing leave the event loop.
 LARGE = 256 * 1024
@@ -94,7 +98,29 @@ async def loads_async(text: str | bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) 
     """:func:`loads`, in a worker thread when the text is large."""
     if len(text) <= LARGE:
         return _loads(text, max_depth, yielding=False)
-    return await asyncio.to_thread(_loads, text, max_depth, yielding=True)
+    return await off_loop(_loads, text, max_depth, yielding=True)
+
+
+# One large parse or write at a time per event loop (see off_loop).
+_LARGE_WORK: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def off_loop(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` in a worker thread, one such call at a time per event loop.
+
+    Parsing or writing a large document still holds the GIL in long stretches (a string of
+    megabytes is one C call, hooks or not). Several of them side by side starve the event
+    loop's thread, which gives the GIL up at every poll and must win it back from each in
+    turn (60 callers sending 9 MiB: /healthz stalled for seconds with 6 threads parsing,
+    under 60 ms with one), and they would take every worker thread from other requests."""
+    loop = asyncio.get_running_loop()
+    gate = _LARGE_WORK.get(loop)
+    if gate is None:
+        gate = _LARGE_WORK.setdefault(loop, asyncio.Semaphore(1))
+    async with gate:
+        return await asyncio.to_thread(fn, *args, **kwargs)
 
 
 def _pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -139,7 +165,7 @@ async def dumps_async(value: Any, *, compact: bool = False) -> str:
     event loop run) when the value is large."""
     if not exceeds(value, LARGE):
         return dumps(value, compact=compact)
-    return await asyncio.to_thread(_dumps_yielding, value, compact)
+    return await off_loop(_dumps_yielding, value, compact)
 
 
 def _dumps_yielding(value: Any, compact: bool) -> str:

@@ -399,6 +399,16 @@ class _Ticket:
     granted: asyncio.Future[None] | None = None
 
 
+@dataclass
+class Hold:
+    """A request still reading its body, counted as the run it will ask for."""
+
+    flow_id: str
+    size: int
+    waits: bool  # counted as a run that waits for a slot (else as one that starts)
+    released: bool = False
+
+
 class Admission:
     """Run slots of one event loop: how many runs execute, overall and per flow, and a
     bounded queue of the runs waiting for one (first come, first served among the flows
@@ -411,6 +421,10 @@ class Admission:
         self.waiting: deque[_Ticket] = deque()
         self.waiting_by_flow: dict[str, int] = {}
         self.waiting_bytes = 0
+        # Requests still reading their bodies (see hold), by flow.
+        self.held_starting: dict[str, int] = {}
+        self.held_waiting: dict[str, int] = {}
+        self.held_waiting_bytes = 0
 
     def reserve(self, flow_id: str, size: int, *, nested: bool = False) -> _Ticket:
         """A place for a new run, or Busy when it could not even wait."""
@@ -427,17 +441,53 @@ class Admission:
         self.waiting_bytes += size
         return ticket
 
+    def hold(self, flow_id: str, size: int, *, nested: bool = False) -> Hold:
+        """Before a body of ``size`` bytes is read: Busy unless its run could start or wait
+        with the requests still reading theirs counted as runs too (a burst of callers is
+        refused before its bodies are read, not after), else a hold to release once the
+        body is in (:meth:`reserve` then decides for good)."""
+        waits = not self._room(flow_id, size, nested, held=True)
+        counts = self.held_waiting if waits else self.held_starting
+        counts[flow_id] = counts.get(flow_id, 0) + 1
+        if waits:
+            self.held_waiting_bytes += size
+        return Hold(flow_id, size, waits)
+
+    def release_hold(self, hold: Hold) -> None:
+        if hold.released:
+            return
+        hold.released = True
+        counts = self.held_waiting if hold.waits else self.held_starting
+        left = counts[hold.flow_id] - 1
+        if left:
+            counts[hold.flow_id] = left
+        else:
+            del counts[hold.flow_id]
+        if hold.waits:
+            self.held_waiting_bytes -= hold.size
+
     def check_room(self, flow_id: str, size: int, *, nested: bool = False) -> None:
         """Busy unless a run of this flow with a body of ``size`` bytes could start or
-        wait now (asked before a large body is even read, so that refusing costs nothing).
+        wait now.
 
         A run called from another run (``nested``) never waits: its caller holds a slot
         while it waits for it, so runs waiting on runs could hold every slot (flows calling
         each other in a ring) and starve every other caller. It is refused at once instead,
         and the calling card may retry after Retry-After."""
-        if self._can_run(flow_id):
-            return
+        self._room(flow_id, size, nested, held=False)
+
+    def _room(self, flow_id: str, size: int, nested: bool, *, held: bool) -> bool:
+        """True: could start now; False: could wait; Busy otherwise. ``held``: with the
+        requests still reading their bodies counted."""
+        if self._can_run(flow_id, held=held):
+            return True
         limits = self.limits
+        waiting, flow_waiting = len(self.waiting), self.waiting_by_flow.get(flow_id, 0)
+        waiting_bytes = self.waiting_bytes
+        if held:
+            waiting += sum(self.held_waiting.values())
+            flow_waiting += self.held_waiting.get(flow_id, 0)
+            waiting_bytes += self.held_waiting_bytes
         if nested:
             raise Busy(
                 "Every run slot this flow may use is taken (CARDFLOW_MAX_CONCURRENT_RUNS, "
@@ -445,25 +495,26 @@ class Admission:
                 "wait for one; try again shortly.",
                 retry_after=1,
             )
-        if len(self.waiting) >= limits.max_queued_runs:
+        if waiting >= limits.max_queued_runs:
             raise Busy(
-                f"{len(self.waiting):,} runs are already waiting for a slot "
+                f"{waiting:,} runs are already waiting for a slot "
                 "(CARDFLOW_MAX_QUEUED_RUNS); try again shortly.",
                 retry_after=5,
             )
-        if self.waiting_by_flow.get(flow_id, 0) >= limits.max_queued_runs_per_flow:
+        if flow_waiting >= limits.max_queued_runs_per_flow:
             raise Busy(
                 f"This flow already has {limits.max_queued_runs_per_flow:,} runs waiting for "
                 "a slot (CARDFLOW_MAX_QUEUED_RUNS_PER_FLOW); try again shortly.",
                 retry_after=5,
             )
-        if self.waiting and self.waiting_bytes + size > limits.max_queued_bytes:
+        if waiting and waiting_bytes + size > limits.max_queued_bytes:
             raise Busy(
                 "The runs waiting for a slot already hold "
-                f"{self.waiting_bytes:,} bytes of request bodies (CARDFLOW_MAX_QUEUED_BYTES); "
+                f"{waiting_bytes:,} bytes of request bodies (CARDFLOW_MAX_QUEUED_BYTES); "
                 "try again shortly.",
                 retry_after=5,
             )
+        return False
 
     async def wait(self, ticket: _Ticket) -> None:
         if ticket.granted is None:
@@ -494,10 +545,14 @@ class Admission:
             del self.running_by_flow[ticket.flow_id]
         self._wake()
 
-    def _can_run(self, flow_id: str) -> bool:
+    def _can_run(self, flow_id: str, *, held: bool = False) -> bool:
+        running, flow_running = self.running, self.running_by_flow.get(flow_id, 0)
+        if held:
+            running += sum(self.held_starting.values())
+            flow_running += self.held_starting.get(flow_id, 0)
         return (
-            self.running < self.limits.max_concurrent_runs
-            and self.running_by_flow.get(flow_id, 0) < self.limits.max_runs_per_flow
+            running < self.limits.max_concurrent_runs
+            and flow_running < self.limits.max_runs_per_flow
         )
 
     def _start(self, ticket: _Ticket) -> None:

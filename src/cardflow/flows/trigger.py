@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -18,10 +17,10 @@ async def parse_body(
 ) -> tuple[Any, str]:
     """(body, raw text): JSON when it parses as JSON, else the text. JSON that nests too
     deeply is refused (InvalidBody), never taken as text. A large body is decoded and
-    parsed in a worker thread."""
+    parsed in a worker thread, one at a time (jsondata.off_loop)."""
     if len(raw) <= jsondata.LARGE:
         return _parse_body(raw, content_type, max_depth, yielding=False)
-    return await asyncio.to_thread(_parse_body, raw, content_type, max_depth, yielding=True)
+    return await jsondata.off_loop(_parse_body, raw, content_type, max_depth, yielding=True)
 
 
 def _parse_body(

@@ -76,17 +76,22 @@ async def handle_invoke(cf: Cardflow, alias: str, request: Request) -> Response:
             )
     hop = incoming_hop(request)
     headers.pop(HOP_HEADER.lower(), None)
-    # Refused before the body is read when the run could not even wait its turn.
-    cf.engine.admission().check_room(flow.id, _declared_length(request), nested=hop > 0)
-    raw = await _body(request)
-    trigger = await endpoint_trigger(
-        request.method,
-        request.url.path,
-        query,
-        headers,
-        raw,
-        max_depth=cf.settings.max_nesting_depth,
-    )
+    # Refused before the body is read when the run could not even wait its turn (the
+    # requests still reading theirs counted); the run's place is decided once it is in.
+    admission = cf.engine.admission()
+    hold = admission.hold(flow.id, _declared_length(request), nested=hop > 0)
+    try:
+        raw = await _body(request)
+        trigger = await endpoint_trigger(
+            request.method,
+            request.url.path,
+            query,
+            headers,
+            raw,
+            max_depth=cf.settings.max_nesting_depth,
+        )
+    finally:
+        admission.release_hold(hold)
     prefer_async = "respond-async" in request.headers.get("prefer", "").lower()
     handle = await cf.engine.start(
         flow, trigger, trigger_type="api_endpoint", answer_caller=True, hop=hop, size=len(raw)
