@@ -16,8 +16,8 @@ install: $(BIN)/.installed
 serve: $(BIN)/.installed  ## start cardflow on http://127.0.0.1:8080 (SQLite under ./.cardflow)
 	$(BIN)/cardflow serve
 
-test: $(BIN)/.installed  ## the whole test suite (SQLite and PostgreSQL)
-	$(BIN)/pytest
+test: $(BIN)/.installed  ## the whole test suite (SQLite and PostgreSQL), two workers, one file each
+	$(BIN)/pytest -n 2 --dist loadfile
 
 check: $(BIN)/.installed  ## ruff (lint + format) and mypy --strict
 	PATH=$(BIN):$$PATH scripts/check
