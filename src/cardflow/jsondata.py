@@ -41,6 +41,8 @@ class TooDeep(ValueError):
 
 def clean_text(text: str) -> str:
     """``text`` with every lone surrogate replaced by U+FFFD."""
+    if text.isascii():  # the usual case, answered in C without a regex
+        return text
     return _SURROGATE.sub("\ufffd", text) if _SURROGATE.search(text) else text
 
 
