@@ -137,22 +137,25 @@ def _loads(text: str | bytes, max_depth: int, *, yielding: bool) -> Any:
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     try:
-        if yielding:  # a Python call per object and number: the GIL can change hands
-            value = json.loads(
-                text,
-                parse_constant=_refuse_constant,
-                parse_float=_finite,
-                parse_int=_int,
-                object_pairs_hook=_pairs,
-            )
-        else:
-            value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite)
+        # yielding: a Python call per object and number, so the GIL can change hands
+        value = (_YIELDING_DECODER if yielding else _DECODER).decode(text)
     except RecursionError:
         raise TooDeep(max_depth) from None
-    value = _checked_depth(value, max_depth)
-    if _SURROGATE_ESCAPE.search(text):
+    if text.count("[") + text.count("{") > max_depth:  # else it cannot nest that deep
+        value = _checked_depth(value, max_depth)
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
         value = clean(value)
     return value
+
+
+# Built once: json.loads builds a decoder on every call that passes hooks.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite)
+_YIELDING_DECODER = json.JSONDecoder(
+    parse_constant=_refuse_constant,
+    parse_float=_finite,
+    parse_int=_int,
+    object_pairs_hook=_pairs,
+)
 
 
 def dumps(value: Any, *, compact: bool = False) -> str:
