@@ -147,13 +147,9 @@ class SecretSet:
             self._headers = self._headers | lower
             self._stored = None
 
-    def learn(self, value: Any) -> None:
-        """Keep out of what is stored every text or number found under a key named like a
-        secret (a password in a trigger's JSON body is then also hidden where it is copied
-        to). Answers to the caller who sent them are not touched."""
-        self.add_learned(sensitive_values(value, self._headers))
-
     def add_learned(self, values: Iterable[str]) -> None:
+        """Keep these out of what is stored (what a caller sent under secret names, see
+        ``sensitive_values``); answers to the caller who sent them are not touched."""
         forms = forms_of(values)
         if forms and not forms <= self._learned:
             self._learned = self._learned | forms

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from cardflow.flows.expressions import ExpressionError, parse_template, render, step_references
-from cardflow.redaction import REDACTED, SecretSet
+from cardflow.redaction import REDACTED, SecretSet, sensitive_values
 
 SCOPE = {
     "trigger": {"body": {"n": 3, "tags": ["a"], "none": None, "ok": True}},
@@ -54,7 +54,7 @@ def test_step_references() -> None:
 def test_redactor_by_key_header_and_value() -> None:
     secrets = SecretSet(["s3cret-value"])
     secrets.add_header_names(["X-Api-Key"])
-    secrets.learn({"body": {"password": "hunter22"}})
+    secrets.add_learned(sensitive_values({"body": {"password": "hunter22"}}, secrets.headers))
     redact = secrets.stored()
     data = {
         "headers": {"authorization": "Basic x", "x-api-key": "k", "accept": "json"},

@@ -202,8 +202,6 @@ async def _send_authenticated(ctx: CardContext, request: OutboundRequest) -> Inb
         return await transport.send(request, timeout=ctx.timeout, hop=ctx.hop)
     strip = auth.added_headers
     allowed = ctx.allowed_hosts
-    if allowed is not None:
-        allowed.check(request.url)  # before the auth flow may even fetch a token
     static = auth.static_headers()
     if static is not None:
         # The same as driving the auth flow, for auths that never retry (Basic, Custom
@@ -218,6 +216,8 @@ async def _send_authenticated(ctx: CardContext, request: OutboundRequest) -> Inb
             allowed_hosts=allowed,
             hop=ctx.hop,
         )
+    if allowed is not None:
+        allowed.check(request.url)  # before the auth flow may even fetch a token
     flow = auth.async_auth_flow(request)
     outgoing = await flow.__anext__()
     while True:

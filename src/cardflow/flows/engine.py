@@ -434,7 +434,7 @@ class Admission:
         if self._can_run(flow_id):
             self._start(ticket)
             return ticket
-        self.check_room(flow_id, size, nested=nested)
+        self._room(flow_id, size, nested, held=False)
         ticket.granted = asyncio.get_running_loop().create_future()
         self.waiting.append(ticket)
         self.waiting_by_flow[flow_id] = self.waiting_by_flow.get(flow_id, 0) + 1
@@ -466,19 +466,14 @@ class Admission:
         if hold.waits:
             self.held_waiting_bytes -= hold.size
 
-    def check_room(self, flow_id: str, size: int, *, nested: bool = False) -> None:
-        """Busy unless a run of this flow with a body of ``size`` bytes could start or
-        wait now.
+    def _room(self, flow_id: str, size: int, nested: bool, *, held: bool) -> bool:
+        """True: could start now; False: could wait; Busy otherwise. ``held``: with the
+        requests still reading their bodies counted.
 
         A run called from another run (``nested``) never waits: its caller holds a slot
         while it waits for it, so runs waiting on runs could hold every slot (flows calling
         each other in a ring) and starve every other caller. It is refused at once instead,
         and the calling card may retry after Retry-After."""
-        self._room(flow_id, size, nested, held=False)
-
-    def _room(self, flow_id: str, size: int, nested: bool, *, held: bool) -> bool:
-        """True: could start now; False: could wait; Busy otherwise. ``held``: with the
-        requests still reading their bodies counted."""
         if self._can_run(flow_id, held=held):
             return True
         limits = self.limits
