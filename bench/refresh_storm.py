@@ -32,7 +32,7 @@ from tests.support.upstream import Upstream
 
 import cardflow
 from cardflow.app import Cardflow
-from cardflow.oauth import CallbackOutcome
+from cardflow.connections.authorization import CallbackOutcome
 
 LIFETIME = 4  # seconds an access token lives
 SKEW = 1.0  # cardflow refreshes this long before expiry

@@ -19,7 +19,7 @@ import uvicorn
 
 import cardflow
 from cardflow.app import Cardflow
-from cardflow.server.app import create_app
+from cardflow.server.asgi import create_app
 from tests.support.oauth_server import OAuthServer
 from tests.support.upstream import Upstream
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from cardflow.app import Cardflow, open
 from cardflow.cards.base import CardOptions, RetryPolicy
 from cardflow.cards.runner import CardResult
-from cardflow.connections import ConnectionView
+from cardflow.connections.service import ConnectionView
 from cardflow.errors import CardflowError
 from cardflow.settings import Settings
 

@@ -11,28 +11,28 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cardflow._portal import LoopThread
-from cardflow.api_tokens import ApiTokenService
+from cardflow.access.api_tokens import ApiTokenService
+from cardflow.access.web_sessions import WebSessionService
 from cardflow.cards.base import CardOptions
 from cardflow.cards.registry import get_card
 from cardflow.cards.runner import CardResult, run_card
-from cardflow.connections import ConnectionService
+from cardflow.connections.authorization import AuthorizationService
+from cardflow.connections.runtime import CardPreparer
+from cardflow.connections.service import ConnectionService
+from cardflow.connections.token_store import SqlTokenStore
 from cardflow.flows.card_test import run_card_test
 from cardflow.flows.engine import FlowEngine, RunLimits, StepExecutor
 from cardflow.flows.service import FlowService
 from cardflow.flows.trigger import manual_trigger
 from cardflow.net.policy import NetworkPolicy
 from cardflow.net.transport import HttpTransport
-from cardflow.oauth import AuthorizationService
-from cardflow.run_writer import RunWriter
-from cardflow.runs import RunService
-from cardflow.runtime import CardPreparer
+from cardflow.runs.service import RunService
+from cardflow.runs.writer import RunWriter
 from cardflow.settings import Settings
 from cardflow.store.db import Database
 from cardflow.store.files import private_dir
 from cardflow.store.keyring import Keyring, load_master_key
-from cardflow.store.tokens import SqlTokenStore
 from cardflow.validation import validate
-from cardflow.web_sessions import WebSessionService
 
 log = logging.getLogger("cardflow")
 

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cardflow.server.app import create_app
+from cardflow.server.asgi import create_app
 from tests.conftest import RunningServer
 from tests.support.upstream import Upstream
 

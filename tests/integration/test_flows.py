@@ -669,7 +669,7 @@ def test_xxe_and_billion_laughs_are_refused(server: RunningServer, payload: str)
 def test_stale_running_runs_are_failed_on_start(cf: Any) -> None:
     from datetime import UTC, datetime
 
-    from cardflow.server.app import create_app
+    from cardflow.server.asgi import create_app
     from cardflow.store.models import Run
 
     with cf.db.session() as session:

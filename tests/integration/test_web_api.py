@@ -11,8 +11,8 @@ import httpx
 import pytest
 from sqlalchemy import update
 
+from cardflow.access.web_sessions import csrf_token
 from cardflow.store.models import LoginLink, WebSession
-from cardflow.web_sessions import csrf_token
 from tests.conftest import RunningServer
 from tests.support.oauth_server import OAuthServer
 from tests.support.provider_login import authorize_in_browser

@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from cardflow.auth.basic import BasicAuth
-from cardflow.auth.client_credentials import BearerTokenAuth
-from cardflow.auth.custom import CustomHeaderAuth
-from cardflow.auth.none import NoAuth
-from cardflow.auth.tokens import TokenManager
+from cardflow.connections.token_store import UnansweredRefresh, describe_unanswered
+from cardflow.credentials.basic import BasicAuth
+from cardflow.credentials.client_credentials import BearerTokenAuth
+from cardflow.credentials.custom_header import CustomHeaderAuth
+from cardflow.credentials.none import NoAuth
+from cardflow.credentials.token_endpoint import TokenResponse
+from cardflow.credentials.token_manager import TokenManager
 from cardflow.errors import NeedsAuthorization
-from cardflow.oauth2.tokens import TokenResponse
-from cardflow.store.tokens import UnansweredRefresh, describe_unanswered
 
 
 def test_basic_adds_header_once() -> None:

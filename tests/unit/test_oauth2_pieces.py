@@ -8,12 +8,12 @@ from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import pytest
 
-from cardflow.oauth2.authorization import (
+from cardflow.credentials.authorize_endpoint import (
     build_authorization_url,
     new_code_verifier,
     prepare_authorization_code_request,
 )
-from cardflow.oauth2.tokens import (
+from cardflow.credentials.token_endpoint import (
     ClientCredentials,
     MalformedTokenResponse,
     TokenEndpointError,

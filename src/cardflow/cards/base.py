@@ -9,7 +9,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cardflow.auth.base import ConnectionAuth
+from cardflow.credentials.base import ConnectionAuth
 from cardflow.net.hosts import AllowedHosts
 from cardflow.net.transport import HttpTransport
 from cardflow.redaction import SecretSet

@@ -54,7 +54,7 @@ def serve(
     import uvicorn
 
     from cardflow.logs import configure_logging
-    from cardflow.server.app import create_app
+    from cardflow.server.asgi import create_app
     from cardflow.server.process import tune_for_serving
 
     with guard(as_json):

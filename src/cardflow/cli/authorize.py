@@ -18,8 +18,8 @@ from rich.text import Text
 
 from cardflow.app import Cardflow
 from cardflow.cli._common import JsonOpt, console, err_console, open_cardflow, want_json
-from cardflow.connections import ConnectionView
-from cardflow.oauth import STATE_LIFETIME
+from cardflow.connections.authorization import STATE_LIFETIME
+from cardflow.connections.service import ConnectionView
 
 POLL_SECONDS = 1.0
 # Waiting longer than the state lives is pointless: the link no longer works by then.

@@ -12,10 +12,10 @@ from typing import Annotated, Any, Union
 
 import typer
 
-from cardflow.auth.base import AuthConfig
-from cardflow.auth.registry import AUTH_TYPES, AuthType
 from cardflow.cli import _common
 from cardflow.cli._common import parse_pairs
+from cardflow.credentials.base import AuthConfig
+from cardflow.credentials.registry import AUTH_TYPES, AuthType
 from cardflow.errors import InvalidInput
 
 # Basic auth may legitimately have an empty password: asked for, but not required.

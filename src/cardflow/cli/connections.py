@@ -13,7 +13,6 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from cardflow.auth.registry import AUTH_TYPES
 from cardflow.cli import _common
 from cardflow.cli._common import (
     JsonOpt,
@@ -37,7 +36,8 @@ from cardflow.cli.connection_config import (
     config_patch,
     secret_hint,
 )
-from cardflow.connections import ConnectionView
+from cardflow.connections.service import ConnectionView
+from cardflow.credentials.registry import AUTH_TYPES
 from cardflow.errors import InvalidInput
 from cardflow.net.hosts import normalize_allowed_hosts
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from cardflow.cards.registry import CARDS
 from cardflow.cards.runner import CardResult, failed_result, run_card
+from cardflow.connections.runtime import CardPreparer
 from cardflow.errors import Busy, CardflowError, InvalidInput, LoopDetected, RunAborted
 from cardflow.flows.control import NestedCardFailed
 from cardflow.flows.expressions import ExpressionError, render_async
@@ -33,9 +34,8 @@ from cardflow.flows.model import CardStep, FlowDocument
 from cardflow.flows.trigger import form_fields
 from cardflow.jsondata import LARGE, dumps_async, exceeds
 from cardflow.redaction import Redactor, SecretSet, sensitive_values
-from cardflow.run_writer import CardRecord, RunRecord, RunWriter
-from cardflow.runs import INTERRUPTED
-from cardflow.runtime import CardPreparer
+from cardflow.runs.service import INTERRUPTED
+from cardflow.runs.writer import CardRecord, RunRecord, RunWriter
 from cardflow.settings import Settings
 from cardflow.store.models import new_id
 

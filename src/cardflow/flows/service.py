@@ -15,7 +15,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cardflow.connections import ConnectionService
+from cardflow.connections.service import ConnectionService
 from cardflow.errors import Conflict, InvalidInput, NotFound
 from cardflow.flows.engine import FlowSnapshot
 from cardflow.flows.model import (

@@ -8,9 +8,9 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from cardflow.access.web_sessions import csrf_matches
 from cardflow.app import Cardflow
 from cardflow.errors import Forbidden
-from cardflow.web_sessions import csrf_matches
 
 SESSION_COOKIE = "cardflow_session"
 CSRF_HEADER = "x-csrf-token"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi.responses import HTMLResponse
 
-from cardflow.oauth import CallbackOutcome
+from cardflow.connections.authorization import CallbackOutcome
 from cardflow.server.web import message_page
 
 

@@ -15,10 +15,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from cardflow.access.web_sessions import SESSION_LIFETIME, csrf_matches, csrf_token
 from cardflow.app import Cardflow
 from cardflow.errors import Unauthorized
 from cardflow.server.deps import SESSION_COOKIE, CardflowDep, session_id
-from cardflow.web_sessions import SESSION_LIFETIME, csrf_matches, csrf_token
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"

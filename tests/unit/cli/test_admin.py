@@ -53,14 +53,14 @@ def test_serve_prints_url_and_first_start_hint(
     import uvicorn
 
     seen: dict[str, Any] = {}
-    fake = types.ModuleType("cardflow.server.app")
+    fake = types.ModuleType("cardflow.server.asgi")
 
     def create_app(cf: Any = None, *, settings: Any = None) -> str:
         seen["settings"] = settings
         return "the-app"
 
     fake.create_app = create_app  # type: ignore[attr-defined]
-    monkeypatch.setitem(__import__("sys").modules, "cardflow.server.app", fake)
+    monkeypatch.setitem(__import__("sys").modules, "cardflow.server.asgi", fake)
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(app=app, **kw))
 
     result = invoke("serve", "--port", "9123")

@@ -21,7 +21,7 @@ from typer.testing import Result
 
 from cardflow.app import Cardflow
 from cardflow.cli import authorize
-from cardflow.oauth2.tokens import TokenResponse
+from cardflow.credentials.token_endpoint import TokenResponse
 from cardflow.store.models import OAuthState
 from tests.unit.cli.helpers import SENTINEL, Invoke, assert_no_secret, create_basic, opened
 

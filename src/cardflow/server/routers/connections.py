@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response, status
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from cardflow.auth.registry import AUTH_TYPES, auth_type_info
+from cardflow.credentials.registry import AUTH_TYPES, auth_type_info
 from cardflow.server.bodies import JsonRoute
 from cardflow.server.deps import CardflowDep, NavigationTokenDep, TokenDep
 

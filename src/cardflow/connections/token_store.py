@@ -31,7 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from cardflow.oauth2.tokens import TokenResponse
+from cardflow.credentials.token_endpoint import TokenResponse
 from cardflow.store.db import Database
 from cardflow.store.files import PRIVATE_DIR
 from cardflow.store.keyring import Keyring, token_aad
@@ -64,7 +64,7 @@ def _lock_key(connection_id: str) -> int:
 
 
 class SqlTokenStore:
-    """The TokenStore of cardflow.auth.tokens, on SQLAlchemy."""
+    """The TokenStore of cardflow.credentials.token_manager, on SQLAlchemy."""
 
     def __init__(self, db: Database, keyring: Keyring, lock_dir: Path | None = None) -> None:
         self._db = db

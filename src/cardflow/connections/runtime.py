@@ -14,24 +14,24 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from cardflow.auth.base import ConnectionAuth
-from cardflow.auth.basic import BasicAuth, BasicConfig
-from cardflow.auth.client_credentials import BearerTokenAuth, ClientCredentialsConfig
-from cardflow.auth.custom import CustomHeaderAuth, CustomHeaderConfig
-from cardflow.auth.grants import ClientCredentialsGrant, RefreshTokenGrant
-from cardflow.auth.none import NoAuth
-from cardflow.auth.oauth import OAuthConfig
-from cardflow.auth.tokens import TokenGrant, TokenManager, TokenStore
 from cardflow.cards.base import CardContext, CardLimits, CardOptions, CardSpec, FlowControl
 from cardflow.cards.runner import validate_inputs
-from cardflow.connections import ConnectionService, LoadedConnection
+from cardflow.connections.service import ConnectionService, LoadedConnection
+from cardflow.connections.token_store import describe_unanswered
+from cardflow.credentials.authorization_code import OAuthConfig
+from cardflow.credentials.base import ConnectionAuth
+from cardflow.credentials.basic import BasicAuth, BasicConfig
+from cardflow.credentials.client_credentials import BearerTokenAuth, ClientCredentialsConfig
+from cardflow.credentials.custom_header import CustomHeaderAuth, CustomHeaderConfig
+from cardflow.credentials.grants import ClientCredentialsGrant, RefreshTokenGrant
+from cardflow.credentials.none import NoAuth
+from cardflow.credentials.token_endpoint import ClientCredentials
+from cardflow.credentials.token_manager import TokenGrant, TokenManager, TokenStore
 from cardflow.errors import ConnectionNotFound, InvalidInput
 from cardflow.net.hosts import AllowedHosts
 from cardflow.net.transport import HttpTransport
-from cardflow.oauth2.tokens import ClientCredentials
 from cardflow.redaction import LOG_SECRETS, SecretSet, forms_of
 from cardflow.settings import Settings
-from cardflow.store.tokens import describe_unanswered
 from cardflow.validation import validate
 
 _DEFAULT_OPTIONS = CardOptions()

@@ -22,7 +22,7 @@ from sqlalchemy import insert, update
 from cardflow.store.db import Database
 from cardflow.store.models import Run, RunCard
 
-log = logging.getLogger("cardflow.runs")
+log = logging.getLogger("cardflow.runs.service")
 
 
 @dataclass

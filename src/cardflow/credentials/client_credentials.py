@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from cardflow.auth.base import AuthConfig, ConnectionAuth, IncomingResponse, RequestT
-from cardflow.auth.tokens import TokenManager, TokenSet
+from cardflow.credentials.base import AuthConfig, ConnectionAuth, IncomingResponse, RequestT
+from cardflow.credentials.token_manager import TokenManager, TokenSet
 from cardflow.errors import CardflowError
 from cardflow.net.urls import check_http_url
 

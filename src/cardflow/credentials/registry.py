@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cardflow.auth.base import AuthConfig
-from cardflow.auth.basic import BasicConfig
-from cardflow.auth.client_credentials import ClientCredentialsConfig
-from cardflow.auth.custom import CustomHeaderConfig
-from cardflow.auth.none import NoneConfig
-from cardflow.auth.oauth import OAuthConfig
+from cardflow.credentials.authorization_code import OAuthConfig
+from cardflow.credentials.base import AuthConfig
+from cardflow.credentials.basic import BasicConfig
+from cardflow.credentials.client_credentials import ClientCredentialsConfig
+from cardflow.credentials.custom_header import CustomHeaderConfig
+from cardflow.credentials.none import NoneConfig
 
 
 @dataclass(frozen=True)

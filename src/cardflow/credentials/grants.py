@@ -9,16 +9,7 @@ from dataclasses import dataclass, replace
 from multidict import CIMultiDict
 from yarl import URL
 
-from cardflow.errors import (
-    CardFailed,
-    NeedsAuthorization,
-    NetworkDenied,
-    TokenRejected,
-    TokenRequestFailed,
-)
-from cardflow.net.transport import HttpTransport, InboundResponse, OutboundRequest, safe_url
-from cardflow.net.urls import parse_http_url
-from cardflow.oauth2.tokens import (
+from cardflow.credentials.token_endpoint import (
     ClientCredentials,
     MalformedTokenResponse,
     TokenAuthMethod,
@@ -29,6 +20,15 @@ from cardflow.oauth2.tokens import (
     prepare_client_credentials_request,
     prepare_refresh_request,
 )
+from cardflow.errors import (
+    CardFailed,
+    NeedsAuthorization,
+    NetworkDenied,
+    TokenRejected,
+    TokenRequestFailed,
+)
+from cardflow.net.transport import HttpTransport, InboundResponse, OutboundRequest, safe_url
+from cardflow.net.urls import parse_http_url
 from cardflow.redaction import LOG_SECRETS, SecretSet
 
 TOKEN_RESPONSE_LIMIT = 256 * 1024

@@ -14,9 +14,9 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cardflow.auth.base import AuthConfig
-from cardflow.auth.oauth import GRANT_FIELDS
-from cardflow.auth.registry import AUTH_TYPES, AuthType
+from cardflow.credentials.authorization_code import GRANT_FIELDS
+from cardflow.credentials.base import AuthConfig
+from cardflow.credentials.registry import AUTH_TYPES, AuthType
 from cardflow.errors import Conflict, ConnectionInUse, ConnectionNotFound, InvalidInput
 from cardflow.net.hosts import normalize_allowed_hosts, widened
 from cardflow.store.db import Database

@@ -7,7 +7,7 @@ from collections.abc import Generator
 
 from pydantic import Field
 
-from cardflow.auth.base import AuthConfig, ConnectionAuth, IncomingResponse, RequestT
+from cardflow.credentials.base import AuthConfig, ConnectionAuth, IncomingResponse, RequestT
 
 
 class BasicConfig(AuthConfig):

@@ -6,7 +6,7 @@ from collections.abc import Generator
 
 from pydantic import Field, field_validator
 
-from cardflow.auth.base import AuthConfig, ConnectionAuth, IncomingResponse, RequestT
+from cardflow.credentials.base import AuthConfig, ConnectionAuth, IncomingResponse, RequestT
 from cardflow.net.headers import check_header_name, check_header_value
 
 

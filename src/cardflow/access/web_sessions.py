@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
-from cardflow.api_tokens import RecentChecks, hash_token
+from cardflow.access.api_tokens import RecentChecks, hash_token
 from cardflow.errors import Unauthorized
 from cardflow.store.db import Database
 from cardflow.store.models import LoginLink, WebSession

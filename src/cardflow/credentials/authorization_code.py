@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from cardflow.auth.base import AuthConfig
+from cardflow.credentials.base import AuthConfig
 from cardflow.net.urls import check_http_url
 
 # Changing one of these invalidates the grant: the user must authorize again.

@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from cardflow.cards.runner import CardResult
 from cardflow.errors import RunNotFound
-from cardflow.run_writer import CardRecord, RunRecord, RunWriter
+from cardflow.runs.writer import CardRecord, RunRecord, RunWriter
 from cardflow.store.db import Database
 from cardflow.store.models import Run, new_id
 

@@ -7,7 +7,7 @@ import secrets
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from cardflow.oauth2.tokens import (
+from cardflow.credentials.token_endpoint import (
     ClientCredentials,
     TokenAuthMethod,
     TokenRequest,

@@ -10,23 +10,23 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from cardflow.auth.grants import client_secret_values, request_token
-from cardflow.auth.oauth import OAuthConfig
-from cardflow.connections import ConnectionService, ConnectionView
-from cardflow.errors import CardFailed, InvalidInput
-from cardflow.net.transport import HttpTransport
-from cardflow.oauth2.authorization import (
+from cardflow.connections.service import ConnectionService, ConnectionView
+from cardflow.connections.token_store import SqlTokenStore
+from cardflow.credentials.authorization_code import OAuthConfig
+from cardflow.credentials.authorize_endpoint import (
     build_authorization_url,
     new_code_verifier,
     new_state,
     prepare_authorization_code_request,
 )
-from cardflow.oauth2.tokens import ClientCredentials, TokenResponse
+from cardflow.credentials.grants import client_secret_values, request_token
+from cardflow.credentials.token_endpoint import ClientCredentials, TokenResponse
+from cardflow.errors import CardFailed, InvalidInput
+from cardflow.net.transport import HttpTransport
 from cardflow.redaction import SecretSet
 from cardflow.store.db import Database
 from cardflow.store.keyring import Keyring
 from cardflow.store.models import OAuthState, utcnow
-from cardflow.store.tokens import SqlTokenStore
 
 STATE_LIFETIME = timedelta(minutes=10)
 

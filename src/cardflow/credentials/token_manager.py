@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from cardflow.credentials.token_endpoint import TokenResponse
 from cardflow.errors import NeedsAuthorization, TokenRejected, TokenRequestFailed
-from cardflow.oauth2.tokens import TokenResponse
 
 
 @dataclass(frozen=True)
@@ -43,14 +43,14 @@ class TokenSet:
 
 
 class Unanswered(Protocol):
-    """A refresh that started and never stored its answer (cardflow.store.tokens)."""
+    """A refresh that started and never stored its answer (cardflow.connections.token_store)."""
 
     @property
     def started_at(self) -> datetime: ...
 
 
 class TokenStore(Protocol):
-    """Where tokens live between processes (see cardflow.store.tokens)."""
+    """Where tokens live between processes (see cardflow.connections.token_store)."""
 
     def load(self, connection_id: str) -> tuple[TokenResponse, int] | None: ...
 

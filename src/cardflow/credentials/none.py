@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cardflow.auth.base import AuthConfig, ConnectionAuth
+from cardflow.credentials.base import AuthConfig, ConnectionAuth
 
 
 class NoneConfig(AuthConfig):

@@ -18,7 +18,7 @@ from cardflow import __version__
 from cardflow.app import Cardflow
 from cardflow.logs import ACCESS_LOGGER
 from cardflow.server import api_docs, errors, web
-from cardflow.server.routers import cards, connections, flows, invoke, oauth, runs
+from cardflow.server.routers import cards, connections, flows, invoke, oauth_callback, runs
 from cardflow.settings import Settings
 
 access_log = logging.getLogger(ACCESS_LOGGER)
@@ -68,9 +68,9 @@ async def _prune_runs(cf: Cardflow) -> None:
         try:
             removed = await asyncio.to_thread(cf.runs.prune, cutoff)
             if removed:
-                logging.getLogger("cardflow.runs").info("pruned %d old runs", removed)
+                logging.getLogger("cardflow.runs.service").info("pruned %d old runs", removed)
         except Exception:
-            logging.getLogger("cardflow.runs").exception("pruning run history failed")
+            logging.getLogger("cardflow.runs.service").exception("pruning run history failed")
         await asyncio.sleep(3600)
 
 
@@ -123,7 +123,7 @@ def create_app(cf: Cardflow | None = None, *, settings: Settings | None = None) 
     app.include_router(flows.router)
     app.include_router(runs.router)
     app.include_router(invoke.router)
-    app.include_router(oauth.router)
+    app.include_router(oauth_callback.router)
     app.include_router(web.router)
     api_docs.install(app)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")

@@ -1,0 +1,1 @@
+"""Access: who may call cardflow (API tokens, web sessions)."""
