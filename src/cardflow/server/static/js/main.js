@@ -1,5 +1,5 @@
 // Entry point: the server says which page this is (body[data-page]); render it into #app.
-import { builderPage } from "./builder.js";
+import { builderPage } from "./builder/index.js";
 import { connectionsPage } from "./connections.js";
 import { clear, h } from "./dom.js";
 import { flowsPage } from "./flows.js";

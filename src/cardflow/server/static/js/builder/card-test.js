@@ -1,0 +1,71 @@
+// "Test this card": runs one card now with its inputs as typed, the test data as trigger and
+// earlier cards' last test outputs as steps, and shows the answer under the card.
+import { ApiError, enc, post } from "../api.js";
+import { InputError } from "../card-inputs.js";
+import { badge, clear, formatDuration, h } from "../dom.js";
+import { bodyView, jsonView } from "../json-view.js";
+import { stepInputs } from "./document.js";
+import { clearErrors, showError } from "./fields.js";
+import { visibleBefore } from "./references.js";
+import { referencesIn } from "./step-refs.js";
+import { sampleTrigger } from "./trigger.js";
+
+export async function testStep(state, place, resultBox) {
+  const { step, path } = place;
+  clearErrors(state);
+  let inputs;
+  try { inputs = stepInputs(state, step, path); } catch (error) {
+    if (error instanceof InputError) { showError(state, error.field, error.message); return; }
+    throw error;
+  }
+  const earlier = visibleBefore(place);
+  const steps = {};
+  for (const other of earlier) {
+    const last = state.testResults.get(other);
+    if (last && last.outputs) steps[other.id] = last.outputs;
+  }
+  const missing = [...referencesIn(inputs)].filter((id) => !(id in steps));
+  const context = { trigger: sampleTrigger(state), steps };
+  if (place.loop) context.loop = { item: null, index: 0 };
+  const body = { connection: step.connection || null, inputs, on_error: step.on_error || "fail", context };
+  if (step.retry) body.retry = step.retry;
+  if (step.timeout) body.timeout = step.timeout;
+  clear(resultBox, h("p", { class: "muted" }, "Running…"));
+  try {
+    const result = await post(`/cards/${enc(step.card)}/test`, body);
+    state.testResults.set(step, result);
+    const typed = resultBox.closest(".step")?.querySelector("[data-typed-outputs]");
+    if (typed) typed.value = result.outputs ? JSON.stringify(result.outputs, null, 2) : "";
+    clear(resultBox, testResultView(result, missing));
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    const field = error.field ? `${path}.${error.field}` : null;
+    clear(resultBox);
+    if (field) showError(state, field, error.message);
+    else clear(resultBox, h("div", { class: "test-result test-failed", role: "alert" }, h("strong", {}, "Could not test: "), error.message));
+  }
+}
+
+export function testResultView(result, missing) {
+  const outputs = result.outputs || {};
+  const isHttp = outputs && "status_code" in outputs && "body" in outputs;
+  const head = h("div", { class: "test-head" },
+    badge(result.ok ? "succeeded" : "failed"),
+    isHttp ? h("span", { class: "fact test-status" }, h("span", { class: "muted" }, "HTTP "), String(outputs.status_code)) : null,
+    result.error?.status_code && !isHttp ? h("span", { class: "fact test-status" }, h("span", { class: "muted" }, "HTTP "), String(result.error.status_code)) : null,
+    h("span", { class: "fact" }, h("span", { class: "muted" }, "Duration "), h("span", { class: "test-duration" }, formatDuration(result.duration_ms))),
+    result.run_id ? h("a", { href: `/runs/${enc(result.run_id)}`, class: "fact" }, "In run history") : null);
+  return h("div", { class: `test-result ${result.ok ? "test-ok" : "test-failed"}`, "data-test-result": result.ok ? "ok" : "failed" },
+    head,
+    missing.length ? h("p", { class: "cell-note" }, `No test output yet for ${missing.join(", ")}: test ${missing.length > 1 ? "those cards" : "that card"} first so the reference has a value.`) : null,
+    result.error ? h("div", { class: "test-error" }, h("strong", {}, result.error.type || "error"), ": ", result.error.message || "") : null,
+    result.error?.body_excerpt ? h("pre", { class: "body-text" }, result.error.body_excerpt) : null,
+    isHttp ? [
+      h("details", { class: "test-headers" }, h("summary", {}, `Headers (${Object.keys(outputs.headers || {}).length})`),
+        h("table", { class: "table table-compact" }, h("tbody", {}, Object.entries(outputs.headers || {}).map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, String(v))))))),
+      h("div", { class: "test-body" }, h("p", { class: "muted small" }, "Body"), bodyView(outputs.body)),
+    ] : (result.outputs ? h("div", { class: "test-body" }, h("p", { class: "muted small" }, "Outputs"), jsonView(result.outputs)) : null),
+    result.answer ? h("div", { class: "test-body test-answer" },
+      h("p", { class: "muted small" }, `The caller would get: HTTP ${result.answer.status_code}`),
+      bodyView(result.answer.body)) : null);
+}

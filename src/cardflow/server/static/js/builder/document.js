@@ -1,0 +1,89 @@
+// The flow document: as the builder edits it (texts as typed) and as the server takes it.
+import { InputError, fromText, inputKind, isFreeform, toText } from "../card-inputs.js";
+import { connectionName, nestedNames, walk } from "./state.js";
+
+export function newDocument() {
+  return {
+    name: "", description: "", trigger: { type: "api_endpoint", alias: "", security: "client_token" },
+    save_data: false, enabled: true, cards: [],
+  };
+}
+
+// A saved flow as the builder edits it: nested cards (For Each, If / Else) become steps too.
+export function documentOf(state, flow) {
+  const editable = (raw) => ({ ...raw, connection: connectionName(state, raw.connection), inputs: { ...(raw.inputs || {}) } });
+  const cards = flow.cards.map(editable);
+  for (const step of walk(state, cards)) {
+    for (const name of nestedNames(state, step)) {
+      step.inputs[name] = Array.isArray(step.inputs[name]) ? step.inputs[name].map(editable) : [];
+    }
+  }
+  return {
+    name: flow.name, description: flow.description || "", trigger: { ...flow.trigger },
+    save_data: flow.save_data, enabled: flow.enabled, cards,
+  };
+}
+
+// The text being edited for each of a step's inputs ("*" for a card of free-form keys).
+export function textsOf(state, step) {
+  if (!state.texts.has(step)) {
+    const spec = state.specs[step.card];
+    const own = {};
+    if (spec && isFreeform(spec)) own["*"] = Object.keys(step.inputs || {}).length ? JSON.stringify(step.inputs, null, 2) : "";
+    else if (spec) {
+      for (const [name, prop] of Object.entries(spec.inputs.properties || {})) {
+        if (!nestedNames(state, step).includes(name)) own[name] = toText(inputKind(name, prop), step.inputs?.[name]);
+      }
+    }
+    state.texts.set(step, own);
+  }
+  return state.texts.get(step);
+}
+
+// Reads a step's inputs from what is typed; InputError names the field.
+export function stepInputs(state, step, path) {
+  const spec = state.specs[step.card];
+  if (!spec) return step.inputs || {}; // an unknown card: the server names it on save
+  const own = textsOf(state, step);
+  if (isFreeform(spec)) {
+    const text = (own["*"] || "").trim();
+    if (!text) return {};
+    let value;
+    try { value = JSON.parse(text); } catch { throw new InputError(`${path}.inputs`, "Enter a JSON object, e.g. {\"user\": \"{{ steps.get_user.body.name }}\"}."); }
+    if (!value || typeof value !== "object" || Array.isArray(value)) throw new InputError(`${path}.inputs`, "Enter a JSON object of the keys to return.");
+    return value;
+  }
+  const inputs = {};
+  for (const [name, prop] of Object.entries(spec.inputs.properties || {})) {
+    if (nestedNames(state, step).includes(name)) {
+      inputs[name] = (step.inputs[name] || []).map((child, i) => buildStep(state, child, `${path}.inputs.${name}.${i}`));
+      continue;
+    }
+    const value = fromText(inputKind(name, prop), own[name] || "", prop, `${path}.inputs.${name}`);
+    if (value !== undefined) inputs[name] = value;
+  }
+  return inputs;
+}
+
+function buildStep(state, step, path) {
+  const out = { id: step.id, card: step.card, inputs: stepInputs(state, step, path) };
+  if (step.connection) out.connection = step.connection;
+  if (step.on_error && step.on_error !== "fail") out.on_error = step.on_error;
+  if (step.retry) out.retry = step.retry;
+  if (step.timeout) out.timeout = step.timeout;
+  return out;
+}
+
+export function buildDocument(state) {
+  const { doc } = state;
+  return {
+    name: doc.name.trim(),
+    ...(doc.description.trim() ? { description: doc.description.trim() } : {}),
+    trigger: doc.trigger.type === "api_endpoint"
+      ? { type: "api_endpoint", alias: doc.trigger.alias.trim() || null, security: doc.trigger.security }
+      : { type: "manual" },
+    save_data: doc.save_data,
+    enabled: doc.enabled,
+    cards: doc.cards.map((step, index) => buildStep(state, step, `cards.${index}`)),
+  };
+}

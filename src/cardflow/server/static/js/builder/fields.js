@@ -1,0 +1,46 @@
+// Pieces the builder's sections share: a labelled field, errors shown next to their
+// fields, and a button that is busy while its work runs.
+import { clear, fieldError, h } from "../dom.js";
+
+export function labelled(field, labelText, control, hint, extra) {
+  return h("div", { class: "field", "data-field": field },
+    h("label", { for: control.id }, labelText), control, extra || null, hint ? h("p", { class: "hint" }, hint) : null);
+}
+
+export function clearErrors(state) {
+  const { root } = state;
+  root.querySelectorAll(".field-error").forEach((e) => e.remove());
+  root.querySelectorAll("[aria-invalid]").forEach((e) => e.removeAttribute("aria-invalid"));
+  root.querySelectorAll(".step.has-error").forEach((e) => e.classList.remove("has-error"));
+  clear(root.querySelector("#save-error"));
+}
+
+// The message goes next to the closest field the page has for it (cards.0.inputs.url, then
+// cards.0.inputs, …), or in the banner above the page.
+export function showError(state, field, message) {
+  const { root } = state;
+  let holder = null;
+  if (field) {
+    const parts = field.split(".");
+    for (let n = parts.length; n > 0 && !holder; n -= 1) {
+      holder = root.querySelector(`[data-field="${CSS.escape(parts.slice(0, n).join("."))}"]`);
+    }
+  }
+  if (!holder) {
+    clear(root.querySelector("#save-error"), h("div", { class: "banner banner-error", role: "alert" }, message));
+    return;
+  }
+  holder.append(fieldError(field, message));
+  holder.closest(".step")?.classList.add("has-error");
+  const input = holder.querySelector("input, select, textarea");
+  if (input) input.setAttribute("aria-invalid", "true");
+  holder.scrollIntoView({ block: "center", behavior: "smooth" });
+  (input || holder).focus?.();
+}
+
+export async function busy(button, work) {
+  if (button.disabled) return;
+  button.disabled = true;
+  button.setAttribute("aria-busy", "true");
+  try { await work(); } finally { button.disabled = false; button.removeAttribute("aria-busy"); }
+}

@@ -1,0 +1,84 @@
+// The flow builder: trigger, cards in order, inputs with references, Test this card, save.
+// The page only edits a flow document; the server validates, runs and stores it.
+// Each section is a module taking the page's state (state.js); this one draws the page.
+import { ApiError, enc, get, post, put } from "../api.js";
+import { InputError } from "../card-inputs.js";
+import { clear, h, toast } from "../dom.js";
+import { openCardPicker } from "./card-picker.js";
+import { containerView } from "./cards.js";
+import { buildDocument, documentOf, newDocument } from "./document.js";
+import { busy, clearErrors, showError } from "./fields.js";
+import { settingsSection } from "./settings.js";
+import { createState } from "./state.js";
+import { triggerSection } from "./trigger.js";
+
+export async function builderPage(root, flowId) {
+  const [catalogue, view] = await Promise.all([
+    get("/cards"), flowId ? get(`/flows/${enc(flowId)}`) : Promise.resolve(null),
+  ]);
+  const connections = await get("/connections");
+  const state = createState({ root, catalogue, view, connections, flowId });
+  state.doc = view ? documentOf(state, view) : newDocument();
+  state.render = () => render(state);
+  window.addEventListener("beforeunload", (event) => { if (state.dirty) event.preventDefault(); });
+  render(state);
+  if (!view) root.querySelector("#flow-name")?.focus();
+}
+
+function render(state) {
+  const { root, doc } = state;
+  const focused = document.activeElement && root.contains(document.activeElement) ? document.activeElement.id : null;
+  const steps = doc.cards.length ? containerView(state, doc.cards, "cards", { earlier: [], loop: false, number: "" }) : null;
+  clear(root,
+    actionBar(state),
+    h("div", { id: "save-error" }),
+    settingsSection(state),
+    triggerSection(state),
+    h("div", { id: "steps" }, steps || h("div", { class: "empty empty-small" },
+      h("p", {}, "No cards yet. Add the first one: usually an API Connector card that calls a service."))),
+    h("div", { class: "add-card" }, h("button", { type: "button", class: "btn btn-primary", id: "add-card", onclick: () => openCardPicker(state) }, "+ Add card")));
+  if (focused) document.getElementById(focused)?.focus();
+}
+
+async function save(state) {
+  clearErrors(state);
+  let document;
+  try { document = buildDocument(state); } catch (error) {
+    if (error instanceof InputError) { showError(state, error.field, error.message); return; }
+    throw error;
+  }
+  try {
+    const { view } = state;
+    state.view = view ? await put(`/flows/${enc(view.id)}`, document) : await post("/flows", document);
+    state.dirty = false;
+    if (!state.flowId) { state.flowId = state.view.id; history.replaceState(null, "", `/flows/${enc(state.view.id)}`); }
+    toast(`Saved “${state.view.name}”.`, "ok");
+    render(state);
+    state.root.querySelector("#save-status")?.replaceChildren("Saved");
+  } catch (error) {
+    if (error instanceof ApiError) showError(state, error.field, error.message);
+    else throw error;
+  }
+}
+
+// Back to the flows, the save state, run history, export, Run now and Save.
+function actionBar(state) {
+  const { view } = state;
+  const saveButton = h("button", { type: "button", class: "btn btn-primary", id: "save-flow", onclick: (event) => busy(event.currentTarget, () => save(state)) }, view ? "Save" : "Create flow");
+  const runNow = view ? h("button", { type: "button", class: "btn", onclick: (event) => busy(event.currentTarget, async () => {
+    if (state.dirty) { toast("Save the flow first: a run uses the saved version.", "error"); return; }
+    let inputs = {};
+    try { inputs = JSON.parse(state.sampleText.trim() || "{}"); } catch { toast("The test data is not valid JSON.", "error"); return; }
+    try {
+      const run = await post(`/flows/${enc(state.view.id)}/runs`, { inputs: inputs && typeof inputs === "object" && !Array.isArray(inputs) ? inputs : {} });
+      window.location.assign(`/runs/${enc(run.id)}`);
+    } catch (error) { toast(error.message, "error"); }
+  }) }, "Run now") : null;
+  return h("div", { class: "builder-bar" },
+    h("div", {}, h("a", { href: "/flows", class: "muted" }, "← Flows"), h("h1", {}, view ? view.name : "New flow")),
+    h("div", { class: "page-actions" },
+      h("span", { id: "save-status", class: "muted small", "aria-live": "polite" }, state.dirty ? "Unsaved changes" : ""),
+      view ? h("a", { class: "btn", href: `/runs?flow=${enc(view.id)}` }, "Run history") : null,
+      view ? h("a", { class: "btn", href: `/api/v1/flows/${enc(view.id)}/export`, download: `${view.name.replace(/[^\w.-]+/g, "_")}.yaml` }, "Export") : null,
+      runNow, saveButton));
+}

@@ -1,0 +1,87 @@
+// The trigger: API endpoint or manual, the invoke URL, client token and curl line of a
+// saved endpoint, and the test data that stands in for a request when cards are tested.
+import { enc, post } from "../api.js";
+import { confirmDialog, copyButton, h, toast } from "../dom.js";
+import { labelled } from "./fields.js";
+import { markDirty } from "./state.js";
+
+// The request the test data stands for: trigger.* when a card is tested here.
+export function sampleTrigger(state) {
+  const { sampleText, doc } = state;
+  let body = null;
+  const text = sampleText.trim();
+  if (text && text !== "{}") {
+    try { body = JSON.parse(text); } catch { body = text; }
+  } else body = {};
+  return {
+    method: "POST", path: doc.trigger.alias ? `/invoke/${doc.trigger.alias}` : null,
+    query: {}, headers: { "content-type": "application/json" }, body, raw: sampleText,
+  };
+}
+
+export function triggerSection(state) {
+  const t = state.doc.trigger;
+  const typeId = "trigger-type";
+  const typeSelect = h("select", { id: typeId },
+    h("option", { value: "api_endpoint", selected: t.type === "api_endpoint" }, "API endpoint — called over HTTP"),
+    h("option", { value: "manual", selected: t.type === "manual" }, "Manual — run from here or the CLI"));
+  typeSelect.addEventListener("change", () => {
+    state.doc.trigger = typeSelect.value === "api_endpoint"
+      ? { type: "api_endpoint", alias: t.alias || "", security: t.security || "client_token" } : { type: "manual", alias: t.alias, security: t.security };
+    markDirty(state);
+    state.render();
+  });
+  const rows = [labelled("trigger.type", "Trigger", typeSelect)];
+  if (t.type === "api_endpoint") {
+    const publicUrl = document.querySelector('meta[name="public-url"]')?.content || window.location.origin;
+    const alias = h("input", { id: "trigger-alias", value: t.alias || "", autocomplete: "off", spellcheck: "false", placeholder: "offboard-user" });
+    alias.addEventListener("input", () => { t.alias = alias.value; markDirty(state); });
+    const security = h("select", { id: "trigger-security" },
+      h("option", { value: "client_token", selected: t.security !== "none" }, "Client token (recommended)"),
+      h("option", { value: "none", selected: t.security === "none" }, "None — anyone who can reach cardflow may call it"));
+    security.addEventListener("change", () => { t.security = security.value; markDirty(state); });
+    rows.push(h("div", { class: "grid-2" },
+      labelled("trigger.alias", "Alias", alias, `Callers use ${publicUrl.replace(/\/$/, "")}/invoke/<alias>. Letters, digits, - and _.`),
+      labelled("trigger.security", "Security", security)));
+    if (state.view && state.view.invoke_url) rows.push(endpointFacts(state));
+    else rows.push(h("p", { class: "hint" }, "Save the flow to get its invoke URL and client token."));
+  }
+  const sampleId = "trigger-sample";
+  const sample = h("textarea", { id: sampleId, rows: 4, class: "code", spellcheck: "false" });
+  sample.value = state.sampleText;
+  sample.addEventListener("input", () => { state.sampleText = sample.value; });
+  rows.push(labelled("sample", "Test data: request body", sample, "JSON used as trigger.body when you test cards here (not saved with the flow)."));
+  return h("section", { class: "panel trigger", "aria-labelledby": "trigger-title" },
+    h("h2", { id: "trigger-title", class: "panel-title" }, h("span", { class: "step-num", "aria-hidden": "true" }, "⚡"), "Trigger"),
+    rows);
+}
+
+// A saved endpoint: its invoke URL, its client token (shown on request, regenerated on
+// request) and a curl line to try it with the test data.
+function endpointFacts(state) {
+  const { view, sampleText } = state;
+  const url = h("input", { id: "invoke-url", readonly: true, value: view.invoke_url, class: "code" });
+  const parts = [h("div", { class: "field" }, h("label", { for: "invoke-url" }, "Invoke URL"),
+    h("div", { class: "input-row" }, url, copyButton(() => state.view.invoke_url, "Copy URL")))];
+  if (view.client_token) {
+    const token = h("input", { id: "client-token", type: "password", readonly: true, value: view.client_token, class: "code", autocomplete: "off" });
+    const show = h("button", { type: "button", class: "btn btn-small", "aria-pressed": "false", onclick: () => {
+      const shown = token.type === "text";
+      token.type = shown ? "password" : "text";
+      show.textContent = shown ? "Show" : "Hide";
+      show.setAttribute("aria-pressed", String(!shown));
+    } }, "Show");
+    const regenerate = h("button", { type: "button", class: "btn btn-small btn-danger-quiet", onclick: async () => {
+      if (!await confirmDialog("Regenerate the client token?", "The current token stops working at once; callers must use the new one.", { confirmLabel: "Regenerate" })) return;
+      try { state.view = await post(`/flows/${enc(state.view.id)}/client-token`); toast("New client token created.", "ok"); state.render(); }
+      catch (error) { toast(error.message, "error"); }
+    } }, "Regenerate");
+    parts.push(h("div", { class: "field" }, h("label", { for: "client-token" }, "Client token"),
+      h("div", { class: "input-row" }, token, show, copyButton(() => state.view.client_token, "Copy token"), regenerate),
+      h("p", { class: "hint" }, "Callers send it in the x-api-client-token header (or the clientToken query parameter).")));
+    parts.push(h("div", { class: "curl" }, h("span", { class: "muted small" }, "Try it:"),
+      h("code", { class: "code-line" }, `curl -X POST '${view.invoke_url}' -H "x-api-client-token: $TOKEN" -H 'Content-Type: application/json' -d '${sampleText.trim() || "{}"}'`),
+      copyButton(() => `curl -X POST '${state.view.invoke_url}' -H "x-api-client-token: ${state.view.client_token}" -H 'Content-Type: application/json' -d '${(state.sampleText.trim() || "{}").replace(/'/g, "'\\''")}'`, "Copy with token")));
+  }
+  return h("div", { class: "endpoint" }, parts);
+}

@@ -1,0 +1,130 @@
+"""Step references in the builder, in a real browser: the builder finds the same
+``steps.<id>`` references as the server (quoted ids included) when it tests and renames cards."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from playwright.sync_api import Page, expect
+
+from cardflow.flows.expressions import expressions_in, step_references
+from tests.e2e.conftest import WebServer, login
+from tests.e2e.test_web_app import _add_card
+
+STEP_REFS = "/static/js/builder/step-refs.js"
+EXPRESSIONS = [
+    "steps.construct.output.name",
+    'steps."construct".output',
+    'steps . "my-card".outputs',
+    'steps."a b"',
+    'steps."a\\"b".x',
+    'steps.""',
+    'steps."a\\\\"',
+    'steps."two\nlines"',
+    'steps."x\\\ny"',  # a backslash before a line break does not escape it
+    'steps."😀"',
+    'length(steps.a) && steps."b" || steps.c[0]',
+    "steps.a.steps.b",  # only the first: the second follows a dot
+    "steps.\n a",
+    "steps.\x1c a",  # Python's whitespace, not JavaScript's
+    "steps.\ufeffa",  # JavaScript's whitespace, not Python's
+    "steps.1a",
+    "steps.ab-cd",
+    "'steps.a'",
+    "xsteps.a",
+    "_steps.a",
+    "ésteps.a",
+    "\u0661steps.a",  # a digit, in Arabic-Indic
+    "(steps).a",
+]
+IN_BROWSER = """async ([path, expressions]) => {
+  const refs = await import(path);
+  return expressions.map((e) => {
+    const found = [...refs.stepReferences(e)];
+    return {
+      found,
+      renamed: found.map((id) => refs.renameInText(`{{ ${e} }}`, id, "renamed")),
+      renamedJson: found.map((id) =>
+        refs.renameInText(JSON.stringify({ key: `{{ ${e} }}` }), id, "renamed", { json: true })),
+    };
+  });
+}"""
+
+
+def test_builder_finds_the_step_references_the_server_finds(web: WebServer, page: Page) -> None:
+    login(page, web)
+    answers = page.evaluate(IN_BROWSER, [STEP_REFS, EXPRESSIONS])
+    for expression, answer in zip(EXPRESSIONS, answers, strict=True):
+        expected = step_references(expression)
+        assert set(answer["found"]) == expected, expression
+        # renaming one reference leaves the others, as the server reads them
+        for old, text, json_text in zip(
+            answer["found"], answer["renamed"], answer["renamedJson"], strict=True
+        ):
+            after = (expected - {old}) | {"renamed"}
+            assert {r for e in expressions_in(text) for r in step_references(e)} == after, text
+            value = json.loads(json_text)
+            assert {r for e in expressions_in(value) for r in step_references(e)} == after
+
+
+def test_builder_tests_and_renames_quoted_step_references(web: WebServer, page: Page) -> None:
+    login(page, web)
+    page.goto(f"{web.url}/flows/new")
+    page.get_by_label("Name", exact=True).fill("Quoted")
+    page.get_by_label("Trigger", exact=True).select_option("manual")
+
+    _add_card(page, "Object", "object.construct")
+    first = page.locator('[data-step="construct"]')
+    first.get_by_label("Keys (JSON object)").fill('{"name": "Grace"}')
+    _add_card(page, "Text", "text.compose")
+    second = page.locator('[data-step="compose"]')
+    second.get_by_role("textbox", name="Template").fill('Hello {{ steps."construct".output.name }}')
+
+    # Testing a card that reads steps."construct" before that card was tested says so.
+    second.get_by_role("button", name="▶ Test this card").click()
+    expect(second.locator("[data-test-result] .cell-note")).to_contain_text(
+        "No test output yet for construct"
+    )
+    first.get_by_role("button", name="▶ Test this card").click()
+    expect(first.locator("[data-test-result]")).to_have_attribute("data-test-result", "ok")
+    second.get_by_role("button", name="▶ Test this card").click()
+    expect(second.locator("[data-test-result]")).to_contain_text('"Hello Grace"')
+    expect(second.locator("[data-test-result] .cell-note")).to_have_count(0)
+
+    # In JSON the quotes of a quoted id are escaped: steps.\"compose\".
+    _add_card(page, "Flow", "flow.return")
+    page.locator('[data-step="return"]').get_by_label("Keys (JSON object)").fill(
+        '{"greeting": "{{ steps.\\"compose\\".text }}"}'
+    )
+
+    # Renaming a card rewrites quoted references to it, and they stay quoted.
+    card_id = first.get_by_label("Card id")
+    card_id.fill("person")
+    card_id.press("Tab")
+    expect(
+        page.locator('[data-step="compose"]').get_by_role("textbox", name="Template")
+    ).to_have_value('Hello {{ steps."person".output.name }}')
+    card_id = page.locator('[data-step="compose"]').get_by_label("Card id")
+    card_id.fill("greet")
+    card_id.press("Tab")
+    expect(page.get_by_text("Updated 1 reference to steps.greet.")).to_be_visible()
+    ret = page.locator('[data-step="return"]')
+    expect(ret.get_by_label("Keys (JSON object)")).to_have_value(
+        '{"greeting": "{{ steps.\\"greet\\".text }}"}'
+    )
+    ret.get_by_role("button", name="▶ Test this card").click()
+    expect(ret.locator(".test-answer")).to_contain_text('"Hello Grace"')
+    expect(ret.locator("[data-test-result] .cell-note")).to_have_count(0)
+
+    # The server finds the same references: the flow saves and runs.
+    page.get_by_role("button", name="Create flow").click()
+    expect(page).to_have_url(re.compile(r"/flows/flw_"))
+    page.get_by_role("button", name="Run now").click()
+    expect(page).to_have_url(re.compile(r"/runs/run_"))
+    expect(page.locator("#run-status")).to_contain_text("Succeeded")
+    with web.api() as api:
+        flow = api.get("/api/v1/flows/Quoted").json()
+    assert [c["id"] for c in flow["cards"]] == ["person", "greet", "return"]
+    assert flow["cards"][1]["inputs"] == {"template": 'Hello {{ steps."person".output.name }}'}
+    assert flow["cards"][2]["inputs"] == {"greeting": '{{ steps."greet".text }}'}
