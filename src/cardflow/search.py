@@ -14,13 +14,12 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from jmespath import functions as jp_functions
 from jmespath.parser import ParsedResult
 from jmespath.visitor import Options, TreeInterpreter
 
-from cardflow.cards.base import CardLimits
 from cardflow.jsondata import exceeds, json_size
 
 # The full budget: evaluation steps (nodes visited, list items touched by functions) and
@@ -31,6 +30,19 @@ MAX_STEPS = 2_000_000
 # What a render may spend on the event loop before it moves to a worker thread.
 INLINE_STEPS = 20_000
 INLINE_SECONDS = 0.005
+
+
+class SearchLimits(Protocol):
+    """The limits a search keeps to (cardflow.cards.base.CardLimits has them)."""
+
+    @property
+    def max_expression_bytes(self) -> int: ...
+
+    @property
+    def max_expression_value_bytes(self) -> int: ...
+
+    @property
+    def expression_timeout(self) -> float: ...
 
 
 class MoveOffLoop(Exception):
@@ -48,7 +60,7 @@ class Budget:
 
     __slots__ = ("deadline", "inline", "limits", "max_steps", "steps")
 
-    def __init__(self, limits: CardLimits, *, inline: bool) -> None:
+    def __init__(self, limits: SearchLimits, *, inline: bool) -> None:
         self.limits = limits
         self.inline = inline
         self.steps = 0
@@ -200,7 +212,7 @@ def search(parsed: ParsedResult, data: Any, budget: Budget) -> Any:
         raise OverBudget("it nests too deeply") from None
 
 
-async def search_async(parsed: ParsedResult, data: Any, limits: CardLimits) -> Any:
+async def search_async(parsed: ParsedResult, data: Any, limits: SearchLimits) -> Any:
     """:func:`search` on the event loop while it is cheap, else in a worker thread."""
     try:
         return search(parsed, data, Budget(limits, inline=True))

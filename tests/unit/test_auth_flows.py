@@ -1,4 +1,4 @@
-"""Auth types driven as generators, with no network (STYLE.md example 3)."""
+"""Auth types driven as generators, with no network: each yields its request, takes a response."""
 
 from __future__ import annotations
 
@@ -86,8 +86,8 @@ class MemoryTokenStore:
         self.mark = None
         return generation
 
-    def mark_status(self, connection_id: str, status: str, message: str) -> None:
-        self.statuses.append((status, message))
+    def grant_refused(self, connection_id: str, message: str, *, needs_authorization: bool) -> None:
+        self.statuses.append(("needs_authorization" if needs_authorization else "error", message))
 
 
 def _manager(grant: FakeGrant, store: MemoryTokenStore, timeout: float = 5) -> TokenManager:

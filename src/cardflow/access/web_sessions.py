@@ -107,7 +107,7 @@ class WebSessionService:
                 raise Unauthorized(
                     "Your session has ended. Log in again with a link from `cardflow login-link`."
                 )
-            self.checked.remember(digest, row.id)
+            self.checked.put(digest, row.id)
             return row.id
 
     def end(self, token: str | None) -> None:

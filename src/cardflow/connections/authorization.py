@@ -25,7 +25,7 @@ from cardflow.errors import CardFailed, InvalidInput
 from cardflow.net.transport import HttpTransport
 from cardflow.redaction import SecretSet
 from cardflow.store.db import Database
-from cardflow.store.keyring import Keyring
+from cardflow.store.keyring import Keyring, verifier_aad
 from cardflow.store.models import OAuthState, utcnow
 
 STATE_LIFETIME = timedelta(minutes=10)
@@ -33,10 +33,6 @@ STATE_LIFETIME = timedelta(minutes=10)
 
 def _hash(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
-
-
-def _verifier_aad(state_hash: str) -> str:
-    return f"oauth_state:{state_hash}:verifier"
 
 
 @dataclass(frozen=True)
@@ -98,7 +94,7 @@ class AuthorizationService:
             )
             if verifier is not None:
                 row.verifier_enc, row.verifier_key_id = self._keyring.encrypt(
-                    session, verifier.encode(), _verifier_aad(state_hash)
+                    session, verifier.encode(), verifier_aad(state_hash)
                 )
             session.add(row)
         return build_authorization_url(
@@ -133,7 +129,7 @@ class AuthorizationService:
             verifier = None
             if row.verifier_enc is not None:
                 verifier = self._keyring.decrypt(
-                    session, row.verifier_enc, _verifier_aad(state_hash)
+                    session, row.verifier_enc, verifier_aad(state_hash)
                 ).decode()
             return row, verifier, None
 

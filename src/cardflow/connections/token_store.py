@@ -31,6 +31,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from cardflow.connections import status
 from cardflow.credentials.token_endpoint import TokenResponse
 from cardflow.store.db import Database
 from cardflow.store.files import PRIVATE_DIR
@@ -89,9 +90,8 @@ class SqlTokenStore:
             row.refresh_owner = None
             row.refresh_started_at = None
             connection = session.get(Connection, connection_id)
-            if connection is not None and connection.status != "ready":
-                connection.status = "ready"
-                connection.last_error = None
+            if connection is not None:
+                status.token_saved(connection)
             session.flush()
             return row.generation
 
@@ -106,10 +106,7 @@ class SqlTokenStore:
             self._write(session, row, token)
             row.refresh_owner = None
             row.refresh_started_at = None
-            connection.status = "ready"
-            connection.last_error = None
-            connection.version += 1
-            connection.updated_at = utcnow()
+            status.authorized(connection)
             session.flush()
             return row.generation
 
@@ -123,17 +120,11 @@ class SqlTokenStore:
                 row.expires_at = None
                 row.generation += 1
 
-    def mark_status(self, connection_id: str, status: str, message: str) -> None:
+    def grant_refused(self, connection_id: str, message: str, *, needs_authorization: bool) -> None:
         with self._db.session() as session:
             connection = session.get(Connection, connection_id)
             if connection is not None:
-                if status == "needs_authorization" == connection.status and connection.last_error:
-                    # Later refusals of the same dead grant follow from the first cause
-                    # (a lost rotated token, a changed scope, …): keep saying it.
-                    return
-                connection.status = status
-                connection.last_error = message
-                connection.updated_at = utcnow()
+                status.grant_refused(connection, message, needs_authorization=needs_authorization)
 
     # -- the refresh in flight -----------------------------------------------------------
 

@@ -6,7 +6,10 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from cardflow.credentials.base import AuthConfig
+from cardflow.credentials.base import AuthConfig, AuthSetup, AuthType
+from cardflow.credentials.bearer import BearerTokenAuth
+from cardflow.credentials.grants import RefreshTokenGrant
+from cardflow.credentials.token_endpoint import ClientCredentials
 from cardflow.net.urls import check_http_url
 
 # Changing one of these invalidates the grant: the user must authorize again.
@@ -37,3 +40,25 @@ class OAuthConfig(AuthConfig):
     @classmethod
     def _urls(cls, value: str) -> str:
         return check_http_url(value)
+
+
+def _build(config: OAuthConfig, setup: AuthSetup) -> BearerTokenAuth:
+    refresh = RefreshTokenGrant(
+        transport=setup.transport,
+        token_url=config.token_url,
+        client=ClientCredentials(config.client_id, config.client_secret),
+        auth_method=config.token_auth_method,
+        timeout=setup.timeout,
+    )
+    return BearerTokenAuth(setup.token_manager(refresh), refresh.sensitive_values())
+
+
+AUTH_TYPE = AuthType(
+    "oauth",
+    "OAuth 2.0",
+    OAuthConfig,
+    _build,
+    uses_tokens=True,
+    user_authorizes=True,
+    grant_fields=GRANT_FIELDS,
+)

@@ -1,12 +1,20 @@
-"""What every auth type shares: the request/response protocols and the config base."""
+"""What every auth type shares: the config base, the ``httpx.Auth`` base, and
+:class:`AuthType` — everything about one auth type, so that a new one is one module
+(config model + auth + ``AUTH_TYPE``) and one line in :mod:`cardflow.credentials.registry`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator, MutableMapping
-from typing import Any, ClassVar, Protocol, TypeVar
+from collections.abc import AsyncGenerator, Callable, Generator, MutableMapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:
+    from cardflow.credentials.token_manager import TokenGrant, TokenManager
+    from cardflow.net.transport import HttpTransport
 
 
 class OutgoingRequest(Protocol):
@@ -32,6 +40,8 @@ class AuthConfig(BaseModel):
     # Fields saying where the secrets are sent (a token URL): moving one to another
     # scheme, host or port needs the secrets entered again, like widening allowed_hosts.
     destination_fields: ClassVar[tuple[str, ...]] = ()
+    # Secret fields that may legitimately be empty (a Basic password).
+    optional_secret_fields: ClassVar[tuple[str, ...]] = ()
 
     def public(self) -> dict[str, Any]:
         return self.model_dump(exclude=set(self.secret_fields), mode="json")
@@ -78,3 +88,38 @@ class ConnectionAuth(httpx.Auth):
                 outgoing = flow.send(response)
             except StopIteration:
                 return
+
+
+@dataclass(frozen=True)
+class AuthSetup:
+    """What building a connection's auth may need from the process it runs in."""
+
+    transport: HttpTransport
+    timeout: float  # for token requests
+    # The connection's token manager, for auth types that fetch tokens with a grant.
+    token_manager: Callable[[TokenGrant], TokenManager]
+
+
+@dataclass(frozen=True)
+class AuthType:
+    """One auth type: its config, how it builds its auth, and how connections of it live.
+
+    ``user_authorizes``: a new connection needs a user to authorize it (in a browser)
+    before it can be used, and again when one of ``grant_fields`` changes. For other
+    types any config change makes the connection ready with the new values (and drops
+    a token it held: a changed client secret or scope means a new token).
+    """
+
+    name: str
+    title: str
+    config: type[AuthConfig]
+    # (config, setup) -> auth; the config is always an instance of ``config``.
+    build: Callable[[Any, AuthSetup], ConnectionAuth]
+    uses_tokens: bool = False
+    user_authorizes: bool = False
+    grant_fields: tuple[str, ...] = ()
+
+    def build_auth(self, config: AuthConfig, setup: AuthSetup) -> ConnectionAuth:
+        if not isinstance(config, self.config):
+            raise TypeError(f"{self.name} auth needs a {self.config.__name__}")
+        return self.build(config, setup)

@@ -7,11 +7,19 @@ from collections.abc import Generator
 
 from pydantic import Field
 
-from cardflow.credentials.base import AuthConfig, ConnectionAuth, IncomingResponse, RequestT
+from cardflow.credentials.base import (
+    AuthConfig,
+    AuthSetup,
+    AuthType,
+    ConnectionAuth,
+    IncomingResponse,
+    RequestT,
+)
 
 
 class BasicConfig(AuthConfig):
     secret_fields = ("password",)
+    optional_secret_fields = ("password",)  # some services give a user name only
 
     username: str = Field(min_length=1, description="User name sent in the Basic header.")
     password: str = Field(default="", description="Password (secret).")
@@ -35,3 +43,10 @@ class BasicAuth(ConnectionAuth):
     def auth_flow(self, request: RequestT) -> Generator[RequestT, IncomingResponse, None]:
         request.headers["Authorization"] = self._header
         yield request
+
+
+def _build(config: BasicConfig, setup: AuthSetup) -> BasicAuth:
+    return BasicAuth(config.username, config.password)
+
+
+AUTH_TYPE = AuthType("basic", "Basic", BasicConfig, _build)

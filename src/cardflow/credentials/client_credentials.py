@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator
 from typing import Literal
 
 from pydantic import Field, field_validator
 
-from cardflow.credentials.base import AuthConfig, ConnectionAuth, IncomingResponse, RequestT
-from cardflow.credentials.token_manager import TokenManager, TokenSet
-from cardflow.errors import CardflowError
+from cardflow.credentials.base import AuthConfig, AuthSetup, AuthType
+from cardflow.credentials.bearer import BearerTokenAuth
+from cardflow.credentials.grants import ClientCredentialsGrant
+from cardflow.credentials.token_endpoint import ClientCredentials
 from cardflow.net.urls import check_http_url
 
 
@@ -32,43 +32,22 @@ class ClientCredentialsConfig(AuthConfig):
         return check_http_url(value)
 
 
-class BearerTokenAuth(ConnectionAuth):
-    """``Authorization: Bearer <token>`` from a TokenManager; one refresh and retry on a 401."""
+def _build(config: ClientCredentialsConfig, setup: AuthSetup) -> BearerTokenAuth:
+    grant = ClientCredentialsGrant(
+        transport=setup.transport,
+        token_url=config.token_url,
+        client=ClientCredentials(config.client_id, config.client_secret),
+        scope=config.scope,
+        auth_method=config.token_auth_method,
+        timeout=setup.timeout,
+    )
+    return BearerTokenAuth(setup.token_manager(grant), grant.sensitive_values())
 
-    added_headers = frozenset({"authorization"})
 
-    def __init__(self, tokens: TokenManager, grant_secrets: list[str] | None = None) -> None:
-        self.tokens = tokens
-        self._grant_secrets = list(grant_secrets or ())
-
-    def static_values(self) -> list[str]:
-        """The client secret as it goes to the token endpoint (raw, in Basic credentials)."""
-        return self._grant_secrets
-
-    def sensitive_values(self) -> list[str]:
-        values = list(self._grant_secrets)
-        token = self.tokens.last()
-        if token is not None:
-            values.append(token.access_token)
-            if token.token.refresh_token:
-                values.append(token.token.refresh_token)
-        return values
-
-    def auth_flow(self, request: RequestT) -> Generator[RequestT, IncomingResponse, None]:
-        # Synchronous httpx clients can use a token the async side has fetched.
-        token = self.tokens.cached()
-        if token is None:
-            raise CardflowError("No token cached yet: use an async client (cardflow is async).")
-        request.headers["Authorization"] = f"Bearer {token.access_token}"
-        yield request
-
-    async def async_auth_flow(
-        self, request: RequestT
-    ) -> AsyncGenerator[RequestT, IncomingResponse]:
-        token: TokenSet = self.tokens.cached() or await self.tokens.get()
-        request.headers["Authorization"] = f"Bearer {token.access_token}"
-        response = yield request
-        if response.status_code == 401:
-            token = await self.tokens.refresh(stale=token)
-            request.headers["Authorization"] = f"Bearer {token.access_token}"
-            yield request
+AUTH_TYPE = AuthType(
+    "client_credentials",
+    "Client Credentials",
+    ClientCredentialsConfig,
+    _build,
+    uses_tokens=True,
+)

@@ -6,7 +6,14 @@ from collections.abc import Generator
 
 from pydantic import Field, field_validator
 
-from cardflow.credentials.base import AuthConfig, ConnectionAuth, IncomingResponse, RequestT
+from cardflow.credentials.base import (
+    AuthConfig,
+    AuthSetup,
+    AuthType,
+    ConnectionAuth,
+    IncomingResponse,
+    RequestT,
+)
 from cardflow.net.headers import check_header_name, check_header_value
 
 
@@ -45,3 +52,10 @@ class CustomHeaderAuth(ConnectionAuth):
             del request.headers[existing]
         request.headers[self._name] = self._value
         yield request
+
+
+def _build(config: CustomHeaderConfig, setup: AuthSetup) -> CustomHeaderAuth:
+    return CustomHeaderAuth(config.header_name, config.header_value)
+
+
+AUTH_TYPE = AuthType("custom", "Custom Header", CustomHeaderConfig, _build)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cardflow.credentials.base import AuthConfig, ConnectionAuth
+from cardflow.credentials.base import AuthConfig, AuthSetup, AuthType, ConnectionAuth
 
 
 class NoneConfig(AuthConfig):
@@ -14,3 +14,10 @@ class NoAuth(ConnectionAuth):
 
     def static_headers(self) -> dict[str, str]:
         return {}
+
+
+def _build(config: NoneConfig, setup: AuthSetup) -> NoAuth:
+    return NoAuth()
+
+
+AUTH_TYPE = AuthType("none", "None", NoneConfig, _build)

@@ -2,33 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from cardflow.credentials.authorization_code import OAuthConfig
-from cardflow.credentials.base import AuthConfig
-from cardflow.credentials.basic import BasicConfig
-from cardflow.credentials.client_credentials import ClientCredentialsConfig
-from cardflow.credentials.custom_header import CustomHeaderConfig
-from cardflow.credentials.none import NoneConfig
+from cardflow.credentials import (
+    authorization_code,
+    basic,
+    client_credentials,
+    custom_header,
+    none,
+)
+from cardflow.credentials.base import AuthType
 
-
-@dataclass(frozen=True)
-class AuthType:
-    name: str
-    title: str
-    config: type[AuthConfig]
-    uses_tokens: bool = False
-
-
+# One line per auth type; each module's AUTH_TYPE says everything about it.
 AUTH_TYPES: dict[str, AuthType] = {
     t.name: t
     for t in (
-        AuthType("basic", "Basic", BasicConfig),
-        AuthType("custom", "Custom Header", CustomHeaderConfig),
-        AuthType("oauth", "OAuth 2.0", OAuthConfig, True),
-        AuthType("client_credentials", "Client Credentials", ClientCredentialsConfig, True),
-        AuthType("none", "None", NoneConfig),
+        basic.AUTH_TYPE,
+        custom_header.AUTH_TYPE,
+        authorization_code.AUTH_TYPE,
+        client_credentials.AUTH_TYPE,
+        none.AUTH_TYPE,
     )
 }
 
@@ -67,5 +60,6 @@ def auth_type_info(auth_type: AuthType) -> dict[str, Any]:
         "name": auth_type.name,
         "title": auth_type.title,
         "uses_tokens": auth_type.uses_tokens,
+        "user_authorizes": auth_type.user_authorizes,
         "fields": fields,
     }

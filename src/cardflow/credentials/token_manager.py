@@ -64,7 +64,9 @@ class TokenStore(Protocol):
 
     def save(self, connection_id: str, owner: str, token: TokenResponse) -> int: ...
 
-    def mark_status(self, connection_id: str, status: str, message: str) -> None: ...
+    def grant_refused(
+        self, connection_id: str, message: str, *, needs_authorization: bool
+    ) -> None: ...
 
 
 class TokenGrant(Protocol):
@@ -232,12 +234,20 @@ class TokenManager:
                 exc.args = (exc.message,)
             await asyncio.to_thread(store.end_refresh, self.connection_id, owner)
             await asyncio.to_thread(
-                store.mark_status, self.connection_id, "needs_authorization", exc.message
+                store.grant_refused,
+                self.connection_id,
+                exc.message,
+                needs_authorization=True,
             )
             raise
         except TokenRejected as exc:
             await asyncio.to_thread(store.end_refresh, self.connection_id, owner)
-            await asyncio.to_thread(store.mark_status, self.connection_id, "error", exc.message)
+            await asyncio.to_thread(
+                store.grant_refused,
+                self.connection_id,
+                exc.message,
+                needs_authorization=False,
+            )
             raise
         # Stored before anything uses it, and before the lock goes, whatever happens to
         # this task meanwhile: a rotated refresh token must never be lost.

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -103,17 +105,17 @@ class Keyring:
         return crypto.decrypt(self._key(session, crypto.blob_key_id(blob)), blob, aad)
 
     def rotate(self) -> RotationReport:
-        """Re-encrypt every secret and token under a new data key, in one transaction.
+        """Re-encrypt every encrypted value (see ``ENCRYPTED``) under a new data key, in
+        one transaction.
 
         Old keys are retired, not deleted, so a write that raced with the rotation stays
         readable; retired keys no longer used by any row are removed by the next rotation.
         """
         with self._db.session() as session:
             used = {
-                *session.scalars(select(Connection.secrets_key_id)),
-                *session.scalars(select(ConnectionToken.token_key_id)),
-                *session.scalars(select(Flow.client_token_key_id)),
-                *session.scalars(select(OAuthState.verifier_key_id)),
+                key_id
+                for column in ENCRYPTED
+                for key_id in session.scalars(select(getattr(column.model, column.key_id)))
             }
             removed = 0
             for row in session.scalars(select(DataKey).where(DataKey.status == "retired")):
@@ -123,32 +125,21 @@ class Keyring:
             for row in session.scalars(select(DataKey).where(DataKey.status == "active")):
                 row.status = "retired"
             new_id = self._add_key(session)
-            connections = tokens = 0
-            for conn in session.scalars(
-                select(Connection).where(Connection.secrets_enc.is_not(None))
-            ):
-                assert conn.secrets_enc is not None
-                aad = secrets_aad(conn.id)
-                plain = self.decrypt(session, conn.secrets_enc, aad)
-                conn.secrets_enc = crypto.encrypt(self._keys[new_id], new_id, plain, aad)
-                conn.secrets_key_id = new_id
-                connections += 1
-            for flow in session.scalars(select(Flow).where(Flow.client_token_enc.is_not(None))):
-                assert flow.client_token_enc is not None
-                aad = f"flow:{flow.id}:client_token"
-                plain = self.decrypt(session, flow.client_token_enc, aad)
-                flow.client_token_enc = crypto.encrypt(self._keys[new_id], new_id, plain, aad)
-                flow.client_token_key_id = new_id
-            for token in session.scalars(
-                select(ConnectionToken).where(ConnectionToken.token_enc.is_not(None))
-            ):
-                assert token.token_enc is not None
-                aad = token_aad(token.connection_id)
-                plain = self.decrypt(session, token.token_enc, aad)
-                token.token_enc = crypto.encrypt(self._keys[new_id], new_id, plain, aad)
-                token.token_key_id = new_id
-                tokens += 1
-        return RotationReport(new_id, connections, tokens, removed)
+            counts = {column.model: 0 for column in ENCRYPTED}
+            for column in ENCRYPTED:
+                blob_column = getattr(column.model, column.blob)
+                for row in session.scalars(select(column.model).where(blob_column.is_not(None))):
+                    aad = column.aad(row)
+                    plain = self.decrypt(session, getattr(row, column.blob), aad)
+                    blob = crypto.encrypt(self._keys[new_id], new_id, plain, aad)
+                    setattr(row, column.blob, blob)
+                    setattr(row, column.key_id, new_id)
+                    counts[column.model] += 1
+        return RotationReport(new_id, counts[Connection], counts[ConnectionToken], removed)
+
+
+# The associated data binds each encrypted value to its row and column: a blob copied to
+# another row or column fails to decrypt.
 
 
 def secrets_aad(connection_id: str) -> str:
@@ -157,3 +148,36 @@ def secrets_aad(connection_id: str) -> str:
 
 def token_aad(connection_id: str) -> str:
     return f"connection:{connection_id}:token"
+
+
+def client_token_aad(flow_id: str) -> str:
+    return f"flow:{flow_id}:client_token"
+
+
+def verifier_aad(state_hash: str) -> str:
+    return f"oauth_state:{state_hash}:verifier"
+
+
+@dataclass(frozen=True)
+class EncryptedColumn:
+    """A column holding encrypted values, the column naming their data key, and the
+    associated data of a row's value."""
+
+    model: type[Any]
+    blob: str
+    key_id: str
+    aad: Callable[[Any], str]
+
+
+ENCRYPTED: tuple[EncryptedColumn, ...] = (
+    EncryptedColumn(Connection, "secrets_enc", "secrets_key_id", lambda row: secrets_aad(row.id)),
+    EncryptedColumn(
+        ConnectionToken, "token_enc", "token_key_id", lambda row: token_aad(row.connection_id)
+    ),
+    EncryptedColumn(
+        Flow, "client_token_enc", "client_token_key_id", lambda row: client_token_aad(row.id)
+    ),
+    EncryptedColumn(
+        OAuthState, "verifier_enc", "verifier_key_id", lambda row: verifier_aad(row.state_hash)
+    ),
+)

@@ -281,7 +281,9 @@ def test_authorize_stops_when_the_connection_fails(run: Invoke, home: Path) -> N
     create_oauth(run)
 
     def rejected(cf: Cardflow, connection_id: str) -> None:
-        cf.token_store.mark_status(connection_id, "error", "invalid_client: bad secret")
+        cf.token_store.grant_refused(
+            connection_id, "invalid_client: bad secret", needs_authorization=False
+        )
 
     with provider_acts(home, rejected):
         result = run("connection", "authorize", NAME, "--timeout", "30")

@@ -179,7 +179,7 @@ export async function openConnectionDialog(connection = null) {
       const type = types.find((t) => t.name === typeSelect.value);
       clear(fields, type.fields.length ? type.fields.map((f) => configField(f, connection, type.name))
         : h("p", { class: "muted" }, "No credentials: requests are sent as they are."));
-      if (type.name === "oauth" && connection?.redirect_uri) fields.append(redirectUriBlock(connection.redirect_uri));
+      if (type.user_authorizes && connection?.redirect_uri) fields.append(redirectUriBlock(connection.redirect_uri));
       syncHosts();
     };
     typeSelect.addEventListener("change", renderFields);
@@ -202,7 +202,7 @@ export async function openConnectionDialog(connection = null) {
       try {
         saved = editing ? await patch(`/connections/${enc(connection.id)}`, body) : await post("/connections", body);
         toast(`${editing ? "Saved" : "Created"} connection “${saved.name}”.`, "ok");
-        if (saved.auth_type === "oauth" && saved.status !== "ready") {
+        if (type.user_authorizes && saved.status !== "ready") {
           clear(dialog.querySelector(".dialog-body"),
             h("p", {}, "Register the redirect URI below with the provider, then authorize cardflow to use the account."),
             redirectUriBlock(saved.redirect_uri));
@@ -278,13 +278,13 @@ export async function connectionsPage(root) {
     clear(list, h("table", { class: "table", id: "connections-table" },
       h("thead", {}, h("tr", {}, ["Name", "Auth type", "Allowed hosts", "Status", "Updated", h("span", { class: "sr-only" }, "Actions")].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, connections.map((conn) => h("tr", { "data-connection": conn.name },
-        h("td", {}, h("strong", { class: "conn-name" }, conn.name), conn.auth_type === "oauth" && conn.redirect_uri ? redirectUriBlock(conn.redirect_uri) : null),
+        h("td", {}, h("strong", { class: "conn-name" }, conn.name), conn.redirect_uri ? redirectUriBlock(conn.redirect_uri) : null),
         h("td", { class: "nowrap" }, typeTitles[conn.auth_type] || conn.auth_type),
         hostsCell(conn),
         statusCell(conn),
         h("td", { class: "nowrap muted" }, formatTime(conn.updated_at)),
         h("td", { class: "row-actions" },
-          conn.auth_type === "oauth" ? authorizeLink(conn) : null,
+          conn.redirect_uri ? authorizeLink(conn) : null,
           h("button", { type: "button", class: "btn btn-small", "aria-label": `Edit ${conn.name}`, onclick: async () => { if (await openConnectionDialog(conn)) await load(); } }, "Edit"),
           h("button", { type: "button", class: "btn btn-small btn-danger-quiet", "aria-label": `Delete ${conn.name}`, onclick: async () => {
             if (!await confirmDialog(`Delete “${conn.name}”?`, "Its stored secrets and tokens are deleted. Flows that use it must be changed first.")) return;

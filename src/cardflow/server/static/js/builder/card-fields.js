@@ -36,7 +36,8 @@ export function connectionField(state, step, place) {
   const current = state.connections.find((c) => c.name === step.connection);
   const note = current && current.status !== "ready"
     ? h("p", { class: "cell-note" }, current.status === "needs_authorization" ? "This connection needs authorization: " : `This connection has an error: ${current.last_error || ""} `,
-      current.auth_type === "oauth" ? h("a", { href: authorizeUrl(current) }, "Authorize") : h("a", { href: "/connections" }, "Connections"))
+      // redirect_uri: a connection a user authorizes (its auth type says user_authorizes)
+      current.redirect_uri ? h("a", { href: authorizeUrl(current) }, "Authorize") : h("a", { href: "/connections" }, "Connections"))
     : null;
   return h("div", { class: "field", "data-field": `${place.path}.connection` },
     h("label", { for: id }, "Connection"), select, note,

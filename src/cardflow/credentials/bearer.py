@@ -1,0 +1,52 @@
+"""``Authorization: Bearer <token>`` from a connection's token manager (OAuth 2.0 and
+client-credentials connections)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Generator
+
+from cardflow.credentials.base import ConnectionAuth, IncomingResponse, RequestT
+from cardflow.credentials.token_manager import TokenManager, TokenSet
+from cardflow.errors import CardflowError
+
+
+class BearerTokenAuth(ConnectionAuth):
+    """``Authorization: Bearer <token>`` from a TokenManager; one refresh and retry on a 401."""
+
+    added_headers = frozenset({"authorization"})
+
+    def __init__(self, tokens: TokenManager, grant_secrets: list[str] | None = None) -> None:
+        self.tokens = tokens
+        self._grant_secrets = list(grant_secrets or ())
+
+    def static_values(self) -> list[str]:
+        """The client secret as it goes to the token endpoint (raw, in Basic credentials)."""
+        return self._grant_secrets
+
+    def sensitive_values(self) -> list[str]:
+        values = list(self._grant_secrets)
+        token = self.tokens.last()
+        if token is not None:
+            values.append(token.access_token)
+            if token.token.refresh_token:
+                values.append(token.token.refresh_token)
+        return values
+
+    def auth_flow(self, request: RequestT) -> Generator[RequestT, IncomingResponse, None]:
+        # Synchronous httpx clients can use a token the async side has fetched.
+        token = self.tokens.cached()
+        if token is None:
+            raise CardflowError("No token cached yet: use an async client (cardflow is async).")
+        request.headers["Authorization"] = f"Bearer {token.access_token}"
+        yield request
+
+    async def async_auth_flow(
+        self, request: RequestT
+    ) -> AsyncGenerator[RequestT, IncomingResponse]:
+        token: TokenSet = self.tokens.cached() or await self.tokens.get()
+        request.headers["Authorization"] = f"Bearer {token.access_token}"
+        response = yield request
+        if response.status_code == 401:
+            token = await self.tokens.refresh(stale=token)
+            request.headers["Authorization"] = f"Bearer {token.access_token}"
+            yield request
