@@ -222,3 +222,20 @@ class RunAborted(Exception):
     def __init__(self, error_type: str, message: str) -> None:
         super().__init__(message)
         self.error = {"type": error_type, "message": message}
+
+
+# The errors kept for work that did not end by itself: each written here only.
+INTERRUPTED: dict[str, Any] = {
+    "type": "interrupted",
+    "message": "cardflow stopped while this run was going.",
+}
+
+
+def internal_error(incident: str) -> dict[str, Any]:
+    """The error kept for work that failed unexpectedly (the server log has the traceback,
+    under ``incident``)."""
+    return {
+        "type": "internal_error",
+        "message": f"cardflow hit an unexpected error (incident {incident}); "
+        "the server log has the details.",
+    }

@@ -2,25 +2,15 @@
 
 from __future__ import annotations
 
-from cardflow.cards import api_connector
+from cardflow.cards import api_connector, control, data
 from cardflow.cards.base import CardSpec
 from cardflow.errors import CardNotFound
 
-
-def _all() -> dict[str, CardSpec]:
-    from cardflow.flows import control  # control cards drive the flow engine
-
-    try:
-        from cardflow.cards import data
-
-        data_cards: tuple[CardSpec, ...] = data.CARDS
-    except ImportError:  # pragma: no cover - being written
-        data_cards = ()
-    specs = (*api_connector.CARDS, *control.CARDS, *data_cards)
-    return {spec.id: spec for spec in specs}
-
-
-CARDS: dict[str, CardSpec] = _all()
+# Control cards (Return, Close, If/Else, For Each) drive the flow engine through the
+# FlowControl their context carries; they need nothing from the engine itself.
+CARDS: dict[str, CardSpec] = {
+    spec.id: spec for spec in (*api_connector.CARDS, *control.CARDS, *data.CARDS)
+}
 
 
 def get_card(card_id: str) -> CardSpec:

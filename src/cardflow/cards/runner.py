@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cardflow.cards.base import CardContext, CardInputs, CardSpec
-from cardflow.errors import CardFailed, CardflowError, RunAborted
+from cardflow.errors import CardFailed, CardflowError, RunAborted, internal_error
 from cardflow.validation import validate
 
 log = logging.getLogger("cardflow.cards")
@@ -73,12 +73,7 @@ async def run_card(spec: CardSpec, inputs: CardInputs, ctx: CardContext) -> Card
         incident = secrets.token_hex(4)
         log.exception("card %s failed unexpectedly (incident %s)", spec.id, incident)
         duration = (time.perf_counter() - started) * 1000
-        error = {
-            "type": "internal_error",
-            "message": f"cardflow hit an unexpected error (incident {incident}); "
-            "the server log has the details.",
-            "status_code": None,
-        }
+        error = {**internal_error(incident), "status_code": None}
         return CardResult(False, None, error, duration, None)
     duration = (time.perf_counter() - started) * 1000
     return CardResult(True, outcome.outputs, None, duration, outcome.status_code)

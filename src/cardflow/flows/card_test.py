@@ -62,6 +62,7 @@ async def run_card_test(
         retry=options.retry,
         timeout=options.timeout,
     )
+    step.parse_nested("")  # a For Each's or If / Else's cards: InvalidInput names the field
     result, connection_id = await executor.run_card(
         execution, step, scope, "", render=context is not None, strict=True
     )

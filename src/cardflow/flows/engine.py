@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable
@@ -24,17 +25,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from cardflow.cards.control import NestedCardFailed
+from cardflow.cards.preparer import CardPreparer
 from cardflow.cards.registry import CARDS
 from cardflow.cards.runner import CardResult, failed_result, run_card
-from cardflow.connections.runtime import CardPreparer
-from cardflow.errors import Busy, CardflowError, InvalidInput, LoopDetected, RunAborted
-from cardflow.flows.control import NestedCardFailed
+from cardflow.errors import (
+    INTERRUPTED,
+    Busy,
+    CardflowError,
+    InvalidInput,
+    LoopDetected,
+    RunAborted,
+    internal_error,
+)
 from cardflow.flows.expressions import ExpressionError, render_async
-from cardflow.flows.model import CardStep, FlowDocument
+from cardflow.flows.model import CardStep, FlowSnapshot
 from cardflow.flows.trigger import form_fields
 from cardflow.jsondata import LARGE, dumps_async, exceeds
 from cardflow.redaction import Redactor, SecretSet, sensitive_values
-from cardflow.runs.service import INTERRUPTED
 from cardflow.runs.writer import CardRecord, RunRecord, RunWriter
 from cardflow.settings import Settings
 from cardflow.store.models import new_id
@@ -82,36 +90,6 @@ class FlowAnswer:
 
     def to_dict(self) -> dict[str, Any]:
         return {"status_code": self.status_code, "headers": self.headers, "body": self.body}
-
-
-@dataclass(frozen=True)
-class FlowSnapshot:
-    """The parts of a stored flow a run needs."""
-
-    id: str
-    name: str
-    document: FlowDocument
-    client_token: str | None = None
-
-    @property
-    def connections(self) -> frozenset[str]:
-        """Every connection its cards name, nested cards included."""
-        return frozenset(
-            step.connection for step in walk_steps(self.document.cards) if step.connection
-        )
-
-
-def walk_steps(steps: list[CardStep]) -> list[CardStep]:
-    """Every card of a list, nested cards included (in order, parents first)."""
-    found: list[CardStep] = []
-    for step in steps:
-        found.append(step)
-        spec = CARDS.get(step.card)
-        for key in spec.nested_inputs if spec is not None else ():
-            nested = step.inputs.get(key)
-            if isinstance(nested, list):
-                found.extend(walk_steps([CardStep.model_validate(item) for item in nested if item]))
-    return found
 
 
 @dataclass(frozen=True)
@@ -203,11 +181,11 @@ class _StepControl:
     async def run_nested(
         self, parent: str, steps: list[Any], scope: dict[str, Any]
     ) -> dict[str, Any]:
-        parsed = [CardStep.model_validate(step) for step in steps]
+        """``steps``: cards the control card was given from its :attr:`CardStep.nested`."""
         nested_scope = {**self.scope, **scope, "steps": dict(self.scope["steps"])}
         try:
             return await self.executor.run_steps(
-                self.execution, parsed, nested_scope, self.key + parent + "."
+                self.execution, steps, nested_scope, self.key + parent + "."
             )
         except _StepFailed as failed:
             raise NestedCardFailed(
@@ -262,13 +240,13 @@ class StepExecutor:
         spec = CARDS[step.card]
         started = time.perf_counter()
         card = self._card_record(execution, prefix + step.id, step.card)
-        data = {k: v for k, v in step.inputs.items() if k not in spec.nested_inputs}
+        data = step.data_inputs
         rendered: dict[str, Any] | None = None
         connection_id: str | None = None
         try:
             rendered = await render_async(data, scope, self.preparer.limits) if render else data
             inputs = dict(rendered)
-            inputs.update({k: step.inputs[k] for k in spec.nested_inputs if k in step.inputs})
+            inputs.update(step.nested)  # control cards get their cards parsed
             prepared = await self.preparer.prepare(
                 spec,
                 step.connection,
@@ -720,14 +698,11 @@ class FlowEngine:
                 status, error = "failed", INTERRUPTED
                 raise
             except Exception:
-                log.exception("flow %s run %s failed unexpectedly", flow.id, record.id)
-                status, error = (
-                    "failed",
-                    {
-                        "type": "internal_error",
-                        "message": "cardflow hit an unexpected error; the server log has details.",
-                    },
+                incident = secrets.token_hex(4)
+                log.exception(
+                    "flow %s run %s failed unexpectedly (incident %s)", flow.id, record.id, incident
                 )
+                status, error = "failed", internal_error(incident)
             finally:
                 self._finish(record, execution, response, status, error)
         finally:

@@ -1,16 +1,27 @@
-"""The flow document: one schema for YAML, JSON and the REST API."""
+"""The flow document: one schema for YAML, JSON and the REST API.
+
+Control cards (For Each, If / Else) hold cards of their own under some of their inputs
+(their spec's ``nested_inputs``). Those cards stay in the inputs as written, so a document
+reads, stores and exports the same; each :class:`CardStep` also has them parsed, once,
+when the document is validated (:attr:`CardStep.nested`), and :func:`walk` visits every
+card of a flow with where it sits.
+"""
 
 from __future__ import annotations
 
 import json
 import re
-from typing import Any, Literal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from cardflow import jsondata
 from cardflow.cards.base import CardOptions, RetryPolicy
+from cardflow.cards.registry import CARDS
 from cardflow.errors import InvalidInput
 from cardflow.jsondata import DEFAULT_MAX_DEPTH, TooDeep, check_depth, exceeds
 from cardflow.validation import validate
@@ -37,7 +48,10 @@ class Trigger(BaseModel):
 
 
 class CardStep(BaseModel):
-    """One card in a flow: which card, which connection, its inputs and error handling."""
+    """One card in a flow: which card, which connection, its inputs and error handling.
+
+    A control card's own cards stay in its inputs as written; :attr:`nested` has them as
+    steps (parsed with the document, or when first asked for a step made without it)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -49,11 +63,79 @@ class CardStep(BaseModel):
     retry: RetryPolicy | None = None
     timeout: float | None = Field(default=None, gt=0, le=3600)
 
+    # Set by parse_nested: the cards under each input that holds cards.
+    _nested: dict[str, list[CardStep]] | None = PrivateAttr(default=None)
+
     def options(self) -> CardOptions:
         """The card options this step runs with (the default retry policy when unset)."""
         return CardOptions(
             on_error=self.on_error, retry=self.retry or RetryPolicy(), timeout=self.timeout
         )
+
+    @property
+    def nested(self) -> dict[str, list[CardStep]]:
+        """The cards under each input of this card that holds cards ([] where the input is
+        left out; {} for a card holding none), parsed."""
+        if self._nested is None:  # a step made without validation
+            return self.parse_nested("")
+        return self._nested
+
+    @property
+    def data_inputs(self) -> dict[str, Any]:
+        """The inputs that are data (rendered, then given to the card): all but nested cards."""
+        nested = self.nested
+        if not nested:
+            return self.inputs
+        return {key: value for key, value in self.inputs.items() if key not in nested}
+
+    def parse_nested(self, path: str) -> dict[str, list[CardStep]]:
+        """Parse the cards nested in this card's inputs, and theirs. ``path`` is where this
+        card sits (``cards.2``; "" for a card on its own): InvalidInput names the field of
+        the first problem from there (``cards.2.inputs.then.0.card``)."""
+        spec = CARDS.get(self.card)
+        nested: dict[str, list[CardStep]] = {}
+        for key in spec.nested_inputs if spec is not None else ():
+            where = f"{path}.inputs.{key}" if path else f"inputs.{key}"
+            raw = self.inputs.get(key, [])
+            if not isinstance(raw, list):
+                label = f"Card {self.id!r}: " if path else ""
+                raise InvalidInput(f"{label}inputs.{key} must be a list of cards.", field=where)
+            steps: list[CardStep] = []
+            for index, item in enumerate(raw):
+                step = validate(CardStep, item, f"{where}.{index}")
+                step.parse_nested(f"{where}.{index}")
+                steps.append(step)
+            nested[key] = steps
+        self._nested = nested
+        return nested
+
+
+@dataclass(frozen=True)
+class StepAt:
+    """A card, and where it sits in its flow."""
+
+    step: CardStep
+    path: str  # as error fields name it: cards.2, cards.2.inputs.then.0
+    parent: StepAt | None = None  # the control card whose input holds it
+    depth: int = 0  # 0 for a card of the flow itself
+
+    @property
+    def list_path(self) -> str:
+        """Where the list holding this card sits: cards, cards.2.inputs.then."""
+        return self.path.rpartition(".")[0]
+
+
+def walk(
+    steps: list[CardStep], path: str = "cards", parent: StepAt | None = None
+) -> Iterator[StepAt]:
+    """Every card of ``steps``, nested cards included, in the order a flow lists them: each
+    card, then the cards nested in it."""
+    depth = parent.depth + 1 if parent is not None else 0
+    for index, step in enumerate(steps):
+        at = StepAt(step, f"{path}.{index}", parent, depth)
+        yield at
+        for key, inner in step.nested.items():
+            yield from walk(inner, f"{at.path}.inputs.{key}", at)
 
 
 class FlowDocument(BaseModel):
@@ -74,6 +156,33 @@ class FlowDocument(BaseModel):
         if not value.strip():
             raise ValueError("a flow needs a name")
         return value.strip()
+
+    @model_validator(mode="after")
+    def _parse_nested(self) -> Self:
+        # Raises InvalidInput naming the nested card's path (not a ValueError, so pydantic
+        # lets it through rather than report it at the document's root).
+        for index, step in enumerate(self.cards):
+            step.parse_nested(f"cards.{index}")
+        return self
+
+    def walk(self) -> Iterator[StepAt]:
+        """Every card of the flow with where it sits, nested cards included."""
+        return walk(self.cards)
+
+
+@dataclass(frozen=True)
+class FlowSnapshot:
+    """The parts of a stored flow a run needs."""
+
+    id: str
+    name: str
+    document: FlowDocument
+    client_token: str | None = None
+
+    @cached_property
+    def connections(self) -> frozenset[str]:
+        """Every connection its cards name, nested cards included."""
+        return frozenset(at.step.connection for at in self.document.walk() if at.step.connection)
 
 
 def check_document_size(

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import ValidationError
-
+from cardflow.cards.base import CardSpec
 from cardflow.cards.registry import CARDS
 from cardflow.errors import InvalidInput
 from cardflow.flows.expressions import (
@@ -15,38 +14,7 @@ from cardflow.flows.expressions import (
     parse_template,
     step_references,
 )
-from cardflow.flows.model import CardStep, FlowDocument
-from cardflow.validation import invalid_input
-
-
-def nested_keys(card: str) -> tuple[str, ...]:
-    """Inputs of a control card that hold nested cards rather than data."""
-    spec = CARDS.get(card)
-    return spec.nested_inputs if spec is not None else ()
-
-
-def nested_steps(step: CardStep, key: str, path: str) -> list[CardStep]:
-    raw = step.inputs.get(key, [])
-    if not isinstance(raw, list):
-        raise InvalidInput(
-            f"Card {step.id!r}: inputs.{key} must be a list of cards.", field=f"{path}.inputs.{key}"
-        )
-    steps = []
-    for index, item in enumerate(raw):
-        try:
-            steps.append(CardStep.model_validate(item))
-        except ValidationError as exc:
-            raise invalid_input(exc, f"{path}.inputs.{key}.{index}") from None
-    return steps
-
-
-def _all_ids(steps: list[CardStep], path: str) -> list[str]:
-    ids = []
-    for index, step in enumerate(steps):
-        ids.append(step.id)
-        for key in nested_keys(step.card):
-            ids.extend(_all_ids(nested_steps(step, key, f"{path}.{index}"), f"{path}.{index}"))
-    return ids
+from cardflow.flows.model import CardStep, FlowDocument, StepAt
 
 
 def check_flow(document: FlowDocument, connection_exists: Callable[[str], bool]) -> None:
@@ -57,71 +25,67 @@ def check_flow(document: FlowDocument, connection_exists: Callable[[str], bool])
             "An api_endpoint trigger needs an alias (the flow answers at /invoke/{alias}).",
             field="trigger.alias",
         )
-    every_id = set(_all_ids(document.cards, "cards"))
-    _check_steps(document, document.cards, "cards", set(), set(), every_id, connection_exists)
+    placed = list(document.walk())
+    every_id = {at.step.id for at in placed}
+    seen: set[str] = set()
+    # A card's expressions may name the cards before it in its own list, and those the
+    # card holding that list may name (never one inside another loop or branch).
+    visible_next: dict[str, set[str]] = {}  # list path: what its next card may name
+    visible_inside: dict[str, set[str]] = {}  # control card path: what its cards start with
+    for at in placed:
+        visible = visible_next.get(at.list_path)
+        if visible is None:
+            start = visible_inside[at.parent.path] if at.parent is not None else set()
+            visible = visible_next[at.list_path] = set(start)
+        if at.step.id in seen:
+            raise InvalidInput(
+                f"Card {at.step.id!r}: the id is used by another card.", field=f"{at.path}.id"
+            )
+        seen.add(at.step.id)
+        _check_step(document, at, visible, every_id, connection_exists)
+        if at.step.nested:
+            visible_inside[at.path] = set(visible)
+        visible.add(at.step.id)
 
 
-def _check_steps(
+def _check_step(
     document: FlowDocument,
-    steps: list[CardStep],
-    path: str,
+    at: StepAt,
     visible: set[str],
-    seen: set[str],
     every_id: set[str],
     connection_exists: Callable[[str], bool],
 ) -> None:
-    visible = set(visible)
-    for index, step in enumerate(steps):
-        where = f"{path}.{index}"
-        label = f"Card {step.id!r}"
-        if step.id in seen:
-            raise InvalidInput(f"{label}: the id is used by another card.", field=f"{where}.id")
-        seen.add(step.id)
-        spec = CARDS.get(step.card)
-        if spec is None:
-            raise InvalidInput(f"{label}: there is no card {step.card!r}.", field=f"{where}.card")
-        if step.connection is not None:
-            if not spec.uses_connection:
-                raise InvalidInput(
-                    f"{label}: {step.card} does not use a connection.", field=f"{where}.connection"
-                )
-            if not connection_exists(step.connection):
-                raise InvalidInput(
-                    f"{label}: there is no connection {step.connection!r}.",
-                    field=f"{where}.connection",
-                )
-        if step.card == "api_connector.close" and document.trigger.type != "api_endpoint":
+    step, where = at.step, at.path
+    label = f"Card {step.id!r}"
+    spec = CARDS.get(step.card)
+    if spec is None:
+        raise InvalidInput(f"{label}: there is no card {step.card!r}.", field=f"{where}.card")
+    if step.connection is not None:
+        if not spec.uses_connection:
             raise InvalidInput(
-                f"{label}: Close answers the caller of an API-endpoint flow, and this flow's "
-                f"trigger is {document.trigger.type}.",
-                field=f"{where}.card",
+                f"{label}: {step.card} does not use a connection.", field=f"{where}.connection"
             )
-        nested = spec.nested_inputs
-        data_inputs = {k: v for k, v in step.inputs.items() if k not in nested}
-        _check_inputs(step, spec.inputs, data_inputs, nested, where, label)
-        for key, value in data_inputs.items():
-            _check_expressions(value, f"{where}.inputs.{key}", label, visible, every_id)
-        for key in nested:
-            _check_steps(
-                document,
-                nested_steps(step, key, where),
-                f"{where}.inputs.{key}",
-                visible,
-                seen,
-                every_id,
-                connection_exists,
+        if not connection_exists(step.connection):
+            raise InvalidInput(
+                f"{label}: there is no connection {step.connection!r}.",
+                field=f"{where}.connection",
             )
-        visible.add(step.id)
+    if step.card == "api_connector.close" and document.trigger.type != "api_endpoint":
+        raise InvalidInput(
+            f"{label}: Close answers the caller of an API-endpoint flow, and this flow's "
+            f"trigger is {document.trigger.type}.",
+            field=f"{where}.card",
+        )
+    data_inputs = step.data_inputs
+    _check_inputs(step, spec, data_inputs, where, label)
+    for key, value in data_inputs.items():
+        _check_expressions(value, f"{where}.inputs.{key}", label, visible, every_id)
 
 
 def _check_inputs(
-    step: CardStep,
-    model: Any,
-    inputs: dict[str, Any],
-    nested: tuple[str, ...],
-    where: str,
-    label: str,
+    step: CardStep, spec: CardSpec, inputs: dict[str, Any], where: str, label: str
 ) -> None:
+    model, nested = spec.inputs, spec.nested_inputs
     fields = {info.alias or name: info for name, info in model.model_fields.items()}
     for name, info in fields.items():
         if name not in nested and info.is_required() and name not in inputs:
