@@ -14,10 +14,11 @@ from cardflow._portal import LoopThread
 from cardflow.access.api_tokens import ApiTokenService
 from cardflow.access.web_sessions import WebSessionService
 from cardflow.cards.base import CardOptions
+from cardflow.cards.preparer import CardPreparer
 from cardflow.cards.registry import get_card
 from cardflow.cards.runner import CardResult, run_card
 from cardflow.connections.authorization import AuthorizationService
-from cardflow.connections.runtime import CardPreparer
+from cardflow.connections.runtime import ConnectionRuntimes
 from cardflow.connections.service import ConnectionService
 from cardflow.connections.token_store import SqlTokenStore
 from cardflow.flows.card_test import run_card_test
@@ -26,7 +27,7 @@ from cardflow.flows.service import FlowService
 from cardflow.flows.trigger import manual_trigger
 from cardflow.net.policy import NetworkPolicy
 from cardflow.net.transport import HttpTransport
-from cardflow.runs.service import RunService
+from cardflow.runs.service import RunService, RunView
 from cardflow.runs.writer import RunWriter
 from cardflow.settings import Settings
 from cardflow.store.db import Database
@@ -80,9 +81,10 @@ class Cardflow:
             max_flow_bytes=self.settings.max_flow_bytes,
             max_nesting_depth=self.settings.max_nesting_depth,
         )
-        self.preparer = CardPreparer(
+        self.runtimes = ConnectionRuntimes(
             self.settings, self.connections, self.transport, self.token_store
         )
+        self.preparer = CardPreparer(self.settings, self.runtimes, self.transport)
         limits = RunLimits.from_settings(self.settings)
         self.executor = StepExecutor(self.preparer, limits)
         self.engine = FlowEngine(self.executor, self.run_writer, limits)
@@ -151,7 +153,7 @@ class Cardflow:
 
     async def run_flow_async(
         self, ref: str, inputs: dict[str, Any] | None = None, *, hop: int = 0
-    ) -> dict[str, Any]:
+    ) -> RunView:
         """Run a flow now (manual trigger) and return the finished run."""
         snapshot = await asyncio.to_thread(self.flows.snapshot, ref)
         run_id = await self.engine.run(
@@ -159,12 +161,12 @@ class Cardflow:
         )
         return await asyncio.to_thread(self.runs.get, run_id)
 
-    def run_flow(self, ref: str, inputs: dict[str, Any] | None = None) -> dict[str, Any]:
+    def run_flow(self, ref: str, inputs: dict[str, Any] | None = None) -> RunView:
         """Sync twin of :meth:`run_flow_async`."""
         return self._portal.run(self.run_flow_async(ref, inputs))
 
     def _forget(self, connection_id: str) -> None:
-        self.preparer.forget(connection_id)
+        self.runtimes.forget(connection_id)
 
     # -- lifecycle -------------------------------------------------------------------------
 

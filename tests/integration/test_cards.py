@@ -39,7 +39,7 @@ def test_basic_connection_sends_basic_header(cf: Cardflow, upstream: Upstream) -
     echoed = header_on_wire(result.outputs["body"], "authorization")  # type: ignore[index]
     assert echoed == ["Basic [redacted]"]
     assert result.run_id is not None
-    assert cf.runs.get(result.run_id)["cards"][0]["status_code"] == 200
+    assert cf.runs.get(result.run_id).cards[0].status_code == 200
 
 
 def test_custom_header_name_is_sent_exactly_as_typed(cf: Cardflow, upstream: Upstream) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -507,6 +508,37 @@ def test_manual_run_and_export(server: RunningServer) -> None:
             "cards.0.inputs.cards.0.card",
             "no card",
         ),
+        (
+            {
+                "name": "x",
+                "cards": [
+                    {
+                        "id": "l",
+                        "card": "list.for_each",
+                        "inputs": {
+                            "list": [],
+                            "cards": [
+                                {
+                                    "id": "b",
+                                    "card": "branch.if_else",
+                                    "inputs": {"condition": True, "else": [{"id": "n"}]},
+                                }
+                            ],
+                        },
+                    }
+                ],
+            },
+            "cards.0.inputs.cards.0.inputs.else.0.card",
+            "required",
+        ),
+        (
+            {
+                "name": "x",
+                "cards": [{"id": "b", "card": "branch.if_else", "inputs": {"then": {}}}],
+            },
+            "cards.0.inputs.then",
+            "must be a list of cards",
+        ),
     ],
 )
 def test_invalid_flows_name_card_and_field(
@@ -514,10 +546,25 @@ def test_invalid_flows_name_card_and_field(
 ) -> None:
     with api(server) as client:
         response = client.post("/api/v1/flows", json=document)
+        imported = client.post("/api/v1/flows/import", json={"content": json.dumps(document)})
+    for answer in (response, imported):
+        assert answer.status_code == 422, answer.text
+        error = answer.json()["error"]
+        assert error["type"] == "invalid_input"
+        assert error["field"] == field
+        assert words in error["message"]
+
+
+def test_card_test_names_a_nested_card_that_does_not_parse(server: RunningServer) -> None:
+    with api(server) as client:
+        response = client.post(
+            "/api/v1/cards/list.for_each/test",
+            json={"inputs": {"list": [1], "cards": [{"id": "n", "card": "object.get", "x": 1}]}},
+        )
     assert response.status_code == 422, response.text
     error = response.json()["error"]
-    assert error["field"] == field
-    assert words in error["message"]
+    assert error["field"] == "inputs.cards.0.x"
+    assert error["message"] == "inputs.cards.0.x: unknown field"
 
 
 def test_duplicate_alias_and_connection_in_use(server: RunningServer) -> None:
@@ -688,8 +735,8 @@ def test_stale_running_runs_are_failed_on_start(cf: Any) -> None:
 
     asyncio.run(lifespan())
     run = cf.runs.get("run_stale")
-    assert run["status"] == "failed"
-    assert run["error"]["type"] == "interrupted"
+    assert run.status == "failed"
+    assert run.error is not None and run.error.type == "interrupted"
 
 
 def test_shutdown_marks_unfinished_runs_failed(
@@ -716,9 +763,9 @@ def test_shutdown_marks_unfinished_runs_failed(
         assert accepted.status_code == 202
         time.sleep(0.2)
     run = cf.runs.get(accepted.json()["run_id"])
-    assert run["status"] == "failed"
-    assert run["error"]["type"] == "interrupted"
-    assert run["ended_at"] is not None
+    assert run.status == "failed"
+    assert run.error is not None and run.error.type == "interrupted"
+    assert run.ended_at is not None
 
 
 def test_run_history_retention(cf: Any) -> None:
@@ -734,4 +781,4 @@ def test_run_history_retention(cf: Any) -> None:
         )
     removed = cf.runs.prune(datetime.now(UTC) - timedelta(days=cf.settings.run_retention_days))
     assert removed == 1
-    assert [r["id"] for r in cf.runs.list()] == ["run_new"]
+    assert [r.id for r in cf.runs.list()] == ["run_new"]

@@ -71,7 +71,7 @@ def test_no_secret_in_database_logs_results_or_runs(
             outputs.append(repr(result.error))
             if result.run_id:
                 outputs.append(repr(cf.runs.get(result.run_id)))
-    outputs.extend(repr(view.to_dict()) for view in cf.connections.list())
+    outputs.extend(repr(view.model_dump(mode="json")) for view in cf.connections.list())
     stored = _database_text(cf)
     # The loopback test servers (the provider's side) may log what they like; cardflow,
     # and the client libraries it drives, may not.

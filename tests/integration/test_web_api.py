@@ -49,7 +49,7 @@ def test_login_link_works_once_and_sets_a_safe_cookie(server: RunningServer) -> 
         _login(server, client)
         assert client.cookies["cardflow_session"] != old_session
     with httpx.Client(base_url=server.url, cookies={"cardflow_session": old_session}) as stale:
-        server.cf.web_sessions.checked.forget()
+        server.cf.web_sessions.checked.clear()
         assert stale.get("/api/v1/connections").status_code == 401
     with httpx.Client(base_url=server.url) as other:
         again = other.post("/login", data={"token": token})
@@ -72,7 +72,7 @@ def test_expired_login_links_and_sessions_stop_working(server: RunningServer) ->
         assert client.get("/api/v1/connections").status_code == 200
         with server.cf.db.session() as session:
             session.execute(update(WebSession).values(expires_at=past))
-        server.cf.web_sessions.checked.forget()  # skip the 5-second cache
+        server.cf.web_sessions.checked.clear()  # skip the 5-second cache
         assert client.get("/api/v1/connections").status_code == 401
         assert client.get("/connections").headers["location"] == "/login"
 

@@ -5,54 +5,45 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from cardflow.cache import Recent
 from cardflow.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from cardflow.store.db import Database
 from cardflow.store.models import ApiToken
+from cardflow.views import Timestamp, View
 
 PREFIX = "cf_"
 CACHE_SECONDS = 5.0
 
 
-class RecentChecks:
-    """Tokens found in the database in the last few seconds: hash -> (id, when checked).
+class RecentChecks(Recent[str, str]):
+    """Tokens found in the database in the last few seconds: hash -> id.
 
     Spares a database read per request; a token revoked (or a session ended) by another
     process stops working here within ``seconds``."""
 
     def __init__(self, seconds: float = CACHE_SECONDS) -> None:
-        self._seconds = seconds
-        self._known: dict[str, tuple[str, float]] = {}
+        super().__init__(seconds)
 
     def lookup(self, token: str | None) -> str:
         """The id if the token was checked recently; LookupError means ask the database."""
         if token:
-            found = self.get(hash_token(token))
+            found = self.fresh(hash_token(token))
             if found is not None:
                 return found
         raise LookupError
 
-    def get(self, digest: str) -> str | None:
-        known = self._known.get(digest)
-        if known is not None and time.monotonic() - known[1] < self._seconds:
-            return known[0]
-        return None
 
-    def remember(self, digest: str, ident: str) -> None:
-        self._known[digest] = (ident, time.monotonic())
+class ApiTokenView(View):
+    """An API token as listed: never the token itself (only its hash is stored)."""
 
-    def forget(self, digest: str | None = None) -> None:
-        """Forget one token, or (no digest) all of them."""
-        if digest is None:
-            self._known.clear()
-        else:
-            self._known.pop(digest, None)
+    id: str
+    name: str
+    created_at: Timestamp
 
 
 def hash_token(token: str) -> str:
@@ -85,10 +76,10 @@ class ApiTokenService:
             raise Conflict(f"A token named {name!r} already exists.", field="name") from None
         return token_id, token
 
-    def list(self) -> list[dict[str, Any]]:
+    def list(self) -> list[ApiTokenView]:
         with self.db.session() as session:
             return [
-                {"id": row.id, "name": row.name, "created_at": row.created_at.isoformat()}
+                ApiTokenView(id=row.id, name=row.name, created_at=row.created_at)
                 for row in session.scalars(select(ApiToken).order_by(ApiToken.name))
             ]
 
@@ -100,7 +91,7 @@ class ApiTokenService:
             if row is None:
                 raise NotFound(f"There is no API token {name_or_id!r}.", field="name")
             session.delete(row)
-        self.checked.forget()
+        self.checked.clear()
 
     def authenticate_cached(self, token: str | None) -> str:
         """The token's id if it was checked recently; LookupError means ask the database."""
@@ -114,7 +105,7 @@ class ApiTokenService:
                 "(create one with: cardflow token create --name NAME)."
             )
         digest = hash_token(token)
-        known = self.checked.get(digest)
+        known = self.checked.fresh(digest)
         if known is not None:
             return known
         with self.db.session() as session:
@@ -123,5 +114,5 @@ class ApiTokenService:
                 self.checked.forget(digest)
                 raise Unauthorized("The API token is not valid (it may have been revoked).")
             token_id = row.id
-            self.checked.remember(digest, token_id)
+            self.checked.put(digest, token_id)
         return token_id

@@ -11,10 +11,11 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Annotated, Any, NoReturn
 
 import typer
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
@@ -48,6 +49,13 @@ def err_console() -> Console:
 
 
 def print_json(data: Any) -> None:
+    """Print data as JSON; views (one, or a list) as the REST API shows them."""
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    elif isinstance(data, list):
+        data = [
+            item.model_dump(mode="json") if isinstance(item, BaseModel) else item for item in data
+        ]
     typer.echo(json.dumps(data, indent=2, default=str, ensure_ascii=False))
 
 
@@ -63,9 +71,9 @@ def grid_row(table: Table, label: str, value: object) -> None:
     table.add_row(label, Text("" if value is None else str(value)))
 
 
-def short_time(value: str | None) -> str | None:
-    """An ISO timestamp, shortened for tables (``2024-05-01 12:00:00``)."""
-    return value[:19].replace("T", " ") if value else value
+def short_time(value: datetime | None) -> str | None:
+    """A time, shortened for tables (``2024-05-01 12:00:00``)."""
+    return value.isoformat()[:19].replace("T", " ") if value else None
 
 
 def fixed(header: str) -> Column:

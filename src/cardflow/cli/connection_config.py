@@ -14,8 +14,8 @@ import typer
 
 from cardflow.cli import _common
 from cardflow.cli._common import parse_pairs
-from cardflow.credentials.base import AuthConfig
-from cardflow.credentials.registry import AUTH_TYPES, AuthType
+from cardflow.credentials.base import AuthConfig, AuthType
+from cardflow.credentials.registry import AUTH_TYPES
 from cardflow.errors import InvalidInput
 
 # Basic auth may legitimately have an empty password: asked for, but not required.

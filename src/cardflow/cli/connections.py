@@ -187,7 +187,7 @@ def connection_create(
     with open_cardflow(as_json) as cf:
         view = cf.connections.create(name, kind.name, config, hosts)
     if as_json:
-        print_json(view.to_dict())
+        print_json(view)
     else:
         console().print(Text(f"Created connection {view.name!r}.", style="green"))
         _print_connection(view)
@@ -204,7 +204,7 @@ def connection_list(json_output: JsonOpt = False) -> None:
     with open_cardflow(as_json) as cf:
         views = cf.connections.list()
     if as_json:
-        print_json([view.to_dict() for view in views])
+        print_json(views)
         return
     if not views:
         console().print("No connections yet. Create one with: cardflow connection create --help")
@@ -243,7 +243,7 @@ def connection_show(
     with open_cardflow(as_json) as cf:
         view = cf.connections.get(ref)
     if as_json:
-        print_json(view.to_dict())
+        print_json(view)
     else:
         _print_connection(view)
 
@@ -316,7 +316,7 @@ def connection_update(
             _reentry_hint(exc, kind.config.secret_fields, set(config))
             raise
     if as_json:
-        print_json(view.to_dict())
+        print_json(view)
     else:
         console().print(Text(f"Updated connection {view.name!r}.", style="green"))
         _print_connection(view)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -34,9 +33,8 @@ from cardflow.cli._common import (
 )
 from cardflow.cli.runs import print_run
 from cardflow.errors import Conflict, InvalidInput
-from cardflow.flows.model import CardStep, FlowDocument, dump_document, load_document, parse_text
+from cardflow.flows.model import FlowDocument, dump_document, load_document, parse_text
 from cardflow.flows.service import FlowView
-from cardflow.flows.validate import nested_keys, nested_steps
 
 flow_app = typer.Typer(
     help="Manage flows (a trigger plus cards): import and export YAML or JSON, run them.",
@@ -101,18 +99,6 @@ def _trigger_text(document: FlowDocument) -> str:
     return trigger.type
 
 
-def _walk_cards(
-    steps: list[CardStep], path: str = "cards", depth: int = 0
-) -> Iterator[tuple[int, CardStep]]:
-    """Every card with its nesting depth (cards inside loops and branches included)."""
-    for index, step in enumerate(steps):
-        yield depth, step
-        for key in nested_keys(step.card):
-            where = f"{path}.{index}"
-            inner = nested_steps(step, key, where)
-            yield from _walk_cards(inner, f"{where}.inputs.{key}", depth + 1)
-
-
 def _print_flow(view: FlowView) -> None:
     document = view.document
     details = grid()
@@ -140,8 +126,9 @@ def _print_cards(document: FlowDocument) -> None:
         console().print(Text("No cards.", style="dim"))
         return
     table = Table("ID", "CARD", "CONNECTION", title="Cards", title_justify="left")
-    for depth, step in _walk_cards(document.cards):
-        table.add_row(*cells("  " * depth + step.id, step.card, step.connection))
+    for at in document.walk():  # cards inside loops and branches indented
+        step = at.step
+        table.add_row(*cells("  " * at.depth + step.id, step.card, step.connection))
     console().print(table)
 
 
@@ -193,7 +180,7 @@ def flow_import(
             )
         view = cf.flows.import_document(document, replace=replace)
     if as_json:
-        print_json(view.to_dict())
+        print_json(view)
         return
     verb = "Replaced" if existing is not None else "Imported"
     console().print(Text(f"{verb} flow {view.name!r}.", style="green"))
@@ -260,7 +247,7 @@ def flow_list(json_output: JsonOpt = False) -> None:
     with open_cardflow(as_json) as cf:
         views = cf.flows.list()
     if as_json:
-        print_json([view.to_dict() for view in views])
+        print_json(views)
         return
     if not views:
         console().print("No flows yet. Import one with: cardflow flow import --help")
@@ -285,7 +272,7 @@ def flow_show(ref: RefArg, json_output: JsonOpt = False) -> None:
     with open_cardflow(as_json) as cf:
         view = cf.flows.get(ref)
     if as_json:
-        print_json(view.to_dict())
+        print_json(view)
         return
     _print_flow(view)
     _print_cards(view.document)
@@ -320,7 +307,7 @@ def flow_run(
         print_json(run)
     else:
         print_run(run)
-    if run.get("status") != "succeeded":
+    if run.status != "succeeded":
         raise typer.Exit(1)
 
 
@@ -329,7 +316,7 @@ def _set_enabled(ref: str, enabled: bool, json_output: bool) -> None:
     with open_cardflow(as_json) as cf:
         view = cf.flows.set_enabled(ref, enabled)
     if as_json:
-        print_json(view.to_dict())
+        print_json(view)
     else:
         state = "Enabled" if enabled else "Disabled"
         console().print(Text(f"{state} flow {view.name!r} ({view.id})."))

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -21,14 +20,14 @@ from cardflow.cli._common import (
     short_time,
     want_json,
 )
+from cardflow.runs.service import RunView
+from cardflow.views import ErrorDetail
 
 run_app = typer.Typer(help="Look at the run history.", no_args_is_help=True)
 
 
-def error_text(error: Any) -> str:
-    if isinstance(error, Mapping):
-        return str(error.get("message") or error.get("type") or "")
-    return "" if error is None else str(error)
+def error_text(error: ErrorDetail | None) -> str:
+    return "" if error is None else error.message or error.type
 
 
 @run_app.command("list")
@@ -52,8 +51,8 @@ def run_list(
         return
     table = Table(fixed("ID"), "FLOW", "TRIGGER", "STATUS", fixed("STARTED"), "ERROR")
     for run in runs:
-        fields = (run["id"], run["flow_id"], run["trigger"], run["status"])
-        table.add_row(*cells(*fields, short_time(run["started_at"]), error_text(run["error"])))
+        fields = (run.id, run.flow_id, run.trigger, run.status)
+        table.add_row(*cells(*fields, short_time(run.started_at), error_text(run.error)))
     console().print(table)
 
 
@@ -75,28 +74,35 @@ def run_show(
     print_run(run)
 
 
-def print_run(run: Mapping[str, Any]) -> None:
+def print_run(run: RunView) -> None:
     """A run, its cards and (when saved) their redacted inputs and outputs."""
     out = console()
     details = grid()
-    for key in ("id", "flow_id", "trigger", "status", "started_at", "ended_at"):
-        grid_row(details, key, run.get(key) or "-")
-    if run.get("error"):
-        grid_row(details, "error", error_text(run["error"]))
+    times = run.model_dump(mode="json", include={"started_at", "ended_at"})
+    for key, value in (
+        ("id", run.id),
+        ("flow_id", run.flow_id),
+        ("trigger", run.trigger),
+        ("status", run.status),
+        ("started_at", times["started_at"]),
+        ("ended_at", times["ended_at"]),
+    ):
+        grid_row(details, key, value or "-")
+    if run.error:
+        grid_row(details, "error", error_text(run.error))
     out.print(details)
     table = Table(
         "CARD", "TYPE", "STATUS", "MS", "HTTP", "ERROR", title="Cards", title_justify="left"
     )
-    for card in run.get("cards") or []:
-        duration = card["duration_ms"]
-        ms = None if duration is None else f"{duration:.1f}"
+    for card in run.cards:
+        ms = None if card.duration_ms is None else f"{card.duration_ms:.1f}"
         table.add_row(
-            *cells(card["id"], card["card"], card["status"], ms, card.get("status_code")),
-            *cells(error_text(card.get("error"))),
+            *cells(card.id, card.card, card.status, ms, card.status_code),
+            *cells(error_text(card.error)),
         )
     out.print(table)
-    for card in run.get("cards") or []:
-        for part in ("inputs", "outputs"):
-            if card.get(part) is not None:
-                out.print(Text(f"{card['id']} {part}:", style="bold"))
-                out.print_json(data=card[part], default=str)
+    for card in run.cards:
+        for part, data in (("inputs", card.inputs), ("outputs", card.outputs)):
+            if data is not None:
+                out.print(Text(f"{card.id} {part}:", style="bold"))
+                out.print_json(data=data, default=str)

@@ -70,7 +70,7 @@ def token_list(json_output: JsonOpt = False) -> None:
         return
     table = Table("NAME", fixed("ID"), fixed("CREATED"))
     for item in tokens:
-        table.add_row(*cells(item["name"], item["id"], short_time(item["created_at"])))
+        table.add_row(*cells(item.name, item.id, short_time(item.created_at)))
     console().print(table)
 
 

@@ -6,58 +6,48 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import httpx
+from pydantic import Field
 from sqlalchemy import Select, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cardflow.credentials.authorization_code import GRANT_FIELDS
-from cardflow.credentials.base import AuthConfig
-from cardflow.credentials.registry import AUTH_TYPES, AuthType
+from cardflow.connections import status
+from cardflow.connections.status import ConnectionStatus
+from cardflow.credentials.base import AuthConfig, AuthType
+from cardflow.credentials.registry import AUTH_TYPES
 from cardflow.errors import Conflict, ConnectionInUse, ConnectionNotFound, InvalidInput
 from cardflow.net.hosts import normalize_allowed_hosts, widened
 from cardflow.store.db import Database
 from cardflow.store.keyring import Keyring, secrets_aad
 from cardflow.store.models import Connection, ConnectionToken, new_id, utcnow
 from cardflow.validation import validate
+from cardflow.views import Timestamp, View
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 UsageCheck = Callable[[Session, str], list[str]]
 
 
-@dataclass(frozen=True)
-class ConnectionView:
+class ConnectionView(View):
     """A connection as users see it: secrets only as ``{"set": true|false}``."""
 
     id: str
     name: str
-    auth_type: str
-    config: dict[str, Any]
-    status: str
-    last_error: str | None
-    created_at: datetime
-    updated_at: datetime
-    redirect_uri: str | None = None  # OAuth: register this with the provider
-    allowed_hosts: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "name": self.name,
-            "auth_type": self.auth_type,
-            "config": self.config,
-            "allowed_hosts": list(self.allowed_hosts),
-            "status": self.status,
-            "last_error": self.last_error,
-            "warnings": list(self.warnings),
-            "redirect_uri": self.redirect_uri,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-        }
+    auth_type: str = Field(description="basic, custom, oauth, client_credentials, none")
+    config: dict[str, Any] = Field(
+        description='Its config; each secret field only as {"set": true|false}.'
+    )
+    allowed_hosts: tuple[str, ...] = Field(description="Hosts its credentials may go to; [] = any.")
+    status: ConnectionStatus
+    last_error: str | None = Field(description="What went wrong, or what to do, in words.")
+    warnings: tuple[str, ...] = Field(description="Things to fix, in words.")
+    redirect_uri: str | None = Field(
+        description="OAuth: the redirect URI to register with the provider."
+    )
+    created_at: Timestamp
+    updated_at: Timestamp
 
 
 @dataclass(frozen=True)
@@ -199,7 +189,7 @@ class ConnectionService:
                     name=checked_name,
                     auth_type=kind.name,
                     allowed_hosts=hosts,
-                    status="needs_authorization" if kind.name == "oauth" else "ready",
+                    status=status.initial(kind),
                 )
                 self._store_config(session, row, model)
                 session.add(row)
@@ -274,7 +264,7 @@ class ConnectionService:
                     before = self._full_config(session, row) if new_kind is kind else None
                     row.auth_type = new_kind.name
                     self._store_config(session, row, model)
-                    self._after_config_change(session, row, before, model)
+                    self._after_config_change(session, row, new_kind, before, model)
                 row.version += 1
                 row.updated_at = utcnow()
                 session.flush()
@@ -307,28 +297,22 @@ class ConnectionService:
 
     @staticmethod
     def _after_config_change(
-        session: Session, row: Connection, before: dict[str, Any] | None, model: AuthConfig
+        session: Session,
+        row: Connection,
+        kind: AuthType,
+        before: dict[str, Any] | None,
+        model: AuthConfig,
     ) -> None:
-        """Drop tokens the new config invalidates, and say what the user must do."""
+        """Drop tokens the new config invalidates, and say what the user must do
+        (``before``: the config it replaces, None when the auth type changed)."""
         after = model.model_dump()
-        if row.auth_type == "oauth":
-            changed = [
-                name
-                for name in GRANT_FIELDS
-                if before is None or before.get(name) != after.get(name)
-            ]
-            if not changed:
-                return
-            message = (
-                f"{', '.join(changed)} changed: authorize this connection again."
-                if before is not None
-                else "Authorize this connection."
-            )
-            row.status, row.last_error = "needs_authorization", message
-        else:
-            if before is not None and before == after:
-                return
-            row.status, row.last_error = "ready", None
+        changed: list[str] | None = None
+        if kind.user_authorizes and before is not None:
+            changed = [name for name in kind.grant_fields if before.get(name) != after.get(name)]
+        elif before is not None and before == after:
+            return
+        if not status.config_changed(row, kind, changed):
+            return
         token = session.get(ConnectionToken, row.id)
         if token is not None:
             session.delete(token)
@@ -374,9 +358,8 @@ class ConnectionService:
 
     @staticmethod
     def _require_secrets(model: AuthConfig) -> None:
-        optional = {"password"}  # Basic auth may legitimately have an empty password
         for name in model.secret_fields:
-            if name not in optional and not getattr(model, name):
+            if name not in model.optional_secret_fields and not getattr(model, name):
                 raise InvalidInput(
                     f"config.{name}: this secret is required.", field=f"config.{name}"
                 )
@@ -407,7 +390,7 @@ class ConnectionService:
             last_error=row.last_error,
             created_at=row.created_at,
             updated_at=row.updated_at,
-            redirect_uri=self.redirect_uri if row.auth_type == "oauth" else None,
+            redirect_uri=(self.redirect_uri if AUTH_TYPES[row.auth_type].user_authorizes else None),
             allowed_hosts=tuple(row.allowed_hosts),
             warnings=warnings,
         )

@@ -7,74 +7,63 @@ import hmac
 import secrets
 import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from pydantic import ConfigDict, Field
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cardflow.connections.service import ConnectionService
 from cardflow.errors import Conflict, InvalidInput, NotFound
-from cardflow.flows.engine import FlowSnapshot
 from cardflow.flows.model import (
     MAX_FLOW_BYTES,
     CardStep,
     FlowDocument,
+    FlowSnapshot,
     check_document_size,
     load_document,
     parse_text,
+    walk,
 )
-from cardflow.flows.validate import check_flow, nested_keys, nested_steps
+from cardflow.flows.validate import check_flow
 from cardflow.jsondata import DEFAULT_MAX_DEPTH
 from cardflow.store.db import Database
-from cardflow.store.keyring import Keyring
+from cardflow.store.keyring import Keyring, client_token_aad
 from cardflow.store.models import Connection, Flow, new_id, utcnow
+from cardflow.views import Timestamp, View
 
 
 class FlowNotFound(NotFound):
     type = "flow_not_found"
 
 
-def client_token_aad(flow_id: str) -> str:
-    return f"flow:{flow_id}:client_token"
-
-
-@dataclass(frozen=True)
-class FlowView:
+class _FlowId(View):
     id: str
-    document: FlowDocument
-    invoke_url: str | None
-    client_token: str | None
-    version: int
-    created_at: datetime
-    updated_at: datetime
+
+
+class FlowView(FlowDocument, _FlowId):  # bases this way round: "id" comes first
+    """A stored flow: its id, its document's fields, then what cardflow adds."""
+
+    model_config = ConfigDict(frozen=True, json_schema_serialization_defaults_required=True)
+
+    invoke_url: str | None = Field(description="API endpoint: the URL that runs the flow.")
+    client_token: str | None = Field(
+        description="client_token security: the token its callers send (null otherwise)."
+    )
+    version: int = Field(description="One more with every change.")
+    created_at: Timestamp
+    updated_at: Timestamp
 
     @property
-    def name(self) -> str:
-        return self.document.name
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            **self.document.model_dump(mode="json"),
-            "invoke_url": self.invoke_url,
-            "client_token": self.client_token,
-            "version": self.version,
-            "created_at": self.created_at.isoformat(),
-            "updated_at": self.updated_at.isoformat(),
-        }
+    def document(self) -> FlowDocument:
+        """The flow document alone (as exported and run)."""
+        fields = {name: getattr(self, name) for name in FlowDocument.model_fields}
+        return FlowDocument.model_construct(**fields)
 
 
-def _connections_in(steps: list[CardStep], path: str = "cards") -> set[str]:
-    found: set[str] = set()
-    for index, step in enumerate(steps):
-        if step.connection:
-            found.add(step.connection)
-        for key in nested_keys(step.card):
-            found |= _connections_in(nested_steps(step, key, f"{path}.{index}"))
-    return found
+def _connections_in(steps: list[CardStep]) -> set[str]:
+    return {at.step.connection for at in walk(steps) if at.step.connection}
 
 
 class FlowService:
@@ -300,15 +289,22 @@ class FlowService:
         return row
 
     def _view(self, session: Session, row: Flow) -> FlowView:
-        document = FlowDocument.model_validate(row.document)
         token = None
         if row.client_token_enc is not None:
             token = self._keyring.decrypt(
                 session, row.client_token_enc, client_token_aad(row.id)
             ).decode()
         invoke_url = f"{self._public_url}/invoke/{row.alias}" if row.alias else None
-        return FlowView(
-            row.id, document, invoke_url, token, row.version, row.created_at, row.updated_at
+        return FlowView.model_validate(
+            {
+                **row.document,
+                "id": row.id,
+                "invoke_url": invoke_url,
+                "client_token": token,
+                "version": row.version,
+                "created_at": row.created_at,
+                "updated_at": row.updated_at,
+            }
         )
 
     def _forget(self) -> None:

@@ -4,50 +4,91 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import Field
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import selectinload
 
 from cardflow.cards.runner import CardResult
-from cardflow.errors import RunNotFound
+from cardflow.errors import INTERRUPTED, RunNotFound
 from cardflow.runs.writer import CardRecord, RunRecord, RunWriter
 from cardflow.store.db import Database
 from cardflow.store.models import Run, new_id
+from cardflow.views import ErrorDetail, Timestamp, View, omitted_when_none
 
-INTERRUPTED = {"type": "interrupted", "message": "cardflow stopped while this run was going."}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+_SAVED = "Kept only when the flow's save_data is on, with secrets redacted."
 
 
-def run_to_dict(run: Run) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "flow_id": run.flow_id,
-        "trigger": run.trigger,
-        "status": run.status,
-        "started_at": _iso(run.started_at),
-        "ended_at": _iso(run.ended_at),
-        "error": run.error,
-        "trigger_data": run.trigger_data,
-        "cards_omitted": run.cards_omitted,
-        "cards": [
-            {
-                "id": card.card_key,
-                "card": card.card,
-                "connection_id": card.connection_id,
-                "status": card.status,
-                "duration_ms": card.duration_ms,
-                "status_code": card.status_code,
-                "error": card.error,
-                "inputs": card.inputs,
-                "outputs": card.outputs,
-            }
-            for card in run.cards
-        ],
-    }
+class _FailedCard(View):
+    card: str | None = Field(
+        default=None,
+        exclude_if=omitted_when_none,
+        description="The id of the card whose failure ended the run (absent if none did).",
+    )
+
+
+class RunError(ErrorDetail, _FailedCard):  # bases this way round: "card" comes first
+    """The error a run ended with."""
+
+
+class RunCardView(View):
+    """What one card of a run did."""
+
+    id: str = Field(description="The card's id in the flow (test for a Test this card run).")
+    card: str = Field(description="The card type, e.g. api_connector.get.")
+    connection_id: str | None
+    status: Literal["running", "succeeded", "failed"]
+    duration_ms: float | None
+    status_code: int | None = Field(description="The HTTP status its request got, if any.")
+    error: ErrorDetail | None
+    inputs: dict[str, Any] | None = Field(description=_SAVED)
+    outputs: dict[str, Any] | None = Field(description=_SAVED)
+
+
+class RunView(View):
+    """A run of a flow (or a Test this card) and what each of its cards did."""
+
+    id: str
+    flow_id: str | None = Field(description="null for a Test this card run.")
+    trigger: str = Field(description="manual, api_endpoint or card_test.")
+    status: Literal["queued", "running", "succeeded", "failed"]
+    started_at: Timestamp
+    ended_at: Timestamp | None
+    error: RunError | None
+    trigger_data: dict[str, Any] | None = Field(description="What the trigger got. " + _SAVED)
+    cards_omitted: int = Field(
+        description="Cards run past CARDFLOW_MAX_RECORDED_CARDS: counted, not listed."
+    )
+    cards: list[RunCardView]
+
+    @classmethod
+    def of(cls, run: Run) -> RunView:
+        return cls(
+            id=run.id,
+            flow_id=run.flow_id,
+            trigger=run.trigger,
+            status=run.status,
+            started_at=run.started_at,
+            ended_at=run.ended_at,
+            error=run.error,
+            trigger_data=run.trigger_data,
+            cards_omitted=run.cards_omitted,
+            cards=[
+                RunCardView(
+                    id=card.card_key,
+                    card=card.card,
+                    connection_id=card.connection_id,
+                    status=card.status,
+                    duration_ms=card.duration_ms,
+                    status_code=card.status_code,
+                    error=card.error,
+                    inputs=card.inputs,
+                    outputs=card.outputs,
+                )
+                for card in run.cards
+            ],
+        )
 
 
 @dataclass
@@ -100,7 +141,7 @@ class RunService:
         self.writer.submit(record)
         return record.id
 
-    def get(self, run_id: str) -> dict[str, Any]:
+    def get(self, run_id: str) -> RunView:
         self.writer.flush()
         with self.db.session() as session:
             run = session.scalars(
@@ -108,15 +149,15 @@ class RunService:
             ).first()
             if run is None:
                 raise RunNotFound(f"There is no run {run_id!r}.", field="run_id")
-            return run_to_dict(run)
+            return RunView.of(run)
 
-    def list(self, *, flow_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    def list(self, *, flow_id: str | None = None, limit: int = 50) -> list[RunView]:
         self.writer.flush()
         with self.db.session() as session:
             query = select(Run).options(selectinload(Run.cards)).order_by(Run.started_at.desc())
             if flow_id is not None:
                 query = query.where(Run.flow_id == flow_id)
-            return [run_to_dict(run) for run in session.scalars(query.limit(limit))]
+            return [RunView.of(run) for run in session.scalars(query.limit(limit))]
 
     def prune(self, older_than: datetime) -> int:
         with self.db.session() as session:

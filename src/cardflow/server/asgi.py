@@ -19,6 +19,7 @@ from cardflow.app import Cardflow
 from cardflow.logs import ACCESS_LOGGER
 from cardflow.server import api_docs, errors, web
 from cardflow.server.routers import cards, connections, flows, invoke, oauth_callback, runs
+from cardflow.server.schemas import Health
 from cardflow.settings import Settings
 
 access_log = logging.getLogger(ACCESS_LOGGER)
@@ -129,10 +130,10 @@ def create_app(cf: Cardflow | None = None, *, settings: Settings | None = None) 
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
 
     @app.get("/healthz", tags=["operations"])
-    async def healthz() -> dict[str, str]:
+    async def healthz() -> Health:
         # async: nothing here blocks, and a thread-pool hop would make it wait for a
         # dozen turns of a busy event loop instead of one
-        return {"status": "ok"}
+        return Health(status="ok")
 
     # Ahead of every other route: /invoke is the hot path (see routers/invoke.py).
     app.router.routes.insert(

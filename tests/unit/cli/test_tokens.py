@@ -18,7 +18,7 @@ def test_token_create_prints_only_a_usable_token(invoke: Invoke, home: Path) -> 
     assert "\n" not in token and token.startswith("cf_")
     with opened(home) as cf:
         token_id = cf.api_tokens.authenticate(token)
-        assert [t["id"] for t in cf.api_tokens.list()] == [token_id]
+        assert [t.id for t in cf.api_tokens.list()] == [token_id]
 
 
 def test_token_create_json_list_and_revoke(invoke: Invoke, home: Path) -> None:

@@ -7,13 +7,45 @@ from typing import Any, Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from cardflow.cards.base import RetryPolicy
+from cardflow.cards.base import CardSpec, RetryPolicy
 from cardflow.cards.registry import CARDS, get_card
 from cardflow.jsondata import dumps_async
 from cardflow.server.bodies import JsonRoute
 from cardflow.server.deps import CardflowDep, TokenDep
+from cardflow.server.schemas import errors
+from cardflow.views import ErrorDetail, View
 
-router = APIRouter(prefix="/api/v1/cards", tags=["cards"], route_class=JsonRoute)
+router = APIRouter(
+    prefix="/api/v1/cards", tags=["cards"], route_class=JsonRoute, responses=errors(401)
+)
+
+
+class CardSpecView(View):
+    """A card of the catalogue: what it does, its inputs and outputs."""
+
+    id: str = Field(examples=["api_connector.get"])
+    family: str
+    title: str
+    description: str
+    uses_connection: bool
+    nested_inputs: list[str] = Field(description="Inputs holding cards, run by the card itself.")
+    inputs: dict[str, Any] = Field(description="The JSON Schema of its inputs.")
+    outputs: list[str]
+    example: dict[str, Any] = Field(description="A step using it, as a flow lists it.")
+
+    @classmethod
+    def of(cls, spec: CardSpec) -> CardSpecView:
+        return cls(
+            id=spec.id,
+            family=spec.family,
+            title=spec.title,
+            description=spec.description,
+            uses_connection=spec.uses_connection,
+            nested_inputs=list(spec.nested_inputs),
+            inputs=spec.inputs.model_json_schema(),
+            outputs=list(spec.outputs),
+            example=spec.example,
+        )
 
 
 class TestContext(BaseModel):
@@ -42,9 +74,11 @@ class CardTest(BaseModel):
 
 
 class CardTestResult(BaseModel):
+    """What Test this card gave (cards.runner.CardResult, with its secrets blanked out)."""
+
     ok: bool
     outputs: dict[str, Any] | None
-    error: dict[str, Any] | None
+    error: ErrorDetail | None
     duration_ms: float
     run_id: str | None
     answer: dict[str, Any] | None = Field(
@@ -53,24 +87,11 @@ class CardTestResult(BaseModel):
 
 
 @router.get("")
-def list_cards(_token: TokenDep) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": spec.id,
-            "family": spec.family,
-            "title": spec.title,
-            "description": spec.description,
-            "uses_connection": spec.uses_connection,
-            "nested_inputs": list(spec.nested_inputs),
-            "inputs": spec.inputs.model_json_schema(),
-            "outputs": list(spec.outputs),
-            "example": spec.example,
-        }
-        for spec in CARDS.values()
-    ]
+def list_cards(_token: TokenDep) -> list[CardSpecView]:
+    return [CardSpecView.of(spec) for spec in CARDS.values()]
 
 
-@router.post("/{card_id}/test", response_model=CardTestResult)
+@router.post("/{card_id}/test", response_model=CardTestResult, responses=errors(404, 422))
 async def test_card(card_id: str, body: CardTest, cf: CardflowDep, _token: TokenDep) -> Response:
     """Run a card once with these inputs; a card failure is ok: false, not an HTTP error."""
     get_card(card_id)

@@ -2,23 +2,56 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, Response, status
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from cardflow.connections.service import ConnectionView
 from cardflow.credentials.registry import AUTH_TYPES, auth_type_info
 from cardflow.server.bodies import JsonRoute
 from cardflow.server.deps import CardflowDep, NavigationTokenDep, TokenDep
+from cardflow.server.schemas import errors
+from cardflow.views import View
 
-router = APIRouter(prefix="/api/v1/connections", tags=["connections"], route_class=JsonRoute)
+router = APIRouter(
+    prefix="/api/v1/connections",
+    tags=["connections"],
+    route_class=JsonRoute,
+    responses=errors(401, 422),
+)
 auth_types_router = APIRouter(
-    prefix="/api/v1/auth-types", tags=["connections"], route_class=JsonRoute
+    prefix="/api/v1/auth-types", tags=["connections"], route_class=JsonRoute, responses=errors(401)
 )
 
 
-@auth_types_router.get("")
+class AuthTypeField(View):
+    """One config field of an auth type, as a form shows it."""
+
+    name: str
+    title: str
+    description: str | None
+    kind: Literal["text", "choice", "boolean"]
+    options: list[Any] | None = Field(description="choice: the values to choose from.")
+    required: bool
+    default: Any
+    secret: bool = Field(description='Write-only: shown back only as {"set": true|false}.')
+
+
+class AuthTypeView(View):
+    """An auth type and its config fields."""
+
+    name: str = Field(examples=["basic"])
+    title: str
+    uses_tokens: bool = Field(description="It fetches access tokens (kept per connection).")
+    user_authorizes: bool = Field(
+        description="A user authorizes it in a browser (GET /api/v1/connections/{ref}/authorize)."
+    )
+    fields: list[AuthTypeField]
+
+
+@auth_types_router.get("", response_model=list[AuthTypeView])
 def list_auth_types(_token: TokenDep) -> list[dict[str, Any]]:
     """The auth types and their config fields (secret fields are marked), for forms."""
     return [auth_type_info(auth_type) for auth_type in AUTH_TYPES.values()]
@@ -58,59 +91,39 @@ class ConnectionUpdate(BaseModel):
     )
 
 
-class ConnectionPublic(BaseModel):
-    """A connection; secret fields appear only as {"set": true|false}."""
-
-    id: str
-    name: str
-    auth_type: str
-    config: dict[str, Any]
-    allowed_hosts: list[str] = Field(description="Hosts its credentials may go to; [] = any.")
-    status: str
-    last_error: str | None
-    warnings: list[str] = Field(default_factory=list, description="Things to fix, in words.")
-    redirect_uri: str | None = Field(
-        default=None, description="OAuth: the redirect URI to register with the provider."
-    )
-    created_at: str
-    updated_at: str
+@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(409))
+def create_connection(body: ConnectionCreate, cf: CardflowDep, _token: TokenDep) -> ConnectionView:
+    return cf.connections.create(body.name, body.auth_type, body.config, body.allowed_hosts)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=ConnectionPublic)
-def create_connection(body: ConnectionCreate, cf: CardflowDep, _token: TokenDep) -> dict[str, Any]:
-    return cf.connections.create(
-        body.name, body.auth_type, body.config, body.allowed_hosts
-    ).to_dict()
+@router.get("")
+def list_connections(cf: CardflowDep, _token: TokenDep) -> list[ConnectionView]:
+    return cf.connections.list()
 
 
-@router.get("", response_model=list[ConnectionPublic])
-def list_connections(cf: CardflowDep, _token: TokenDep) -> list[dict[str, Any]]:
-    return [view.to_dict() for view in cf.connections.list()]
+@router.get("/{ref}", responses=errors(404))
+def get_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> ConnectionView:
+    return cf.connections.get(ref)
 
 
-@router.get("/{ref}", response_model=ConnectionPublic)
-def get_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> dict[str, Any]:
-    return cf.connections.get(ref).to_dict()
-
-
-@router.patch("/{ref}", response_model=ConnectionPublic)
+@router.patch("/{ref}", responses=errors(404, 409))
 def update_connection(
     ref: str, body: ConnectionUpdate, cf: CardflowDep, _token: TokenDep
-) -> dict[str, Any]:
+) -> ConnectionView:
     return cf.connections.update(
         ref,
         name=body.name,
         auth_type=body.auth_type,
         config=body.config,
         allowed_hosts=body.allowed_hosts,
-    ).to_dict()
+    )
 
 
 @router.get(
     "/{ref}/authorize",
     status_code=status.HTTP_302_FOUND,
     response_class=RedirectResponse,
-    responses={302: {"description": "Redirect to the provider's consent page"}},
+    responses={302: {"description": "Redirect to the provider's consent page"}, **errors(404)},
 )
 def authorize_connection(
     ref: str,
@@ -124,7 +137,7 @@ def authorize_connection(
     )
 
 
-@router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404, 409))
 def delete_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> Response:
     cf.connections.delete(ref)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

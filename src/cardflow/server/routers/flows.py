@@ -8,11 +8,16 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from cardflow.flows.model import FlowDocument, dump_document
+from cardflow.flows.service import FlowView
+from cardflow.runs.service import RunView
 from cardflow.server.bodies import JsonRoute
 from cardflow.server.deps import CardflowDep, TokenDep
 from cardflow.server.routers.invoke import incoming_hop
+from cardflow.server.schemas import errors
 
-router = APIRouter(prefix="/api/v1/flows", tags=["flows"], route_class=JsonRoute)
+router = APIRouter(
+    prefix="/api/v1/flows", tags=["flows"], route_class=JsonRoute, responses=errors(401, 422)
+)
 
 
 class RunRequest(BaseModel):
@@ -35,55 +40,64 @@ class FlowPatch(BaseModel):
     enabled: bool
 
 
-@router.post("/import", status_code=status.HTTP_201_CREATED)
-def import_flow(body: FlowImport, cf: CardflowDep, _token: TokenDep) -> dict[str, Any]:
+@router.post("/import", status_code=status.HTTP_201_CREATED, responses=errors(409))
+def import_flow(body: FlowImport, cf: CardflowDep, _token: TokenDep) -> FlowView:
     """Create a flow from the text of a YAML or JSON flow file (the web app's Import)."""
     document = cf.flows.parse(body.content, filename=body.filename or "")
-    return cf.flows.import_document(document, replace=body.replace).to_dict()
+    return cf.flows.import_document(document, replace=body.replace)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-def create_flow(document: FlowDocument, cf: CardflowDep, _token: TokenDep) -> dict[str, Any]:
+@router.post("", status_code=status.HTTP_201_CREATED, responses=errors(409))
+def create_flow(document: FlowDocument, cf: CardflowDep, _token: TokenDep) -> FlowView:
     """Save a flow; the answer has its id, invoke_url and (client_token security) client_token."""
-    return cf.flows.create(document).to_dict()
+    return cf.flows.create(document)
 
 
 @router.get("")
-def list_flows(cf: CardflowDep, _token: TokenDep) -> list[dict[str, Any]]:
-    return [view.to_dict() for view in cf.flows.list()]
+def list_flows(cf: CardflowDep, _token: TokenDep) -> list[FlowView]:
+    return cf.flows.list()
 
 
-@router.get("/{ref}")
-def get_flow(ref: str, cf: CardflowDep, _token: TokenDep) -> dict[str, Any]:
-    return cf.flows.get(ref).to_dict()
+@router.get("/{ref}", responses=errors(404))
+def get_flow(ref: str, cf: CardflowDep, _token: TokenDep) -> FlowView:
+    return cf.flows.get(ref)
 
 
-@router.put("/{ref}")
-def replace_flow(
-    ref: str, document: FlowDocument, cf: CardflowDep, _token: TokenDep
-) -> dict[str, Any]:
-    return cf.flows.replace(ref, document).to_dict()
+@router.put("/{ref}", responses=errors(404, 409))
+def replace_flow(ref: str, document: FlowDocument, cf: CardflowDep, _token: TokenDep) -> FlowView:
+    return cf.flows.replace(ref, document)
 
 
-@router.patch("/{ref}")
-def patch_flow(ref: str, body: FlowPatch, cf: CardflowDep, _token: TokenDep) -> dict[str, Any]:
+@router.patch("/{ref}", responses=errors(404))
+def patch_flow(ref: str, body: FlowPatch, cf: CardflowDep, _token: TokenDep) -> FlowView:
     """Enable or disable a flow (a disabled API-endpoint flow answers 404)."""
-    return cf.flows.set_enabled(ref, body.enabled).to_dict()
+    return cf.flows.set_enabled(ref, body.enabled)
 
 
-@router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
 def delete_flow(ref: str, cf: CardflowDep, _token: TokenDep) -> Response:
     cf.flows.delete(ref)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/{ref}/client-token")
-def regenerate_client_token(ref: str, cf: CardflowDep, _token: TokenDep) -> dict[str, Any]:
+@router.post("/{ref}/client-token", responses=errors(404))
+def regenerate_client_token(ref: str, cf: CardflowDep, _token: TokenDep) -> FlowView:
     """A new client token; the old one stops working at once."""
-    return cf.flows.regenerate_token(ref).to_dict()
+    return cf.flows.regenerate_token(ref)
 
 
-@router.get("/{ref}/export")
+@router.get(
+    "/{ref}/export",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The flow file: YAML, or JSON with format=json.",
+            "model": FlowDocument,
+            "content": {"application/yaml": {"schema": {"type": "string"}}},
+        },
+        **errors(404),
+    },
+)
 def export_flow(
     ref: str,
     cf: CardflowDep,
@@ -95,9 +109,9 @@ def export_flow(
     return Response(text, media_type=media)
 
 
-@router.post("/{ref}/runs", status_code=status.HTTP_201_CREATED)
+@router.post("/{ref}/runs", status_code=status.HTTP_201_CREATED, responses=errors(404, 503, 508))
 async def run_flow(
     ref: str, request: Request, cf: CardflowDep, _token: TokenDep, body: RunRequest | None = None
-) -> dict[str, Any]:
+) -> RunView:
     """Run the flow now (manual trigger) and return the finished run."""
     return await cf.run_flow_async(ref, body.inputs if body else {}, hop=incoming_hop(request))

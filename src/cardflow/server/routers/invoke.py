@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any, Literal
 
 from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
 
 from cardflow.app import Cardflow
 from cardflow.errors import InvalidInput, NotFound, Unauthorized
@@ -13,7 +15,9 @@ from cardflow.flows.service import token_matches
 from cardflow.flows.trigger import endpoint_trigger
 from cardflow.net.headers import FRAMING_HEADERS
 from cardflow.net.transport import HOP_HEADER
+from cardflow.runs.service import RunError
 from cardflow.server.deps import SESSION_COOKIE, CardflowDep
+from cardflow.server.schemas import errors
 
 router = APIRouter(tags=["invoke"])
 
@@ -41,8 +45,50 @@ def incoming_hop(request: Request) -> int:
     return int(value) if value.isdigit() and len(value) < 6 else 0
 
 
-@router.post("/invoke/{alias}", operation_id="invoke_post")
-@router.get("/invoke/{alias}", operation_id="invoke_get")
+class InvokeFinished(BaseModel):
+    """The flow ended, without a Return or Close card to answer."""
+
+    run_id: str
+    status: Literal["succeeded"]
+
+
+class InvokeAccepted(BaseModel):
+    """The flow goes on (Prefer: respond-async, or the endpoint timeout passed)."""
+
+    run_id: str
+
+
+class InvokeFailed(BaseModel):
+    """The flow failed, without a Return or Close card to answer."""
+
+    run_id: str
+    error: RunError
+
+
+_ANY: dict[str, Any] = {"*/*": {"schema": {}}}
+_ANSWERS: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": InvokeFinished,
+        "description": "The flow ended; a Return, Return Raw or Close card answers with its own "
+        "status, headers and body instead.",
+        "content": _ANY,
+    },
+    202: {"model": InvokeAccepted, "description": "The flow goes on: see GET /api/v1/runs/{id}."},
+    500: {"model": InvokeFailed, "description": "The flow failed."},
+    **errors(401, 404, 413, 422, 503, 508),
+    "default": {"description": "What a Return or Return Raw card answers.", "content": _ANY},
+}
+_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": False,
+        "description": "Any body: trigger.body (parsed when JSON) and trigger.raw.",
+        "content": _ANY,
+    }
+}
+
+
+@router.post("/invoke/{alias}", operation_id="invoke_post", responses=_ANSWERS, openapi_extra=_BODY)
+@router.get("/invoke/{alias}", operation_id="invoke_get", responses=_ANSWERS)
 async def invoke(alias: str, request: Request, cf: CardflowDep) -> Response:
     """Run the flow whose API-endpoint trigger has this alias, and answer as it says."""
     return await handle_invoke(cf, alias, request)

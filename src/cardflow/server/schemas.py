@@ -1,0 +1,41 @@
+"""What the REST API answers besides its resources' views: errors and /healthz.
+
+(Each resource's view lives with its service — ``ConnectionView``, ``FlowView``,
+``RunView`` — and the routers declare them, so /openapi.json names a schema for every
+body.)
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from cardflow.views import ErrorDetail
+
+
+class ErrorResponse(BaseModel):
+    """Every error the API answers: ``{"error": {"type", "message", "field"}}``."""
+
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+_WHEN = {
+    400: "The request body cannot be read (not JSON, or nested too deep).",
+    401: "No valid API token ('Authorization: Bearer <token>') or web session.",
+    404: "There is no such thing (error.field names the reference).",
+    409: "It conflicts with what is stored (a name taken, a connection in use).",
+    413: "The request body is larger than CARDFLOW_MAX_REQUEST_BYTES.",
+    422: "A field is wrong: error.field names it.",
+    503: "Too many runs are waiting: try again after Retry-After seconds.",
+    508: "Flows calling cardflow's own URLs nest too deep.",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for these error statuses, each with the error shape."""
+    return {status: {"model": ErrorResponse, "description": _WHEN[status]} for status in statuses}
