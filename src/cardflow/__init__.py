@@ -14,12 +14,29 @@ with cardflow.open() as cf:
 
 from __future__ import annotations
 
-from cardflow.app import Cardflow, open
-from cardflow.cards.base import CardOptions, RetryPolicy
-from cardflow.cards.runner import CardResult
-from cardflow.connections.service import ConnectionView
-from cardflow.errors import CardflowError
-from cardflow.settings import Settings
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cardflow.app import Cardflow, open
+    from cardflow.cards.base import CardOptions, RetryPolicy
+    from cardflow.cards.runner import CardResult
+    from cardflow.connections.service import ConnectionView
+    from cardflow.errors import CardflowError
+    from cardflow.settings import Settings
+
+# Loaded on first use, so that a process importing one part (a worker running flows)
+# does not load the facade and everything it wires.
+_EXPORTS = {
+    "Cardflow": "cardflow.app",
+    "open": "cardflow.app",
+    "CardOptions": "cardflow.cards.base",
+    "RetryPolicy": "cardflow.cards.base",
+    "CardResult": "cardflow.cards.runner",
+    "ConnectionView": "cardflow.connections.service",
+    "CardflowError": "cardflow.errors",
+    "Settings": "cardflow.settings",
+}
 
 __all__ = [
     "CardOptions",
@@ -32,3 +49,12 @@ __all__ = [
     "open",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cardflow' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
