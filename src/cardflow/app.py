@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from cardflow._portal import LoopThread
@@ -15,13 +14,12 @@ from cardflow.access.api_tokens import ApiTokenService
 from cardflow.access.web_sessions import WebSessionService
 from cardflow.cards.base import CardOptions
 from cardflow.cards.preparer import CardPreparer
-from cardflow.cards.registry import get_card
-from cardflow.cards.runner import CardResult, run_card
+from cardflow.cards.runner import CardResult
 from cardflow.connections.authorization import AuthorizationService
 from cardflow.connections.runtime import ConnectionRuntimes
 from cardflow.connections.service import ConnectionService
 from cardflow.connections.token_store import SqlTokenStore
-from cardflow.flows.card_test import run_card_test
+from cardflow.flows.card_test import CardTests
 from cardflow.flows.engine import FlowEngine, RunLimits, StepExecutor
 from cardflow.flows.service import FlowService
 from cardflow.flows.trigger import manual_trigger
@@ -33,7 +31,6 @@ from cardflow.settings import Settings
 from cardflow.store.db import Database
 from cardflow.store.files import private_dir
 from cardflow.store.keyring import Keyring, load_master_key
-from cardflow.validation import validate
 
 log = logging.getLogger("cardflow")
 
@@ -88,6 +85,7 @@ class Cardflow:
         limits = RunLimits.from_settings(self.settings)
         self.executor = StepExecutor(self.preparer, limits)
         self.engine = FlowEngine(self.executor, self.run_writer, limits)
+        self.card_tests = CardTests(self.executor, self.runs)
         self.api_tokens = ApiTokenService(self.db)
         self.web_sessions = WebSessionService(self.db)
         self._portal = LoopThread()
@@ -104,8 +102,7 @@ class Cardflow:
     ) -> CardResult:
         """Run a card once, without recording it or redacting what it returns (for
         library use, where the caller holds the keys anyway)."""
-        prepared = await self.preparer.prepare(get_card(card_id), connection, inputs, options)
-        return await run_card(prepared.spec, prepared.inputs, prepared.ctx)
+        return await self.preparer.run(card_id, connection, inputs, options)
 
     async def test_card_async(
         self,
@@ -122,24 +119,9 @@ class Cardflow:
         With ``context`` ({"trigger": …, "steps": {card id: outputs}}), ``{{ }}`` expressions
         in the inputs are evaluated against it, as in a run (the builder passes the outputs
         of the earlier cards' last tests)."""
-        if isinstance(options, CardOptions):
-            opts = options
-        else:
-            opts = validate(CardOptions, options or {}, "options")
-        started_at = datetime.now(UTC)
-        outcome = await run_card_test(
-            self.executor,
-            card_id,
-            connection=connection,
-            inputs=inputs,
-            options=opts,
-            context=context,
+        return await self.card_tests.test(
+            card_id, connection=connection, inputs=inputs, options=options, context=context
         )
-        result = outcome.result
-        result.run_id = self.runs.record_card_test(
-            card_id, outcome.connection_id, result, started_at
-        )
-        return result
 
     def run_card(self, card_id: str, **kwargs: Any) -> CardResult:
         """Sync twin of :meth:`run_card_async`."""

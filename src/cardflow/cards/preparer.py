@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cardflow.cards.base import CardContext, CardLimits, CardOptions, CardSpec, FlowControl
-from cardflow.cards.runner import validate_inputs
+from cardflow.cards.registry import get_card
+from cardflow.cards.runner import CardResult, run_card, validate_inputs
 from cardflow.connections.runtime import ConnectionRuntimes
 from cardflow.credentials.base import ConnectionAuth
 from cardflow.errors import InvalidInput
@@ -93,3 +94,14 @@ class CardPreparer:
     async def add_secrets(self, refs: set[str], secrets: SecretSet) -> None:
         """Add the secrets of these connections (those that exist) to ``secrets``."""
         await self.runtimes.add_secrets(refs, secrets)
+
+    async def run(
+        self,
+        card_id: str,
+        connection: str | None,
+        inputs: dict[str, Any] | None,
+        options: dict[str, Any] | CardOptions | None,
+    ) -> CardResult:
+        """Run a card once, alone: not recorded, nothing redacted (library use)."""
+        prepared = await self.prepare(get_card(card_id), connection, inputs, options)
+        return await run_card(prepared.spec, prepared.inputs, prepared.ctx)

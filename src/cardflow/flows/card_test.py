@@ -8,6 +8,7 @@ outputs as ``steps``. What comes back has every secret the test put on the wire 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from cardflow.cards.base import CardOptions
@@ -16,6 +17,8 @@ from cardflow.cards.runner import CardResult
 from cardflow.flows.engine import Execution, StepExecutor
 from cardflow.flows.model import CardStep
 from cardflow.redaction import SecretSet
+from cardflow.runs.service import RunService
+from cardflow.validation import validate
 
 
 def card_test_scope(context: dict[str, Any]) -> dict[str, Any]:
@@ -71,3 +74,40 @@ async def run_card_test(
     if execution.answer is not None:
         result.answer = await executor.shown(execution, execution.answer.to_dict())
     return CardTestOutcome(result, connection_id)
+
+
+class CardTests:
+    """Test this card, recorded in the run history (as a ``card_test`` run)."""
+
+    def __init__(self, executor: StepExecutor, runs: RunService) -> None:
+        self.executor = executor
+        self.runs = runs
+
+    async def test(
+        self,
+        card_id: str,
+        *,
+        connection: str | None = None,
+        inputs: dict[str, Any] | None = None,
+        options: dict[str, Any] | CardOptions | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> CardResult:
+        opts = (
+            options
+            if isinstance(options, CardOptions)
+            else validate(CardOptions, options or {}, "options")
+        )
+        started_at = datetime.now(UTC)
+        outcome = await run_card_test(
+            self.executor,
+            card_id,
+            connection=connection,
+            inputs=inputs,
+            options=opts,
+            context=context,
+        )
+        result = outcome.result
+        result.run_id = self.runs.record_card_test(
+            card_id, outcome.connection_id, result, started_at
+        )
+        return result

@@ -5,8 +5,6 @@ from __future__ import annotations
 import builtins
 import hmac
 import secrets
-import threading
-import time
 from typing import Any
 
 from pydantic import ConfigDict, Field
@@ -14,6 +12,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cardflow.cache import Recent
 from cardflow.connections.service import ConnectionService
 from cardflow.errors import Conflict, InvalidInput, NotFound
 from cardflow.flows.model import (
@@ -84,9 +83,8 @@ class FlowService:
         self._keyring = keyring
         self._connections = connections
         self._public_url = public_url.rstrip("/")
-        self._cache_seconds = cache_seconds
-        self._by_alias: dict[str, tuple[FlowSnapshot, int, float]] = {}
-        self._lock = threading.Lock()
+        # alias -> (snapshot, the flow's version when it was taken)
+        self._by_alias: Recent[str, tuple[FlowSnapshot, int]] = Recent(cache_seconds)
         connections.add_usage_check(self.flows_using)
 
     # -- reading -------------------------------------------------------------------------
@@ -109,29 +107,26 @@ class FlowService:
     def by_alias_cached(self, alias: str) -> FlowSnapshot | None:
         """The flow at /invoke/{alias} if it was checked recently; no I/O (None: ask
         :meth:`by_alias`)."""
-        cached = self._by_alias.get(alias)
-        if cached is not None and time.monotonic() - cached[2] < self._cache_seconds:
-            return cached[0]
-        return None
+        cached = self._by_alias.fresh(alias)
+        return cached[0] if cached is not None else None
 
     def by_alias(self, alias: str) -> FlowSnapshot | None:
         """The enabled flow answering at /invoke/{alias} (cached; re-checked every few s)."""
-        now = time.monotonic()
-        cached = self._by_alias.get(alias)
-        if cached is not None and now - cached[2] < self._cache_seconds:
+        cached = self._by_alias.fresh(alias)
+        if cached is not None:
             return cached[0]
+        cached = self._by_alias.stale(alias)
         with self._db.session() as session:
             row = session.scalars(select(Flow).where(Flow.alias == alias)).first()
             if row is None or not row.enabled:
-                self._by_alias.pop(alias, None)
+                self._by_alias.forget(alias)
                 return None
             if cached is not None and cached[1] == row.version:
                 snapshot = cached[0]
             else:
                 view = self._view(session, row)
                 snapshot = FlowSnapshot(view.id, view.name, view.document, view.client_token)
-        with self._lock:
-            self._by_alias[alias] = (snapshot, row.version, now)
+        self._by_alias.put(alias, (snapshot, row.version))
         return snapshot
 
     def flows_using(self, session: Session, connection_id: str) -> builtins.list[str]:
@@ -308,8 +303,7 @@ class FlowService:
         )
 
     def _forget(self) -> None:
-        with self._lock:
-            self._by_alias.clear()
+        self._by_alias.clear()
 
 
 def token_matches(expected: str | None, given: str | None) -> bool:
