@@ -93,14 +93,25 @@ def loads(text: str | bytes, *, max_depth: int = DEFAULT_MAX_DEPTH, yielding: bo
     """Parse JSON text (on the calling thread): ValueError when it is not JSON (NaN and
     out-of-range numbers included), TooDeep when it nests too deeply. ``yielding`` (in a
     worker thread, for large text) lets the event loop's thread take the GIL meanwhile."""
-    return _loads(text, max_depth, yielding=yielding)
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    try:
+        # yielding: a Python call per object and number, so the GIL can change hands
+        value = _YIELDING_DECODER.decode(text) if yielding else _decode(text)
+    except RecursionError:
+        raise TooDeep(max_depth) from None
+    if text.count("[") + text.count("{") > max_depth:  # else it cannot nest that deep
+        value = _checked_depth(value, max_depth)
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
+        value = clean(value)
+    return value
 
 
 async def loads_async(text: str | bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     """:func:`loads`, in a worker thread when the text is large."""
     if len(text) <= LARGE:
-        return _loads(text, max_depth, yielding=False)
-    return await off_loop(_loads, text, max_depth, yielding=True)
+        return loads(text, max_depth=max_depth)
+    return await off_loop(loads, text, max_depth=max_depth, yielding=True)
 
 
 # One large parse or write at a time per event loop (see off_loop).
@@ -133,19 +144,15 @@ def _int(text: str) -> int:
     return int(text)
 
 
-def _loads(text: str | bytes, max_depth: int, *, yielding: bool) -> Any:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
+def _decode(text: str) -> Any:
+    """``_DECODER.decode(text)``; a document without whitespace around it (the usual
+    answer) is scanned in one call, anything else (errors too) goes through ``decode``
+    for its exact answer."""
     try:
-        # yielding: a Python call per object and number, so the GIL can change hands
-        value = (_YIELDING_DECODER if yielding else _DECODER).decode(text)
-    except RecursionError:
-        raise TooDeep(max_depth) from None
-    if text.count("[") + text.count("{") > max_depth:  # else it cannot nest that deep
-        value = _checked_depth(value, max_depth)
-    if "\\u" in text and _SURROGATE_ESCAPE.search(text):
-        value = clean(value)
-    return value
+        value, end = _SCAN(text, 0)
+    except (StopIteration, ValueError):
+        return _DECODER.decode(text)
+    return value if end == len(text) else _DECODER.decode(text)
 
 
 # Built once: json.loads builds a decoder on every call that passes hooks.
@@ -156,6 +163,8 @@ _YIELDING_DECODER = json.JSONDecoder(
     parse_int=_int,
     object_pairs_hook=_pairs,
 )
+# The scanner decode calls (set by JSONDecoder.__init__; typeshed does not list it).
+_SCAN: Callable[[str, int], tuple[Any, int]] = vars(_DECODER)["scan_once"]
 
 
 def dumps(value: Any, *, compact: bool = False) -> str:

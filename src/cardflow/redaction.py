@@ -324,6 +324,8 @@ class _LogSecrets:
         self._lock = threading.Lock()
 
     def register(self, forms: Iterable[str]) -> None:
+        if isinstance(forms, frozenset) and self._forms.keys() >= forms:
+            return  # the usual case (a token sent again): no lock, no loop
         with self._lock:
             changed = False
             for form in forms:

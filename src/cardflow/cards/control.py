@@ -6,10 +6,9 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, field_validator
 
-from cardflow.cards.api_connector import HeaderName, HeaderValue
 from cardflow.cards.base import CardContext, CardInputs, CardOutcome, CardSpec, FlowControl
 from cardflow.errors import CardFailed, InvalidInput
-from cardflow.net.headers import answer_headers
+from cardflow.net.headers import HeaderName, HeaderValue, answer_headers
 
 
 def truthy(value: Any) -> bool:

@@ -8,9 +8,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+
 from cardflow.cards.base import CardContext, CardInputs, CardSpec
 from cardflow.errors import CardFailed, CardflowError, RunAborted, internal_error
-from cardflow.validation import validate
+from cardflow.validation import invalid_input
 
 log = logging.getLogger("cardflow.cards")
 
@@ -39,7 +41,14 @@ class CardResult:
 
 
 def validate_inputs(spec: CardSpec, inputs: Any) -> CardInputs:
-    return validate(spec.inputs, inputs if inputs is not None else {}, "inputs")
+    # What validation.validate does, a call shorter: this runs for every card.
+    try:
+        parsed: CardInputs = spec.inputs.__pydantic_validator__.validate_python(
+            inputs if inputs is not None else {}
+        )
+    except ValidationError as exc:
+        raise invalid_input(exc, "inputs") from None
+    return parsed
 
 
 def failed_result(exc: CardflowError, duration_ms: float, on_error: str) -> CardResult:

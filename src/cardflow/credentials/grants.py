@@ -27,6 +27,7 @@ from cardflow.errors import (
     TokenRejected,
     TokenRequestFailed,
 )
+from cardflow.net import client
 from cardflow.net.transport import HttpTransport, InboundResponse, OutboundRequest, safe_url
 from cardflow.net.urls import parse_http_url
 from cardflow.redaction import LOG_SECRETS, SecretSet
@@ -111,7 +112,8 @@ async def _request_token(
     try:
         # Never redirected: a 307/308 would carry the client secret (and a code or a
         # refresh token) to wherever the endpoint points.
-        response = await transport.send(
+        response = await client.send(
+            transport,
             outbound,
             timeout=timeout,
             max_response_bytes=TOKEN_RESPONSE_LIMIT,

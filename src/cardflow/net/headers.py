@@ -1,10 +1,15 @@
-"""Header names and values (RFC 9110 §5.1, §5.5), and the headers a flow may not answer with."""
+"""Header names and values (RFC 9110 §5.1, §5.5), methods (§9.1), and the headers a flow
+may not answer with."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import Annotated
 
+from pydantic import AfterValidator
+
+# A token (RFC 9110 §5.6.2): what header names and methods are made of.
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # field-value = *( VCHAR / obs-text / SP / HTAB ): every control character but HTAB is out.
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -45,6 +50,18 @@ def check_header_value(value: str) -> str:
             f"at position {match.start()}); only tab is allowed"
         )
     return value
+
+
+def check_method(value: str) -> str:
+    """An HTTP method (any token: PROPFIND as well as GET), upper-cased."""
+    if not _TOKEN.match(value):
+        raise ValueError(f"{value!r} is not an HTTP method")
+    return value.upper()
+
+
+# Header names and values as card inputs take them.
+HeaderName = Annotated[str, AfterValidator(check_header_name)]
+HeaderValue = Annotated[str, AfterValidator(check_header_value)]
 
 
 def answer_headers(headers: Mapping[str, str]) -> dict[str, str]:

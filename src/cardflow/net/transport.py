@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -81,9 +83,18 @@ class HttpTransport:
             asyncio.AbstractEventLoop, aiohttp.ClientSession
         ] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
+        # The loop that asked last, and its session: usually there is only one loop.
+        self._last: (
+            tuple[weakref.ref[asyncio.AbstractEventLoop], weakref.ref[aiohttp.ClientSession]] | None
+        ) = None
 
     def _session(self) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0]() is loop:
+            session = last[1]()
+            if session is not None:  # (aclose forgets it)
+                return session
         session = self._sessions.get(loop)
         if session is None or session.closed:
             connector = aiohttp.TCPConnector(
@@ -94,15 +105,16 @@ class HttpTransport:
                 cookie_jar=aiohttp.DummyCookieJar(),
                 auto_decompress=True,
                 trust_env=False,
-                skip_auto_headers=("Content-Type",),
             )
             with self._lock:
                 self._sessions[loop] = session
+        self._last = (weakref.ref(loop), weakref.ref(session))
         return session
 
     async def aclose(self) -> None:
         """Close the session of the running loop."""
         loop = asyncio.get_running_loop()
+        self._last = None
         session = self._sessions.pop(loop, None)
         if session is not None:
             await session.close()
@@ -122,31 +134,31 @@ class HttpTransport:
         comes back as it is); the connection's headers stay on their origin and, with
         ``allowed_hosts``, no request (redirects included) leaves those hosts."""
         limit = max_response_bytes or self.max_response_bytes
-        origin = _origin(request.url)
         current = request
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = time.monotonic() + timeout
+        hop_timeout = _client_timeout(timeout)
         try:
-            for _hop in range(MAX_REDIRECTS + 1):
+            for redirects in range(MAX_REDIRECTS + 1):
+                url = current.url
                 if allowed_hosts is not None:
-                    allowed_hosts.check(current.url)
-                if self.own_origins and (current.url.raw_host, current.url.port) in (
-                    self.own_origins
-                ):
+                    allowed_hosts.check(url)
+                if self.own_origins and (url.raw_host, url.port) in self.own_origins:
                     current.headers[HOP_HEADER] = str(hop + 1)
-                # aiohttp's own timer bounds each hop; one deadline covers them all.
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise TimeoutError
-                response = await self._send_once(current, limit, remaining)
-                location = response.headers.get("Location")
-                if (
-                    not follow_redirects
-                    or response.status_code not in _REDIRECT_CODES
-                    or not location
-                ):
+                if redirects:
+                    # aiohttp's own timer bounds each hop; one deadline covers them all.
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError
+                    hop_timeout = aiohttp.ClientTimeout(total=remaining)
+                response = await self._send_once(current, limit, hop_timeout)
+                if not follow_redirects or response.status_code not in _REDIRECT_CODES:
                     return response
-                current = _follow(current, response, location, origin, strip_on_cross_origin)
+                location = response.headers.get("Location")
+                if not location:
+                    return response
+                current = _follow(
+                    current, response, location, _origin(request.url), strip_on_cross_origin
+                )
         except TimeoutError:
             raise UpstreamTimeout(
                 f"{request.method} {safe_url(request.url)} got no complete answer within "
@@ -157,35 +169,52 @@ class HttpTransport:
         )
 
     async def _send_once(
-        self, request: OutboundRequest, limit: int, timeout: float
+        self, request: OutboundRequest, limit: int, timeout: aiohttp.ClientTimeout
     ) -> InboundResponse:
-        host = request.url.raw_host
+        url = request.url
+        host = url.raw_host
         if host:
             self.policy.check_literal(host)
         session = self._session()
+        body = request.body
         try:
-            async with session.request(
+            # Awaited, not entered: leaving `async with` costs two coroutines per level.
+            resp = await session.request(
                 request.method,
-                request.url,
+                url,
                 headers=request.headers,
-                data=request.body,
+                data=body,
                 allow_redirects=False,
-                timeout=aiohttp.ClientTimeout(total=timeout),
-            ) as resp:
+                timeout=timeout,
+                skip_auto_headers=(
+                    None
+                    if body is None and request.method in _NO_CONTENT_TYPE_ADDED
+                    else _NO_AUTO_CONTENT_TYPE
+                ),
+            )
+            try:
                 declared = resp.content_length
                 if declared is not None:
                     if declared > limit:
                         raise _too_large(request, limit)
                     if "Content-Encoding" not in resp.headers:
-                        # Declared and within the cap: one read (the fast path).
-                        body = await resp.read()
-                        return InboundResponse(resp.status, resp.headers, body, resp.url)
+                        # Declared and within the cap: one read (the fast path), which
+                        # also waits until the request is written and frees the connection.
+                        content = await resp.read()
+                        resp.release()
+                        return InboundResponse(resp.status, resp.headers, content, resp.url)
                 buffer = bytearray()
                 async for chunk in resp.content.iter_chunked(_CHUNK):
                     buffer += chunk
                     if len(buffer) > limit:
                         raise _too_large(request, limit)
-                return InboundResponse(resp.status, resp.headers, bytes(buffer), resp.url)
+            except BaseException:
+                resp.release()  # what leaving `async with` does
+                await resp.wait_for_close()
+                raise
+            resp.release()
+            await resp.wait_for_close()
+            return InboundResponse(resp.status, resp.headers, bytes(buffer), resp.url)
         except (CardFailed, TimeoutError):
             raise  # TimeoutError is an OSError: it must not be taken for a network error
         except aiohttp.ClientResponseError as exc:
@@ -197,6 +226,18 @@ class HttpTransport:
             raise UpstreamConnectionError(
                 f"{request.method} {safe_url(request.url)} failed: {_describe(exc)}."
             ) from None
+
+
+# aiohttp gives a body, and any POST, PUT or PATCH, a Content-Type of its own unless told
+# not to; telling it costs on every request, so only those requests are told.
+_NO_AUTO_CONTENT_TYPE = ("Content-Type",)
+_NO_CONTENT_TYPE_ADDED = frozenset({"GET", "HEAD", "DELETE", "OPTIONS", "TRACE"})
+
+
+@lru_cache(maxsize=64)
+def _client_timeout(seconds: float) -> aiohttp.ClientTimeout:
+    """aiohttp's timeout for a first hop, which has the whole timeout (made once per value)."""
+    return aiohttp.ClientTimeout(total=seconds)
 
 
 def _follow(
@@ -252,7 +293,9 @@ def header_dict(headers: Mapping[str, str]) -> dict[str, str]:
     """Response headers as a plain dict with lower-case names; repeats joined with ', '."""
     result: dict[str, str] = {}
     for name, value in headers.items():
-        # aiohttp keeps bytes that are not UTF-8 as lone surrogates: make them U+FFFD
-        key, value = clean_text(name.lower()), clean_text(value)
+        key = name.lower()
+        if not (key.isascii() and value.isascii()):
+            # aiohttp keeps bytes that are not UTF-8 as lone surrogates: make them U+FFFD
+            key, value = clean_text(key), clean_text(value)
         result[key] = f"{result[key]}, {value}" if key in result else value
     return result
