@@ -287,3 +287,13 @@ def test_retry_delay() -> None:
             delay = client.retry_delay(answer(429, text), attempt, 1.5)
             assert delay is not None
             assert 0 <= delay <= min(1.5, 0.5 * 2**attempt)
+
+
+@pytest.mark.parametrize("bad", ["X-A\n", "X-A\r\n", "X A", ""])
+def test_header_names_and_methods_refuse_a_trailing_newline(bad: str) -> None:
+    from cardflow.net.headers import check_header_name, check_method
+
+    with pytest.raises(ValueError):
+        check_header_name(bad)
+    with pytest.raises(ValueError):
+        check_method(bad.replace("X-A", "GET"))

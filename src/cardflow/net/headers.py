@@ -10,7 +10,8 @@ from typing import Annotated
 from pydantic import AfterValidator
 
 # A token (RFC 9110 §5.6.2): what header names and methods are made of.
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+# RFC 9110 token; used with fullmatch ("$" alone would let a trailing newline through).
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 # field-value = *( VCHAR / obs-text / SP / HTAB ): every control character but HTAB is out.
 _BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
@@ -34,7 +35,7 @@ FRAMING_HEADERS = frozenset(
 
 
 def check_header_name(name: str) -> str:
-    if not _TOKEN.match(name):
+    if not _TOKEN.fullmatch(name):
         raise ValueError(
             f"{name!r} is not a valid header name: use letters, digits and !#$%&'*+-.^_`|~ "
             "(no spaces, colons, CR or LF)"
@@ -54,7 +55,7 @@ def check_header_value(value: str) -> str:
 
 def check_method(value: str) -> str:
     """An HTTP method (any token: PROPFIND as well as GET), upper-cased."""
-    if not _TOKEN.match(value):
+    if not _TOKEN.fullmatch(value):
         raise ValueError(f"{value!r} is not an HTTP method")
     return value.upper()
 
