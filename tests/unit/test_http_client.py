@@ -5,7 +5,7 @@ record what reached them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Generator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -18,13 +18,16 @@ from yarl import URL
 
 from cardflow.credentials.base import ConnectionAuth, IncomingResponse, RequestT
 from cardflow.credentials.basic import BasicAuth
+from cardflow.credentials.bearer import BearerTokenAuth
 from cardflow.credentials.custom_header import CustomHeaderAuth
+from cardflow.credentials.token_manager import TokenManager
 from cardflow.errors import HostNotAllowed, ResponseTooLarge
 from cardflow.net import client
 from cardflow.net.hosts import AllowedHosts
 from cardflow.net.policy import NetworkPolicy
 from cardflow.net.transport import HttpTransport, InboundResponse, OutboundRequest
 from cardflow.redaction import LOG_SECRETS, SecretSet
+from tests.support.tokens import FakeGrant, MemoryTokenStore
 
 
 @dataclass
@@ -41,12 +44,17 @@ class Server:
     url: URL
     answers: list[Answer] = field(default_factory=list)
     seen: list[tuple[str, str, CIMultiDict[str]]] = field(default_factory=list)
+    # Called with each request before it is answered (once: it is cleared after use).
+    before_answer: Callable[[web.Request], Awaitable[None]] | None = None
 
     def script(self, *answers: Answer) -> None:
         self.answers[:] = answers
 
     async def handle(self, request: web.Request) -> web.Response:
         self.seen.append((request.method, request.path, CIMultiDict(request.headers)))
+        if self.before_answer is not None:
+            hook, self.before_answer = self.before_answer, None
+            await hook(request)
         answer = self.answers.pop(0) if self.answers else Answer()
         return web.Response(
             status=answer.status,
@@ -124,15 +132,40 @@ class RefreshingAuth(ConnectionAuth):
 
 
 class NeverDriven(ConnectionAuth):
-    """Static headers only: the client must not drive its generator."""
+    """Ready headers only: the client must not drive its generator."""
 
     added_headers = frozenset({"x-key"})
 
-    def static_headers(self) -> dict[str, str]:
+    def ready_headers(self) -> Mapping[str, str]:
         return {"X-Key": "static-secret"}
 
     def auth_flow(self, request: RequestT) -> Generator[RequestT, IncomingResponse, None]:
-        raise AssertionError("the static fast path drives no generator")
+        raise AssertionError("the ready-headers path drives no generator")
+
+
+class CountingBearer(BearerTokenAuth):
+    """The real bearer auth, counting how often its generator is driven."""
+
+    flows = 0
+
+    async def async_auth_flow(
+        self, request: RequestT
+    ) -> AsyncGenerator[RequestT, IncomingResponse]:
+        self.flows += 1
+        flow = super().async_auth_flow(request)
+        outgoing = await flow.__anext__()
+        while True:
+            response = yield outgoing
+            try:
+                outgoing = await flow.asend(response)
+            except StopAsyncIteration:
+                return
+
+
+def bearer() -> tuple[CountingBearer, FakeGrant]:
+    grant = FakeGrant()
+    manager = TokenManager("con_x", grant, MemoryTokenStore(), skew=30)
+    return CountingBearer(manager), grant
 
 
 async def test_without_auth_the_request_goes_as_it_is(
@@ -145,7 +178,7 @@ async def test_without_auth_the_request_goes_as_it_is(
     assert "Authorization" not in headers
 
 
-async def test_static_headers_replace_any_same_named_header(
+async def test_ready_headers_replace_any_same_named_header(
     transport: HttpTransport, upstream: Server
 ) -> None:
     request = get(upstream.url, {"authorization": "caller's", "x-api-key": "caller's"})
@@ -161,11 +194,65 @@ async def test_static_headers_replace_any_same_named_header(
     assert custom.getall("X-Api-Key") == ["k3y"]
 
 
-async def test_static_headers_skip_the_generator(
-    transport: HttpTransport, upstream: Server
-) -> None:
+async def test_ready_headers_skip_the_generator(transport: HttpTransport, upstream: Server) -> None:
     await client.send(transport, get(upstream.url), timeout=5, auth=NeverDriven())
     assert upstream.seen[0][2]["X-Key"] == "static-secret"
+
+
+async def test_a_cached_bearer_token_is_sent_without_the_generator(
+    transport: HttpTransport, upstream: Server
+) -> None:
+    auth, grant = bearer()
+    for _ in range(3):
+        await client.send(transport, get(upstream.url), timeout=5, auth=auth)
+    # The first call fetched the token through the auth flow; the others used it as it is.
+    assert (auth.flows, grant.calls) == (1, 1)
+    assert [headers["Authorization"] for _m, _p, headers in upstream.seen] == ["Bearer tok-1"] * 3
+
+
+async def test_a_401_to_a_cached_token_refreshes_it_once_and_sends_again(
+    transport: HttpTransport, upstream: Server
+) -> None:
+    auth, grant = bearer()
+    await client.send(transport, get(upstream.url), timeout=5, auth=auth)
+    upstream.script(Answer(401), Answer(401))
+    secrets = SecretSet()
+    response = await client.send(
+        transport, get(upstream.url), timeout=5, auth=auth, secrets=secrets
+    )
+    # One refresh, one retry; the second 401 is the answer (no loop).
+    assert response.status_code == 401
+    assert grant.calls == 2
+    assert [headers["Authorization"] for _m, _p, headers in upstream.seen] == [
+        "Bearer tok-1",
+        "Bearer tok-1",
+        "Bearer tok-2",
+    ]
+    assert auth.flows == 1  # only the very first call drove the generator
+    for token in ("tok-1", "tok-2"):
+        assert secrets.redact_text(f"x {token} y") == "x [redacted] y"
+
+
+async def test_a_401_to_a_token_someone_already_replaced_refreshes_nothing(
+    transport: HttpTransport, upstream: Server
+) -> None:
+    auth, grant = bearer()
+    await client.send(transport, get(upstream.url), timeout=5, auth=auth)
+
+    async def refresh_meanwhile(request: web.Request) -> None:
+        # Another task refreshes the token while this request is on the wire.
+        await auth.tokens.refresh(stale=auth.tokens.last())
+
+    upstream.script(Answer(401))
+    upstream.before_answer = refresh_meanwhile
+    response = await client.send(transport, get(upstream.url), timeout=5, auth=auth)
+    assert response.status_code == 200
+    # tok-2 came from the other task's refresh; the 401 to tok-1 did not ask for a third.
+    assert grant.calls == 2
+    assert [headers["Authorization"] for _m, _p, headers in upstream.seen][1:] == [
+        "Bearer tok-1",
+        "Bearer tok-2",
+    ]
 
 
 async def test_auth_flow_sees_the_answer_and_may_send_again(

@@ -83,7 +83,7 @@ class CardLimits:
 DEFAULT_LIMITS = CardLimits()
 
 
-@dataclass
+@dataclass(slots=True)
 class CardContext:
     transport: HttpTransport
     auth: ConnectionAuth | None

@@ -12,10 +12,8 @@ from typing import Any
 from cardflow.cards.base import CardContext, CardLimits, CardOptions, CardSpec, FlowControl
 from cardflow.cards.registry import get_card
 from cardflow.cards.runner import CardResult, run_card, validate_inputs
-from cardflow.connections.runtime import ConnectionRuntimes
-from cardflow.credentials.base import ConnectionAuth
+from cardflow.connections.runtime import ConnectionRuntime, ConnectionRuntimes
 from cardflow.errors import InvalidInput
-from cardflow.net.hosts import AllowedHosts
 from cardflow.net.transport import HttpTransport
 from cardflow.redaction import SecretSet
 from cardflow.settings import Settings
@@ -24,7 +22,7 @@ from cardflow.validation import validate
 _DEFAULT_OPTIONS = CardOptions()
 
 
-@dataclass
+@dataclass(slots=True)
 class PreparedCard:
     spec: CardSpec
     inputs: Any
@@ -62,34 +60,14 @@ class CardPreparer:
     ) -> PreparedCard:
         """Validate a card's inputs and options and find its connection's auth."""
         parsed = validate_inputs(spec, inputs)
-        if isinstance(options, CardOptions):
-            opts = options
-        elif not options:
-            opts = _DEFAULT_OPTIONS
-        else:
-            opts = validate(CardOptions, options, "options")
-        auth: ConnectionAuth | None = None
-        connection_id: str | None = None
-        allowed: AllowedHosts | None = None
+        opts = _options(options)
+        runtime = None
         if connection is not None:
-            if not spec.uses_connection:
-                raise InvalidInput(f"{spec.id} does not use a connection.", field="connection")
-            runtime = await self.runtimes.get(connection)
-            auth, connection_id, allowed = runtime.auth, runtime.id, runtime.allowed_hosts
+            runtime = self._cached_runtime(spec, connection) or await self.runtimes.get(connection)
             if secrets is not None:
                 runtime.add_secrets_to(secrets)
-        ctx = CardContext(
-            self.transport,
-            auth,
-            opts,
-            opts.timeout or self.default_timeout,
-            flow,
-            allowed_hosts=allowed,
-            secrets=secrets,
-            limits=self.limits,
-            hop=hop,
-        )
-        return PreparedCard(spec, parsed, ctx, connection_id)
+        ctx = self._context(opts, runtime, flow, secrets, hop)
+        return PreparedCard(spec, parsed, ctx, runtime.id if runtime is not None else None)
 
     async def add_secrets(self, refs: set[str], secrets: SecretSet) -> None:
         """Add the secrets of these connections (those that exist) to ``secrets``."""
@@ -103,5 +81,44 @@ class CardPreparer:
         options: dict[str, Any] | CardOptions | None,
     ) -> CardResult:
         """Run a card once, alone: not recorded, nothing redacted (library use)."""
-        prepared = await self.prepare(get_card(card_id), connection, inputs, options)
-        return await run_card(prepared.spec, prepared.inputs, prepared.ctx)
+        spec = get_card(card_id)
+        parsed = validate_inputs(spec, inputs)
+        opts = _options(options)
+        runtime = None
+        if connection is not None:
+            runtime = self._cached_runtime(spec, connection) or await self.runtimes.get(connection)
+        return await run_card(spec, parsed, self._context(opts, runtime, None, None, 0))
+
+    def _cached_runtime(self, spec: CardSpec, connection: str) -> ConnectionRuntime | None:
+        """The connection's runtime if checked recently (the usual case: no coroutine)."""
+        if not spec.uses_connection:
+            raise InvalidInput(f"{spec.id} does not use a connection.", field="connection")
+        return self.runtimes.fresh(connection)
+
+    def _context(
+        self,
+        options: CardOptions,
+        runtime: ConnectionRuntime | None,
+        flow: FlowControl | None,
+        secrets: SecretSet | None,
+        hop: int,
+    ) -> CardContext:
+        return CardContext(
+            self.transport,
+            runtime.auth if runtime is not None else None,
+            options,
+            options.timeout or self.default_timeout,
+            flow,
+            runtime.allowed_hosts if runtime is not None else None,
+            secrets,
+            self.limits,
+            hop,
+        )
+
+
+def _options(options: dict[str, Any] | CardOptions | None) -> CardOptions:
+    if isinstance(options, CardOptions):
+        return options
+    if not options:
+        return _DEFAULT_OPTIONS
+    return validate(CardOptions, options, "options")

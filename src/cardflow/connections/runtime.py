@@ -60,6 +60,10 @@ class ConnectionRuntimes:
         self._cache: Recent[str, ConnectionRuntime] = Recent(settings.config_cache_seconds)
         self._revalidating: set[str] = set()
 
+    def fresh(self, ref: str) -> ConnectionRuntime | None:
+        """The runtime if it was checked recently (no I/O): the hot path, before :meth:`get`."""
+        return self._cache.fresh(ref)
+
     async def get(self, ref: str) -> ConnectionRuntime:
         runtime = self._cache.fresh(ref)
         if runtime is not None:

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Callable, Generator, MutableMapping
+from collections.abc import AsyncGenerator, Callable, Generator, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
@@ -58,11 +58,20 @@ class ConnectionAuth(httpx.Auth):
     """
 
     added_headers: frozenset[str] = frozenset()
+    # True when a 401 may be answered by new headers (a refreshed token): see unauthorized.
+    retries_unauthorized: bool = False
 
-    def static_headers(self) -> dict[str, str] | None:
-        """Headers to set when this auth never needs a second attempt (no 401 handling):
-        a fast path that skips driving the generator. None means: use ``auth_flow``."""
+    def ready_headers(self) -> Mapping[str, str] | None:
+        """The headers for a first attempt when they are known now, without I/O (fixed
+        ones, a cached fresh token): cardflow's client sets them without driving the
+        generator, the hot path. None means: drive ``async_auth_flow``. The mapping is
+        shared between calls and must not be changed."""
         return None
+
+    async def unauthorized(self, request: OutgoingRequest) -> bool:
+        """``request``, sent with :meth:`ready_headers`, was answered 401: set new headers
+        on it and say True to send it once more (only when ``retries_unauthorized``)."""
+        return False
 
     def static_values(self) -> list[str]:
         """Secrets fixed by the connection's config (passwords, keys, client secrets, in

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
+from types import MappingProxyType
 
 from pydantic import Field
 
@@ -33,9 +34,10 @@ class BasicAuth(ConnectionAuth):
         self._encoded = base64.b64encode(credentials).decode("ascii")
         self._header = "Basic " + self._encoded
         self._password = password
+        self._ready = MappingProxyType({"Authorization": self._header})
 
-    def static_headers(self) -> dict[str, str]:
-        return {"Authorization": self._header}
+    def ready_headers(self) -> Mapping[str, str]:
+        return self._ready
 
     def sensitive_values(self) -> list[str]:
         return [self._encoded, self._password]

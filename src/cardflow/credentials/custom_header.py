@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
+from types import MappingProxyType
 
 from pydantic import Field, field_validator
 
@@ -39,9 +40,10 @@ class CustomHeaderAuth(ConnectionAuth):
         self._name = header_name
         self._value = header_value
         self.added_headers = frozenset({header_name.lower()})
+        self._ready = MappingProxyType({header_name: header_value})
 
-    def static_headers(self) -> dict[str, str]:
-        return {self._name: self._value}
+    def ready_headers(self) -> Mapping[str, str]:
+        return self._ready
 
     def sensitive_values(self) -> list[str]:
         return [self._value]

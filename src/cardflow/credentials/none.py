@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
+
 from cardflow.credentials.base import AuthConfig, AuthSetup, AuthType, ConnectionAuth
 
 
@@ -9,11 +12,14 @@ class NoneConfig(AuthConfig):
     pass
 
 
+_NOTHING: Mapping[str, str] = MappingProxyType({})
+
+
 class NoAuth(ConnectionAuth):
     """Sends the request as it is."""
 
-    def static_headers(self) -> dict[str, str]:
-        return {}
+    def ready_headers(self) -> Mapping[str, str]:
+        return _NOTHING
 
 
 def _build(config: NoneConfig, setup: AuthSetup) -> NoAuth:

@@ -5,7 +5,8 @@ transport (:mod:`cardflow.net.transport`: aiohttp, redirects, size cap, network 
 As httpx's client drives an ``httpx.Auth`` in ``_send_handling_auth``, :func:`send` drives
 a connection's auth (:class:`cardflow.credentials.base.ConnectionAuth`) over the transport:
 the auth sees each answer and may send the request again (a 401 answered with a fresh
-token). Auths whose headers never change take a fast path without the generator.
+token). When an auth knows its headers without I/O (fixed ones, a cached fresh token), the
+generator is skipped — the hot path — and a 401 goes to the auth's ``unauthorized``.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
 from typing import Protocol
@@ -30,9 +31,17 @@ class RequestAuth(Protocol):
     def added_headers(self) -> frozenset[str]:
         """The headers this auth sets: never sent to another origin on a redirect."""
 
-    def static_headers(self) -> dict[str, str] | None:
-        """Headers to set, for an auth that never sends a request twice; None: drive
+    @property
+    def retries_unauthorized(self) -> bool:
+        """A 401 may be answered by new headers (:meth:`unauthorized`)."""
+
+    def ready_headers(self) -> Mapping[str, str] | None:
+        """Headers for a first attempt known now, without I/O; None: drive
         ``async_auth_flow``."""
+
+    async def unauthorized(self, request: OutboundRequest) -> bool:
+        """The request sent with the ready headers got a 401: set new headers on it and
+        say whether to send it again."""
 
     def async_auth_flow(
         self, request: OutboundRequest
@@ -87,8 +96,8 @@ async def send(
                 follow_redirects=follow_redirects,
             )
         else:
-            static = auth.static_headers()
-            if static is None:
+            ready = auth.ready_headers()
+            if ready is None:
                 response = await _send_handling_auth(
                     transport,
                     request,
@@ -101,21 +110,39 @@ async def send(
                     follow_redirects=follow_redirects,
                 )
             else:
-                # What driving the auth flow does for auths that never send twice (Basic,
-                # Custom Header, None), without the generator's cost: the hot path.
+                # What driving the auth flow does, without the generator's cost, when the
+                # headers are known now (fixed ones, a cached token): the hot path.
                 headers = request.headers
-                for name, value in static.items():
+                for name, value in ready.items():
                     headers.popall(name, None)
                     headers[name] = value
+                strip = auth.added_headers
+                if auth.retries_unauthorized:
+                    _note_secrets(request, strip, secrets)  # a token, new to this work maybe
                 response = await transport.send(
                     request,
                     timeout=timeout,
-                    strip_on_cross_origin=auth.added_headers,
+                    strip_on_cross_origin=strip,
                     allowed_hosts=allowed_hosts,
                     hop=hop,
                     max_response_bytes=max_response_bytes,
                     follow_redirects=follow_redirects,
                 )
+                if (
+                    response.status_code == 401
+                    and auth.retries_unauthorized
+                    and await auth.unauthorized(request)
+                ):
+                    _note_secrets(request, strip, secrets)
+                    response = await transport.send(
+                        request,
+                        timeout=timeout,
+                        strip_on_cross_origin=strip,
+                        allowed_hosts=allowed_hosts,
+                        hop=hop,
+                        max_response_bytes=max_response_bytes,
+                        follow_redirects=follow_redirects,
+                    )
         if retry is None or response.status_code not in _RETRIED or attempt >= retry.count:
             return response
         delay = retry_delay(response, attempt, retry.max_wait)
