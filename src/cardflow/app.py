@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from cardflow._portal import LoopThread
@@ -26,6 +27,7 @@ from cardflow.flows.trigger import manual_trigger
 from cardflow.net.policy import NetworkPolicy
 from cardflow.net.transport import HttpTransport
 from cardflow.runs.service import RunService, RunView
+from cardflow.runs.state import RunStates
 from cardflow.runs.writer import RunWriter
 from cardflow.settings import Settings
 from cardflow.store.db import Database
@@ -84,7 +86,13 @@ class Cardflow:
         self.preparer = CardPreparer(self.settings, self.runtimes, self.transport)
         limits = RunLimits.from_settings(self.settings)
         self.executor = StepExecutor(self.preparer, limits)
-        self.engine = FlowEngine(self.executor, self.run_writer, limits)
+        self.run_states = RunStates(
+            self.db,
+            self.keyring,
+            max_bytes=self.settings.max_run_state_bytes,
+            max_depth=self.settings.max_nesting_depth,
+        )
+        self.engine = FlowEngine(self.executor, self.run_writer, limits, self.run_states)
         self.card_tests = CardTests(self.executor, self.runs)
         self.api_tokens = ApiTokenService(self.db)
         self.web_sessions = WebSessionService(self.db)
@@ -142,6 +150,24 @@ class Cardflow:
             snapshot, manual_trigger(inputs), trigger_type="manual", hop=hop
         )
         return await asyncio.to_thread(self.runs.get, run_id)
+
+    async def queue_flow_run_async(
+        self, ref: str, inputs: dict[str, Any] | None = None, *, hop: int = 0, wait: float = 0
+    ) -> RunView:
+        """Queue a manual run (PostgreSQL, with a queue in use) and return it once it has
+        ended, or as it is after ``wait`` seconds."""
+        snapshot = await asyncio.to_thread(self.flows.snapshot, ref)
+        run_id = await self.engine.enqueue(
+            snapshot, manual_trigger(inputs), trigger_type="manual", waiting_caller=False, hop=hop
+        )
+        deadline = time.monotonic() + wait
+        pause = 0.02
+        while True:
+            run = await asyncio.to_thread(self.runs.get, run_id)
+            if run.status not in ("queued", "running") or time.monotonic() >= deadline:
+                return run
+            await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+            pause = min(pause * 2, 0.5)
 
     def run_flow(self, ref: str, inputs: dict[str, Any] | None = None) -> RunView:
         """Sync twin of :meth:`run_flow_async`."""

@@ -65,3 +65,6 @@ def configure_logging(level: str = "INFO") -> None:
         logger.propagate = True
     # cardflow's own middleware logs requests without query strings (they may hold tokens).
     logging.getLogger("uvicorn.access").disabled = True
+    # procrastinate logs every job at INFO (the stalled-run sweep runs every few seconds);
+    # cardflow logs the runs it executes itself.
+    logging.getLogger("procrastinate").setLevel(max(root.level, logging.WARNING))

@@ -95,6 +95,28 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="Python logging level name.")
 
+    # -- queued runs (PostgreSQL): workers -------------------------------------------------
+    worker_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Queued runs one worker process executes at once."
+    )
+    worker_heartbeat_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="How often a worker says it is alive."
+    )
+    worker_stalled_after: float = Field(
+        default=20.0,
+        gt=0,
+        le=3600,
+        description="A worker silent this long is taken for dead: its runs go on elsewhere "
+        "(keep it well above CARDFLOW_WORKER_HEARTBEAT_SECONDS).",
+    )
+    worker_sweep_seconds: int = Field(
+        default=5,
+        ge=1,
+        le=30,
+        description="How often (seconds, a divisor of 60 is best) workers look for runs whose "
+        "worker died.",
+    )
+
     # -- limits: every size, count and duration a caller or a flow author controls --------
     max_request_bytes: int = Field(
         default=10 * 1024 * 1024,
@@ -131,6 +153,12 @@ class Settings(BaseSettings):
         default=1000,
         gt=0,
         description="Card executions recorded one by one per run; beyond, they are counted.",
+    )
+    max_run_state_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        gt=0,
+        description="Queued runs (PostgreSQL): the most a run's progress (trigger and its "
+        "cards' outputs so far) may take as JSON; a larger run fails rather than be kept.",
     )
     max_saved_data_bytes: int = Field(
         default=256 * 1024,
@@ -186,6 +214,15 @@ class Settings(BaseSettings):
         if isinstance(value, str | list | tuple):
             return parse_networks(value)
         raise ValueError("expected a comma-separated list of CIDRs")
+
+    @model_validator(mode="after")
+    def _stalled_after_heartbeats(self) -> Self:
+        if self.worker_stalled_after < 2 * self.worker_heartbeat_seconds:
+            raise ValueError(
+                "CARDFLOW_WORKER_STALLED_AFTER must be at least twice "
+                "CARDFLOW_WORKER_HEARTBEAT_SECONDS, or live workers would be taken for dead"
+            )
+        return self
 
     @model_validator(mode="after")
     def _default_public_url(self) -> Self:

@@ -6,12 +6,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from cardflow.app import Cardflow
-from cardflow.store.models import Base
+from cardflow.store.models import Base, cardflow_object
 
 
 def test_models_match_migrations(cf: Cardflow) -> None:
     with cf.db.engine.connect() as connection:
-        diff = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+        diff = compare_metadata(
+            MigrationContext.configure(connection, opts={"include_name": cardflow_object}),
+            Base.metadata,
+        )
     assert diff == []
 
 

@@ -37,9 +37,22 @@ def serve(
         int | None,
         typer.Option(min=0, max=65535, help="Port to bind (default CARDFLOW_PORT, 8080)."),
     ] = None,
+    no_worker: Annotated[
+        bool,
+        typer.Option(
+            "--no-worker",
+            help="PostgreSQL: do not execute queued runs in this process (leave them to "
+            "`cardflow worker` processes).",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Run the web app and the REST API (/api/v1, OpenAPI at /docs).
+
+    With SQLite (the embedded default) every run executes in this process. With
+    PostgreSQL, runs that nobody waits for (respond-async, manual runs, the rest of a flow
+    after its Close card) are queued, and this process also works the queue unless
+    --no-worker.
 
     Example: cardflow serve --host 127.0.0.1 --port 8080
     """
@@ -58,7 +71,7 @@ def serve(
     from cardflow.server.process import tune_for_serving
 
     with guard(as_json):
-        application = create_app(settings=settings)
+        application = create_app(settings=settings, worker=not no_worker)
     url = http_url(settings.host, settings.port)
     if as_json:
         print_json(

@@ -16,6 +16,7 @@ grace period, then are recorded as failed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -23,7 +24,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cardflow.cards.control import NestedCardFailed
 from cardflow.cards.preparer import CardPreparer
@@ -39,10 +40,11 @@ from cardflow.errors import (
     internal_error,
 )
 from cardflow.flows.expressions import ExpressionError, render_async
-from cardflow.flows.model import CardStep, FlowSnapshot
+from cardflow.flows.model import CardStep, FlowDocument, FlowSnapshot
 from cardflow.flows.trigger import form_fields
 from cardflow.jsondata import LARGE, dumps_async, exceeds
 from cardflow.redaction import Redactor, SecretSet, sensitive_values
+from cardflow.runs.state import RunStates, RunStateTooLarge
 from cardflow.runs.writer import CardRecord, RunRecord, RunWriter
 from cardflow.settings import Settings
 from cardflow.store.models import new_id
@@ -144,6 +146,9 @@ class Execution:
     # Connections the work may use: their secrets are redacted from all it keeps.
     connection_refs: frozenset[str] = frozenset()
     hop: int = 0
+    # A queued run (PostgreSQL): its progress is kept after each top-level card, so another
+    # worker can go on if this one stops.
+    durable: bool = False
     answer: FlowAnswer | None = None
     stopped: bool = False
     cards_run: int = 0
@@ -334,6 +339,14 @@ class StepExecutor:
         entry = CardRecord(card_key=key, card=card, status="running")
         record.cards.append(entry)
         return entry
+
+
+def _run_too_long(seconds: float) -> dict[str, Any]:
+    return {
+        "type": "run_limit",
+        "message": f"The run took longer than {seconds:g} s (CARDFLOW_MAX_RUN_SECONDS) and "
+        "was stopped.",
+    }
 
 
 def with_default(headers: dict[str, str], name: str, value: str) -> dict[str, str]:
@@ -564,13 +577,47 @@ class Admission:
             ticket.granted.set_result(None)
 
 
+class RunQueue(Protocol):
+    """Where queued runs go (cardflow.queue: procrastinate on PostgreSQL)."""
+
+    async def enqueue(self, run_id: str) -> None:
+        """Have a worker execute the run (its state is stored already)."""
+
+
+class RunStore(Protocol):
+    """Stored run records (cardflow.runs.service.RunService fits)."""
+
+    def record(self, run_id: str) -> RunRecord | None: ...
+
+
+# Stands for the answer a Close gave before a run was handed to the queue: the caller has
+# had it, and the worker going on must not answer again.
+_ANSWERED_BEFORE = FlowAnswer(0, {}, None)
+_STATE_VERSION = 1
+
+
 class FlowEngine:
-    def __init__(self, executor: StepExecutor, writer: RunWriter, limits: RunLimits) -> None:
+    def __init__(
+        self,
+        executor: StepExecutor,
+        writer: RunWriter,
+        limits: RunLimits,
+        states: RunStates | None = None,
+    ) -> None:
         self.executor = executor
         self._writer = writer
         self.limits = limits
+        self._states = states
         self._admissions: dict[asyncio.AbstractEventLoop, Admission] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Set when runs can be queued (PostgreSQL): respond-async, manual and scheduled
+        # runs, retries and the rest of a flow after its Close card go through it.
+        self.queue: RunQueue | None = None
+
+    def use_queue(self, queue: RunQueue) -> None:
+        if self._states is None:
+            raise RuntimeError("queued runs need a RunStates store")
+        self.queue = queue
 
     def admission(self) -> Admission:
         loop = asyncio.get_running_loop()
@@ -653,6 +700,147 @@ class FlowEngine:
         await asyncio.shield(handle.task)
         return handle.run_id
 
+    async def enqueue(
+        self,
+        flow: FlowSnapshot,
+        trigger: dict[str, Any],
+        *,
+        trigger_type: str,
+        waiting_caller: bool,
+        hop: int = 0,
+        retry_of: str | None = None,
+        steps: dict[str, Any] | None = None,
+        start: int = 0,
+    ) -> str:
+        """Record a run as queued and hand it to the queue (no run slot of this process is
+        taken); returns its id. ``steps``/``start``: a retry going on from a failed card
+        with the earlier cards' outputs."""
+        if self.queue is None:
+            raise RuntimeError("no queue: runs are queued only on PostgreSQL")
+        if hop > self.limits.max_flow_depth:
+            raise LoopDetected(
+                f"Flows calling cardflow's own URLs are nested {hop} deep, more than "
+                f"{self.limits.max_flow_depth} (CARDFLOW_MAX_FLOW_DEPTH): a flow is probably "
+                "calling itself."
+            )
+        record = RunRecord(
+            id=new_id("run"),
+            flow_id=flow.id,
+            trigger=trigger_type,
+            status="queued",
+            started_at=datetime.now(UTC),
+            retry_of=retry_of,
+        )
+        execution = Execution(
+            trigger=trigger,
+            secrets=SecretSet([flow.client_token] if flow.client_token else []),
+            record=record,
+            waiting_caller=waiting_caller,
+            hop=hop,
+        )
+        if flow.document.save_data:
+            await learn_trigger(execution.secrets, trigger)
+            record.trigger_data = await kept(
+                execution.secrets.stored(), trigger, self.limits.max_saved_data_bytes
+            )
+        if retry_of is not None:
+            record.event(
+                "retry", f"Retries run {retry_of} from card {flow.document.cards[start].id!r}."
+            )
+        scope = {"steps": steps or {}}
+        await self._keep_state(flow, execution, scope, start)
+        self._writer.submit(record)
+        await self._writer.flush_async()
+        self._writer.forget(record.id)
+        try:
+            await self.queue.enqueue(record.id)
+        except BaseException:
+            await asyncio.to_thread(self._discard_queued, record)
+            raise
+        return record.id
+
+    def _discard_queued(self, record: RunRecord) -> None:
+        assert self._states is not None
+        self._states.delete(record.id)
+        record.status, record.ended_at = "failed", datetime.now(UTC)
+        record.error = {"type": "queue_error", "message": "The run could not be queued."}
+        self._writer.adopt(record)
+        self._writer.submit(record)
+
+    async def resume(self, run_id: str, runs: RunStore, *, worker: str) -> None:
+        """Execute a queued run (on a worker) from where its state says, to its end. A run
+        whose state is gone has ended already (a job run twice): nothing is done."""
+        assert self._states is not None
+        state = await asyncio.to_thread(self._states.load, run_id)
+        if state is None:
+            return
+        record = await asyncio.to_thread(runs.record, run_id)
+        if record is None or record.status not in ("queued", "running"):
+            await asyncio.to_thread(self._states.delete, run_id)
+            return
+        stored = state["flow"]
+        flow = FlowSnapshot(
+            stored["id"],
+            stored["name"],
+            FlowDocument.model_validate(stored["document"]),
+            stored.get("client_token"),
+        )
+        execution = Execution(
+            trigger=state["trigger"],
+            secrets=SecretSet([flow.client_token] if flow.client_token else []),
+            record=record,
+            save_data=flow.document.save_data,
+            waiting_caller=bool(state.get("waiting_caller")),
+            connection_refs=flow.connections,
+            hop=int(state.get("hop", 0)),
+            durable=True,
+        )
+        if state.get("answered"):
+            execution.answer = _ANSWERED_BEFORE
+        following = int(state["next"])
+        if record.status == "running":
+            record.event(
+                "resumed",
+                f"Resumed by {worker} from card {flow.document.cards[following].id!r}: the "
+                "process running it stopped.",
+            )
+        record.status = "running"
+        self._writer.adopt(record)
+        self._writer.submit(record)
+        scope = {
+            "trigger": execution.trigger,
+            "steps": state.get("steps") or {},
+            "flow": {"id": flow.id, "name": flow.name, "run_id": record.id},
+        }
+        elapsed = (datetime.now(UTC) - record.started_at).total_seconds()
+        status, error = "succeeded", None
+        try:
+            async with asyncio.timeout(max(self.limits.max_run_seconds - elapsed, 0.001)):
+                await self._run_cards(flow, execution, scope, following)
+        except _StepFailed as failed:
+            status, error = "failed", {"card": failed.card_id, **failed.error}
+        except RunAborted as aborted:
+            status, error = "failed", aborted.error
+        except RunStateTooLarge as exc:
+            status, error = "failed", exc.to_dict()
+        except TimeoutError:
+            status, error = "failed", _run_too_long(self.limits.max_run_seconds)
+        except asyncio.CancelledError:
+            # The worker is stopping: the run stays queued with its state, for the next.
+            record.status = "queued"
+            record.event("handed_back", f"{worker} stopped; the run goes back to the queue.")
+            self._writer.submit(record)
+            raise
+        except Exception:
+            incident = secrets.token_hex(4)
+            log.exception(
+                "flow %s run %s failed unexpectedly (incident %s)", flow.id, record.id, incident
+            )
+            status, error = "failed", internal_error(incident)
+        self._finish(record, execution, None, status, error)
+        await self._writer.flush_async()
+        await asyncio.to_thread(self._states.delete, run_id)
+
     async def _execute(
         self,
         flow: FlowSnapshot,
@@ -680,20 +868,14 @@ class FlowEngine:
             status, error = "succeeded", None
             try:
                 async with asyncio.timeout(self.limits.max_run_seconds):
-                    await self.executor.run_steps(execution, flow.document.cards, scope, "")
+                    if await self._run_cards(flow, execution, scope, 0):
+                        status = "handed_off"
             except _StepFailed as failed:
                 status, error = "failed", {"card": failed.card_id, **failed.error}
             except RunAborted as aborted:
                 status, error = "failed", aborted.error
             except TimeoutError:
-                status, error = (
-                    "failed",
-                    {
-                        "type": "run_limit",
-                        "message": f"The run took longer than {self.limits.max_run_seconds:g} s "
-                        "(CARDFLOW_MAX_RUN_SECONDS) and was stopped.",
-                    },
-                )
+                status, error = "failed", _run_too_long(self.limits.max_run_seconds)
             except asyncio.CancelledError:
                 status, error = "failed", INTERRUPTED
                 raise
@@ -704,9 +886,100 @@ class FlowEngine:
                 )
                 status, error = "failed", internal_error(incident)
             finally:
-                self._finish(record, execution, response, status, error)
+                if status != "handed_off":
+                    self._finish(record, execution, response, status, error)
         finally:
             admission.release(ticket)
+
+    async def _run_cards(
+        self, flow: FlowSnapshot, execution: Execution, scope: dict[str, Any], start: int
+    ) -> bool:
+        """Run the flow's top-level cards from ``start``. A queued run keeps its progress
+        after each; a run whose caller has been answered (Close) hands the rest of the flow
+        to the queue when there is one — True then, and this task is done with it."""
+        cards = flow.document.cards
+        for index in range(start, len(cards)):
+            if execution.stopped:
+                break
+            step = cards[index]
+            outputs = await self.executor.run_step(execution, step, scope, "")
+            scope["steps"] = {**scope["steps"], step.id: outputs}
+            following = index + 1
+            if following == len(cards) or execution.stopped:
+                break
+            if execution.durable:
+                await self._keep_state(flow, execution, scope, following)
+            elif (
+                execution.answer is not None
+                and self.queue is not None
+                and await self._hand_off(flow, execution, scope, following)
+            ):
+                return True
+        return False
+
+    def _state(
+        self, flow: FlowSnapshot, execution: Execution, scope: dict[str, Any], following: int
+    ) -> dict[str, Any]:
+        record = execution.record
+        assert record is not None
+        return {
+            "version": _STATE_VERSION,
+            "flow": {
+                "id": flow.id,
+                "name": flow.name,
+                "document": flow.document.model_dump(mode="json"),
+                "client_token": flow.client_token,
+            },
+            "trigger": execution.trigger,
+            "waiting_caller": execution.waiting_caller,
+            "answered": execution.answer is not None,
+            "hop": execution.hop,
+            "steps": scope["steps"],
+            "next": following,
+        }
+
+    async def _keep_state(
+        self, flow: FlowSnapshot, execution: Execution, scope: dict[str, Any], following: int
+    ) -> None:
+        assert self._states is not None and execution.record is not None
+        state = self._state(flow, execution, scope, following)
+        if execution.durable:
+            # The cards done so far are on record before the state says they are done: a
+            # worker going on from this state adds its cards after them.
+            self._writer.submit(execution.record)
+            await self._writer.flush_async()
+        await asyncio.to_thread(self._states.save, execution.record.id, state, following)
+
+    async def _hand_off(
+        self, flow: FlowSnapshot, execution: Execution, scope: dict[str, Any], following: int
+    ) -> bool:
+        """The caller has its answer: the rest of the flow goes to the queue, so this
+        process's run slot is free at once. False (go on here) if the queue cannot take it."""
+        assert self.queue is not None and execution.record is not None
+        record = execution.record
+        try:
+            await self._keep_state(flow, execution, scope, following)
+        except RunStateTooLarge:
+            return False
+        record.status = "queued"
+        record.event(
+            "queued",
+            f"The caller has its answer: the rest of the flow (from card "
+            f"{flow.document.cards[following].id!r}) runs on a worker.",
+        )
+        try:
+            self._writer.submit(record)
+            await self._writer.flush_async()  # on record before a worker takes it up
+            await self.queue.enqueue(record.id)
+        except Exception:
+            log.exception("run %s could not be queued; it goes on in this process", record.id)
+            record.status = "running"
+            record.events.pop()
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self._states.delete, record.id)  # type: ignore[union-attr]
+            return False
+        self._writer.forget(record.id)
+        return True
 
     def _finish(
         self,

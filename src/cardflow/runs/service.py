@@ -14,7 +14,7 @@ from cardflow.cards.runner import CardResult
 from cardflow.errors import INTERRUPTED, RunNotFound
 from cardflow.runs.writer import CardRecord, RunRecord, RunWriter
 from cardflow.store.db import Database
-from cardflow.store.models import Run, new_id
+from cardflow.store.models import Run, RunState, new_id
 from cardflow.views import ErrorDetail, Timestamp, View, omitted_when_none
 
 _SAVED = "Kept only when the flow's save_data is on, with secrets redacted."
@@ -46,6 +46,19 @@ class RunCardView(View):
     outputs: dict[str, Any] | None = Field(description=_SAVED)
 
 
+class RunEvent(View):
+    """Something that happened to the run itself (not one of its cards)."""
+
+    at: Timestamp
+    type: Literal["queued", "resumed", "handed_back", "retry"] = Field(
+        description="queued: handed to the queue (the caller had its answer, or nobody "
+        "waits); resumed: another worker went on after the one running it stopped; "
+        "handed_back: its worker stopped and gave it back to the queue; retry: this run "
+        "retries another from its failed card."
+    )
+    message: str
+
+
 class RunView(View):
     """A run of a flow (or a Test this card) and what each of its cards did."""
 
@@ -61,6 +74,8 @@ class RunView(View):
         description="Cards run past CARDFLOW_MAX_RECORDED_CARDS: counted, not listed."
     )
     cards: list[RunCardView]
+    events: list[RunEvent] = Field(description="What happened to the run itself, oldest first.")
+    retry_of: str | None = Field(description="The run this one retries.")
 
     @classmethod
     def of(cls, run: Run) -> RunView:
@@ -88,6 +103,8 @@ class RunView(View):
                 )
                 for card in run.cards
             ],
+            events=run.events or [],
+            retry_of=run.retry_of,
         )
 
 
@@ -98,12 +115,14 @@ class RunService:
 
     def fail_stale(self) -> int:
         """Runs left `queued` or `running` by a process that stopped: mark them failed
-        (at start)."""
+        (at start). Runs on the queue (PostgreSQL: those with a kept state) are left to
+        the workers, which go on with them."""
         self.writer.flush()
         with self.db.session() as session:
+            queued = select(RunState.run_id).where(RunState.run_id == Run.id)
             result = session.execute(
                 update(Run)
-                .where(Run.status.in_(("queued", "running")))
+                .where(Run.status.in_(("queued", "running")), ~queued.exists())
                 .values(status="failed", ended_at=datetime.now(UTC), error=INTERRUPTED)
             )
             return int(result.rowcount)  # type: ignore[attr-defined]
@@ -140,6 +159,42 @@ class RunService:
         )
         self.writer.submit(record)
         return record.id
+
+    def record(self, run_id: str) -> RunRecord | None:
+        """A stored run as the engine records it, to go on with it (None if absent)."""
+        with self.db.session() as session:
+            run = session.scalars(
+                select(Run).where(Run.id == run_id).options(selectinload(Run.cards))
+            ).first()
+            if run is None:
+                return None
+            return RunRecord(
+                id=run.id,
+                flow_id=run.flow_id,
+                trigger=run.trigger,
+                status=run.status,
+                started_at=run.started_at,
+                ended_at=run.ended_at,
+                error=run.error,
+                trigger_data=run.trigger_data,
+                cards=[
+                    CardRecord(
+                        card_key=card.card_key,
+                        card=card.card,
+                        status=card.status,
+                        duration_ms=card.duration_ms,
+                        status_code=card.status_code,
+                        error=card.error,
+                        inputs=card.inputs,
+                        outputs=card.outputs,
+                        connection_id=card.connection_id,
+                    )
+                    for card in run.cards
+                ],
+                cards_omitted=run.cards_omitted,
+                events=list(run.events or []),
+                retry_of=run.retry_of,
+            )
 
     def get(self, run_id: str) -> RunView:
         self.writer.flush()

@@ -14,7 +14,7 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import insert, update
@@ -50,9 +50,15 @@ class RunRecord:
     trigger_data: dict[str, Any] | None = None
     cards: list[CardRecord] = field(default_factory=list)
     cards_omitted: int = 0
+    # What happened to the run itself (handed to the queue, resumed elsewhere…).
+    events: list[dict[str, Any]] = field(default_factory=list)
+    retry_of: str | None = None
+
+    def event(self, kind: str, message: str) -> None:
+        self.events.append({"at": datetime.now(UTC).isoformat(), "type": kind, "message": message})
 
     def snapshot(self) -> RunRecord:
-        return replace(self, cards=[replace(card) for card in self.cards])
+        return replace(self, cards=[replace(card) for card in self.cards], events=list(self.events))
 
     def stripped(self, reason: str) -> RunRecord:
         """The record without any data of its cards (when it could not be stored whole)."""
@@ -93,6 +99,14 @@ class RunWriter:
     def submit(self, record: RunRecord) -> None:
         self._ensure_thread()
         self._queue.put(record.snapshot())
+
+    def adopt(self, record: RunRecord) -> None:
+        """Go on writing a run another process started: its cards so far are stored."""
+        self._written[record.id] = len(record.cards)
+
+    def forget(self, run_id: str) -> None:
+        """Stop tracking a run another process goes on with (after a flush)."""
+        self._written.pop(run_id, None)
 
     def flush(self, timeout: float = 30.0) -> None:
         """Block until everything submitted before this call is written."""
@@ -194,6 +208,7 @@ class RunWriter:
                     "error": record.error,
                     "trigger_data": record.trigger_data,
                     "cards_omitted": record.cards_omitted,
+                    "events": record.events or None,
                 }
                 already = self._written.get(record.id)
                 if already is None:
@@ -203,6 +218,7 @@ class RunWriter:
                             "flow_id": record.flow_id,
                             "trigger": record.trigger,
                             "started_at": record.started_at,
+                            "retry_of": record.retry_of,
                             **values,
                         }
                     )

@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cardflow import __version__
 from cardflow.app import Cardflow
 from cardflow.logs import ACCESS_LOGGER
+from cardflow.queue import RunQueue, stop_worker
 from cardflow.server import api_docs, errors, web
 from cardflow.server.routers import cards, connections, flows, invoke, oauth_callback, runs
 from cardflow.server.schemas import Health
@@ -81,8 +82,13 @@ class _CardflowAPI(FastAPI):
         return errors.ShapedTooLarge(super().build_middleware_stack())
 
 
-def create_app(cf: Cardflow | None = None, *, settings: Settings | None = None) -> FastAPI:
-    """The app; it opens (and later closes) its own Cardflow unless one is given."""
+def create_app(
+    cf: Cardflow | None = None, *, settings: Settings | None = None, worker: bool = True
+) -> FastAPI:
+    """The app; it opens (and later closes) its own Cardflow unless one is given.
+
+    On PostgreSQL it queues runs (see cardflow.queue) and, with ``worker``, also runs a
+    worker for them in this process."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -91,12 +97,30 @@ def create_app(cf: Cardflow | None = None, *, settings: Settings | None = None) 
         app.state.cardflow = instance
         await asyncio.to_thread(instance.runs.fail_stale)
         housekeeping = asyncio.create_task(_prune_runs(instance))
+        queue = (
+            None
+            if instance.db.is_sqlite
+            else RunQueue(instance.settings, instance.engine, instance.runs)
+        )
+        working: asyncio.Task[None] | None = None
+        if queue is not None:
+            await queue.open()
+            instance.engine.use_queue(queue)
+            if worker:
+                working = asyncio.create_task(
+                    queue.supervise(concurrency=instance.settings.worker_concurrency),
+                    name="cardflow-worker",
+                )
         try:
             yield
         finally:
             housekeeping.cancel()
+            if working is not None:
+                await stop_worker(working, instance.settings.shutdown_grace)
             await instance.engine.shutdown(instance.settings.shutdown_grace)
             await asyncio.to_thread(instance.run_writer.flush)
+            if queue is not None:
+                await queue.close()
             await instance.aclose()
             if owned:
                 instance.close()

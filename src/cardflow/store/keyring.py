@@ -14,7 +14,14 @@ from cardflow.errors import ConfigurationError
 from cardflow.settings import Settings
 from cardflow.store import crypto
 from cardflow.store.db import Database
-from cardflow.store.models import Connection, ConnectionToken, DataKey, Flow, OAuthState
+from cardflow.store.models import (
+    Connection,
+    ConnectionToken,
+    DataKey,
+    Flow,
+    OAuthState,
+    RunState,
+)
 
 
 def load_master_key(settings: Settings, db: Database) -> bytes:
@@ -158,6 +165,10 @@ def verifier_aad(state_hash: str) -> str:
     return f"oauth_state:{state_hash}:verifier"
 
 
+def run_state_aad(run_id: str) -> str:
+    return f"run:{run_id}:state"
+
+
 @dataclass(frozen=True)
 class EncryptedColumn:
     """A column holding encrypted values, the column naming their data key, and the
@@ -180,4 +191,5 @@ ENCRYPTED: tuple[EncryptedColumn, ...] = (
     EncryptedColumn(
         OAuthState, "verifier_enc", "verifier_key_id", lambda row: verifier_aad(row.state_hash)
     ),
+    EncryptedColumn(RunState, "state_enc", "state_key_id", lambda row: run_state_aad(row.run_id)),
 )

@@ -29,6 +29,11 @@ NAMING_CONVENTION = {
 }
 
 
+def cardflow_object(name: str | None, type_: str, parent_names: Any) -> bool:
+    """For Alembic's comparisons: procrastinate's tables (PostgreSQL) are its own."""
+    return not (type_ == "table" and name is not None and name.startswith("procrastinate_"))
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -179,6 +184,11 @@ class Run(Base):
     trigger_data: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     # Card executions past CARDFLOW_MAX_RECORDED_CARDS: counted, not recorded one by one.
     cards_omitted: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # What happened to the run itself: handed to the queue, resumed by another worker…
+    # ([{"at": ISO time, "type": …, "message": …}], oldest first).
+    events: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
+    # The run this one retries (from its failed card).
+    retry_of: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
 
     cards: Mapped[list[RunCard]] = relationship(
         back_populates="run",
@@ -205,6 +215,21 @@ class RunCard(Base):
     outputs: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     run: Mapped[Run] = relationship(back_populates="cards")
+
+
+class RunState(Base):
+    """A queued run's progress: the flow as it was, the trigger, each completed card's
+    outputs and where to go on. Encrypted (it holds secrets even when save_data is off);
+    removed when the run ends. No foreign key: it may be written before the run record."""
+
+    __tablename__ = "run_states"
+
+    run_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    state_key_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The top-level card the run goes on from (readable without the key, for operators).
+    next_card: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class LoginLink(Base):

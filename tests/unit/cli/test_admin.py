@@ -55,8 +55,9 @@ def test_serve_prints_url_and_first_start_hint(
     seen: dict[str, Any] = {}
     fake = types.ModuleType("cardflow.server.asgi")
 
-    def create_app(cf: Any = None, *, settings: Any = None) -> str:
+    def create_app(cf: Any = None, *, settings: Any = None, worker: bool = True) -> str:
         seen["settings"] = settings
+        seen["worker"] = worker
         return "the-app"
 
     fake.create_app = create_app  # type: ignore[attr-defined]

@@ -113,5 +113,14 @@ def export_flow(
 async def run_flow(
     ref: str, request: Request, cf: CardflowDep, _token: TokenDep, body: RunRequest | None = None
 ) -> RunView:
-    """Run the flow now (manual trigger) and return the finished run."""
-    return await cf.run_flow_async(ref, body.inputs if body else {}, hop=incoming_hop(request))
+    """Run the flow now (manual trigger) and return the finished run.
+
+    On PostgreSQL the run goes through the queue (any worker executes it): the answer
+    comes when it has ended, or after CARDFLOW_ENDPOINT_TIMEOUT seconds with the run as it
+    is then (status queued or running); with `Prefer: respond-async`, at once."""
+    inputs, hop = body.inputs if body else {}, incoming_hop(request)
+    if cf.engine.queue is None:
+        return await cf.run_flow_async(ref, inputs, hop=hop)
+    prefer_async = "respond-async" in request.headers.get("prefer", "").lower()
+    wait = 0.0 if prefer_async else cf.settings.endpoint_timeout
+    return await cf.queue_flow_run_async(ref, inputs, hop=hop, wait=wait)

@@ -139,6 +139,12 @@ async def handle_invoke(cf: Cardflow, alias: str, request: Request) -> Response:
     finally:
         admission.release_hold(hold)
     prefer_async = "respond-async" in request.headers.get("prefer", "").lower()
+    if prefer_async and cf.engine.queue is not None:
+        # Nobody waits: the run goes to the queue, and any worker executes it.
+        run_id = await cf.engine.enqueue(
+            flow, trigger, trigger_type="api_endpoint", waiting_caller=True, hop=hop
+        )
+        return json_response(202, {"run_id": run_id})
     handle = await cf.engine.start(
         flow, trigger, trigger_type="api_endpoint", answer_caller=True, hop=hop, size=len(raw)
     )

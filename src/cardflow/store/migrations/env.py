@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from cardflow.store.models import Base
+from cardflow.store.models import Base, cardflow_object
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - cardflow always passes its connection
@@ -15,6 +15,7 @@ context.configure(
     target_metadata=Base.metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    include_name=cardflow_object,
 )
 with context.begin_transaction():
     context.run_migrations()

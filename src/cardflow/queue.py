@@ -1,0 +1,173 @@
+"""Queued runs on PostgreSQL, on procrastinate: its jobs, workers, retries and stalled-worker
+handling, used as designed.
+
+A queued run is one procrastinate job (task ``cardflow.run``, queue ``cardflow``) naming
+the run; what the run needs to go on is its encrypted state (:mod:`cardflow.runs.state`),
+kept after each top-level card. Any worker process may take the job: ``cardflow worker``,
+or the worker ``cardflow serve`` embeds. When a worker stops:
+
+- gracefully (SIGTERM): it takes no new job; runs still going after
+  ``CARDFLOW_SHUTDOWN_GRACE`` are cancelled and handed back (the job is retried at once,
+  and the next worker goes on from the last completed card);
+- abruptly (kill -9, out of memory, machine lost): its heartbeat stops; a sweep every few
+  seconds (a procrastinate periodic task, run by one live worker) finds its jobs through
+  procrastinate's ``get_stalled_jobs`` and retries them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from typing import Any
+
+import procrastinate
+from procrastinate import exceptions as procrastinate_errors
+from sqlalchemy.engine import make_url
+
+from cardflow.errors import ConfigurationError
+from cardflow.flows.engine import FlowEngine, RunStore
+from cardflow.settings import Settings
+
+log = logging.getLogger("cardflow.queue")
+
+QUEUE = "cardflow"
+RUN_TASK = "cardflow.run"
+SWEEP_TASK = "cardflow.retry_stalled_runs"
+# A run failing for something else than its cards (the database was away) is tried again
+# this often, waiting 2, 4, 8… seconds.
+_MAX_ATTEMPTS = 5
+
+
+class _RunRetry(procrastinate.BaseRetryStrategy):
+    """A run cancelled because its worker stops goes back to the queue at once, however
+    often; one that failed outside its cards is retried a few times with a growing wait."""
+
+    def get_retry_decision(
+        self, *, exception: BaseException, job: procrastinate.jobs.Job
+    ) -> procrastinate.RetryDecision | None:
+        if isinstance(exception, asyncio.CancelledError | procrastinate_errors.JobAborted):
+            return procrastinate.RetryDecision(retry_in={"seconds": 0})
+        if job.attempts >= _MAX_ATTEMPTS:
+            return None
+        return procrastinate.RetryDecision(retry_in={"seconds": 2 ** (job.attempts + 1)})
+
+
+def libpq_url(database_url: str) -> str:
+    """The libpq form of cardflow's SQLAlchemy URL (procrastinate talks to psycopg)."""
+    url = make_url(database_url)
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def process_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class RunQueue:
+    """The procrastinate app of one cardflow process: defers runs, and runs a worker."""
+
+    def __init__(self, settings: Settings, engine: FlowEngine, runs: RunStore) -> None:
+        url = settings.resolved_database_url
+        if url.startswith("sqlite"):
+            raise ConfigurationError(
+                "Queued runs and workers need PostgreSQL (CARDFLOW_DATABASE_URL="
+                "postgresql://…); with the embedded SQLite, `cardflow serve` runs every flow "
+                "in its own process."
+            )
+        self.settings = settings
+        self.engine = engine
+        self.runs = runs
+        connector = procrastinate.PsycopgConnector(
+            conninfo=libpq_url(url),
+            min_size=1,
+            # a fetch, a finish, the heartbeat and the sweep may each hold one
+            max_size=settings.worker_concurrency + 4,
+            # a connection that went half-open (a lost machine) is noticed, not waited on
+            kwargs={"keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10},
+        )
+        self.app = procrastinate.App(connector=connector)
+        self._register()
+
+    def _register(self) -> None:
+        app, engine, runs = self.app, self.engine, self.runs
+        stalled_after = self.settings.worker_stalled_after
+
+        @app.task(name=RUN_TASK, queue=QUEUE, retry=_RunRetry(), pass_context=True)
+        async def run(context: procrastinate.JobContext, run_id: str) -> None:
+            worker = f"worker {context.worker_name or '?'}"
+            log.info("run %s: executing on %s (job %s)", run_id, worker, context.job.id)
+            await engine.resume(run_id, runs, worker=worker)
+
+        @app.periodic(cron=f"* * * * * */{self.settings.worker_sweep_seconds}")
+        @app.task(name=SWEEP_TASK, queue=QUEUE, queueing_lock=SWEEP_TASK)
+        async def retry_stalled_runs(timestamp: int) -> None:
+            stalled = await app.job_manager.get_stalled_jobs(
+                queue=QUEUE, task_name=RUN_TASK, seconds_since_heartbeat=stalled_after
+            )
+            for job in stalled:
+                log.warning(
+                    "run job %s: its worker stopped beating; it goes back to the queue", job.id
+                )
+                await app.job_manager.retry_job(job)
+
+    async def open(self) -> None:
+        await self.app.open_async()
+
+    async def close(self) -> None:
+        await self.app.close_async()
+
+    async def enqueue(self, run_id: str) -> None:
+        await self.app.configure_task(RUN_TASK, queue=QUEUE).defer_async(run_id=run_id)
+
+    async def work(self, *, concurrency: int, name: str | None = None) -> None:
+        """Run a worker until cancelled; then it takes no new job and hands back the runs
+        still going after the grace period."""
+        await self.app.run_worker_async(
+            queues=[QUEUE],
+            name=name or process_name(),
+            concurrency=concurrency,
+            install_signal_handlers=False,
+            shutdown_graceful_timeout=self.settings.shutdown_grace,
+            update_heartbeat_interval=self.settings.worker_heartbeat_seconds,
+            stalled_worker_timeout=self.settings.worker_stalled_after,
+            delete_jobs="successful",
+        )
+
+    async def supervise(self, *, concurrency: int, name: str | None = None) -> None:
+        """:meth:`work` until cancelled, started again when it stops by itself (procrastinate's
+        worker stops when it loses the database: it comes back once the database does)."""
+        delay = 1.0
+        while True:
+            try:
+                await self.work(concurrency=concurrency, name=name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("the worker stopped on an error; starting it again in %gs", delay)
+            else:
+                log.warning("the worker stopped (database unreachable?); again in %gs", delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+    async def counts(self) -> dict[str, Any]:
+        """Jobs of the queue by status."""
+        for found in await self.app.job_manager.list_queues_async(queue=QUEUE):
+            return dict(found)
+        return {}
+
+
+async def stop_worker(task: asyncio.Task[None], grace: float) -> None:
+    """Stop a worker task: no new job; the runs still going get ``grace`` seconds, then go
+    back to the queue."""
+    task.cancel()
+    try:
+        # procrastinate waits for its jobs up to the grace period; a hung database
+        # connection must not hold the process for ever
+        await asyncio.wait_for(asyncio.shield(task), timeout=grace + 15)
+    except asyncio.CancelledError:
+        pass
+    except TimeoutError:
+        log.error("the worker did not stop within %gs of the grace period", grace + 15)
+    except Exception:
+        log.exception("the worker stopped on an error")
