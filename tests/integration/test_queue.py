@@ -1,0 +1,342 @@
+"""Queued runs on the real PostgreSQL, with real processes: `cardflow serve --no-worker`
+and two `cardflow worker`s on one database, killed with SIGKILL or stopped with SIGTERM
+mid-run. Nothing is mocked between cardflow and procrastinate."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+import cardflow
+from tests.conftest import MASTER_KEY, PostgresDatabases, free_port
+from tests.support.upstream import Upstream
+
+WAIT = 60.0  # far above a resumption (heartbeat silence + sweep + the card again)
+SENTINEL = "queue-SENTINEL-pw-7c1"
+
+
+class Process:
+    """A cardflow command as a child process, its output in a log file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.args, self.env, self.log = args, env, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", "from cardflow.cli import main; main()", *self.args],
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+            )
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, sig)
+        self.process.wait(timeout=WAIT)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@dataclass
+class Cluster:
+    base: str
+    api: httpx.Client
+    workers: list[Process]
+    url: str  # the database
+
+    def invoke(self, alias: str, token: str, **kwargs: Any) -> httpx.Response:
+        return httpx.post(
+            f"{self.base}/invoke/{alias}", params={"clientToken": token}, timeout=WAIT, **kwargs
+        )
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        response = self.api.get(f"/api/v1/runs/{run_id}")
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    def finished(self, run_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + WAIT
+        while True:
+            run = self.run(run_id)
+            if run["status"] not in ("queued", "running"):
+                return run
+            assert time.monotonic() < deadline, f"run {run_id} did not end: {run}"
+            time.sleep(0.1)
+
+    def executing(self, run_id: str) -> Process:
+        """The worker that took the run up last (each says so in its log)."""
+        needle = f"run {run_id}: executing on"
+        deadline = time.monotonic() + WAIT
+        while True:
+            found = [w for w in self.workers if needle in w.text()]
+            if found:
+                return found[-1]
+            assert time.monotonic() < deadline, f"no worker took run {run_id}"
+            time.sleep(0.05)
+
+
+def wait_until(check: Any, what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+@contextmanager
+def cluster(
+    tmp_path: Path, postgres: PostgresDatabases, *, workers: int = 2, **env_extra: str
+) -> Iterator[Cluster]:
+    url = postgres.new()
+    home = tmp_path / "home"
+    with cardflow.open(home=home, database_url=url, master_key=MASTER_KEY) as cf:
+        _, api_token = cf.api_tokens.create("queue-test")
+        cf.connections.create("svc", "basic", {"username": "u", "password": SENTINEL})
+    port = free_port()
+    env = {
+        **os.environ,
+        "CARDFLOW_HOME": str(home),
+        "CARDFLOW_DATABASE_URL": url,
+        "CARDFLOW_MASTER_KEY": MASTER_KEY,
+        "CARDFLOW_PORT": str(port),
+        "CARDFLOW_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        # a dead worker is noticed within a few seconds
+        "CARDFLOW_WORKER_HEARTBEAT_SECONDS": "0.5",
+        "CARDFLOW_WORKER_STALLED_AFTER": "2",
+        "CARDFLOW_WORKER_SWEEP_SECONDS": "1",
+        **env_extra,
+    }
+    serve = Process(["serve", "--no-worker"], env, tmp_path / "serve.log")
+    fleet = [Process(["worker"], env, tmp_path / f"worker-{i}.log") for i in range(workers)]
+    base = f"http://127.0.0.1:{port}"
+    with ExitStack() as stack:
+        for process in [serve, *fleet]:
+            process.start()
+            stack.callback(process.stop)
+
+        def up() -> bool:
+            try:
+                return httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(up, f"cardflow serve:\n{serve.text()[-3000:]}")
+        for worker in fleet:
+            wait_until(lambda w=worker: "executing queued runs" in w.text(), "a worker")
+        headers = {"Authorization": f"Bearer {api_token}"}
+        with httpx.Client(base_url=base, headers=headers, timeout=WAIT) as api:
+            yield Cluster(base, api, fleet, url)
+
+
+def three_cards(api: httpx.Client, upstream: Upstream, alias: str, slow: float) -> str:
+    """first → slow → last, each on the Basic connection; returns the client token."""
+    run_ref = "{{ flow.run_id }}"
+    created = api.post(
+        "/api/v1/flows",
+        json={
+            "name": alias,
+            "trigger": {"type": "api_endpoint", "alias": alias},
+            "cards": [
+                {
+                    "id": "first",
+                    "card": "api_connector.get",
+                    "connection": "svc",
+                    "inputs": {"url": f"{upstream.url}/flaky/first-{run_ref}"},
+                },
+                {
+                    "id": "slow",
+                    "card": "api_connector.get",
+                    "connection": "svc",
+                    "inputs": {"url": f"{upstream.url}/slow?seconds={slow}&run={run_ref}"},
+                },
+                {
+                    "id": "last",
+                    "card": "api_connector.get",
+                    "connection": "svc",
+                    "inputs": {"url": f"{upstream.url}/flaky/last-{run_ref}"},
+                },
+            ],
+        },
+    )
+    assert created.status_code == 201, created.text
+    token: str = created.json()["client_token"]
+    return token
+
+
+def pg_dump(url: str) -> bytes:
+    """Every byte of data the database holds, as pg_dump writes it."""
+    return subprocess.run(["pg_dump", "--data-only", url], capture_output=True, check=True).stdout
+
+
+def slow_started(upstream: Upstream, run_id: str) -> int:
+    return sum(
+        1 for r in upstream.requests if r["path"] == "/slow" and r["query"].get("run") == [run_id]
+    )
+
+
+@pytest.mark.postgres
+def test_kill_9_of_a_worker_mid_run_loses_no_run(
+    tmp_path: Path, postgres: PostgresDatabases, upstream: Upstream
+) -> None:
+    with cluster(tmp_path, postgres) as queued:
+        token = three_cards(queued.api, upstream, "killed", slow=1.5)
+        for round_ in range(10):
+            # The trigger holds a secret: the run's kept progress must hold it encrypted only.
+            accepted = queued.invoke(
+                "killed",
+                token,
+                headers={"Prefer": "respond-async", "X-Api-Key": SENTINEL},
+                json={"password": SENTINEL},
+            )
+            assert accepted.status_code == 202, accepted.text
+            run_id = accepted.json()["run_id"]
+            wait_until(lambda r=run_id: slow_started(upstream, r) == 1, "the slow card")
+            with psycopg.connect(queued.url) as db:
+                kept = db.execute(
+                    "SELECT next_card, length(state_enc) FROM run_states WHERE run_id = %s",
+                    (run_id,),
+                ).fetchone()
+            assert kept is not None and kept[0] == 1 and kept[1] > 0
+            dump = pg_dump(queued.url)
+            assert run_id.encode() in dump
+            assert SENTINEL.encode() not in dump
+            victim = queued.executing(run_id)
+            victim.signal(signal.SIGKILL)
+            victim.start()  # two workers again, as an operator's supervisor would
+            run = queued.finished(run_id)
+            assert run["status"] == "succeeded", (round_, run)
+            # The card in flight ran again; the one before and the one after, once each.
+            assert upstream.calls(f"first-{run_id}") == 1, round_
+            assert upstream.calls(f"last-{run_id}") == 1, round_
+            assert slow_started(upstream, run_id) == 2, round_
+            assert [c["id"] for c in run["cards"]] == ["first", "slow", "last"]
+            [resumed] = run["events"]
+            assert resumed["type"] == "resumed"
+            assert "from card 'slow'" in resumed["message"]
+        with psycopg.connect(queued.url) as db:
+            left = db.execute("SELECT count(*) FROM run_states").fetchone()
+        assert left == (0,)  # each run's progress went with its end
+        dump = pg_dump(queued.url)
+    for form in (SENTINEL, base64.b64encode(f"u:{SENTINEL}".encode()).decode()):
+        assert form.encode() not in dump, form
+
+
+@pytest.mark.postgres
+def test_a_worker_stopped_with_sigterm_hands_its_run_back(
+    tmp_path: Path, postgres: PostgresDatabases, upstream: Upstream
+) -> None:
+    with cluster(tmp_path, postgres, CARDFLOW_SHUTDOWN_GRACE="0.2") as queued:
+        token = three_cards(queued.api, upstream, "stopped", slow=3)
+        accepted = queued.invoke("stopped", token, headers={"Prefer": "respond-async"})
+        run_id = accepted.json()["run_id"]
+        wait_until(lambda: slow_started(upstream, run_id) == 1, "the slow card")
+        stopping = queued.executing(run_id)
+        stopping.signal(signal.SIGTERM)
+        assert stopping.process is not None and stopping.process.returncode == 0
+        run = queued.finished(run_id)
+    assert run["status"] == "succeeded", run
+    assert [event["type"] for event in run["events"]] == ["handed_back"]
+    assert upstream.calls(f"first-{run_id}") == 1
+    assert upstream.calls(f"last-{run_id}") == 1
+    assert slow_started(upstream, run_id) == 2
+
+
+@pytest.mark.postgres
+def test_close_answers_while_every_run_slot_is_busy(
+    tmp_path: Path, postgres: PostgresDatabases, upstream: Upstream
+) -> None:
+    with cluster(tmp_path, postgres, CARDFLOW_MAX_CONCURRENT_RUNS="2") as queued:
+        created = queued.api.post(
+            "/api/v1/flows",
+            json={
+                "name": "ack",
+                "trigger": {"type": "api_endpoint", "alias": "ack"},
+                "cards": [
+                    {
+                        "id": "ack",
+                        "card": "api_connector.close",
+                        "inputs": {"status_code": 200, "body": {"run": "{{ flow.run_id }}"}},
+                    },
+                    {
+                        "id": "follow_up",
+                        "card": "api_connector.get",
+                        "inputs": {
+                            "url": f"{upstream.url}/slow?seconds=2&run={{{{ flow.run_id }}}}"
+                        },
+                    },
+                ],
+            },
+        )
+        assert created.status_code == 201, created.text
+        token = created.json()["client_token"]
+        answers: list[tuple[httpx.Response, datetime]] = []
+        lock = threading.Lock()
+
+        def call() -> None:
+            response = queued.invoke("ack", token)
+            with lock:
+                answers.append((response, datetime.now(UTC)))
+
+        callers = [threading.Thread(target=call) for _ in range(20)]
+        for caller in callers:
+            caller.start()
+        for caller in callers:
+            caller.join(WAIT)
+        assert len(answers) == 20
+        run_ids = []
+        for response, _ in answers:
+            assert response.status_code == 200, response.text
+            run_ids.append(response.json()["run"])
+        runs = [queued.finished(run_id) for run_id in run_ids]
+    assert all(run["status"] == "succeeded" for run in runs), runs
+    assert all(slow_started(upstream, run["id"]) == 1 for run in runs)
+    assert all([e["type"] for e in run["events"]] == ["queued"] for run in runs)
+    # With 2 run slots held by 2-second follow-ups, the third caller could not be answered
+    # before a follow-up ended: every caller had its answer before any follow-up ended.
+    last_answer = max(at for _, at in answers)
+    first_end = min(datetime.fromisoformat(run["ended_at"]) for run in runs)
+    assert last_answer < first_end
+
+
+def test_worker_refuses_sqlite(tmp_path: Path) -> None:
+    env = {**os.environ, "CARDFLOW_HOME": str(tmp_path / "home")}
+    env.pop("CARDFLOW_DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-c", "from cardflow.cli import main; main()", "worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert done.returncode == 1
+    assert "cardflow worker needs PostgreSQL" in done.stderr
+    assert "Traceback" not in done.stderr
