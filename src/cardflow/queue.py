@@ -26,7 +26,7 @@ import procrastinate
 from procrastinate import exceptions as procrastinate_errors
 from sqlalchemy.engine import make_url
 
-from cardflow.errors import ConfigurationError
+from cardflow.errors import Busy, ConfigurationError
 from cardflow.flows.engine import FlowEngine, RunStore
 from cardflow.settings import Settings
 
@@ -38,6 +38,14 @@ SWEEP_TASK = "cardflow.retry_stalled_runs"
 # A run failing for something else than its cards (the database was away) is tried again
 # this often, waiting 2, 4, 8… seconds.
 _MAX_ATTEMPTS = 5
+
+
+# Jobs are deleted once they succeed: the table holds little besides what waits.
+_WAITING = """
+SELECT count(*) AS waiting, count(*) FILTER (WHERE args->>'flow_id' = %(flow_id)s) AS flow_waiting
+FROM procrastinate_jobs
+WHERE queue_name = %(queue)s AND task_name = %(task)s AND status = 'todo'
+"""
 
 
 class _RunRetry(procrastinate.BaseRetryStrategy):
@@ -94,7 +102,9 @@ class RunQueue:
         stalled_after = self.settings.worker_stalled_after
 
         @app.task(name=RUN_TASK, queue=QUEUE, retry=_RunRetry(), pass_context=True)
-        async def run(context: procrastinate.JobContext, run_id: str) -> None:
+        async def run(
+            context: procrastinate.JobContext, run_id: str, flow_id: str | None = None
+        ) -> None:
             worker = f"worker {context.worker_name or '?'}"
             log.info("run %s: executing on %s (job %s)", run_id, worker, context.job.id)
             await engine.resume(run_id, runs, worker=worker)
@@ -117,8 +127,31 @@ class RunQueue:
     async def close(self) -> None:
         await self.app.close_async()
 
-    async def enqueue(self, run_id: str) -> None:
-        await self.app.configure_task(RUN_TASK, queue=QUEUE).defer_async(run_id=run_id)
+    async def enqueue(self, run_id: str, flow_id: str) -> None:
+        await self.app.configure_task(RUN_TASK, queue=QUEUE).defer_async(
+            run_id=run_id, flow_id=flow_id
+        )
+
+    async def check_room(self, flow_id: str) -> None:
+        """Busy when the runs waiting for a worker reach CARDFLOW_MAX_QUEUED_RUNS, or this
+        flow's reach CARDFLOW_MAX_QUEUED_RUNS_PER_FLOW: the queue is bounded like the
+        in-process one (a flood of respond-async calls cannot fill the database)."""
+        counts = await self.app.connector.execute_query_one_async(
+            _WAITING, queue=QUEUE, task=RUN_TASK, flow_id=flow_id
+        )
+        limits = self.engine.limits
+        if counts["waiting"] >= limits.max_queued_runs:
+            raise Busy(
+                f"{counts['waiting']:,} runs are already waiting for a worker "
+                "(CARDFLOW_MAX_QUEUED_RUNS); try again shortly.",
+                retry_after=5,
+            )
+        if counts["flow_waiting"] >= limits.max_queued_runs_per_flow:
+            raise Busy(
+                f"This flow already has {limits.max_queued_runs_per_flow:,} runs waiting for a "
+                "worker (CARDFLOW_MAX_QUEUED_RUNS_PER_FLOW); try again shortly.",
+                retry_after=5,
+            )
 
     async def work(self, *, concurrency: int, name: str | None = None) -> None:
         """Run a worker until cancelled; then it takes no new job and hands back the runs

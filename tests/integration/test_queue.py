@@ -72,6 +72,15 @@ class Cluster:
     api: httpx.Client
     workers: list[Process]
     url: str  # the database
+    env: dict[str, str]
+    logs: Path
+
+    def add_worker(self) -> Process:
+        worker = Process(["worker"], self.env, self.logs / f"worker-{len(self.workers)}.log")
+        worker.start()
+        self.workers.append(worker)
+        wait_until(lambda: "executing queued runs" in worker.text(), "a worker")
+        return worker
 
     def invoke(self, alias: str, token: str, **kwargs: Any) -> httpx.Response:
         return httpx.post(
@@ -154,7 +163,9 @@ def cluster(
             wait_until(lambda w=worker: "executing queued runs" in w.text(), "a worker")
         headers = {"Authorization": f"Bearer {api_token}"}
         with httpx.Client(base_url=base, headers=headers, timeout=WAIT) as api:
-            yield Cluster(base, api, fleet, url)
+            yield Cluster(base, api, fleet, url, env, tmp_path)
+            for worker in fleet:
+                worker.stop()
 
 
 def three_cards(api: httpx.Client, upstream: Upstream, alias: str, slow: float) -> str:
@@ -325,6 +336,40 @@ def test_close_answers_while_every_run_slot_is_busy(
     last_answer = max(at for _, at in answers)
     first_end = min(datetime.fromisoformat(run["ended_at"]) for run in runs)
     assert last_answer < first_end
+
+
+@pytest.mark.postgres
+def test_the_queue_is_bounded_overall_and_per_flow(
+    tmp_path: Path, postgres: PostgresDatabases, upstream: Upstream
+) -> None:
+    limits = {"CARDFLOW_MAX_QUEUED_RUNS": "3", "CARDFLOW_MAX_QUEUED_RUNS_PER_FLOW": "2"}
+    with cluster(tmp_path, postgres, workers=0, **limits) as queued:  # nothing takes them
+        tokens = {alias: three_cards(queued.api, upstream, alias, slow=0) for alias in "ab"}
+
+        def call(alias: str) -> httpx.Response:
+            return queued.invoke(alias, tokens[alias], headers={"Prefer": "respond-async"})
+
+        accepted = [call("a"), call("a")]
+        flow_full = call("a")
+        accepted.append(call("b"))
+        all_full = call("b")
+        for response in accepted:
+            assert response.status_code == 202, response.text
+        for response, setting in (
+            (flow_full, "CARDFLOW_MAX_QUEUED_RUNS_PER_FLOW"),
+            (all_full, "CARDFLOW_MAX_QUEUED_RUNS"),
+        ):
+            assert response.status_code == 503, response.text
+            assert response.headers["Retry-After"] == "5"
+            error = response.json()["error"]
+            assert error["type"] == "busy" and setting in error["message"], error
+        assert len(queued.api.get("/api/v1/runs").json()) == 3  # the refused left no record
+        queued.add_worker()
+        for response in accepted:
+            assert queued.finished(response.json()["run_id"])["status"] == "succeeded"
+        again = call("a")
+        assert again.status_code == 202, again.text
+        assert queued.finished(again.json()["run_id"])["status"] == "succeeded"
 
 
 def test_worker_refuses_sqlite(tmp_path: Path) -> None:

@@ -742,6 +742,9 @@ def test_one_flow_cannot_take_every_slot(limited: StartServer) -> None:
     assert_healthy(server)
 
 
+# In one process (SQLite): on PostgreSQL respond-async runs go to the durable queue, whose
+# bounds tests/integration/test_queue.py checks.
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_async_runs_are_recorded_queued_and_the_queue_is_bounded(limited: StartServer) -> None:
     server = limited(
         max_runs_per_flow=1,

@@ -580,7 +580,10 @@ class Admission:
 class RunQueue(Protocol):
     """Where queued runs go (cardflow.queue: procrastinate on PostgreSQL)."""
 
-    async def enqueue(self, run_id: str) -> None:
+    async def check_room(self, flow_id: str) -> None:
+        """Busy when the queue holds as many waiting runs as it may (overall, per flow)."""
+
+    async def enqueue(self, run_id: str, flow_id: str) -> None:
         """Have a worker execute the run (its state is stored already)."""
 
 
@@ -723,6 +726,7 @@ class FlowEngine:
                 f"{self.limits.max_flow_depth} (CARDFLOW_MAX_FLOW_DEPTH): a flow is probably "
                 "calling itself."
             )
+        await self.queue.check_room(flow.id)
         record = RunRecord(
             id=new_id("run"),
             flow_id=flow.id,
@@ -753,7 +757,7 @@ class FlowEngine:
         await self._writer.flush_async()
         self._writer.forget(record.id)
         try:
-            await self.queue.enqueue(record.id)
+            await self.queue.enqueue(record.id, flow.id)
         except BaseException:
             await asyncio.to_thread(self._discard_queued, record)
             raise
@@ -958,8 +962,12 @@ class FlowEngine:
         assert self.queue is not None and execution.record is not None
         record = execution.record
         try:
+            await self.queue.check_room(flow.id)
             await self._keep_state(flow, execution, scope, following)
-        except RunStateTooLarge:
+        except (Busy, RunStateTooLarge):
+            return False  # it goes on here, as it would without a queue
+        except Exception:
+            log.exception("run %s could not be queued; it goes on in this process", record.id)
             return False
         record.status = "queued"
         record.event(
@@ -970,7 +978,7 @@ class FlowEngine:
         try:
             self._writer.submit(record)
             await self._writer.flush_async()  # on record before a worker takes it up
-            await self.queue.enqueue(record.id)
+            await self.queue.enqueue(record.id, flow.id)
         except Exception:
             log.exception("run %s could not be queued; it goes on in this process", record.id)
             record.status = "running"
