@@ -20,8 +20,10 @@ from cardflow.connections.authorization import AuthorizationService
 from cardflow.connections.runtime import ConnectionRuntimes
 from cardflow.connections.service import ConnectionService
 from cardflow.connections.token_store import SqlTokenStore
+from cardflow.errors import Conflict
 from cardflow.flows.card_test import CardTests
 from cardflow.flows.engine import FlowEngine, RunLimits, StepExecutor
+from cardflow.flows.model import FlowDocument, FlowSnapshot
 from cardflow.flows.service import FlowService
 from cardflow.flows.trigger import manual_trigger
 from cardflow.net.policy import NetworkPolicy
@@ -92,7 +94,7 @@ class Cardflow:
             max_bytes=self.settings.max_run_state_bytes,
             max_depth=self.settings.max_nesting_depth,
         )
-        self.engine = FlowEngine(self.executor, self.run_writer, limits, self.run_states)
+        self.engine = FlowEngine(self.executor, self.run_writer, limits, self.run_states, self.runs)
         self.card_tests = CardTests(self.executor, self.runs)
         self.api_tokens = ApiTokenService(self.db)
         self.web_sessions = WebSessionService(self.db)
@@ -160,6 +162,58 @@ class Cardflow:
         run_id = await self.engine.enqueue(
             snapshot, manual_trigger(inputs), trigger_type="manual", waiting_caller=False, hop=hop
         )
+        return await self._run_when_ended(run_id, wait)
+
+    async def retry_run_async(
+        self, run_id: str, *, original: bool = False, wait: float = 0
+    ) -> RunView:
+        """Retry a failed run from its failed card, with the earlier cards' outputs, as a
+        new run linked to it (``retry_of``). The flow as saved now runs (a fixed card is
+        what one usually retries for) unless ``original``: the flow as the run had it.
+        Returns the new run once it has ended, or as it is after ``wait`` seconds."""
+        state = await asyncio.to_thread(self.run_states.load, run_id)
+        failed = await asyncio.to_thread(self.runs.get, run_id)  # RunNotFound if absent
+        if failed.status != "failed" or state is None or failed.flow_id is None:
+            raise Conflict(
+                f"Run {run_id} cannot be retried: only a failed run of a flow can, while its "
+                "history is kept.",
+                field="run_id",
+            )
+        stored = state["flow"]
+        failed_card = stored["document"]["cards"][int(state["next"])]["id"]
+        if original:
+            flow = FlowSnapshot(
+                stored["id"],
+                stored["name"],
+                FlowDocument.model_validate(stored["document"]),
+                stored.get("client_token"),
+            )
+        else:
+            flow = await asyncio.to_thread(self.flows.snapshot, failed.flow_id)
+        ids = [step.id for step in flow.document.cards]
+        if failed_card not in ids:
+            raise Conflict(
+                f"The card {failed_card!r} that failed is no longer in the flow: retry with "
+                "the flow as the run had it (original), or run the flow again.",
+                field="original",
+            )
+        start = ids.index(failed_card)
+        earlier = set(ids[:start])
+        steps = {key: value for key, value in (state.get("steps") or {}).items() if key in earlier}
+        new_id = await self.engine.enqueue(
+            flow,
+            state["trigger"],
+            trigger_type=failed.trigger,
+            waiting_caller=bool(state.get("waiting_caller")),
+            answered=True,  # its caller, if any, had its answer with the first run
+            hop=int(state.get("hop", 0)),
+            retry_of=run_id,
+            steps=steps,
+            start=start,
+        )
+        return await self._run_when_ended(new_id, wait)
+
+    async def _run_when_ended(self, run_id: str, wait: float) -> RunView:
         deadline = time.monotonic() + wait
         pause = 0.02
         while True:
@@ -168,6 +222,10 @@ class Cardflow:
                 return run
             await asyncio.sleep(min(pause, max(deadline - time.monotonic(), 0)))
             pause = min(pause * 2, 0.5)
+
+    def retry_run(self, run_id: str, *, original: bool = False, wait: float = 0) -> RunView:
+        """Sync twin of :meth:`retry_run_async`."""
+        return self._portal.run(self.retry_run_async(run_id, original=original, wait=wait))
 
     def run_flow(self, ref: str, inputs: dict[str, Any] | None = None) -> RunView:
         """Sync twin of :meth:`run_flow_async`."""

@@ -27,7 +27,7 @@ from procrastinate import exceptions as procrastinate_errors
 from sqlalchemy.engine import make_url
 
 from cardflow.errors import Busy, ConfigurationError
-from cardflow.flows.engine import FlowEngine, RunStore
+from cardflow.flows.engine import FlowEngine
 from cardflow.settings import Settings
 
 log = logging.getLogger("cardflow.queue")
@@ -75,7 +75,7 @@ def process_name() -> str:
 class RunQueue:
     """The procrastinate app of one cardflow process: defers runs, and runs a worker."""
 
-    def __init__(self, settings: Settings, engine: FlowEngine, runs: RunStore) -> None:
+    def __init__(self, settings: Settings, engine: FlowEngine) -> None:
         url = settings.resolved_database_url
         if url.startswith("sqlite"):
             raise ConfigurationError(
@@ -85,7 +85,6 @@ class RunQueue:
             )
         self.settings = settings
         self.engine = engine
-        self.runs = runs
         connector = procrastinate.PsycopgConnector(
             conninfo=libpq_url(url),
             min_size=1,
@@ -98,7 +97,7 @@ class RunQueue:
         self._register()
 
     def _register(self) -> None:
-        app, engine, runs = self.app, self.engine, self.runs
+        app, engine = self.app, self.engine
         stalled_after = self.settings.worker_stalled_after
 
         @app.task(name=RUN_TASK, queue=QUEUE, retry=_RunRetry(), pass_context=True)
@@ -107,7 +106,7 @@ class RunQueue:
         ) -> None:
             worker = f"worker {context.worker_name or '?'}"
             log.info("run %s: executing on %s (job %s)", run_id, worker, context.job.id)
-            await engine.resume(run_id, runs, worker=worker)
+            await engine.resume(run_id, worker=worker)
 
         @app.periodic(cron=f"* * * * * */{self.settings.worker_sweep_seconds}")
         @app.task(name=SWEEP_TASK, queue=QUEUE, queueing_lock=SWEEP_TASK)

@@ -74,6 +74,33 @@ def run_show(
     print_run(run)
 
 
+@run_app.command("retry")
+def run_retry(
+    run_id: Annotated[str, typer.Argument(help="The failed run's id.")],
+    original: Annotated[
+        bool,
+        typer.Option(
+            "--original", help="Run the flow as the failed run had it, not as it is saved now."
+        ),
+    ] = False,
+    json_output: JsonOpt = False,
+) -> None:
+    """Retry a failed run from its failed card, with the earlier cards' outputs, and show
+    the new run once it has ended (it names the first in retry_of).
+
+    Example: cardflow run retry run_123
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        run = cf.retry_run(run_id, original=original, wait=cf.settings.max_run_seconds + 5)
+    if as_json:
+        print_json(run)
+        return
+    print_run(run)
+    if run.status == "failed":
+        raise typer.Exit(1)
+
+
 def print_run(run: RunView) -> None:
     """A run, its cards and (when saved) their redacted inputs and outputs."""
     out = console()
@@ -86,8 +113,11 @@ def print_run(run: RunView) -> None:
         ("status", run.status),
         ("started_at", times["started_at"]),
         ("ended_at", times["ended_at"]),
+        ("retry_of", run.retry_of),
     ):
         grid_row(details, key, value or "-")
+    for event in run.events:
+        grid_row(details, event.type, event.message)
     if run.error:
         grid_row(details, "error", error_text(run.error))
     out.print(details)

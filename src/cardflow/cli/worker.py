@@ -73,7 +73,7 @@ def worker(
 async def _work(cf: Cardflow, name: str) -> None:
     from cardflow.queue import RunQueue, stop_worker
 
-    queue = RunQueue(cf.settings, cf.engine, cf.runs)
+    queue = RunQueue(cf.settings, cf.engine)
     await queue.open()
     cf.engine.use_queue(queue)
     working = asyncio.create_task(

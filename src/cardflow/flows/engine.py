@@ -149,6 +149,8 @@ class Execution:
     # A queued run (PostgreSQL): its progress is kept after each top-level card, so another
     # worker can go on if this one stops.
     durable: bool = False
+    # The top-level card going now (where a retry of a failed run starts).
+    position: int = 0
     answer: FlowAnswer | None = None
     stopped: bool = False
     cards_run: int = 0
@@ -606,11 +608,13 @@ class FlowEngine:
         writer: RunWriter,
         limits: RunLimits,
         states: RunStates | None = None,
+        runs: RunStore | None = None,
     ) -> None:
         self.executor = executor
         self._writer = writer
         self.limits = limits
         self._states = states
+        self._runs = runs
         self._admissions: dict[asyncio.AbstractEventLoop, Admission] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # Set when runs can be queued (PostgreSQL): respond-async, manual and scheduled
@@ -618,8 +622,8 @@ class FlowEngine:
         self.queue: RunQueue | None = None
 
     def use_queue(self, queue: RunQueue) -> None:
-        if self._states is None:
-            raise RuntimeError("queued runs need a RunStates store")
+        if self._states is None or self._runs is None:
+            raise RuntimeError("queued runs need a RunStates store and the run records")
         self.queue = queue
 
     def admission(self) -> Admission:
@@ -714,19 +718,23 @@ class FlowEngine:
         retry_of: str | None = None,
         steps: dict[str, Any] | None = None,
         start: int = 0,
+        answered: bool = False,
     ) -> str:
         """Record a run as queued and hand it to the queue (no run slot of this process is
         taken); returns its id. ``steps``/``start``: a retry going on from a failed card
-        with the earlier cards' outputs."""
-        if self.queue is None:
-            raise RuntimeError("no queue: runs are queued only on PostgreSQL")
+        with the earlier cards' outputs. Without a queue (SQLite) the run waits for a run
+        slot of this process, from its kept state all the same."""
         if hop > self.limits.max_flow_depth:
             raise LoopDetected(
                 f"Flows calling cardflow's own URLs are nested {hop} deep, more than "
                 f"{self.limits.max_flow_depth} (CARDFLOW_MAX_FLOW_DEPTH): a flow is probably "
                 "calling itself."
             )
-        await self.queue.check_room(flow.id)
+        ticket = None
+        if self.queue is not None:
+            await self.queue.check_room(flow.id)
+        else:
+            ticket = self.admission().reserve(flow.id, 0, nested=hop > 0)
         record = RunRecord(
             id=new_id("run"),
             flow_id=flow.id,
@@ -742,6 +750,8 @@ class FlowEngine:
             waiting_caller=waiting_caller,
             hop=hop,
         )
+        if answered:
+            execution.answer = _ANSWERED_BEFORE
         if flow.document.save_data:
             await learn_trigger(execution.secrets, trigger)
             record.trigger_data = await kept(
@@ -752,16 +762,40 @@ class FlowEngine:
                 "retry", f"Retries run {retry_of} from card {flow.document.cards[start].id!r}."
             )
         scope = {"steps": steps or {}}
-        await self._keep_state(flow, execution, scope, start)
-        self._writer.submit(record)
-        await self._writer.flush_async()
-        self._writer.forget(record.id)
+        try:
+            await self._keep_state(flow, execution, scope, start)
+            self._writer.submit(record)
+            await self._writer.flush_async()
+            self._writer.forget(record.id)
+        except BaseException:
+            if ticket is not None:
+                self.admission().withdraw(ticket)
+            raise
+        if ticket is not None:  # no queue: this process runs it when a slot is free
+            task = asyncio.get_running_loop().create_task(
+                self._resume_here(record.id, ticket), name=f"cardflow-run-{record.id}"
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            return record.id
+        assert self.queue is not None
         try:
             await self.queue.enqueue(record.id, flow.id)
         except BaseException:
             await asyncio.to_thread(self._discard_queued, record)
             raise
         return record.id
+
+    async def _resume_here(self, run_id: str, ticket: _Ticket) -> None:
+        admission = self.admission()
+        try:
+            await admission.wait(ticket)
+        except asyncio.CancelledError:
+            return
+        try:
+            await self.resume(run_id, worker="this process")
+        finally:
+            admission.release(ticket)
 
     def _discard_queued(self, record: RunRecord) -> None:
         assert self._states is not None
@@ -771,17 +805,19 @@ class FlowEngine:
         self._writer.adopt(record)
         self._writer.submit(record)
 
-    async def resume(self, run_id: str, runs: RunStore, *, worker: str) -> None:
+    async def resume(self, run_id: str, *, worker: str) -> None:
         """Execute a queued run (on a worker) from where its state says, to its end. A run
-        whose state is gone has ended already (a job run twice): nothing is done."""
-        assert self._states is not None
+        that has ended already (a job run twice) is left alone."""
+        assert self._states is not None and self._runs is not None
         state = await asyncio.to_thread(self._states.load, run_id)
         if state is None:
             return
-        record = await asyncio.to_thread(runs.record, run_id)
-        if record is None or record.status not in ("queued", "running"):
+        record = await asyncio.to_thread(self._runs.record, run_id)
+        if record is None:
             await asyncio.to_thread(self._states.delete, run_id)
             return
+        if record.status not in ("queued", "running"):
+            return  # ended: what is kept is its retry point
         stored = state["flow"]
         flow = FlowSnapshot(
             stored["id"],
@@ -843,7 +879,25 @@ class FlowEngine:
             status, error = "failed", internal_error(incident)
         self._finish(record, execution, None, status, error)
         await self._writer.flush_async()
-        await asyncio.to_thread(self._states.delete, run_id)
+        if status == "failed":
+            await self._keep_retry_point(flow, execution, scope)
+        else:
+            await asyncio.to_thread(self._states.delete, run_id)
+
+    async def _keep_retry_point(
+        self, flow: FlowSnapshot, execution: Execution, scope: dict[str, Any]
+    ) -> None:
+        """A failed run keeps what a retry from its failed card needs (encrypted, removed
+        with the run's history); best effort: the run's record says it failed either way."""
+        if self._states is None or execution.record is None:
+            return
+        execution.answer = execution.answer or _ANSWERED_BEFORE  # nobody waits for a retry
+        try:
+            await self._keep_state(flow, execution, scope, execution.position, record=False)
+        except RunStateTooLarge:
+            log.info("run %s is too large to keep for a retry", execution.record.id)
+        except Exception:
+            log.exception("the retry point of run %s could not be kept", execution.record.id)
 
     async def _execute(
         self,
@@ -892,6 +946,8 @@ class FlowEngine:
             finally:
                 if status != "handed_off":
                     self._finish(record, execution, response, status, error)
+            if status == "failed":
+                await self._keep_retry_point(flow, execution, scope)
         finally:
             admission.release(ticket)
 
@@ -905,6 +961,7 @@ class FlowEngine:
         for index in range(start, len(cards)):
             if execution.stopped:
                 break
+            execution.position = index
             step = cards[index]
             outputs = await self.executor.run_step(execution, step, scope, "")
             scope["steps"] = {**scope["steps"], step.id: outputs}
@@ -943,11 +1000,17 @@ class FlowEngine:
         }
 
     async def _keep_state(
-        self, flow: FlowSnapshot, execution: Execution, scope: dict[str, Any], following: int
+        self,
+        flow: FlowSnapshot,
+        execution: Execution,
+        scope: dict[str, Any],
+        following: int,
+        *,
+        record: bool = True,
     ) -> None:
         assert self._states is not None and execution.record is not None
         state = self._state(flow, execution, scope, following)
-        if execution.durable:
+        if execution.durable and record:
             # The cards done so far are on record before the state says they are done: a
             # worker going on from this state adds its cards after them.
             self._writer.submit(execution.record)

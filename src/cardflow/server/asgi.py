@@ -97,11 +97,7 @@ def create_app(
         app.state.cardflow = instance
         await asyncio.to_thread(instance.runs.fail_stale)
         housekeeping = asyncio.create_task(_prune_runs(instance))
-        queue = (
-            None
-            if instance.db.is_sqlite
-            else RunQueue(instance.settings, instance.engine, instance.runs)
-        )
+        queue = None if instance.db.is_sqlite else RunQueue(instance.settings, instance.engine)
         working: asyncio.Task[None] | None = None
         if queue is not None:
             await queue.open()

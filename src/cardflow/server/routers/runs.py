@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request, status
 
 from cardflow.runs.service import RunView
 from cardflow.server.bodies import JsonRoute
@@ -29,3 +29,24 @@ def list_runs(
 @router.get("/{run_id}", responses=errors(404))
 def get_run(run_id: str, cf: CardflowDep, _token: TokenDep) -> RunView:
     return cf.runs.get(run_id)
+
+
+@router.post(
+    "/{run_id}/retry", status_code=status.HTTP_201_CREATED, responses=errors(404, 409, 503)
+)
+async def retry_run(
+    run_id: str,
+    request: Request,
+    cf: CardflowDep,
+    _token: TokenDep,
+    original: Annotated[
+        bool,
+        Query(description="Run the flow as the failed run had it, not as it is saved now."),
+    ] = False,
+) -> RunView:
+    """Retry a failed run from its failed card, with the earlier cards' outputs, as a new
+    run (``retry_of`` names the first). Answers once it has ended, or after
+    CARDFLOW_ENDPOINT_TIMEOUT with the run as it is; at once with `Prefer: respond-async`."""
+    prefer_async = "respond-async" in request.headers.get("prefer", "").lower()
+    wait = 0.0 if prefer_async else cf.settings.endpoint_timeout
+    return await cf.retry_run_async(run_id, original=original, wait=wait)

@@ -13,8 +13,8 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(method, path, body) {
-  const headers = { Accept: "application/json" };
+export async function api(method, path, body, extraHeaders = {}) {
+  const headers = { Accept: "application/json", ...extraHeaders };
   const init = { method, headers, credentials: "same-origin" };
   if (method !== "GET") headers["X-CSRF-Token"] = csrf;
   if (body !== undefined) {
@@ -40,6 +40,8 @@ export async function api(method, path, body) {
 
 export const get = (path) => api("GET", path);
 export const post = (path, body) => api("POST", path, body ?? {});
+// Answered at once: the run goes on, its page follows it.
+export const postAsync = (path, body) => api("POST", path, body ?? {}, { Prefer: "respond-async" });
 export const put = (path, body) => api("PUT", path, body);
 export const patch = (path, body) => api("PATCH", path, body);
 export const del = (path) => api("DELETE", path);

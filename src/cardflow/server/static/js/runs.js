@@ -1,5 +1,5 @@
 // Run history (overall or per flow) and a run's page with each card, live while it runs.
-import { enc, get } from "./api.js";
+import { enc, get, postAsync } from "./api.js";
 import { badge, clear, emptyState, formatDuration, formatTime, h, pageHeader, runDuration } from "./dom.js";
 import { bodyView, jsonView } from "./json-view.js";
 
@@ -112,7 +112,7 @@ export async function runPage(root, runId) {
       timer = setTimeout(load, Math.min(30000, 1000 * 2 ** failures));
       return;
     }
-    const live = run.status === "running";
+    const live = run.status === "running" || run.status === "queued";
     const snapshot = JSON.stringify(run);
     if (snapshot !== shown) {
       shown = snapshot;
@@ -125,9 +125,24 @@ export async function runPage(root, runId) {
     }
     if (live) timer = setTimeout(load, 1000);
   }
+  async function retry(button, original) {
+    button.disabled = true;
+    const note = root.querySelector("#retry-error");
+    try {
+      const again = await postAsync(`/runs/${enc(runId)}/retry${original ? "?original=true" : ""}`);
+      window.location.assign(`/runs/${enc(again.id)}`);
+    } catch (error) {
+      button.disabled = false;
+      if (note) note.textContent = error.message;
+    }
+  }
   function draw(run, live) {
+    const retryButton = run.status === "failed" && run.flow_id
+      ? h("button", { class: "btn btn-primary", type: "button", id: "retry-run", title: "A new run goes on from the failed card, with the earlier cards' outputs, using the flow as saved now.", onclick: (event) => retry(event.currentTarget, false) }, "Retry from failed card")
+      : null;
     clear(root,
       pageHeader(runTitle(run, names), `Run ${run.id}`,
+        retryButton,
         run.flow_id ? h("a", { class: "btn", href: `/flows/${enc(run.flow_id)}` }, "Open flow") : null,
         h("a", { class: "btn", href: run.flow_id ? `/runs?flow=${enc(run.flow_id)}` : "/runs" }, "All runs")),
       h("dl", { class: "facts facts-row", id: "run-facts" },
@@ -135,6 +150,10 @@ export async function runPage(root, runId) {
         h("dt", {}, "Trigger"), h("dd", {}, TRIGGERS[run.trigger] || run.trigger),
         h("dt", {}, "Started"), h("dd", {}, formatTime(run.started_at)),
         h("dt", {}, "Duration"), h("dd", {}, formatDuration(runDuration(run)))),
+      h("p", { class: "form-error", id: "retry-error", role: "alert" }),
+      run.retry_of ? h("p", { class: "muted" }, "Retries ", h("a", { href: `/runs/${enc(run.retry_of)}` }, `run ${run.retry_of}`), " from its failed card.") : null,
+      run.events.length ? h("ul", { class: "run-events", id: "run-events" }, run.events.map((event) =>
+        h("li", { "data-event": event.type }, h("span", { class: "muted" }, formatTime(event.at)), " ", event.message))) : null,
       run.error ? h("div", { class: "banner banner-error" }, run.error.message || JSON.stringify(run.error)) : null,
       run.trigger_data ? h("details", { class: "trigger-data", "data-key": "trigger" }, h("summary", {}, "Trigger data"), jsonView(run.trigger_data)) : null,
       h("h2", { class: "section-title" }, "Cards"),
