@@ -783,9 +783,14 @@ def test_run_history_retention(cf: Any) -> None:
     old = datetime.now(UTC) - timedelta(days=31)
     with cf.db.session() as session:
         session.add(Run(id="run_old", trigger="manual", status="succeeded", started_at=old))
+        session.add(Run(id="run_old_failed", trigger="manual", status="failed", started_at=old))
+        session.add(Run(id="run_old_queued", trigger="manual", status="queued", started_at=old))
         session.add(
             Run(id="run_new", trigger="manual", status="succeeded", started_at=datetime.now(UTC))
         )
+    for run_id in ("run_old_failed", "run_old_queued"):
+        cf.run_states.save(run_id, {"next": 0}, 0)  # a retry point; a queued run's progress
     removed = cf.runs.prune(datetime.now(UTC) - timedelta(days=cf.settings.run_retention_days))
-    assert removed == 1
-    assert [r.id for r in cf.runs.list()] == ["run_new"]
+    assert removed == 2
+    assert sorted(r.id for r in cf.runs.list()) == ["run_new", "run_old_queued"]
+    assert cf.run_states.run_ids() == ["run_old_queued"]  # the retry point went with its run

@@ -215,6 +215,12 @@ class RunService:
             return [RunView.of(run) for run in session.scalars(query.limit(limit))]
 
     def prune(self, older_than: datetime) -> int:
+        """Delete the history of runs started before ``older_than``, with what they kept
+        (a failed run's retry point); runs still queued or going are left alone."""
         with self.db.session() as session:
-            result = session.execute(delete(Run).where(Run.started_at < older_than))
+            old = select(Run.id).where(
+                Run.started_at < older_than, Run.status.not_in(("queued", "running"))
+            )
+            session.execute(delete(RunState).where(RunState.run_id.in_(old)))
+            result = session.execute(delete(Run).where(Run.id.in_(old)))
             return int(result.rowcount)  # type: ignore[attr-defined]
