@@ -788,7 +788,7 @@ class Bench:
     ) -> None:
         args = self.args
         statements = await statements_available(conn)
-        await asyncio.sleep(args.stats_settle)  # earlier phases' statistics are flushed
+        await self.quiet(conn, statements)  # earlier phases' statistics are flushed
         idle_before = await db_counters(conn, statements)
         await asyncio.sleep(args.idle_seconds)
         idle_after = await db_counters(conn, statements)
@@ -838,6 +838,20 @@ class Bench:
                 "per_run": (gross - rate * span) / runs,
             }
         self.results["count"] = figures
+
+    async def quiet(self, conn: psycopg.AsyncConnection[Any], statements: bool) -> None:
+        """Wait (at most 30 s) until the database's transaction rate is steady: two
+        one-second windows in a row within 2 transactions/s of each other."""
+        last = await db_counters(conn, statements)
+        rates: list[float] = []
+        for _ in range(30):
+            await asyncio.sleep(1.0)
+            now = await db_counters(conn, statements)
+            rates.append((now["xact_commit"] - last["xact_commit"]) / (now["at"] - last["at"]))
+            last = now
+            if len(rates) >= 3 and abs(rates[-1] - rates[-2]) <= 2 and rates[-1] <= rates[-3]:
+                return
+        self.log(f"(c): the database never got quiet (transactions/s: {rates[-5:]})")
 
     # (e) ------------------------------------------------------------------------------
 

@@ -219,7 +219,10 @@ def test_kill_9_of_a_worker_mid_run_loses_no_run(
     tmp_path: Path, postgres: PostgresDatabases, upstream: Upstream
 ) -> None:
     with cluster(tmp_path, postgres) as queued:
-        token = three_cards(queued.api, upstream, "killed", slow=1.5)
+        # 3 s: long enough that the kill lands inside the card even on a loaded machine
+        # (a kill just after it ended, before its progress was kept, would legitimately
+        # run and record it twice)
+        token = three_cards(queued.api, upstream, "killed", slow=3)
         for round_ in range(10):
             # The trigger holds a secret: the run's kept progress must hold it encrypted only.
             accepted = queued.invoke(
