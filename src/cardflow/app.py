@@ -28,6 +28,7 @@ from cardflow.flows.service import FlowService
 from cardflow.flows.trigger import manual_trigger
 from cardflow.net.policy import NetworkPolicy
 from cardflow.net.transport import HttpTransport
+from cardflow.runs.processes import ProcessRegistry
 from cardflow.runs.service import RunService, RunView
 from cardflow.runs.state import RunStates
 from cardflow.runs.writer import RunWriter
@@ -94,7 +95,15 @@ class Cardflow:
             max_bytes=self.settings.max_run_state_bytes,
             max_depth=self.settings.max_nesting_depth,
         )
-        self.engine = FlowEngine(self.executor, self.run_writer, limits, self.run_states, self.runs)
+        self.processes = ProcessRegistry(
+            self.db,
+            self.run_writer,
+            heartbeat=self.settings.worker_heartbeat_seconds,
+            stalled_after=self.settings.worker_stalled_after,
+        )
+        self.engine = FlowEngine(
+            self.executor, self.run_writer, limits, self.run_states, self.runs, self.processes
+        )
         self.card_tests = CardTests(self.executor, self.runs)
         self.api_tokens = ApiTokenService(self.db)
         self.web_sessions = WebSessionService(self.db)
@@ -243,6 +252,7 @@ class Cardflow:
     def close(self) -> None:
         self._portal.close(self.transport.aclose())
         self.run_writer.close()
+        self.processes.close()
         self.db.dispose()
 
     def __enter__(self) -> Cardflow:

@@ -100,14 +100,18 @@ class Settings(BaseSettings):
         default=8, ge=1, le=256, description="Queued runs one worker process executes at once."
     )
     worker_heartbeat_seconds: float = Field(
-        default=5.0, gt=0, le=300, description="How often a worker says it is alive."
+        default=5.0,
+        gt=0,
+        le=300,
+        description="How often a cardflow process (server, worker) says it is alive.",
     )
     worker_stalled_after: float = Field(
         default=20.0,
         gt=0,
         le=3600,
-        description="A worker silent this long is taken for dead: its runs go on elsewhere "
-        "(keep it well above CARDFLOW_WORKER_HEARTBEAT_SECONDS).",
+        description="A process silent this long is taken for dead: its queued runs go on "
+        "elsewhere, its in-process runs end as interrupted (keep it well above "
+        "CARDFLOW_WORKER_HEARTBEAT_SECONDS).",
     )
     worker_sweep_seconds: int = Field(
         default=5,

@@ -74,6 +74,7 @@ class Cluster:
     url: str  # the database
     env: dict[str, str]
     logs: Path
+    serve: Process
 
     def add_worker(self) -> Process:
         worker = Process(["worker"], self.env, self.logs / f"worker-{len(self.workers)}.log")
@@ -163,7 +164,7 @@ def cluster(
             wait_until(lambda w=worker: "executing queued runs" in w.text(), "a worker")
         headers = {"Authorization": f"Bearer {api_token}"}
         with httpx.Client(base_url=base, headers=headers, timeout=WAIT) as api:
-            yield Cluster(base, api, fleet, url, env, tmp_path)
+            yield Cluster(base, api, fleet, url, env, tmp_path, serve)
             for worker in fleet:
                 worker.stop()
 
@@ -388,3 +389,66 @@ def test_worker_refuses_sqlite(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "cardflow worker needs PostgreSQL" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.postgres
+def test_a_second_server_leaves_a_live_servers_runs_alone_and_ends_a_dead_ones(
+    tmp_path: Path, postgres: PostgresDatabases, upstream: Upstream
+) -> None:
+    """In-process runs (a caller waiting on a flow with no Close) belong to their server:
+    another server starting on the same database leaves them alone while their server
+    beats, and ends them as interrupted once it is killed."""
+    with cluster(tmp_path, postgres, workers=0) as first:
+        created = first.api.post(
+            "/api/v1/flows",
+            json={
+                "name": "held",
+                "trigger": {"type": "api_endpoint", "alias": "held", "security": "none"},
+                "cards": [
+                    {
+                        "id": "wait",
+                        "card": "api_connector.get",
+                        "inputs": {
+                            "url": f"{upstream.url}/slow?seconds=30&run={{{{ flow.run_id }}}}"
+                        },
+                    }
+                ],
+            },
+        )
+        assert created.status_code == 201, created.text
+        with pytest.raises(httpx.ReadTimeout):  # the caller leaves; the run goes on
+            httpx.post(f"{first.base}/invoke/held", timeout=1)
+        [run] = first.api.get("/api/v1/runs").json()
+        assert run["status"] == "running"
+        port = free_port()
+        second = Process(
+            ["serve", "--no-worker"],
+            {**first.env, "CARDFLOW_PORT": str(port)},
+            tmp_path / "second.log",
+        )
+        second.start()
+        try:
+            other = f"http://127.0.0.1:{port}"
+
+            def up() -> bool:
+                try:
+                    return httpx.get(f"{other}/healthz", timeout=2).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            wait_until(up, "the second server")
+            # Its start and a few of its sweeps (every second here) leave the run alone.
+            time.sleep(3)
+            assert first.run(run["id"])["status"] == "running"
+            first_server = first.serve
+            first_server.signal(signal.SIGKILL)
+            with httpx.Client(base_url=other, headers=first.api.headers, timeout=WAIT) as api:
+
+                def ended() -> bool:
+                    return api.get(f"/api/v1/runs/{run['id']}").json()["status"] == "failed"
+
+                wait_until(ended, "the dead server's run to end")
+                ended_run = api.get(f"/api/v1/runs/{run['id']}").json()
+        finally:
+            second.stop()
+    assert ended_run["error"]["type"] == "interrupted"

@@ -73,6 +73,8 @@ def worker(
 async def _work(cf: Cardflow, name: str) -> None:
     from cardflow.queue import RunQueue, stop_worker
 
+    cf.processes.sweeps = True
+    await asyncio.to_thread(cf.processes.ensure)
     queue = RunQueue(cf.settings, cf.engine)
     await queue.open()
     cf.engine.use_queue(queue)

@@ -44,6 +44,7 @@ from cardflow.flows.model import CardStep, FlowDocument, FlowSnapshot
 from cardflow.flows.trigger import form_fields
 from cardflow.jsondata import LARGE, dumps_async, exceeds
 from cardflow.redaction import Redactor, SecretSet, sensitive_values
+from cardflow.runs.processes import ProcessRegistry
 from cardflow.runs.state import RunStates, RunStateTooLarge
 from cardflow.runs.writer import CardRecord, RunRecord, RunWriter
 from cardflow.settings import Settings
@@ -609,17 +610,26 @@ class FlowEngine:
         limits: RunLimits,
         states: RunStates | None = None,
         runs: RunStore | None = None,
+        processes: ProcessRegistry | None = None,
     ) -> None:
         self.executor = executor
         self._writer = writer
         self.limits = limits
         self._states = states
         self._runs = runs
+        self._processes = processes
         self._admissions: dict[asyncio.AbstractEventLoop, Admission] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         # Set when runs can be queued (PostgreSQL): respond-async, manual and scheduled
         # runs, retries and the rest of a flow after its Close card go through it.
         self.queue: RunQueue | None = None
+
+    async def _process_id(self) -> str | None:
+        """This process, registered (and beating) before its first run is recorded."""
+        registry = self._processes
+        if registry is None:
+            return None
+        return registry.id or await asyncio.to_thread(registry.ensure)
 
     def use_queue(self, queue: RunQueue) -> None:
         if self._states is None or self._runs is None:
@@ -657,12 +667,18 @@ class FlowEngine:
         response: asyncio.Future[FlowAnswer | dict[str, Any]] | None = (
             loop.create_future() if answer_caller else None
         )
+        try:
+            process_id = await self._process_id()
+        except BaseException:
+            self.admission().withdraw(ticket)
+            raise
         record = RunRecord(
             id=new_id("run"),
             flow_id=flow.id,
             trigger=trigger_type,
             status="queued" if ticket.granted is not None else "running",
             started_at=datetime.now(UTC),
+            process_id=process_id,
         )
         secrets = SecretSet([flow.client_token] if flow.client_token else [])
 
@@ -845,6 +861,7 @@ class FlowEngine:
                 "process running it stopped.",
             )
         record.status = "running"
+        record.process_id = await self._process_id()
         self._writer.adopt(record)
         self._writer.submit(record)
         scope = {
@@ -868,6 +885,7 @@ class FlowEngine:
         except asyncio.CancelledError:
             # The worker is stopping: the run stays queued with its state, for the next.
             record.status = "queued"
+            record.process_id = None
             record.event("handed_back", f"{worker} stopped; the run goes back to the queue.")
             self._writer.submit(record)
             raise

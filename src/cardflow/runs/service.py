@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import selectinload
 
 from cardflow.cards.runner import CardResult
-from cardflow.errors import INTERRUPTED, RunNotFound
+from cardflow.errors import RunNotFound
 from cardflow.runs.writer import CardRecord, RunRecord, RunWriter
 from cardflow.store.db import Database
 from cardflow.store.models import Run, RunState, new_id
@@ -113,20 +113,6 @@ class RunService:
     db: Database
     writer: RunWriter
 
-    def fail_stale(self) -> int:
-        """Runs left `queued` or `running` by a process that stopped: mark them failed
-        (at start). Runs on the queue (PostgreSQL: those with a kept state) are left to
-        the workers, which go on with them."""
-        self.writer.flush()
-        with self.db.session() as session:
-            queued = select(RunState.run_id).where(RunState.run_id == Run.id)
-            result = session.execute(
-                update(Run)
-                .where(Run.status.in_(("queued", "running")), ~queued.exists())
-                .values(status="failed", ended_at=datetime.now(UTC), error=INTERRUPTED)
-            )
-            return int(result.rowcount)  # type: ignore[attr-defined]
-
     def record_card_test(
         self,
         card_id: str,
@@ -194,6 +180,7 @@ class RunService:
                 cards_omitted=run.cards_omitted,
                 events=list(run.events or []),
                 retry_of=run.retry_of,
+                process_id=run.process_id,
             )
 
     def get(self, run_id: str) -> RunView:

@@ -53,6 +53,7 @@ class RunRecord:
     # What happened to the run itself (handed to the queue, resumed elsewhere…).
     events: list[dict[str, Any]] = field(default_factory=list)
     retry_of: str | None = None
+    process_id: str | None = None  # the process executing it
 
     def event(self, kind: str, message: str) -> None:
         self.events.append({"at": datetime.now(UTC).isoformat(), "type": kind, "message": message})
@@ -209,6 +210,7 @@ class RunWriter:
                     "trigger_data": record.trigger_data,
                     "cards_omitted": record.cards_omitted,
                     "events": record.events or None,
+                    "process_id": record.process_id,
                 }
                 already = self._written.get(record.id)
                 if already is None:

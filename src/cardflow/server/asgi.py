@@ -95,7 +95,11 @@ def create_app(
         owned = cf is None
         instance: Cardflow = cf if cf is not None else await asyncio.to_thread(Cardflow, settings)
         app.state.cardflow = instance
-        await asyncio.to_thread(instance.runs.fail_stale)
+        # This process beats, and ends the runs of processes that stopped (now, then
+        # every few seconds): never those of another server still alive.
+        instance.processes.sweeps = True
+        await asyncio.to_thread(instance.processes.ensure)
+        await asyncio.to_thread(instance.processes.end_orphaned)
         housekeeping = asyncio.create_task(_prune_runs(instance))
         queue = None if instance.db.is_sqlite else RunQueue(instance.settings, instance.engine)
         working: asyncio.Task[None] | None = None

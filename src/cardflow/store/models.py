@@ -176,7 +176,8 @@ class Run(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("run"))
     flow_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     trigger: Mapped[str] = mapped_column(String(32))  # card_test | manual | api_endpoint | ...
-    status: Mapped[str] = mapped_column(String(16))  # queued | running | succeeded | failed
+    # queued | running | succeeded | failed (indexed: processes look for unfinished runs)
+    status: Mapped[str] = mapped_column(String(16), index=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     ended_at: Mapped[datetime | None] = mapped_column(nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -189,6 +190,8 @@ class Run(Base):
     events: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON, nullable=True)
     # The run this one retries (from its failed card).
     retry_of: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    # The cardflow process executing it (see Process); None for runs from before.
+    process_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     cards: Mapped[list[RunCard]] = relationship(
         back_populates="run",
@@ -230,6 +233,19 @@ class RunState(Base):
     # The top-level card the run goes on from (readable without the key, for operators).
     next_card: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Process(Base):
+    """A live cardflow process that executes runs (serve, worker, CLI or library), and its
+    heartbeat: runs of a process that stopped beating are ended as interrupted."""
+
+    __tablename__ = "processes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class LoginLink(Base):
