@@ -96,6 +96,11 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="Python logging level name.")
 
     # -- queued runs (PostgreSQL): workers -------------------------------------------------
+    embedded_worker: bool = Field(
+        default=True,
+        description="PostgreSQL: `cardflow serve` also executes queued runs (--no-worker "
+        "turns it off).",
+    )
     worker_concurrency: int = Field(
         default=8, ge=1, le=256, description="Queued runs one worker process executes at once."
     )

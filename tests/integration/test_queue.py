@@ -452,3 +452,78 @@ def test_a_second_server_leaves_a_live_servers_runs_alone_and_ends_a_dead_ones(
         finally:
             second.stop()
     assert ended_run["error"]["type"] == "interrupted"
+
+
+@pytest.mark.postgres
+def test_serve_with_several_processes(
+    tmp_path: Path, postgres: PostgresDatabases, upstream: Upstream
+) -> None:
+    with cluster(tmp_path, postgres, workers=0) as single:
+        token = three_cards(single.api, upstream, "many", slow=0)
+        env, first_pid = single.env, single.serve.pid
+    port = free_port()
+    several = Process(
+        ["serve", "--processes", "2"], {**env, "CARDFLOW_PORT": str(port)}, tmp_path / "two.log"
+    )
+    several.start()
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def both_up() -> bool:
+            with psycopg.connect(single.url) as db:
+                row = db.execute(
+                    "SELECT count(*) FROM processes WHERE pid <> %s", (first_pid,)
+                ).fetchone()
+            try:
+                alive = httpx.get(f"{base}/healthz", timeout=2).status_code == 200
+            except httpx.TransportError:
+                alive = False
+            return alive and row == (2,)  # two serving processes, each registered
+
+        wait_until(both_up, f"two serving processes:\n{several.text()[-3000:]}")
+        answers = [
+            httpx.post(f"{base}/invoke/many", params={"clientToken": token}, json={}, timeout=WAIT)
+            for _ in range(20)
+        ]
+        assert all(answer.status_code == 200 for answer in answers), answers[0].text
+        # queued runs are worked by the serving processes' own workers
+        queued = httpx.post(
+            f"{base}/invoke/many",
+            params={"clientToken": token},
+            headers={"Prefer": "respond-async"},
+            timeout=WAIT,
+        )
+        assert queued.status_code == 202, queued.text
+        run_id = queued.json()["run_id"]
+        headers = {"Authorization": single.api.headers["Authorization"]}
+        with httpx.Client(base_url=base, headers=headers, timeout=WAIT) as api:
+
+            def ended() -> bool:
+                return api.get(f"/api/v1/runs/{run_id}").json()["status"] == "succeeded"
+
+            wait_until(ended, "the queued run")
+        several.signal(signal.SIGTERM)
+    finally:
+        several.stop()
+
+
+def test_several_processes_refuse_sqlite(tmp_path: Path) -> None:
+    env = {**os.environ, "CARDFLOW_HOME": str(tmp_path / "home")}
+    env.pop("CARDFLOW_DATABASE_URL", None)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from cardflow.cli import main; main()",
+            "serve",
+            "--processes",
+            "2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert done.returncode == 2
+    assert "--processes above 1 needs PostgreSQL" in done.stderr
+    assert "Traceback" not in done.stderr

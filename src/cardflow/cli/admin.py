@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,12 +12,14 @@ from rich.text import Text
 from cardflow.cli._common import (
     JsonOpt,
     console,
+    fail,
     guard,
     load_settings,
     open_cardflow,
     print_json,
     want_json,
 )
+from cardflow.errors import InvalidInput
 from cardflow.settings import http_url
 from cardflow.store.db import Database
 
@@ -45,6 +48,15 @@ def serve(
             "`cardflow worker` processes).",
         ),
     ] = False,
+    processes: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=64,
+            help="HTTP processes sharing the port (PostgreSQL only; each also works the "
+            "queue unless --no-worker).",
+        ),
+    ] = 1,
     json_output: JsonOpt = False,
 ) -> None:
     """Run the web app and the REST API (/api/v1, OpenAPI at /docs).
@@ -58,8 +70,19 @@ def serve(
     """
     as_json = want_json(json_output)
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    if no_worker:
+        overrides["embedded_worker"] = False
     with open_cardflow(as_json, **overrides) as cf:  # checks the database and keys up front
         settings = cf.settings
+        if processes > 1 and cf.db.is_sqlite:
+            fail(
+                InvalidInput(
+                    "--processes above 1 needs PostgreSQL (set CARDFLOW_DATABASE_URL="
+                    "postgresql://…): the embedded SQLite database is served by one process.",
+                    field="processes",
+                ),
+                as_json,
+            )
         has_token = bool(cf.api_tokens.list())
         # First start: a login link for the web app (printed, never logged).
         first_link = None if cf.web_sessions.any_login_link() else _new_login_link(cf)[0]
@@ -71,7 +94,7 @@ def serve(
     from cardflow.server.process import tune_for_serving
 
     with guard(as_json):
-        application = create_app(settings=settings, worker=not no_worker)
+        application = create_app(settings=settings, worker=settings.embedded_worker)
     url = http_url(settings.host, settings.port)
     if as_json:
         print_json(
@@ -115,6 +138,21 @@ def serve(
             )
     configure_logging(settings.log_level)
     tune_for_serving()
+    if processes > 1:
+        # Each process builds its own app from the environment (cardflow.server.asgi:
+        # from_environment), so what the options set travels there.
+        for name, value in overrides.items():
+            os.environ[f"CARDFLOW_{name.upper()}"] = str(value).lower()
+        uvicorn.run(
+            "cardflow.server.asgi:from_environment",
+            factory=True,
+            workers=processes,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+        )
+        return
     uvicorn.run(
         application,
         host=settings.host,

@@ -165,3 +165,15 @@ def create_app(
     )
     app.add_middleware(AccessLog)
     return app
+
+
+def from_environment() -> FastAPI:
+    """The app of one of several `cardflow serve --processes N` processes: settings from
+    the environment, logs as JSON, tuned like a single server."""
+    from cardflow.logs import configure_logging
+    from cardflow.server.process import tune_for_serving
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    tune_for_serving()
+    return create_app(settings=settings, worker=settings.embedded_worker)
