@@ -256,6 +256,16 @@ async def db_counters(conn: psycopg.AsyncConnection[Any], statements: bool) -> d
     return counters
 
 
+async def table_rows(conn: psycopg.AsyncConnection[Any]) -> dict[str, list[int]]:
+    """Rows inserted, updated, deleted so far, per table."""
+    rows = await (
+        await conn.execute(
+            "SELECT relname, n_tup_ins, n_tup_upd, n_tup_del FROM pg_stat_user_tables"
+        )
+    ).fetchall()
+    return {str(name): [int(ins), int(upd), int(dele)] for name, ins, upd, dele in rows}
+
+
 async def run_statuses(conn: psycopg.AsyncConnection[Any], run_ids: list[str]) -> dict[str, int]:
     rows = await (
         await conn.execute(
@@ -792,7 +802,7 @@ class Bench:
     ) -> None:
         args = self.args
         statements = await statements_available(conn)
-        await self.quiet(conn, statements)  # earlier phases' statistics are flushed
+        await asyncio.sleep(args.stats_settle)  # earlier phases' statistics are flushed
         idle_before = await db_counters(conn, statements)
         await asyncio.sleep(args.idle_seconds)
         idle_after = await db_counters(conn, statements)
@@ -808,6 +818,7 @@ class Bench:
             headers={"Prefer": "respond-async"},
         )
         stats_before = await upstream_stats(admin, self.upstream_base)
+        tables_before = await table_rows(conn)
         before = await db_counters(conn, statements)
         result = await measure(call, args.count_runs, args.concurrency, args.round_timeout)
         self.problems.check("(c) respond-async", result)
@@ -817,9 +828,11 @@ class Bench:
             if stats["me"] - stats_before["me"] >= len(run_ids):
                 break
             await asyncio.sleep(0.05)
-        await asyncio.sleep(args.stats_settle)  # runs record their end; backends flush stats
-        await self.quiet(conn, statements)
+        # Runs record their end, and every backend flushes its statistics: an idle backend
+        # may hold them up to 10 s (PostgreSQL 15's PGSTAT_IDLE_INTERVAL).
+        await asyncio.sleep(args.stats_settle)
         after = await db_counters(conn, statements)
+        tables_after = await table_rows(conn)
         statuses = await run_statuses(conn, run_ids)
         if statuses.get("succeeded", 0) != len(run_ids):
             self.problems.fail(f"(c): the runs ended as {statuses}")
@@ -830,6 +843,14 @@ class Bench:
             "window_s": span,
             "idle_window_s": idle_span,
             "pg_stat_statements": statements,
+            "tables_per_run": {
+                name: [
+                    round((value - tables_before.get(name, [0, 0, 0])[i]) / runs, 2)
+                    for i, value in enumerate(values)
+                ]
+                for name, values in sorted(tables_after.items())
+                if values != tables_before.get(name)
+            },
         }
         keys = ["xact_commit", "xact_rollback", "rows_inserted", "rows_updated", "rows_deleted"]
         if statements:
@@ -843,20 +864,6 @@ class Bench:
                 "per_run": (gross - rate * span) / runs,
             }
         self.results["count"] = figures
-
-    async def quiet(self, conn: psycopg.AsyncConnection[Any], statements: bool) -> None:
-        """Wait (at most 30 s) until the database's transaction rate is steady: two
-        one-second windows in a row within 2 transactions/s of each other."""
-        last = await db_counters(conn, statements)
-        rates: list[float] = []
-        for _ in range(30):
-            await asyncio.sleep(1.0)
-            now = await db_counters(conn, statements)
-            rates.append((now["xact_commit"] - last["xact_commit"]) / (now["at"] - last["at"]))
-            last = now
-            if len(rates) >= 3 and abs(rates[-1] - rates[-2]) <= 2 and rates[-1] <= rates[-3]:
-                return
-        self.log(f"(c): the database never got quiet (transactions/s: {rates[-5:]})")
 
     # (e) ------------------------------------------------------------------------------
 
@@ -1111,6 +1118,16 @@ def print_report(env: dict[str, Any], results: dict[str, Any]) -> list[str]:
             f"{count['rows_updated']['per_run']:.1f}, deleted "
             f"{count['rows_deleted']['per_run']:.1f}"
         )
+        tables = ", ".join(
+            f"{name} {'/'.join(f'{v:g}' for v in values)}"
+            for name, values in count["tables_per_run"].items()
+        )
+        print(f"rows per run by table, inserted/updated/deleted (background included): {tables}")
+        for key in ("xact_commit", "rows_inserted"):
+            print(
+                f"  {key}: {count[key]['gross']:.0f} in the window, less "
+                f"{count[key]['background_per_s']:.1f}/s of background"
+            )
         print(
             "A transaction holds one statement or more, so the transaction count is a floor on "
             "statements. Counted: every backend of the bench database (serve, workers), the "
@@ -1193,13 +1210,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--resume-trials", type=bounded(1, 10), default=2)
     parser.add_argument(
-        "--idle-seconds", type=bounded(1, 60), default=3, help="(c) background window (3)"
+        "--idle-seconds", type=bounded(1, 60), default=10, help="(c) background window (10)"
     )
     parser.add_argument(
         "--stats-settle",
         type=float,
-        default=2.0,
-        help="(c) seconds for backends to flush their statistics (2)",
+        default=11.0,
+        help="(c) seconds for backends to flush their statistics (11: an idle backend may "
+        "hold them 10 s)",
     )
     parser.add_argument(
         "--round-timeout",
