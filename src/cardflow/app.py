@@ -24,6 +24,7 @@ from cardflow.errors import Conflict
 from cardflow.flows.card_test import CardTests
 from cardflow.flows.engine import FlowEngine, RunLimits, StepExecutor
 from cardflow.flows.model import FlowDocument, FlowSnapshot
+from cardflow.flows.scheduler import Scheduler
 from cardflow.flows.service import FlowService
 from cardflow.flows.trigger import manual_trigger
 from cardflow.net.policy import NetworkPolicy
@@ -104,6 +105,7 @@ class Cardflow:
         self.engine = FlowEngine(
             self.executor, self.run_writer, limits, self.run_states, self.runs, self.processes
         )
+        self.scheduler = Scheduler(self.db, self.flows, self.engine)
         self.card_tests = CardTests(self.executor, self.runs)
         self.api_tokens = ApiTokenService(self.db)
         self.web_sessions = WebSessionService(self.db)

@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 from cardflow.errors import Busy, ConfigurationError
 from cardflow.flows.engine import FlowEngine
+from cardflow.flows.scheduler import Scheduler
 from cardflow.settings import Settings
 
 log = logging.getLogger("cardflow.queue")
@@ -35,6 +36,7 @@ log = logging.getLogger("cardflow.queue")
 QUEUE = "cardflow"
 RUN_TASK = "cardflow.run"
 SWEEP_TASK = "cardflow.retry_stalled_runs"
+TICK_TASK = "cardflow.schedule_tick"
 # A run failing for something else than its cards (the database was away) is tried again
 # this often, waiting 2, 4, 8… seconds.
 _MAX_ATTEMPTS = 5
@@ -75,7 +77,7 @@ def process_name() -> str:
 class RunQueue:
     """The procrastinate app of one cardflow process: defers runs, and runs a worker."""
 
-    def __init__(self, settings: Settings, engine: FlowEngine) -> None:
+    def __init__(self, settings: Settings, engine: FlowEngine, scheduler: Scheduler) -> None:
         url = settings.resolved_database_url
         if url.startswith("sqlite"):
             raise ConfigurationError(
@@ -85,6 +87,7 @@ class RunQueue:
             )
         self.settings = settings
         self.engine = engine
+        self.scheduler = scheduler
         connector = procrastinate.PsycopgConnector(
             conninfo=libpq_url(url),
             min_size=1,
@@ -107,6 +110,15 @@ class RunQueue:
             worker = f"worker {context.worker_name or '?'}"
             log.info("run %s: executing on %s (job %s)", run_id, worker, context.job.id)
             await engine.resume(run_id, worker=worker)
+
+        scheduler = self.scheduler
+
+        # Scheduled flows: one tick a second across every worker (procrastinate defers one
+        # job per timestamp); the scheduler claims each fire time once.
+        @app.periodic(cron="* * * * * *")
+        @app.task(name=TICK_TASK, queue=QUEUE, queueing_lock=TICK_TASK)
+        async def schedule_tick(timestamp: int) -> None:
+            await scheduler.tick()
 
         @app.periodic(cron=f"* * * * * */{self.settings.worker_sweep_seconds}")
         @app.task(name=SWEEP_TASK, queue=QUEUE, queueing_lock=SWEEP_TASK)

@@ -14,7 +14,8 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -527,3 +528,61 @@ def test_several_processes_refuse_sqlite(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "--processes above 1 needs PostgreSQL" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def scheduled_at(cluster_: Cluster, flow_id: str) -> list[datetime]:
+    runs = cluster_.api.get("/api/v1/runs", params={"flow_id": flow_id, "limit": 500}).json()
+    assert all(run["trigger"] == "schedule" for run in runs)
+    return sorted(datetime.fromisoformat(run["trigger_data"]["scheduled_at"]) for run in runs)
+
+
+def schedule_flow(api: httpx.Client, upstream: Upstream, every: str) -> str:
+    created = api.post(
+        "/api/v1/flows",
+        json={
+            "name": f"every {every}",
+            "trigger": {"type": "schedule", "every": every},
+            "save_data": True,
+            "cards": [
+                {
+                    "id": "ping",
+                    "card": "api_connector.get",
+                    "inputs": {"url": f"{upstream.url}/slow?seconds=0.5"},
+                }
+            ],
+        },
+    )
+    assert created.status_code == 201, created.text
+    flow_id: str = created.json()["id"]
+    return flow_id
+
+
+@pytest.mark.postgres
+def test_a_schedule_fires_once_per_due_time_across_workers_even_when_one_is_killed(
+    tmp_path: Path, postgres: PostgresDatabases, upstream: Upstream
+) -> None:
+    with cluster(tmp_path, postgres, workers=3) as queued:
+        flow_id = schedule_flow(queued.api, upstream, "2s")
+        time.sleep(12)
+        queued.workers[0].signal(signal.SIGKILL)  # whatever it was doing
+        time.sleep(12)
+        disabled = queued.api.patch(f"/api/v1/flows/{flow_id}", json={"enabled": False})
+        assert disabled.status_code == 200, disabled.text
+        wait_until(
+            lambda: all(
+                run["status"] not in ("queued", "running")
+                for run in queued.api.get("/api/v1/runs", params={"flow_id": flow_id}).json()
+            ),
+            "the last scheduled runs",
+        )
+        due = scheduled_at(queued, flow_id)
+        with psycopg.connect(queued.url) as db:
+            claims = db.execute(
+                "SELECT count(*), count(DISTINCT due_at) FROM schedule_fires WHERE flow_id = %s",
+                (flow_id,),
+            ).fetchone()
+    assert len(due) >= 8, due
+    assert len(set(due)) == len(due), "a due time ran twice"
+    steps = {b - a for a, b in pairwise(due)}
+    assert steps == {timedelta(seconds=2)}, f"a due time is missing: {due}"
+    assert claims is not None and claims[0] == claims[1] == len(due)

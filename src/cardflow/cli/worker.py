@@ -75,7 +75,7 @@ async def _work(cf: Cardflow, name: str) -> None:
 
     cf.processes.sweeps = True
     await asyncio.to_thread(cf.processes.ensure)
-    queue = RunQueue(cf.settings, cf.engine)
+    queue = RunQueue(cf.settings, cf.engine, cf.scheduler)
     await queue.open()
     cf.engine.use_queue(queue)
     working = asyncio.create_task(

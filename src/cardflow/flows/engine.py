@@ -735,6 +735,7 @@ class FlowEngine:
         steps: dict[str, Any] | None = None,
         start: int = 0,
         answered: bool = False,
+        run_id: str | None = None,
     ) -> str:
         """Record a run as queued and hand it to the queue (no run slot of this process is
         taken); returns its id. ``steps``/``start``: a retry going on from a failed card
@@ -752,7 +753,7 @@ class FlowEngine:
         else:
             ticket = self.admission().reserve(flow.id, 0, nested=hop > 0)
         record = RunRecord(
-            id=new_id("run"),
+            id=run_id or new_id("run"),
             flow_id=flow.id,
             trigger=trigger_type,
             status="queued",

@@ -13,28 +13,41 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
 from cardflow import jsondata
 from cardflow.cards.base import CardOptions, RetryPolicy
 from cardflow.cards.registry import CARDS
 from cardflow.errors import InvalidInput
+from cardflow.flows.schedule import Schedule, check_cron, check_timezone, parse_every
 from cardflow.jsondata import DEFAULT_MAX_DEPTH, TooDeep, check_depth, exceeds
 from cardflow.validation import validate
+from cardflow.views import omitted_when_none
 
 CARD_ID_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 MAX_FLOW_BYTES = 1024 * 1024
 ALIAS_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 
 
+_SCHEDULE_FIELDS = ("cron", "every", "start", "end", "timezone", "catch_up")
+
+
 class Trigger(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["manual", "api_endpoint"] = "manual"
+    type: Literal["manual", "api_endpoint", "schedule"] = "manual"
     alias: str | None = Field(
         default=None,
         pattern=ALIAS_PATTERN,
@@ -45,6 +58,91 @@ class Trigger(BaseModel):
         description="client_token: callers send the flow's token (clientToken query parameter "
         "or x-api-client-token header); none: public.",
     )
+    cron: str | None = Field(
+        default=None,
+        exclude_if=omitted_when_none,
+        max_length=200,
+        description='Schedule: 5-field cron ("*/5 * * * *": minute hour day month weekday), '
+        "in timezone.",
+    )
+    timezone: str | None = Field(
+        default=None,
+        exclude_if=omitted_when_none,
+        max_length=64,
+        description="Schedule: IANA time zone of cron (default UTC).",
+    )
+    every: str | None = Field(
+        default=None,
+        exclude_if=omitted_when_none,
+        max_length=20,
+        description="Schedule: a fixed interval (30s, 5m, 2h, 1d).",
+    )
+    start: datetime | None = Field(
+        default=None, exclude_if=omitted_when_none, description="Schedule: no fire before."
+    )
+    end: datetime | None = Field(
+        default=None, exclude_if=omitted_when_none, description="Schedule: no fire after."
+    )
+    catch_up: bool | None = Field(
+        default=None,
+        exclude_if=omitted_when_none,
+        description="Schedule: fires missed while no worker ran run once on recovery (false: "
+        "skipped; default true).",
+    )
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        return None if value is None else check_cron(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str | None) -> str | None:
+        return None if value is None else check_timezone(value)
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_every(value)
+        return value
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("give a time zone offset (2026-12-01T09:00:00+01:00, or Z)")
+        return value
+
+    @model_validator(mode="after")
+    def _schedule(self) -> Self:
+        given = [name for name in _SCHEDULE_FIELDS if getattr(self, name) is not None]
+        if self.type != "schedule":
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} belong to a schedule trigger; this one is {self.type}"
+                )
+            return self
+        if (self.cron is None) == (self.every is None):
+            raise ValueError("a schedule trigger takes either cron or every (not both)")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise ValueError("end must come after start")
+        # shown with the schedule: what it runs with
+        self.timezone = self.timezone or "UTC"
+        self.catch_up = True if self.catch_up is None else self.catch_up
+        return self
+
+    def schedule(self) -> Schedule | None:
+        """When it fires (a schedule trigger), else None."""
+        if self.type != "schedule":
+            return None
+        return Schedule(
+            cron=self.cron,
+            every=parse_every(self.every) if self.every is not None else None,
+            timezone=self.timezone or "UTC",
+            start=self.start.astimezone(UTC) if self.start is not None else None,
+            end=self.end.astimezone(UTC) if self.end is not None else None,
+        )
 
 
 class CardStep(BaseModel):

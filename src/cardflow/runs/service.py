@@ -64,7 +64,7 @@ class RunView(View):
 
     id: str
     flow_id: str | None = Field(description="null for a Test this card run.")
-    trigger: str = Field(description="manual, api_endpoint or card_test.")
+    trigger: str = Field(description="manual, api_endpoint, schedule or card_test.")
     status: Literal["queued", "running", "succeeded", "failed"]
     started_at: Timestamp
     ended_at: Timestamp | None

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cardflow import __version__
 from cardflow.app import Cardflow
+from cardflow.flows.scheduler import tick_forever
 from cardflow.logs import ACCESS_LOGGER
 from cardflow.queue import RunQueue, stop_worker
 from cardflow.server import api_docs, errors, web
@@ -101,8 +102,14 @@ def create_app(
         await asyncio.to_thread(instance.processes.ensure)
         await asyncio.to_thread(instance.processes.end_orphaned)
         housekeeping = asyncio.create_task(_prune_runs(instance))
-        queue = None if instance.db.is_sqlite else RunQueue(instance.settings, instance.engine)
+        queue = (
+            None
+            if instance.db.is_sqlite
+            else RunQueue(instance.settings, instance.engine, instance.scheduler)
+        )
         working: asyncio.Task[None] | None = None
+        # Without a queue (SQLite) this process fires scheduled flows itself.
+        ticking = asyncio.create_task(tick_forever(instance.scheduler)) if queue is None else None
         if queue is not None:
             await queue.open()
             instance.engine.use_queue(queue)
@@ -115,6 +122,8 @@ def create_app(
             yield
         finally:
             housekeeping.cancel()
+            if ticking is not None:
+                ticking.cancel()
             if working is not None:
                 await stop_worker(working, instance.settings.shutdown_grace)
             await instance.engine.shutdown(instance.settings.shutdown_grace)

@@ -235,6 +235,18 @@ class RunState(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class ScheduleFire(Base):
+    """A scheduled flow's fire time, claimed once (the key makes it once across processes)
+    with the run it started (None: skipped, as catch_up: false says)."""
+
+    __tablename__ = "schedule_fires"
+
+    flow_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    due_at: Mapped[datetime] = mapped_column(primary_key=True)
+    run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Process(Base):
     """A live cardflow process that executes runs (serve, worker, CLI or library), and its
     heartbeat: runs of a process that stopped beating are ended as interrupted."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from cardflow.flows.model import FlowDocument, dump_document
+from cardflow.errors import InvalidInput
+from cardflow.flows.model import FlowDocument, Trigger, dump_document
 from cardflow.flows.service import FlowView
 from cardflow.runs.service import RunView
 from cardflow.server.bodies import JsonRoute
@@ -61,6 +63,27 @@ def list_flows(cf: CardflowDep, _token: TokenDep) -> list[FlowView]:
 @router.get("/{ref}", responses=errors(404))
 def get_flow(ref: str, cf: CardflowDep, _token: TokenDep) -> FlowView:
     return cf.flows.get(ref)
+
+
+class SchedulePreviewRequest(BaseModel):
+    trigger: Trigger
+
+
+class SchedulePreview(BaseModel):
+    """When a schedule trigger fires next (UTC)."""
+
+    next: list[datetime]
+
+
+@router.post("/schedule-preview", responses=errors(422))
+def schedule_preview(
+    body: SchedulePreviewRequest, _token: TokenDep, count: Annotated[int, Query(ge=1, le=50)] = 5
+) -> SchedulePreview:
+    """The next fire times of a schedule trigger (the builder shows five), from now."""
+    schedule = body.trigger.schedule()
+    if schedule is None:
+        raise InvalidInput("Only a schedule trigger fires on its own.", field="trigger.type")
+    return SchedulePreview(next=schedule.next_fires(datetime.now(UTC), count))
 
 
 @router.put("/{ref}", responses=errors(404, 409))

@@ -3,7 +3,7 @@ import { enc, get, postAsync } from "./api.js";
 import { badge, clear, emptyState, formatDuration, formatTime, h, pageHeader, runDuration } from "./dom.js";
 import { bodyView, jsonView } from "./json-view.js";
 
-const TRIGGERS = { api_endpoint: "API endpoint", manual: "Manual", card_test: "Card test" };
+const TRIGGERS = { api_endpoint: "API endpoint", manual: "Manual", schedule: "Schedule", card_test: "Card test" };
 
 async function flowNames() {
   const flows = await get("/flows");

@@ -79,11 +79,19 @@ export function buildDocument(state) {
   return {
     name: doc.name.trim(),
     ...(doc.description.trim() ? { description: doc.description.trim() } : {}),
-    trigger: doc.trigger.type === "api_endpoint"
-      ? { type: "api_endpoint", alias: doc.trigger.alias.trim() || null, security: doc.trigger.security }
-      : { type: "manual" },
+    trigger: buildTrigger(doc.trigger),
     save_data: doc.save_data,
     enabled: doc.enabled,
     cards: doc.cards.map((step, index) => buildStep(state, step, `cards.${index}`)),
   };
+}
+
+function buildTrigger(t) {
+  if (t.type === "api_endpoint") return { type: "api_endpoint", alias: (t.alias || "").trim() || null, security: t.security };
+  if (t.type !== "schedule") return { type: "manual" };
+  const trigger = { type: "schedule", timezone: (t.timezone || "").trim() || "UTC", catch_up: t.catch_up !== false };
+  if (t.repeat === "cron") trigger.cron = (t.cron || "").trim();
+  else trigger.every = (t.every || "").trim();
+  for (const key of ["start", "end"]) if ((t[key] || "").trim()) trigger[key] = t[key].trim();
+  return trigger;
 }
