@@ -1135,7 +1135,7 @@ def print_report(env: dict[str, Any], results: dict[str, Any]) -> list[str]:
         )
 
     print()
-    print("(d) serve --processes: not measured: --processes not built yet")
+    print("(d) serve --processes 1 vs 2: not measured by this bench yet")
 
     resume = results.get("resume")
     if resume:
