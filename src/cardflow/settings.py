@@ -94,6 +94,9 @@ class Settings(BaseSettings):
         default=30.0, ge=0, description="Seconds running flows get to finish on shutdown."
     )
     log_level: str = Field(default="INFO", description="Python logging level name.")
+    metrics_public: bool = Field(
+        default=False, description="/metrics answers without an API token (for a scraper)."
+    )
 
     # -- queued runs (PostgreSQL): workers -------------------------------------------------
     embedded_worker: bool = Field(

@@ -462,6 +462,7 @@ def test_serve_with_several_processes(
     with cluster(tmp_path, postgres, workers=0) as single:
         token = three_cards(single.api, upstream, "many", slow=0)
         env, first_pid = single.env, single.serve.pid
+        [single_flow_id] = [f["id"] for f in single.api.get("/api/v1/flows").json()]
     port = free_port()
     several = Process(
         ["serve", "--processes", "2"], {**env, "CARDFLOW_PORT": str(port)}, tmp_path / "two.log"
@@ -487,6 +488,17 @@ def test_serve_with_several_processes(
             for _ in range(20)
         ]
         assert all(answer.status_code == 200 for answer in answers), answers[0].text
+        # /metrics adds up both processes, whichever answers the scrape
+        headers = {"Authorization": single.api.headers["Authorization"]}
+        flow_id = single_flow_id
+        for _ in range(4):
+            text = httpx.get(f"{base}/metrics", headers=headers, timeout=WAIT).text
+            started = [
+                line
+                for line in text.splitlines()
+                if line.startswith("cardflow_runs_started_total{") and flow_id in line
+            ]
+            assert len(started) == 1 and started[0].endswith(" 20.0"), started
         # queued runs are worked by the serving processes' own workers
         queued = httpx.post(
             f"{base}/invoke/many",
@@ -496,7 +508,6 @@ def test_serve_with_several_processes(
         )
         assert queued.status_code == 202, queued.text
         run_id = queued.json()["run_id"]
-        headers = {"Authorization": single.api.headers["Authorization"]}
         with httpx.Client(base_url=base, headers=headers, timeout=WAIT) as api:
 
             def ended() -> bool:

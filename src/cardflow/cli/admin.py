@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated
 
@@ -143,15 +144,18 @@ def serve(
         # from_environment), so what the options set travels there.
         for name, value in overrides.items():
             os.environ[f"CARDFLOW_{name.upper()}"] = str(value).lower()
-        uvicorn.run(
-            "cardflow.server.asgi:from_environment",
-            factory=True,
-            workers=processes,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            access_log=False,
-        )
+        # /metrics adds up the processes' counters, kept in files of this directory
+        with tempfile.TemporaryDirectory(prefix="cardflow-metrics-") as shared:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared
+            uvicorn.run(
+                "cardflow.server.asgi:from_environment",
+                factory=True,
+                workers=processes,
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+                access_log=False,
+            )
         return
     uvicorn.run(
         application,

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 from cardflow.credentials.token_endpoint import TokenResponse
 from cardflow.errors import NeedsAuthorization, TokenRejected, TokenRequestFailed
+from cardflow.metrics import TOKEN_REQUESTS
 
 
 @dataclass(frozen=True)
@@ -227,8 +228,10 @@ class TokenManager:
         except TimeoutError:
             # The request may have reached the provider: the mark stays, to explain a
             # refusal of the stored refresh token later.
+            TOKEN_REQUESTS.labels(self.connection_id, "failed").inc()
             raise TokenRequestFailed("The token endpoint did not answer in time.") from None
         except NeedsAuthorization as exc:
+            TOKEN_REQUESTS.labels(self.connection_id, "refused").inc()
             if unanswered is not None and self._describe_unanswered is not None:
                 exc.message = f"{exc.message} {self._describe_unanswered(unanswered)}"
                 exc.args = (exc.message,)
@@ -241,6 +244,7 @@ class TokenManager:
             )
             raise
         except TokenRejected as exc:
+            TOKEN_REQUESTS.labels(self.connection_id, "refused").inc()
             await asyncio.to_thread(store.end_refresh, self.connection_id, owner)
             await asyncio.to_thread(
                 store.grant_refused,
@@ -249,6 +253,10 @@ class TokenManager:
                 needs_authorization=False,
             )
             raise
+        except Exception:
+            TOKEN_REQUESTS.labels(self.connection_id, "failed").inc()
+            raise
+        TOKEN_REQUESTS.labels(self.connection_id, "ok").inc()
         # Stored before anything uses it, and before the lock goes, whatever happens to
         # this task meanwhile: a rotated refresh token must never be lost.
         saving = asyncio.ensure_future(

@@ -43,6 +43,15 @@ from cardflow.flows.expressions import ExpressionError, render_async
 from cardflow.flows.model import CardStep, FlowDocument, FlowSnapshot
 from cardflow.flows.trigger import form_fields
 from cardflow.jsondata import LARGE, dumps_async, exceeds
+from cardflow.metrics import (
+    CARD_CALLS,
+    CARD_SECONDS,
+    RUN_SECONDS,
+    RUNS_FINISHED,
+    RUNS_STARTED,
+    host_label,
+    status_class,
+)
 from cardflow.redaction import Redactor, SecretSet, sensitive_values
 from cardflow.runs.processes import ProcessRegistry
 from cardflow.runs.state import RunStates, RunStateTooLarge
@@ -278,6 +287,11 @@ class StepExecutor:
         else:
             connection_id = prepared.connection_id
             result = await run_card(spec, prepared.inputs, prepared.ctx)
+            if spec.uses_connection:  # an HTTP call: counted by card, host and status
+                CARD_CALLS.labels(
+                    step.card, host_label(inputs.get("url")), status_class(result.status_code)
+                ).inc()
+                CARD_SECONDS.labels(step.card).observe(result.duration_ms / 1000)
         if result.error is not None:
             await self.complete_secrets(execution)
             result.error = execution.secrets.stored()(result.error)
@@ -680,6 +694,7 @@ class FlowEngine:
             started_at=datetime.now(UTC),
             process_id=process_id,
         )
+        RUNS_STARTED.labels(flow.id, trigger_type).inc()
         secrets = SecretSet([flow.client_token] if flow.client_token else [])
 
         def answered(answer: FlowAnswer) -> None:
@@ -760,6 +775,7 @@ class FlowEngine:
             started_at=datetime.now(UTC),
             retry_of=retry_of,
         )
+        RUNS_STARTED.labels(flow.id, trigger_type).inc()
         execution = Execution(
             trigger=trigger,
             secrets=SecretSet([flow.client_token] if flow.client_token else []),
@@ -1082,6 +1098,11 @@ class FlowEngine:
         record.status = status
         record.error = error
         record.ended_at = datetime.now(UTC)
+        flow_label = record.flow_id or "none"
+        RUNS_FINISHED.labels(flow_label, status).inc()
+        RUN_SECONDS.labels(flow_label).observe(
+            (record.ended_at - record.started_at).total_seconds()
+        )
         for card in record.cards:
             # stopped inside it (a run limit, shutdown): the writer keeps back every card
             # after one still running, so it would lose all the run did

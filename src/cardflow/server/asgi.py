@@ -20,7 +20,15 @@ from cardflow.flows.scheduler import tick_forever
 from cardflow.logs import ACCESS_LOGGER
 from cardflow.queue import RunQueue, stop_worker
 from cardflow.server import api_docs, errors, web
-from cardflow.server.routers import cards, connections, flows, invoke, oauth_callback, runs
+from cardflow.server.routers import (
+    cards,
+    connections,
+    flows,
+    invoke,
+    oauth_callback,
+    operations,
+    runs,
+)
 from cardflow.server.schemas import Health
 from cardflow.settings import Settings
 
@@ -158,6 +166,7 @@ def create_app(
     app.include_router(runs.router)
     app.include_router(invoke.router)
     app.include_router(oauth_callback.router)
+    app.include_router(operations.router)
     app.include_router(web.router)
     api_docs.install(app)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")

@@ -67,14 +67,18 @@ class Database:
                 return
             self._upgrade()
 
-    def _at_head(self) -> bool:
+    def at_head(self) -> bool:
+        """The schema is at this version's last migration (OperationalError: no database)."""
         head = ScriptDirectory.from_config(self._alembic_config()).get_current_head()
+        with self.engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+        return current == head
+
+    def _at_head(self) -> bool:
         try:
-            with self.engine.connect() as connection:
-                current = MigrationContext.configure(connection).get_current_revision()
+            return self.at_head()
         except OperationalError:
             return False
-        return current == head
 
     @staticmethod
     def _alembic_config() -> Config:
