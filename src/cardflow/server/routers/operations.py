@@ -112,10 +112,17 @@ def _database_gauges(cf: Cardflow) -> list[Metric]:
 
 @router.get(
     "/metrics",
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format."}},
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+            "description": "Prometheus text format.",
+        },
+        **errors(401),
+    },
 )
 async def metrics(request: Request, cf: CardflowDep) -> Response:
-    """Prometheus metrics; behind an API token unless CARDFLOW_METRICS_PUBLIC=1."""
+    """Prometheus metrics (text format); behind an API token unless CARDFLOW_METRICS_PUBLIC=1."""
     if not cf.settings.metrics_public:
         await authenticate_request(request)
     gauges = await asyncio.to_thread(_database_gauges, cf)
