@@ -597,3 +597,66 @@ def test_a_schedule_fires_once_per_due_time_across_workers_even_when_one_is_kill
     steps = {b - a for a, b in pairwise(due)}
     assert steps == {timedelta(seconds=2)}, f"a due time is missing: {due}"
     assert claims is not None and claims[0] == claims[1] == len(due)
+
+
+@pytest.mark.postgres
+def test_kill_9_inside_a_for_each_runs_at_most_the_item_in_flight_again(
+    tmp_path: Path, postgres: PostgresDatabases, upstream: Upstream
+) -> None:
+    run_ref = "{{ flow.run_id }}"
+    with cluster(tmp_path, postgres) as queued:
+        created = queued.api.post(
+            "/api/v1/flows",
+            json={
+                "name": "loop",
+                "trigger": {"type": "api_endpoint", "alias": "loop", "security": "none"},
+                "cards": [
+                    {
+                        "id": "each",
+                        "card": "list.for_each",
+                        "inputs": {
+                            "list": "{{ trigger.body.items }}",
+                            "cards": [
+                                {
+                                    "id": "call",
+                                    "card": "api_connector.get",
+                                    "inputs": {
+                                        "url": f"{upstream.url}/slow?seconds=1.5"
+                                        f"&run={run_ref}&item={{{{ loop.item }}}}"
+                                    },
+                                }
+                            ],
+                        },
+                    },
+                    {
+                        "id": "after",
+                        "card": "api_connector.get",
+                        "inputs": {"url": f"{upstream.url}/flaky/after-{run_ref}"},
+                    },
+                ],
+            },
+        )
+        assert created.status_code == 201, created.text
+        accepted = queued.invoke(
+            "loop", "", headers={"Prefer": "respond-async"}, json={"items": [0, 1, 2, 3, 4]}
+        )
+        run_id = accepted.json()["run_id"]
+
+        def calls(item: int) -> int:
+            return sum(
+                1
+                for r in upstream.requests
+                if r["path"] == "/slow"
+                and r["query"].get("run") == [run_id]
+                and r["query"].get("item") == [str(item)]
+            )
+
+        wait_until(lambda: calls(2) == 1, "the third item")
+        victim = queued.executing(run_id)
+        victim.signal(signal.SIGKILL)
+        victim.start()
+        run = queued.finished(run_id)
+    assert run["status"] == "succeeded", run
+    assert [calls(item) for item in range(5)] == [1, 1, 2, 1, 1]
+    assert upstream.calls(f"after-{run_id}") == 1
+    assert [event["type"] for event in run["events"]] == ["resumed"]

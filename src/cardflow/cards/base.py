@@ -68,6 +68,14 @@ class FlowControl(Protocol):
     ) -> dict[str, Any]:
         """Run nested cards; returns their outputs by card id, raises CardFailed."""
 
+    def loop_done_before(self) -> list[Any]:
+        """A loop card: the results of the items it finished before its run went on in
+        another worker (a queued run resumed inside it); empty otherwise."""
+
+    async def loop_progress(self, results: list[Any]) -> None:
+        """A loop card: the results of its items so far, kept for a queued run so that at
+        most the item in flight runs again if its worker stops."""
+
 
 @dataclass(frozen=True)
 class CardLimits:

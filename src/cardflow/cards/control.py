@@ -124,13 +124,15 @@ async def _for_each(ctx: CardContext, inputs: ForEachInputs) -> CardOutcome:
             "Split the list, or filter it first.",
             field="inputs.list",
         )
-    results = []
-    for index, item in enumerate(items):
+    results = list(flow.loop_done_before())[: len(items)]  # a resumed run goes on
+    for index in range(len(results), len(items)):
+        item = items[index]
         results.append(
             await flow.run_nested(
                 f"[{index}]", inputs.cards, {"loop": {"item": item, "index": index}}
             )
         )
+        await flow.loop_progress(results)
     return CardOutcome({"output": results})
 
 

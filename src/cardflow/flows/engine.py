@@ -21,7 +21,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -161,6 +161,10 @@ class Execution:
     durable: bool = False
     # The top-level card going now (where a retry of a failed run starts).
     position: int = 0
+    # Loop cards' results so far, by card key, within the top-level card going now.
+    loops: dict[str, list[Any]] = field(default_factory=dict)
+    # A queued run: keeps its state now (a loop card finished one more item).
+    keep_progress: Callable[[], Awaitable[None]] | None = None
     answer: FlowAnswer | None = None
     stopped: bool = False
     cards_run: int = 0
@@ -194,6 +198,16 @@ class _StepControl:
 
     def stop(self) -> None:
         self.execution.stopped = True
+
+    def loop_done_before(self) -> list[Any]:
+        return self.execution.loops.get(self.key, [])
+
+    async def loop_progress(self, results: list[Any]) -> None:
+        execution = self.execution
+        if execution.keep_progress is None:
+            return
+        execution.loops[self.key] = results
+        await execution.keep_progress()
 
     async def run_nested(
         self, parent: str, steps: list[Any], scope: dict[str, Any]
@@ -870,6 +884,7 @@ class FlowEngine:
         )
         if state.get("answered"):
             execution.answer = _ANSWERED_BEFORE
+        execution.loops = dict(state.get("loops") or {})
         following = int(state["next"])
         if record.status == "running":
             record.event(
@@ -886,6 +901,11 @@ class FlowEngine:
             "steps": state.get("steps") or {},
             "flow": {"id": flow.id, "name": flow.name, "run_id": record.id},
         }
+
+        async def keep_progress() -> None:
+            await self._keep_state(flow, execution, scope, execution.position)
+
+        execution.keep_progress = keep_progress
         elapsed = (datetime.now(UTC) - record.started_at).total_seconds()
         status, error = "succeeded", None
         try:
@@ -1000,6 +1020,7 @@ class FlowEngine:
             step = cards[index]
             outputs = await self.executor.run_step(execution, step, scope, "")
             scope["steps"] = {**scope["steps"], step.id: outputs}
+            execution.loops.clear()  # the card's loops are done
             following = index + 1
             if following == len(cards) or execution.stopped:
                 break
@@ -1032,6 +1053,7 @@ class FlowEngine:
             "hop": execution.hop,
             "steps": scope["steps"],
             "next": following,
+            "loops": execution.loops,
         }
 
     async def _keep_state(
