@@ -27,7 +27,7 @@ bench: $(BIN)/.installed  ## benchmarks (figures, not pass/fail)
 	$(BIN)/python bench/refresh_storm.py
 	$(BIN)/python bench/invoke.py
 	$(BIN)/python bench/abuse.py
-	$(BIN)/python bench/queue.py
+	$(BIN)/python bench/queued_runs.py
 
 docs: $(BIN)/.installed  ## regenerate docs/cards.md from the card registry
 	$(BIN)/python -m cardflow.cards.docs > docs/cards.md

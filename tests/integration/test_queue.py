@@ -25,6 +25,8 @@ import pytest
 
 import cardflow
 from tests.conftest import MASTER_KEY, PostgresDatabases, free_port
+from tests.support.oauth_server import OAuthServer
+from tests.support.provider_login import authorize_in_browser
 from tests.support.upstream import Upstream
 
 WAIT = 60.0  # far above a resumption (heartbeat silence + sweep + the card again)
@@ -660,3 +662,98 @@ def test_kill_9_inside_a_for_each_runs_at_most_the_item_in_flight_again(
     assert [calls(item) for item in range(5)] == [1, 1, 2, 1, 1]
     assert upstream.calls(f"after-{run_id}") == 1
     assert [event["type"] for event in run["events"]] == ["resumed"]
+
+
+@pytest.mark.postgres
+def test_two_servers_and_two_workers_refresh_a_rotating_token_once_per_expiry(
+    tmp_path: Path, postgres: PostgresDatabases, oauth_server: OAuthServer
+) -> None:
+    """Calls spread over 2 servers (in-process runs) and 2 workers (queued runs) after each
+    expiry of a short-lived, strictly rotating token: one refresh per expiry, 3 times."""
+    lifetime = 6
+    with cluster(tmp_path, postgres) as queued:
+        oauth_server.add_client(
+            "four-app",
+            "four-secret-SENTINEL",
+            scope="read",
+            grant_types=("authorization_code", "refresh_token"),
+            redirect_uris=(f"{queued.base}/oauth/callback",),
+        )
+        connection = queued.api.post(
+            "/api/v1/connections",
+            json={
+                "name": "four",
+                "auth_type": "oauth",
+                "config": {
+                    "authorize_url": oauth_server.authorize_url,
+                    "token_url": oauth_server.token_url,
+                    "client_id": "four-app",
+                    "client_secret": "four-secret-SENTINEL",
+                    "scope": "read",
+                },
+            },
+        ).json()
+        oauth_server.expires_in = lifetime
+        page = authorize_in_browser(queued.api, f"/api/v1/connections/{connection['id']}/authorize")
+        assert "Connection ready" in page.text, page.text
+        created = queued.api.post(
+            "/api/v1/flows",
+            json={
+                "name": "me",
+                "trigger": {"type": "api_endpoint", "alias": "me", "security": "none"},
+                "cards": [
+                    {
+                        "id": "g",
+                        "card": "api_connector.get",
+                        "connection": connection["id"],
+                        "inputs": {"url": f"{oauth_server.url}/api/me"},
+                    }
+                ],
+            },
+        )
+        assert created.status_code == 201, created.text
+        port = free_port()
+        second = Process(
+            ["serve", "--no-worker"], {**queued.env, "CARDFLOW_PORT": str(port)}, tmp_path / "b.log"
+        )
+        second.start()
+        try:
+            servers = [queued.base, f"http://127.0.0.1:{port}"]
+            wait_until(
+                lambda: (
+                    httpx.get(f"{servers[1]}/healthz", timeout=5).status_code == 200
+                    if second.process and second.process.poll() is None
+                    else False
+                ),
+                "the second server",
+            )
+            refreshes = []
+            for _expiry in range(3):
+                time.sleep(lifetime + 0.5)  # the token has expired
+                before = oauth_server.refresh_requests
+                run_ids: list[str] = []
+
+                def call(index: int, run_ids: list[str] = run_ids) -> None:
+                    base = servers[index % 2]
+                    if index % 4 < 2:  # a caller waiting: the run is in that server
+                        answer = httpx.post(f"{base}/invoke/me", timeout=WAIT)
+                        assert answer.status_code == 200, answer.text
+                    else:  # respond-async: a worker runs it
+                        answer = httpx.post(
+                            f"{base}/invoke/me", headers={"Prefer": "respond-async"}, timeout=WAIT
+                        )
+                        assert answer.status_code == 202, answer.text
+                        run_ids.append(answer.json()["run_id"])
+
+                callers = [threading.Thread(target=call, args=(i,)) for i in range(67)]
+                for caller in callers:
+                    caller.start()
+                for caller in callers:
+                    caller.join(WAIT)
+                for run_id in run_ids:
+                    assert queued.finished(run_id)["status"] == "succeeded"
+                refreshes.append(oauth_server.refresh_requests - before)
+        finally:
+            second.stop()
+    assert refreshes == [1, 1, 1]
+    assert oauth_server.code_exchanges == 1

@@ -1,6 +1,6 @@
 """Queued runs on PostgreSQL: what the procrastinate queue costs and gives. One run.
 
-    python bench/queue.py [--close-requests 300] [--async-requests 300] [--rounds 2] [--json]
+    python bench/queued_runs.py [--close-requests 300] [--async-requests 300] [--rounds 2] [--json]
 
 Creates a fresh PostgreSQL database (``cardflow_bench_<random>`` on 127.0.0.1:5432, user
 postgres), runs ``cardflow db upgrade`` on it, mints an API token, and starts the tiny
@@ -24,29 +24,7 @@ Rounds are interleaved after an uncounted warm-up; medians over rounds are repor
 answer is checked; any failure is reported loudly and makes the exit status 1.
 """
 
-# This file is named like the standard library's ``queue`` module, and Python puts its
-# directory first on sys.path: the real module is loaded before anything (psycopg…) imports it.
-# ruff: noqa: E402
-
 from __future__ import annotations
-
-import importlib
-import sys
-from pathlib import Path
-
-
-def _load_stdlib_queue() -> None:
-    here = Path(__file__).resolve().parent
-    saved = sys.path[:]
-    sys.path[:] = [p for p in saved if Path(p or ".").resolve() != here]
-    try:
-        importlib.import_module("queue")
-    finally:
-        sys.path[:] = saved
-
-
-if __name__ == "__main__":
-    _load_stdlib_queue()
 
 import argparse
 import asyncio
@@ -57,11 +35,13 @@ import platform
 import secrets
 import signal
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
