@@ -8,7 +8,8 @@ upstream (bench/_upstream.py), ``cardflow serve --no-worker`` and two ``cardflow
 processes, all on 127.0.0.1. The database is dropped at the end (WITH (FORCE)), also after a
 failure or Ctrl-C. Measures, in one run:
 
-(a) Close's time to response, p50/p99, next to ``GET /healthz``'s in the same rounds, at 4
+(a) Close's time to response, p50/p99, next to ``GET /healthz``'s measured at the same time
+    (both sets of callers at once, under the follow-ups' load), at 4
     and 32 callers: [API endpoint → ``api_connector.close`` → ``api_connector.get`` of
     ``/slow?seconds=2``]; every follow-up run must succeed before the next measurement;
 (b) ``Prefer: respond-async`` runs completed per second (first submit → every run
@@ -653,8 +654,13 @@ class Bench:
         rounds: dict[str, list[Latency]] = {}
         for number in range(1, args.rounds + 1):
             for callers in args.close_concurrency:
-                for key, call in (("healthz", healthz), ("close", close)):
-                    result = await measure(call, args.close_requests, callers, args.round_timeout)
+                # Side by side: /healthz's callers run while Close's do (and while the
+                # follow-ups Close leaves behind load the box), so both see the same load.
+                both = await asyncio.gather(
+                    measure(healthz, args.close_requests, callers, args.round_timeout),
+                    measure(close, args.close_requests, callers, args.round_timeout),
+                )
+                for key, result in zip(("healthz", "close"), both, strict=True):
                     label = f"{key} c={callers}"
                     self.problems.check(f"round {number} {label}", result)
                     rounds.setdefault(f"{key}@{callers}", []).append(result)
