@@ -50,6 +50,20 @@ WHERE queue_name = %(queue)s AND task_name = %(task)s AND status = 'todo'
 """
 
 
+# Runs with a kept state, not ended, whose state is old and that no job carries.
+_UNQUEUED = """
+SELECT s.run_id, r.flow_id FROM run_states s JOIN runs r ON r.id = s.run_id
+WHERE r.status IN ('queued', 'running')
+  AND s.updated_at < now() - make_interval(secs => %(seconds)s)
+  AND NOT EXISTS (
+    SELECT 1 FROM procrastinate_jobs j
+    WHERE j.task_name = %(task)s AND j.args->>'run_id' = s.run_id
+      AND j.status IN ('todo', 'doing')
+  )
+LIMIT 100
+"""
+
+
 class _RunRetry(procrastinate.BaseRetryStrategy):
     """A run cancelled because its worker stops goes back to the queue at once, however
     often; one that failed outside its cards is retried a few times with a growing wait."""
@@ -118,19 +132,32 @@ class RunQueue:
         @app.periodic(cron="* * * * * *")
         @app.task(name=TICK_TASK, queue=QUEUE, queueing_lock=TICK_TASK)
         async def schedule_tick(timestamp: int) -> None:
-            await scheduler.tick()
+            try:
+                await scheduler.tick()
+            except Exception:  # the next tick tries again; a failed job row would pile up
+                log.exception("the scheduler's tick failed")
 
         @app.periodic(cron=f"* * * * * */{self.settings.worker_sweep_seconds}")
         @app.task(name=SWEEP_TASK, queue=QUEUE, queueing_lock=SWEEP_TASK)
         async def retry_stalled_runs(timestamp: int) -> None:
-            stalled = await app.job_manager.get_stalled_jobs(
-                queue=QUEUE, task_name=RUN_TASK, seconds_since_heartbeat=stalled_after
-            )
-            for job in stalled:
-                log.warning(
-                    "run job %s: its worker stopped beating; it goes back to the queue", job.id
+            try:
+                stalled = await app.job_manager.get_stalled_jobs(
+                    queue=QUEUE, task_name=RUN_TASK, seconds_since_heartbeat=stalled_after
                 )
-                await app.job_manager.retry_job(job)
+                for job in stalled:
+                    log.warning(
+                        "run job %s: its worker stopped beating; it goes back to the queue",
+                        job.id,
+                    )
+                    await app.job_manager.retry_job(job)
+                # A run kept but never queued (its process died between the two): queued now.
+                for found in await app.connector.execute_query_all_async(
+                    _UNQUEUED, task=RUN_TASK, seconds=max(60, int(stalled_after) * 3)
+                ):
+                    log.warning("run %s was kept but never queued; queueing it", found["run_id"])
+                    await self.enqueue(found["run_id"], found["flow_id"] or "")
+            except Exception:
+                log.exception("looking for stalled runs failed; the next sweep tries again")
 
     async def open(self) -> None:
         await self.app.open_async()

@@ -165,6 +165,8 @@ class Execution:
     loops: dict[str, list[Any]] = field(default_factory=dict)
     # A queued run: keeps its state now (a loop card finished one more item).
     keep_progress: Callable[[], Awaitable[None]] | None = None
+    # A queued run: when a worker first took it up (its time limit counts from there).
+    began: datetime | None = None
     answer: FlowAnswer | None = None
     stopped: bool = False
     cards_run: int = 0
@@ -207,7 +209,16 @@ class _StepControl:
         if execution.keep_progress is None:
             return
         execution.loops[self.key] = results
-        await execution.keep_progress()
+        try:
+            await execution.keep_progress()
+        except RunStateTooLarge as exc:
+            raise RunAborted("run_limit", exc.message) from None
+        except Exception as exc:
+            # a card's on_error: continue must not swallow it: the run stops, its job
+            # is tried again from the state kept before
+            raise RunAborted(
+                "internal_error", f"The run's progress could not be kept ({type(exc).__name__})."
+            ) from None
 
     async def run_nested(
         self, parent: str, steps: list[Any], scope: dict[str, Any]
@@ -657,7 +668,9 @@ class FlowEngine:
         registry = self._processes
         if registry is None:
             return None
-        return registry.id or await asyncio.to_thread(registry.ensure)
+        if registry.id is not None and registry.owns_pid():
+            return registry.id
+        return await asyncio.to_thread(registry.ensure)
 
     def use_queue(self, queue: RunQueue) -> None:
         if self._states is None or self._runs is None:
@@ -789,6 +802,12 @@ class FlowEngine:
             started_at=datetime.now(UTC),
             retry_of=retry_of,
         )
+        if ticket is not None:  # run by this process: its own, from the start
+            try:
+                record.process_id = await self._process_id()
+            except BaseException:
+                self.admission().withdraw(ticket)
+                raise
         RUNS_STARTED.labels(flow.id, trigger_type).inc()
         execution = Execution(
             trigger=trigger,
@@ -865,13 +884,31 @@ class FlowEngine:
             return
         if record.status not in ("queued", "running"):
             return  # ended: what is kept is its retry point
-        stored = state["flow"]
-        flow = FlowSnapshot(
-            stored["id"],
-            stored["name"],
-            FlowDocument.model_validate(stored["document"]),
-            stored.get("client_token"),
-        )
+        try:
+            if state.get("version") != _STATE_VERSION:
+                raise ValueError(f"state version {state.get('version')!r}")
+            stored = state["flow"]
+            flow = FlowSnapshot(
+                stored["id"],
+                stored["name"],
+                FlowDocument.model_validate(stored["document"]),
+                stored.get("client_token"),
+            )
+            flow.document.cards[int(state["next"])]
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            # Not something a retry mends: the run ends, saying so.
+            log.error("run %s: its kept state cannot be used (%s)", run_id, exc)
+            record.status, record.ended_at = "failed", datetime.now(UTC)
+            record.error = {
+                "type": "internal_error",
+                "message": "This run's kept progress could not be read by this cardflow "
+                "version, so it cannot go on; retry or run the flow again.",
+            }
+            self._writer.adopt(record)
+            self._writer.submit(record)
+            await self._writer.flush_async()
+            await asyncio.to_thread(self._states.delete, run_id)
+            return
         execution = Execution(
             trigger=state["trigger"],
             secrets=SecretSet([flow.client_token] if flow.client_token else []),
@@ -906,7 +943,12 @@ class FlowEngine:
             await self._keep_state(flow, execution, scope, execution.position)
 
         execution.keep_progress = keep_progress
-        elapsed = (datetime.now(UTC) - record.started_at).total_seconds()
+        # The run's time limit counts from when a worker first took it up, not from when
+        # it was queued (a backlog must not use it up).
+        execution.began = datetime.fromisoformat(state["began"]) if state.get("began") else None
+        if execution.began is None:
+            execution.began = datetime.now(UTC)
+        elapsed = (datetime.now(UTC) - execution.began).total_seconds()
         status, error = "succeeded", None
         try:
             async with asyncio.timeout(max(self.limits.max_run_seconds - elapsed, 0.001)):
@@ -925,6 +967,9 @@ class FlowEngine:
             record.process_id = None
             record.event("handed_back", f"{worker} stopped; the run goes back to the queue.")
             self._writer.submit(record)
+            # on record before the next worker takes it (procrastinate retries at once)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._writer.flush_async())
             raise
         except Exception:
             incident = secrets.token_hex(4)
@@ -1054,6 +1099,7 @@ class FlowEngine:
             "steps": scope["steps"],
             "next": following,
             "loops": execution.loops,
+            "began": execution.began.isoformat() if execution.began else None,
         }
 
     async def _keep_state(

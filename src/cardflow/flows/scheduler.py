@@ -27,7 +27,7 @@ from cardflow.flows.model import FlowDocument
 from cardflow.flows.schedule import Schedule
 from cardflow.flows.service import FlowService
 from cardflow.store.db import Database
-from cardflow.store.models import Flow, Run, ScheduleFire, new_id
+from cardflow.store.models import Flow, Run, RunState, ScheduleFire, new_id
 
 log = logging.getLogger("cardflow.flows.scheduler")
 
@@ -159,12 +159,14 @@ class Scheduler:
     def _unstarted(self, session: Any, now: datetime) -> list[Fire]:
         """Claims whose run never appeared: started again, under the same run id."""
         started = select(Run.id).where(Run.id == ScheduleFire.run_id)
+        kept = select(RunState.run_id).where(RunState.run_id == ScheduleFire.run_id)
         rows = session.execute(
             select(ScheduleFire.flow_id, ScheduleFire.due_at, ScheduleFire.run_id).where(
                 ScheduleFire.run_id.is_not(None),
                 ScheduleFire.created_at < now - _CLAIM_GRACE,
                 ScheduleFire.created_at > now - _KEEP_FIRES,
                 ~started.exists(),
+                ~kept.exists(),  # its run is on its way (a slow start), not lost
             )
         ).all()
         return [Fire(flow_id, due_at, run_id) for flow_id, due_at, run_id in rows]

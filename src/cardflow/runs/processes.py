@@ -28,6 +28,13 @@ from cardflow.store.models import Process, Run, RunState, new_id
 log = logging.getLogger("cardflow.runs.processes")
 
 
+def _pid_namespace() -> str:
+    try:
+        return "@" + os.readlink("/proc/self/ns/pid").removeprefix("pid:")
+    except OSError:
+        return ""
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -46,7 +53,9 @@ class ProcessRegistry:
         self._writer = writer
         self.heartbeat = heartbeat
         self.stalled_after = stalled_after
-        self.hostname = socket.gethostname()[:255]
+        # The machine and its pid namespace: two containers may share a host name, and
+        # then one's pids say nothing about the other's processes.
+        self.hostname = f"{socket.gethostname()}{_pid_namespace()}"[:255]
         self.id: str | None = None
         self._pid = 0
         self._lock = threading.Lock()
@@ -54,6 +63,13 @@ class ProcessRegistry:
         self._thread: threading.Thread | None = None
         # servers and workers also end the runs of processes that stopped
         self.sweeps = False
+        # False where no queue's workers go on with kept runs (SQLite): then the queued
+        # runs of a process that stopped end as interrupted too, their state removed.
+        self.queue_resumes_runs = True
+
+    def owns_pid(self) -> bool:
+        """The registration is this process's (not a forked parent's)."""
+        return self._pid == os.getpid()
 
     def ensure(self) -> str:
         """This process's id, registered (and beating) from the first call on; blocking."""
@@ -64,23 +80,26 @@ class ProcessRegistry:
             if self.id is None or self._pid != os.getpid():  # new, or a forked child
                 self._pid = os.getpid()
                 self.id = new_id("prc")
-                now = datetime.now(UTC)
-                with self._db.session() as session:
-                    session.add(
-                        Process(
-                            id=self.id,
-                            hostname=self.hostname,
-                            pid=self._pid,
-                            started_at=now,
-                            heartbeat_at=now,
-                        )
-                    )
+                self._register()
                 self._stop.clear()
                 self._thread = threading.Thread(
                     target=self._beat, name="cardflow-heartbeat", daemon=True
                 )
                 self._thread.start()
             return self.id
+
+    def _register(self) -> None:
+        now = datetime.now(UTC)
+        with self._db.session() as session:
+            session.add(
+                Process(
+                    id=self.id,
+                    hostname=self.hostname,
+                    pid=self._pid,
+                    started_at=now,
+                    heartbeat_at=now,
+                )
+            )
 
     def close(self) -> None:
         """Stop beating and leave (its unfinished runs are ended by whoever looks next)."""
@@ -101,11 +120,15 @@ class ProcessRegistry:
         while not self._stop.wait(self.heartbeat):
             try:
                 with self._db.session() as session:
-                    session.execute(
+                    beat = session.execute(
                         update(Process)
                         .where(Process.id == self.id)
                         .values(heartbeat_at=datetime.now(UTC))
                     )
+                    found = int(beat.rowcount)  # type: ignore[attr-defined]
+                if not found:  # taken for dead while silent (the database was away)
+                    log.warning("process %s was taken for dead; registering again", self.id)
+                    self._register()
                 if self.sweeps and time.monotonic() >= next_sweep:
                     self.end_orphaned()
                     next_sweep = time.monotonic() + self.stalled_after / 2
@@ -132,13 +155,17 @@ class ProcessRegistry:
             alive = {row.id for row in processes} - dead
             if self.id is not None:
                 alive.add(self.id)
-            queued = select(RunState.run_id).where(RunState.run_id == Run.id)
-            unfinished = session.execute(
-                select(Run.id, Run.process_id).where(
-                    Run.status.in_(("queued", "running")), ~queued.exists()
-                )
-            ).all()
+            query = select(Run.id, Run.process_id).where(Run.status.in_(("queued", "running")))
+            if self.queue_resumes_runs:  # runs with a kept state are the workers'
+                queued = select(RunState.run_id).where(RunState.run_id == Run.id)
+                query = query.where(~queued.exists())
+            unfinished = session.execute(query).all()
             orphans = [run_id for run_id, owner in unfinished if owner not in alive]
+            if orphans and not self.queue_resumes_runs:
+                for start in range(0, len(orphans), 500):
+                    session.execute(
+                        delete(RunState).where(RunState.run_id.in_(orphans[start : start + 500]))
+                    )
             for start in range(0, len(orphans), 500):
                 session.execute(
                     update(Run)

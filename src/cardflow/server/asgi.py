@@ -107,6 +107,7 @@ def create_app(
         # This process beats, and ends the runs of processes that stopped (now, then
         # every few seconds): never those of another server still alive.
         instance.processes.sweeps = True
+        instance.processes.queue_resumes_runs = not instance.db.is_sqlite
         await asyncio.to_thread(instance.processes.ensure)
         await asyncio.to_thread(instance.processes.end_orphaned)
         housekeeping = asyncio.create_task(_prune_runs(instance))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Literal
@@ -20,6 +21,7 @@ from cardflow.server.deps import CardflowDep, authenticate_request
 from cardflow.server.schemas import errors
 from cardflow.store.models import Process
 
+log = logging.getLogger("cardflow.server")
 router = APIRouter(tags=["operations"])
 
 
@@ -125,6 +127,10 @@ async def metrics(request: Request, cf: CardflowDep) -> Response:
     """Prometheus metrics (text format); behind an API token unless CARDFLOW_METRICS_PUBLIC=1."""
     if not cf.settings.metrics_public:
         await authenticate_request(request)
-    gauges = await asyncio.to_thread(_database_gauges, cf)
+    try:
+        gauges = await asyncio.to_thread(_database_gauges, cf)
+    except Exception:  # the database is away: this process's own figures still answer
+        log.warning("/metrics: the database gauges could not be read", exc_info=True)
+        gauges = []
     body, content_type = await asyncio.to_thread(exposition, _Database(gauges))
     return Response(body, media_type=content_type)
