@@ -22,8 +22,7 @@ from cardflow.connections.service import ConnectionService
 from cardflow.connections.token_store import SqlTokenStore
 from cardflow.errors import Conflict
 from cardflow.flows.card_test import CardTests
-from cardflow.flows.engine import FlowEngine, RunLimits, StepExecutor
-from cardflow.flows.model import FlowDocument, FlowSnapshot
+from cardflow.flows.engine import FlowEngine, RunLimits, StepExecutor, flow_of_state
 from cardflow.flows.scheduler import Scheduler
 from cardflow.flows.service import FlowService
 from cardflow.flows.trigger import manual_trigger
@@ -190,15 +189,9 @@ class Cardflow:
                 "history is kept.",
                 field="run_id",
             )
-        stored = state["flow"]
-        failed_card = stored["document"]["cards"][int(state["next"])]["id"]
+        failed_card = state["flow"]["document"]["cards"][int(state["next"])]["id"]
         if original:
-            flow = FlowSnapshot(
-                stored["id"],
-                stored["name"],
-                FlowDocument.model_validate(stored["document"]),
-                stored.get("client_token"),
-            )
+            flow = flow_of_state(state)
         else:
             flow = await asyncio.to_thread(self.flows.snapshot, failed.flow_id)
         ids = [step.id for step in flow.document.cards]

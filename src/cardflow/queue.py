@@ -20,7 +20,6 @@ import asyncio
 import logging
 import os
 import socket
-from typing import Any
 
 import procrastinate
 from procrastinate import exceptions as procrastinate_errors
@@ -220,12 +219,6 @@ class RunQueue:
                 log.warning("the worker stopped (database unreachable?); again in %gs", delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
-
-    async def counts(self) -> dict[str, Any]:
-        """Jobs of the queue by status."""
-        for found in await self.app.job_manager.list_queues_async(queue=QUEUE):
-            return dict(found)
-        return {}
 
 
 async def stop_worker(task: asyncio.Task[None], grace: float) -> None:

@@ -383,6 +383,17 @@ class StepExecutor:
         return entry
 
 
+def flow_of_state(state: dict[str, Any]) -> FlowSnapshot:
+    """The flow as a queued run (or a failed run's retry point) kept it."""
+    stored = state["flow"]
+    return FlowSnapshot(
+        stored["id"],
+        stored["name"],
+        FlowDocument.model_validate(stored["document"]),
+        stored.get("client_token"),
+    )
+
+
 def _run_too_long(seconds: float) -> dict[str, Any]:
     return {
         "type": "run_limit",
@@ -663,14 +674,19 @@ class FlowEngine:
         # runs, retries and the rest of a flow after its Close card go through it.
         self.queue: RunQueue | None = None
 
+    def _registered(self) -> str | None:
+        """This process's id once registered (no I/O); None: ask :meth:`_process_id`."""
+        registry = self._processes
+        if registry is not None and registry.id is not None and registry.owns_pid():
+            return registry.id
+        return None
+
     async def _process_id(self) -> str | None:
         """This process, registered (and beating) before its first run is recorded."""
         registry = self._processes
         if registry is None:
             return None
-        if registry.id is not None and registry.owns_pid():
-            return registry.id
-        return await asyncio.to_thread(registry.ensure)
+        return self._registered() or await asyncio.to_thread(registry.ensure)
 
     def use_queue(self, queue: RunQueue) -> None:
         if self._states is None or self._runs is None:
@@ -708,11 +724,13 @@ class FlowEngine:
         response: asyncio.Future[FlowAnswer | dict[str, Any]] | None = (
             loop.create_future() if answer_caller else None
         )
-        try:
-            process_id = await self._process_id()
-        except BaseException:
-            self.admission().withdraw(ticket)
-            raise
+        process_id = self._registered()
+        if process_id is None:
+            try:
+                process_id = await self._process_id()
+            except BaseException:
+                self.admission().withdraw(ticket)
+                raise
         record = RunRecord(
             id=new_id("run"),
             flow_id=flow.id,
@@ -887,13 +905,7 @@ class FlowEngine:
         try:
             if state.get("version") != _STATE_VERSION:
                 raise ValueError(f"state version {state.get('version')!r}")
-            stored = state["flow"]
-            flow = FlowSnapshot(
-                stored["id"],
-                stored["name"],
-                FlowDocument.model_validate(stored["document"]),
-                stored.get("client_token"),
-            )
+            flow = flow_of_state(state)
             flow.document.cards[int(state["next"])]
         except (KeyError, IndexError, TypeError, ValueError) as exc:
             # Not something a retry mends: the run ends, saying so.
