@@ -20,8 +20,13 @@ import asyncio
 import logging
 import os
 import socket
+import time
+import weakref
+from typing import Any
 
 import procrastinate
+import psycopg
+import psycopg_pool
 from procrastinate import exceptions as procrastinate_errors
 from sqlalchemy.engine import make_url
 
@@ -77,6 +82,30 @@ class _RunRetry(procrastinate.BaseRetryStrategy):
         return procrastinate.RetryDecision(retry_in={"seconds": 2 ** (job.attempts + 1)})
 
 
+# procrastinate has its pool check every connection before each query (one more round trip
+# per query); only a connection idle this long is checked (the database may have dropped it).
+_CHECK_AFTER_IDLE = 1.0
+_idle_since: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], float] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _note_return(connection: psycopg.AsyncConnection[Any]) -> None:
+    _idle_since[connection] = time.monotonic()
+
+
+async def _check_if_idle(connection: psycopg.AsyncConnection[Any]) -> None:
+    since = _idle_since.get(connection)
+    if since is None or time.monotonic() - since >= _CHECK_AFTER_IDLE:
+        await psycopg_pool.AsyncConnectionPool.check_connection(connection)
+
+
+def _pool(**kwargs: Any) -> psycopg_pool.AsyncConnectionPool:
+    kwargs["check"] = _check_if_idle
+    kwargs["reset"] = _note_return
+    return psycopg_pool.AsyncConnectionPool(**kwargs)
+
+
 def libpq_url(database_url: str) -> str:
     """The libpq form of cardflow's SQLAlchemy URL (procrastinate talks to psycopg)."""
     url = make_url(database_url)
@@ -103,6 +132,7 @@ class RunQueue:
         self.scheduler = scheduler
         connector = procrastinate.PsycopgConnector(
             conninfo=libpq_url(url),
+            pool_factory=_pool,
             min_size=1,
             # a fetch, a finish, the heartbeat and the sweep may each hold one
             max_size=settings.worker_concurrency + 4,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cardflow.errors import ConfigurationError
@@ -38,7 +39,6 @@ class Database:
                 private_sqlite_file(Path(path))
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            kwargs["pool_pre_ping"] = True
             kwargs["pool_size"] = 10
             kwargs["max_overflow"] = 20
         try:
@@ -50,7 +50,24 @@ class Database:
             ) from None
         if self.is_sqlite:
             event.listen(self.engine, "connect", _sqlite_pragmas)
+        else:
+            event.listen(self.engine, "connect", _note_checkin)  # new: no ping needed
+            event.listen(self.engine, "checkin", _note_checkin)
+            event.listen(self.engine, "checkout", self._ping_if_idle)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    def _ping_if_idle(self, dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        """SQLAlchemy's pessimistic disconnect check (its dialect's ping), on connections
+        idle a while only: a DisconnectionError makes the pool replace the connection."""
+        idle_since = record.info.get("idle_since")
+        if idle_since is not None and time.monotonic() - idle_since < _PING_AFTER_IDLE:
+            return
+        try:
+            alive = self.engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"a pooled connection is gone ({type(exc).__name__})") from exc
+        if not alive:
+            raise DisconnectionError("a pooled connection is gone")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -117,6 +134,17 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+# A pooled connection idle longer than this is pinged before use (the database may have
+# restarted or dropped it meanwhile); one used a moment ago is not, so a busy process does
+# not pay a round trip per transaction as SQLAlchemy's pool_pre_ping would have it.
+_PING_AFTER_IDLE = 1.0
+
+
+def _note_checkin(_dbapi_connection: Any, record: Any) -> None:
+    if record is not None:
+        record.info["idle_since"] = time.monotonic()
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +23,8 @@ from cardflow.store.models import (
     OAuthState,
     RunState,
 )
+
+_ACTIVE_KEY_TTL = 1.0  # seconds a read of the active key id is used for
 
 
 def load_master_key(settings: Settings, db: Database) -> bytes:
@@ -54,13 +57,17 @@ class RotationReport:
 
 
 class Keyring:
-    """Data keys unwrapped on demand and cached; the active key is re-read for each write."""
+    """Data keys unwrapped on demand and cached. Which key is active is re-read at most a
+    second after it was last read: a rotation by another process is followed within that
+    second (a value written meanwhile under the retired key stays readable, since retired
+    keys in use are kept, and the next rotation re-encrypts it)."""
 
     def __init__(self, master_key: bytes, db: Database) -> None:
         self._master_key = master_key
         self._db = db
         self._keys: dict[int, bytes] = {}
         self._lock = threading.Lock()
+        self._active: tuple[int, float] | None = None  # key id, when read (monotonic)
 
     def check(self) -> None:
         """Make sure the master key opens this database's keys; create the first data key."""
@@ -78,6 +85,7 @@ class Keyring:
         session.flush()
         with self._lock:
             self._keys[row.id] = data_key
+        self._active = None  # the new key is read back once committed
         return row.id
 
     def _key(self, session: Session, key_id: int) -> bytes:
@@ -93,6 +101,9 @@ class Keyring:
         return key
 
     def active_key_id(self, session: Session) -> int:
+        cached = self._active
+        if cached is not None and time.monotonic() - cached[1] < _ACTIVE_KEY_TTL:
+            return cached[0]
         key_id = session.scalar(
             select(DataKey.id)
             .where(DataKey.status == "active")
@@ -101,6 +112,7 @@ class Keyring:
         )
         if key_id is None:
             return self._add_key(session)
+        self._active = (key_id, time.monotonic())
         return key_id
 
     def encrypt(self, session: Session, plaintext: bytes, aad: str) -> tuple[bytes, int]:
@@ -142,6 +154,7 @@ class Keyring:
                     setattr(row, column.blob, blob)
                     setattr(row, column.key_id, new_id)
                     counts[column.model] += 1
+        self._active = None
         return RotationReport(new_id, counts[Connection], counts[ConnectionToken], removed)
 
 
