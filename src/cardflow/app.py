@@ -102,7 +102,7 @@ class Cardflow:
             stalled_after=self.settings.worker_stalled_after,
         )
         self.engine = FlowEngine(
-            self.executor, self.run_writer, limits, self.run_states, self.runs, self.processes
+            self.executor, self.run_writer, limits, self.run_states, self.processes
         )
         self.scheduler = Scheduler(self.db, self.flows, self.engine)
         self.card_tests = CardTests(self.executor, self.runs)

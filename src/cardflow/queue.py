@@ -33,6 +33,7 @@ from sqlalchemy.engine import make_url
 from cardflow.errors import Busy, ConfigurationError
 from cardflow.flows.engine import FlowEngine
 from cardflow.flows.scheduler import Scheduler
+from cardflow.runs.state import RunHeldElsewhere
 from cardflow.settings import Settings
 
 log = logging.getLogger("cardflow.queue")
@@ -54,9 +55,15 @@ WHERE queue_name = %(queue)s AND task_name = %(task)s AND status = 'todo'
 """
 
 
-# Runs with a kept state, not ended, whose state is old and that no job carries.
+# Runs with a kept state, not ended, whose state is old and that no job carries or will
+# carry again: never queued (their process died in between), or whose job gave up.
 _UNQUEUED = """
-SELECT s.run_id, r.flow_id FROM run_states s JOIN runs r ON r.id = s.run_id
+SELECT s.run_id, r.flow_id, EXISTS (
+    SELECT 1 FROM procrastinate_jobs j
+    WHERE j.task_name = %(task)s AND j.args->>'run_id' = s.run_id
+      AND j.status IN ('failed', 'cancelled', 'aborted')
+  ) AS gave_up
+FROM run_states s JOIN runs r ON r.id = s.run_id
 WHERE r.status IN ('queued', 'running')
   AND s.updated_at < now() - make_interval(secs => %(seconds)s)
   AND NOT EXISTS (
@@ -70,13 +77,20 @@ LIMIT 100
 
 class _RunRetry(procrastinate.BaseRetryStrategy):
     """A run cancelled because its worker stops goes back to the queue at once, however
-    often; one that failed outside its cards is retried a few times with a growing wait."""
+    often; one another live process still holds is looked at again once that process would
+    be taken for dead; one that failed outside its cards is retried a few times with a
+    growing wait."""
+
+    def __init__(self, stalled_after: float) -> None:
+        self.stalled_after = stalled_after
 
     def get_retry_decision(
         self, *, exception: BaseException, job: procrastinate.jobs.Job
     ) -> procrastinate.RetryDecision | None:
         if isinstance(exception, asyncio.CancelledError | procrastinate_errors.JobAborted):
             return procrastinate.RetryDecision(retry_in={"seconds": 0})
+        if isinstance(exception, RunHeldElsewhere):
+            return procrastinate.RetryDecision(retry_in={"seconds": int(self.stalled_after) + 1})
         if job.attempts >= _MAX_ATTEMPTS:
             return None
         return procrastinate.RetryDecision(retry_in={"seconds": 2 ** (job.attempts + 1)})
@@ -146,13 +160,17 @@ class RunQueue:
         app, engine = self.app, self.engine
         stalled_after = self.settings.worker_stalled_after
 
-        @app.task(name=RUN_TASK, queue=QUEUE, retry=_RunRetry(), pass_context=True)
+        @app.task(name=RUN_TASK, queue=QUEUE, retry=_RunRetry(stalled_after), pass_context=True)
         async def run(
             context: procrastinate.JobContext, run_id: str, flow_id: str | None = None
         ) -> None:
             worker = f"worker {context.worker_name or '?'}"
             log.info("run %s: executing on %s (job %s)", run_id, worker, context.job.id)
-            await engine.resume(run_id, worker=worker)
+            try:
+                await engine.resume(run_id, worker=worker)
+            except RunHeldElsewhere as exc:
+                log.warning("%s; its job is tried again later", exc.message)
+                raise
 
         scheduler = self.scheduler
 
@@ -179,12 +197,15 @@ class RunQueue:
                         job.id,
                     )
                     await app.job_manager.retry_job(job)
-                # A run kept but never queued (its process died between the two): queued now.
                 for found in await app.connector.execute_query_all_async(
                     _UNQUEUED, task=RUN_TASK, seconds=max(60, int(stalled_after) * 3)
                 ):
-                    log.warning("run %s was kept but never queued; queueing it", found["run_id"])
-                    await self.enqueue(found["run_id"], found["flow_id"] or "")
+                    if found["gave_up"]:  # its job failed every attempt: the run fails
+                        log.warning("run %s: its job gave up; the run fails", found["run_id"])
+                        await engine.abandon(found["run_id"], found["flow_id"])
+                    else:  # kept but never queued (its process died between the two)
+                        log.warning("run %s was kept, never queued; queueing it", found["run_id"])
+                        await self.enqueue(found["run_id"], found["flow_id"] or "")
             except Exception:
                 log.exception("looking for stalled runs failed; the next sweep tries again")
 

@@ -54,7 +54,11 @@ from cardflow.metrics import (
 )
 from cardflow.redaction import Redactor, SecretSet, sensitive_values
 from cardflow.runs.processes import ProcessRegistry
-from cardflow.runs.state import RunStates, RunStateTooLarge
+from cardflow.runs.state import (
+    RunStates,
+    RunStateTooLarge,
+    RunTakenOver,
+)
 from cardflow.runs.writer import CardRecord, RunRecord, RunWriter
 from cardflow.settings import Settings
 from cardflow.store.models import new_id
@@ -167,6 +171,11 @@ class Execution:
     keep_progress: Callable[[], Awaitable[None]] | None = None
     # A queued run: when a worker first took it up (its time limit counts from there).
     began: datetime | None = None
+    # A queued run: the process holding it (its record's writes are fenced on it), how many
+    # of its record's cards are stored, and whether another process took it over.
+    holder: str | None = None
+    stored_cards: int = 0
+    taken_over: bool = False
     answer: FlowAnswer | None = None
     stopped: bool = False
     cards_run: int = 0
@@ -211,6 +220,9 @@ class _StepControl:
         execution.loops[self.key] = results
         try:
             await execution.keep_progress()
+        except RunTakenOver:
+            execution.taken_over = True
+            raise RunAborted("internal_error", "Another worker took the run over.") from None
         except RunStateTooLarge as exc:
             raise RunAborted("run_limit", exc.message) from None
         except Exception as exc:
@@ -374,7 +386,7 @@ class StepExecutor:
         record = execution.record
         if record is None:
             return None
-        if len(record.cards) >= self.limits.max_recorded_cards:
+        if len(record.cards) + record.cards_before >= self.limits.max_recorded_cards:
             record.cards_omitted += 1
             return None
         # Appended now so nested cards are recorded after their parent.
@@ -640,12 +652,6 @@ class RunQueue(Protocol):
         """Have a worker execute the run (its state is stored already)."""
 
 
-class RunStore(Protocol):
-    """Stored run records (cardflow.runs.service.RunService fits)."""
-
-    def record(self, run_id: str) -> RunRecord | None: ...
-
-
 # Stands for the answer a Close gave before a run was handed to the queue: the caller has
 # had it, and the worker going on must not answer again.
 _ANSWERED_BEFORE = FlowAnswer(0, {}, None)
@@ -659,14 +665,12 @@ class FlowEngine:
         writer: RunWriter,
         limits: RunLimits,
         states: RunStates | None = None,
-        runs: RunStore | None = None,
         processes: ProcessRegistry | None = None,
     ) -> None:
         self.executor = executor
         self._writer = writer
         self.limits = limits
         self._states = states
-        self._runs = runs
         self._processes = processes
         self._admissions: dict[asyncio.AbstractEventLoop, Admission] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -688,9 +692,13 @@ class FlowEngine:
             return None
         return self._registered() or await asyncio.to_thread(registry.ensure)
 
+    def _stalled_after(self) -> float:
+        """Seconds of silence after which a process is taken for dead."""
+        return self._processes.stalled_after if self._processes is not None else 20.0
+
     def use_queue(self, queue: RunQueue) -> None:
-        if self._states is None or self._runs is None:
-            raise RuntimeError("queued runs need a RunStates store and the run records")
+        if self._states is None:
+            raise RuntimeError("queued runs need a RunStates store")
         self.queue = queue
 
     def admission(self) -> Admission:
@@ -845,12 +853,10 @@ class FlowEngine:
             record.event(
                 "retry", f"Retries run {retry_of} from card {flow.document.cards[start].id!r}."
             )
-        scope = {"steps": steps or {}}
+        assert self._states is not None
+        state = self._state(flow, execution, {"steps": steps or {}}, start)
         try:
-            await self._keep_state(flow, execution, scope, start)
-            self._writer.submit(record)
-            await self._writer.flush_async()
-            self._writer.forget(record.id)
+            await asyncio.to_thread(self._states.create, record, state, start)
         except BaseException:
             if ticket is not None:
                 self.admission().withdraw(ticket)
@@ -883,25 +889,22 @@ class FlowEngine:
 
     def _discard_queued(self, record: RunRecord) -> None:
         assert self._states is not None
-        self._states.delete(record.id)
         record.status, record.ended_at = "failed", datetime.now(UTC)
         record.error = {"type": "queue_error", "message": "The run could not be queued."}
-        self._writer.adopt(record)
-        self._writer.submit(record)
+        self._states.checkpoint(record, holder=record.process_id, written=0, drop_state=True)
 
     async def resume(self, run_id: str, *, worker: str) -> None:
         """Execute a queued run (on a worker) from where its state says, to its end. A run
-        that has ended already (a job run twice) is left alone."""
-        assert self._states is not None and self._runs is not None
-        state = await asyncio.to_thread(self._states.load, run_id)
-        if state is None:
+        that has ended already (a job run twice) is left alone; one another live process
+        holds raises RunHeldElsewhere (its job is tried again later)."""
+        assert self._states is not None
+        holder = await self._process_id()
+        claimed = await asyncio.to_thread(
+            self._states.claim, run_id, holder, stalled_after=self._stalled_after()
+        )
+        if claimed is None:
             return
-        record = await asyncio.to_thread(self._runs.record, run_id)
-        if record is None:
-            await asyncio.to_thread(self._states.delete, run_id)
-            return
-        if record.status not in ("queued", "running"):
-            return  # ended: what is kept is its retry point
+        record, state = claimed.record, claimed.state
         try:
             if state.get("version") != _STATE_VERSION:
                 raise ValueError(f"state version {state.get('version')!r}")
@@ -916,10 +919,9 @@ class FlowEngine:
                 "message": "This run's kept progress could not be read by this cardflow "
                 "version, so it cannot go on; retry or run the flow again.",
             }
-            self._writer.adopt(record)
-            self._writer.submit(record)
-            await self._writer.flush_async()
-            await asyncio.to_thread(self._states.delete, run_id)
+            await asyncio.to_thread(
+                self._states.checkpoint, record, holder=holder, written=0, drop_state=True
+            )
             return
         execution = Execution(
             trigger=state["trigger"],
@@ -930,26 +932,26 @@ class FlowEngine:
             connection_refs=flow.connections,
             hop=int(state.get("hop", 0)),
             durable=True,
+            holder=holder,
         )
         if state.get("answered"):
             execution.answer = _ANSWERED_BEFORE
         execution.loops = dict(state.get("loops") or {})
         following = int(state["next"])
-        if record.status == "running":
-            record.event(
-                "resumed",
-                f"Resumed by {worker} from card {flow.document.cards[following].id!r}: the "
-                "process running it stopped.",
-            )
-        record.status = "running"
-        record.process_id = await self._process_id()
-        self._writer.adopt(record)
-        self._writer.submit(record)
         scope = {
             "trigger": execution.trigger,
             "steps": state.get("steps") or {},
             "flow": {"id": flow.id, "name": flow.name, "run_id": record.id},
         }
+        if claimed.taken_over:
+            record.event(
+                "resumed",
+                f"Resumed by {worker} from card {flow.document.cards[following].id!r}: the "
+                "process running it stopped.",
+            )
+            # on the run page now, not only at the next card
+            with contextlib.suppress(RunTakenOver):
+                await self._store(execution)
 
         async def keep_progress() -> None:
             await self._keep_state(flow, execution, scope, execution.position)
@@ -965,6 +967,8 @@ class FlowEngine:
         try:
             async with asyncio.timeout(max(self.limits.max_run_seconds - elapsed, 0.001)):
                 await self._run_cards(flow, execution, scope, following)
+        except RunTakenOver:
+            execution.taken_over = True
         except _StepFailed as failed:
             status, error = "failed", {"card": failed.card_id, **failed.error}
         except RunAborted as aborted:
@@ -978,10 +982,9 @@ class FlowEngine:
             record.status = "queued"
             record.process_id = None
             record.event("handed_back", f"{worker} stopped; the run goes back to the queue.")
-            self._writer.submit(record)
             # on record before the next worker takes it (procrastinate retries at once)
             with contextlib.suppress(Exception):
-                await asyncio.shield(self._writer.flush_async())
+                await asyncio.shield(self._store(execution))
             raise
         except Exception:
             incident = secrets.token_hex(4)
@@ -989,12 +992,53 @@ class FlowEngine:
                 "flow %s run %s failed unexpectedly (incident %s)", flow.id, record.id, incident
             )
             status, error = "failed", internal_error(incident)
-        self._finish(record, execution, None, status, error)
-        await self._writer.flush_async()
-        if status == "failed":
-            await self._keep_retry_point(flow, execution, scope)
-        else:
-            await asyncio.to_thread(self._states.delete, run_id)
+        if execution.taken_over:
+            log.warning("run %s was taken over by another worker; %s lets it go", run_id, worker)
+            return
+        self._finish(record, execution, None, status, error, write=False)
+        retry_point = None
+        if status == "failed":  # nobody waits for a retry
+            execution.answer = execution.answer or _ANSWERED_BEFORE
+            retry_point = self._state(flow, execution, scope, execution.position)
+        try:
+            await self._store(execution, retry_point, execution.position)
+        except RunStateTooLarge:
+            log.info("run %s is too large to keep for a retry", record.id)
+            await self._store(execution)
+        except RunTakenOver:
+            log.warning("run %s was taken over by another worker as it ended", run_id)
+
+    async def abandon(self, run_id: str, flow_id: str | None) -> None:
+        """End as failed a queued run whose job gave up (every attempt failed outside its
+        cards: the database was away, a worker kept dying on it); a retry goes on from
+        its last completed card."""
+        assert self._states is not None
+        error = {
+            "type": "internal_error",
+            "message": "Workers could not execute this run (every attempt failed before its "
+            "cards could); retry it once the cause (see the workers' logs) is fixed.",
+        }
+        if await asyncio.to_thread(self._states.abandon, run_id, error):
+            RUNS_FINISHED.labels(flow_id or "none", "failed").inc()
+
+    async def _store(
+        self, execution: Execution, state: dict[str, Any] | None = None, following: int = 0
+    ) -> None:
+        """A queued run's record as it is now, with ``state`` kept (or, once the run has
+        ended without one, its state removed), in one transaction fenced on the holder."""
+        assert self._states is not None and execution.record is not None
+        record = execution.record.snapshot()
+        execution.stored_cards = await asyncio.to_thread(
+            self._states.checkpoint,
+            record,
+            holder=execution.holder,
+            written=execution.stored_cards,
+            state=state,
+            next_card=following,
+            drop_state=state is None and record.status not in ("queued", "running"),
+        )
+        if record.process_id != execution.holder:  # handed back: the fence moves with it
+            execution.holder = record.process_id
 
     async def _keep_retry_point(
         self, flow: FlowSnapshot, execution: Execution, scope: dict[str, Any]
@@ -1126,11 +1170,11 @@ class FlowEngine:
         assert self._states is not None and execution.record is not None
         state = self._state(flow, execution, scope, following)
         if execution.durable and record:
-            # The cards done so far are on record before the state says they are done: a
+            # The cards done so far go on record with the state that says they are done: a
             # worker going on from this state adds its cards after them.
-            self._writer.submit(execution.record)
-            await self._writer.flush_async()
-        await asyncio.to_thread(self._states.save, execution.record.id, state, following)
+            await self._store(execution, state, following)
+        else:
+            await asyncio.to_thread(self._states.save, execution.record.id, state, following)
 
     async def _hand_off(
         self, flow: FlowSnapshot, execution: Execution, scope: dict[str, Any], following: int
@@ -1174,6 +1218,8 @@ class FlowEngine:
         response: asyncio.Future[FlowAnswer | dict[str, Any]] | None,
         status: str,
         error: dict[str, Any] | None,
+        *,
+        write: bool = True,
     ) -> None:
         record.status = status
         record.error = error
@@ -1189,7 +1235,8 @@ class FlowEngine:
             if card.status == "running":
                 card.status = "failed"
                 card.error = error
-        self._writer.submit(record)
+        if write:
+            self._writer.submit(record)
         if response is not None and not response.done():
             if status == "succeeded":
                 response.set_result({"run_id": record.id, "status": status})

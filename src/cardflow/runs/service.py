@@ -146,43 +146,6 @@ class RunService:
         self.writer.submit(record)
         return record.id
 
-    def record(self, run_id: str) -> RunRecord | None:
-        """A stored run as the engine records it, to go on with it (None if absent)."""
-        with self.db.session() as session:
-            run = session.scalars(
-                select(Run).where(Run.id == run_id).options(selectinload(Run.cards))
-            ).first()
-            if run is None:
-                return None
-            return RunRecord(
-                id=run.id,
-                flow_id=run.flow_id,
-                trigger=run.trigger,
-                status=run.status,
-                started_at=run.started_at,
-                ended_at=run.ended_at,
-                error=run.error,
-                trigger_data=run.trigger_data,
-                cards=[
-                    CardRecord(
-                        card_key=card.card_key,
-                        card=card.card,
-                        status=card.status,
-                        duration_ms=card.duration_ms,
-                        status_code=card.status_code,
-                        error=card.error,
-                        inputs=card.inputs,
-                        outputs=card.outputs,
-                        connection_id=card.connection_id,
-                    )
-                    for card in run.cards
-                ],
-                cards_omitted=run.cards_omitted,
-                events=list(run.events or []),
-                retry_of=run.retry_of,
-                process_id=run.process_id,
-            )
-
     def get(self, run_id: str) -> RunView:
         self.writer.flush()
         with self.db.session() as session:

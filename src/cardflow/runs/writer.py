@@ -54,12 +54,79 @@ class RunRecord:
     events: list[dict[str, Any]] = field(default_factory=list)
     retry_of: str | None = None
     process_id: str | None = None  # the process executing it
+    # Cards stored by the processes that ran the run before this one took it up: not held
+    # here, only counted (the cards above come after them).
+    cards_before: int = 0
 
     def event(self, kind: str, message: str) -> None:
         self.events.append({"at": datetime.now(UTC).isoformat(), "type": kind, "message": message})
 
     def snapshot(self) -> RunRecord:
         return replace(self, cards=[replace(card) for card in self.cards], events=list(self.events))
+
+    @classmethod
+    def of_row(cls, run: Run, *, cards_before: int = 0) -> RunRecord:
+        """A stored run as the engine records it, to go on with it."""
+        return cls(
+            id=run.id,
+            flow_id=run.flow_id,
+            trigger=run.trigger,
+            status=run.status,
+            started_at=run.started_at,
+            ended_at=run.ended_at,
+            error=run.error,
+            trigger_data=run.trigger_data,
+            cards_omitted=run.cards_omitted,
+            events=list(run.events or []),
+            retry_of=run.retry_of,
+            process_id=run.process_id,
+            cards_before=cards_before,
+        )
+
+    def run_values(self) -> dict[str, Any]:
+        """The run row's columns that change while it runs."""
+        return {
+            "status": self.status,
+            "ended_at": self.ended_at,
+            "error": self.error,
+            "trigger_data": self.trigger_data,
+            "cards_omitted": self.cards_omitted,
+            "events": self.events or None,
+            "process_id": self.process_id,
+        }
+
+    def new_run_row(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "flow_id": self.flow_id,
+            "trigger": self.trigger,
+            "started_at": self.started_at,
+            "retry_of": self.retry_of,
+            **self.run_values(),
+        }
+
+    def finished_cards(self) -> int:
+        """How many of the cards held are ready to store: a running card holds back those
+        after it (nested cards are recorded after their parent)."""
+        return next((i for i, c in enumerate(self.cards) if c.status == "running"), len(self.cards))
+
+    def card_rows(self, start: int, end: int) -> list[dict[str, Any]]:
+        return [
+            {
+                "run_id": self.id,
+                "position": self.cards_before + index,
+                "card_key": card.card_key,
+                "card": card.card,
+                "connection_id": card.connection_id,
+                "status": card.status,
+                "duration_ms": card.duration_ms,
+                "status_code": card.status_code,
+                "error": card.error,
+                "inputs": card.inputs,
+                "outputs": card.outputs,
+            }
+            for index, card in enumerate(self.cards[start:end], start=start)
+        ]
 
     def stripped(self, reason: str) -> RunRecord:
         """The record without any data of its cards (when it could not be stored whole)."""
@@ -100,10 +167,6 @@ class RunWriter:
     def submit(self, record: RunRecord) -> None:
         self._ensure_thread()
         self._queue.put(record.snapshot())
-
-    def adopt(self, record: RunRecord) -> None:
-        """Go on writing a run another process started: its cards so far are stored."""
-        self._written[record.id] = len(record.cards)
 
     def forget(self, run_id: str) -> None:
         """Stop tracking a run another process goes on with (after a flush)."""
@@ -203,60 +266,22 @@ class RunWriter:
         new_cards: list[dict[str, Any]] = []
         with self._db.session() as session:
             for record in records:
-                values = {
-                    "status": record.status,
-                    "ended_at": record.ended_at,
-                    "error": record.error,
-                    "trigger_data": record.trigger_data,
-                    "cards_omitted": record.cards_omitted,
-                    "events": record.events or None,
-                    "process_id": record.process_id,
-                }
                 already = self._written.get(record.id)
                 if already is None:
-                    new_runs.append(
-                        {
-                            "id": record.id,
-                            "flow_id": record.flow_id,
-                            "trigger": record.trigger,
-                            "started_at": record.started_at,
-                            "retry_of": record.retry_of,
-                            **values,
-                        }
-                    )
+                    new_runs.append(record.new_run_row())
                     already = 0
                 else:
-                    session.execute(update(Run).where(Run.id == record.id).values(**values))
-                # Cards are written once, finished; a running card holds back those after it.
-                ready = next(
-                    (i for i, c in enumerate(record.cards) if c.status == "running"),
-                    len(record.cards),
-                )
-                for position, card in enumerate(record.cards[already:ready], start=already):
-                    new_cards.append(
-                        {
-                            "run_id": record.id,
-                            "position": position,
-                            "card_key": card.card_key,
-                            "card": card.card,
-                            "connection_id": card.connection_id,
-                            "status": card.status,
-                            "duration_ms": card.duration_ms,
-                            "status_code": card.status_code,
-                            "error": card.error,
-                            "inputs": card.inputs,
-                            "outputs": card.outputs,
-                        }
+                    session.execute(
+                        update(Run).where(Run.id == record.id).values(**record.run_values())
                     )
+                # Cards are written once, finished.
+                new_cards.extend(record.card_rows(already, record.finished_cards()))
             if new_runs:
                 session.execute(insert(Run), new_runs)
             if new_cards:
                 session.execute(insert(RunCard), new_cards)
         for record in records:
             if record.status in ("queued", "running"):  # later snapshots update it
-                self._written[record.id] = next(
-                    (i for i, c in enumerate(record.cards) if c.status == "running"),
-                    len(record.cards),
-                )
+                self._written[record.id] = record.finished_cards()
             else:
                 self._written.pop(record.id, None)  # final: no later snapshot comes
