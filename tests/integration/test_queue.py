@@ -296,6 +296,46 @@ def test_a_worker_stopped_with_sigterm_hands_its_run_back(
 
 
 @pytest.mark.postgres
+def test_a_worker_serves_its_own_metrics_behind_the_api_token(
+    tmp_path: Path, postgres: PostgresDatabases, upstream: Upstream
+) -> None:
+    """The runs a worker executes are counted in the worker: --metrics-port shows them."""
+    with cluster(tmp_path, postgres, workers=0) as queued:
+        port = free_port()
+        worker = Process(
+            ["worker", "--metrics-port", str(port)], queued.env, tmp_path / "metrics-worker.log"
+        )
+        worker.start()
+        try:
+            wait_until(lambda: "executing queued runs" in worker.text(), "the worker")
+            assert f"metrics at http://127.0.0.1:{port}/metrics" in worker.text()
+            token = three_cards(queued.api, upstream, "counted", slow=0)
+            accepted = queued.invoke("counted", token, headers={"Prefer": "respond-async"})
+            assert accepted.status_code == 202, accepted.text
+            run = queued.finished(accepted.json()["run_id"])
+            assert run["status"] == "succeeded", run
+            url = f"http://127.0.0.1:{port}/metrics"
+            refused = httpx.get(url, timeout=WAIT)
+            assert refused.status_code == 401
+            assert refused.json()["error"]["type"] == "unauthorized"
+            wrong = httpx.get(url, headers={"Authorization": "Bearer nope"}, timeout=WAIT)
+            assert wrong.status_code == 401
+            scraped = httpx.get(url, headers=queued.api.headers, timeout=WAIT)
+            assert scraped.status_code == 200, scraped.text
+            assert scraped.headers["content-type"].startswith("text/plain")
+            text = scraped.text
+            flow_id = run["flow_id"]
+            assert (
+                f'cardflow_runs_finished_total{{flow="{flow_id}",status="succeeded"}} 1.0' in text
+            )
+            assert 'cardflow_card_calls_total{card="api_connector.get"' in text
+            assert SENTINEL not in text
+            assert httpx.get(f"http://127.0.0.1:{port}/other", timeout=WAIT).status_code == 404
+        finally:
+            worker.stop()
+
+
+@pytest.mark.postgres
 def test_close_answers_while_every_run_slot_is_busy(
     tmp_path: Path, postgres: PostgresDatabases, upstream: Upstream
 ) -> None:

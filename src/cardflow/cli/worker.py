@@ -23,6 +23,18 @@ def worker(
             help="Runs executed at once (default CARDFLOW_WORKER_CONCURRENCY, 8).",
         ),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65535,
+            help="Serve this worker's Prometheus metrics at http://HOST:PORT/metrics "
+            "(behind an API token unless CARDFLOW_METRICS_PUBLIC=1).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address the metrics listen on (with --metrics-port).")
+    ] = "127.0.0.1",
     json_output: JsonOpt = False,
 ) -> None:
     """Execute queued runs: any number of workers, on any machines sharing the PostgreSQL
@@ -33,7 +45,10 @@ def worker(
     from their last completed card. A worker that dies (kill -9, a lost machine) is
     noticed after CARDFLOW_WORKER_STALLED_AFTER seconds, and its runs go on elsewhere.
 
-    Example: cardflow worker --concurrency 16
+    Its runs, card calls and token requests are counted in the worker itself:
+    --metrics-port serves them for Prometheus to scrape.
+
+    Example: cardflow worker --concurrency 16 --metrics-port 9464
     """
     as_json = want_json(json_output)
     overrides = {"worker_concurrency": concurrency} if concurrency is not None else {}
@@ -53,9 +68,30 @@ def worker(
 
         configure_logging(cf.settings.log_level)
         name = process_name()
+        metrics_url = None
+        if metrics_port is not None:
+            from cardflow.cli.worker_metrics import serve_metrics
+
+            try:
+                server = serve_metrics(cf, metrics_host, metrics_port)
+            except OSError as exc:
+                fail(
+                    ConfigurationError(
+                        f"The metrics cannot listen on {metrics_host}:{metrics_port} "
+                        f"({exc.strerror or exc}); choose another --metrics-port.",
+                        field="metrics_port",
+                    ),
+                    as_json,
+                )
+            metrics_url = f"http://{metrics_host}:{server.server_port}/metrics"
         if as_json:
             print_json(
-                {"worker": name, "concurrency": cf.settings.worker_concurrency, "status": "started"}
+                {
+                    "worker": name,
+                    "concurrency": cf.settings.worker_concurrency,
+                    "metrics": metrics_url,
+                    "status": "started",
+                }
             )
         else:
             console().print(
@@ -64,6 +100,7 @@ def worker(
                     (name, "bold"),
                     f" executing queued runs, {cf.settings.worker_concurrency} at a time "
                     "(Ctrl-C or SIGTERM stops it)",
+                    f"; metrics at {metrics_url}" if metrics_url else "",
                 ),
                 soft_wrap=True,
             )
