@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from cardflow import jsondata
 from cardflow.errors import CardflowError
-from cardflow.runs.writer import RunRecord
+from cardflow.runs.writer import RUN_CARDS, RUNS, RunRecord
 from cardflow.store.db import Database
 from cardflow.store.keyring import Keyring, run_state_aad
 from cardflow.store.models import Process, Run, RunCard, RunState
@@ -112,7 +112,7 @@ class RunStates:
         """A new queued run: its record and its state, in one transaction."""
         text = self._encode(state)
         with self._db.session() as session:
-            session.execute(insert(Run), [record.new_run_row()])
+            session.execute(insert(RUNS), [record.new_run_row()])
             self._put(session, record.id, text, next_card, new=True)
 
     def claim(
@@ -186,16 +186,15 @@ class RunStates:
         ready = record.finished_cards()
         with self._db.session() as session:
             changed = session.execute(
-                update(Run)
-                .where(Run.id == record.id, Run.process_id.is_not_distinct_from(holder))
+                update(RUNS)
+                .where(RUNS.c.id == record.id, RUNS.c.process_id.is_not_distinct_from(holder))
                 .values(**record.run_values())
-                .execution_options(synchronize_session=False)
             )
             if not changed.rowcount:  # type: ignore[attr-defined]
                 raise RunTakenOver(f"run {record.id} is no longer held by process {holder}")
             rows = record.card_rows(written, ready)
             if rows:
-                session.execute(insert(RunCard), rows)
+                session.execute(insert(RUN_CARDS), rows)
             if text is not None:
                 self._put(session, record.id, text, next_card)
             elif drop_state:

@@ -15,12 +15,17 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, update
+from sqlalchemy import Table, insert, update
 
 from cardflow.store.db import Database
 from cardflow.store.models import Run, RunCard
+
+# Run records are written with Core statements on the tables (no ORM unit of work: the
+# writer and the queued runs' checkpoints write many, and hold no objects).
+RUNS = cast(Table, Run.__table__)
+RUN_CARDS = cast(Table, RunCard.__table__)
 
 log = logging.getLogger("cardflow.runs.service")
 
@@ -272,14 +277,14 @@ class RunWriter:
                     already = 0
                 else:
                     session.execute(
-                        update(Run).where(Run.id == record.id).values(**record.run_values())
+                        update(RUNS).where(RUNS.c.id == record.id).values(**record.run_values())
                     )
                 # Cards are written once, finished.
                 new_cards.extend(record.card_rows(already, record.finished_cards()))
             if new_runs:
-                session.execute(insert(Run), new_runs)
+                session.execute(insert(RUNS), new_runs)
             if new_cards:
-                session.execute(insert(RunCard), new_cards)
+                session.execute(insert(RUN_CARDS), new_cards)
         for record in records:
             if record.status in ("queued", "running"):  # later snapshots update it
                 self._written[record.id] = record.finished_cards()
