@@ -18,6 +18,10 @@ failure or Ctrl-C. Measures, in one run:
 (c) database work per queued run: statements (pg_stat_statements, when the server preloads
     it) or else transactions (pg_stat_database's xact_commit + xact_rollback), and rows
     written (pg_stat_user_tables), less the idle background (heartbeats, sweeps);
+(d) synchronous ``/invoke`` runs per second of the (b) flow with ``cardflow serve
+    --processes 1`` and ``--processes 2`` (each started for its round on the same database,
+    alternated), the same callers; on a 2-core box the client, PostgreSQL and the upstream
+    share the cores with the serving processes;
 (e) resumption: a worker is killed (SIGKILL) in the middle of a ``/slow?seconds=3`` card;
     the time until the other worker starts that card again.
 
@@ -611,6 +615,8 @@ class Bench:
                     await self.rate_phase(load, admin, conn)
                 if "c" in args.only:
                     await self.count_phase(load, admin, conn)
+                if "d" in args.only:
+                    await self.processes_phase(load)
                 if "e" in args.only:
                     await self.resume_phase(load, admin, conn)
         except BenchError as exc:
@@ -853,6 +859,56 @@ class Bench:
 
     # (e) ------------------------------------------------------------------------------
 
+    async def processes_phase(self, load: aiohttp.ClientSession) -> None:
+        args = self.args
+        rates: dict[int, list[float]] = {1: [], 2: []}
+        cpu: dict[int, list[float]] = {1: [], 2: []}
+        for number in range(1, args.rounds + 1):
+            for count in (1, 2):
+                port = free_port()
+                base = f"http://127.0.0.1:{port}"
+                argv = ["serve", "--no-worker", "--processes", str(count)]
+                proc = await start_proc(
+                    f"serve-p{count}",
+                    [*argv, "--host", "127.0.0.1", "--port", str(port)],
+                    self.env,
+                    self.logs,
+                    serve_ready(base),
+                )
+                try:
+                    call = invoke_call(
+                        load, f"{base}/invoke/qb-get", status=200, check=return_body, run_ids=None
+                    )
+                    if args.warmup:  # every serving process warms up
+                        self.problems.check(
+                            f"warm-up --processes {count}",
+                            await measure(call, args.warmup, args.concurrency, 60),
+                        )
+                    busy = box_busy()
+                    result = await measure(
+                        call, args.processes_requests, args.concurrency, args.round_timeout
+                    )
+                    busy = (box_busy() - busy) / result.seconds if result.seconds else 0.0
+                    self.problems.check(f"round {number} --processes {count}", result)
+                    rate = result.completed / result.seconds if result.seconds else 0.0
+                    rates[count].append(rate)
+                    cpu[count].append(busy)
+                    self.log(
+                        f"round {number}/{args.rounds} serve --processes {count}: {rate:7.1f} "
+                        f"runs/s (p99 {result.p99_ms:.1f} ms; box {busy:.2f} cores)"
+                    )
+                finally:
+                    if not await stop_proc(proc, 30):
+                        self.problems.fail(f"serve --processes {count} did not stop on SIGTERM")
+        self.results["processes"] = {
+            str(count): {
+                "runs_per_s": median(values),
+                "rounds": values,
+                "box_cores": median(cpu[count]),
+            }
+            for count, values in rates.items()
+        }
+
     async def resume_phase(
         self,
         load: aiohttp.ClientSession,
@@ -965,6 +1021,7 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
         "close_requests": args.close_requests,
         "close_concurrency": args.close_concurrency,
         "async_requests": args.async_requests,
+        "processes_requests": args.processes_requests,
         "concurrency": args.concurrency,
         "worker_concurrency": args.worker_concurrency,
         "slow_seconds": args.slow_seconds,
@@ -1120,8 +1177,25 @@ def print_report(env: dict[str, Any], results: dict[str, Any]) -> list[str]:
             "submit (POST /invoke), the run on a worker, and its record."
         )
 
-    print()
-    print("(d) serve --processes 1 vs 2: not measured by this bench yet")
+    processes = results.get("processes")
+    if processes:
+        print()
+        print(
+            f"(d) synchronous /invoke, {env['processes_requests']} runs per round, "
+            f"{env['concurrency']} callers, the (b) flow: cardflow serve --processes N"
+        )
+        for count, figures in processes.items():
+            rounds = " ".join(f"{r:.1f}" for r in figures["rounds"])
+            print(
+                f"  --processes {count}: {figures['runs_per_s']:8.1f} runs/s "
+                f"(box {figures['box_cores']:.2f} cores; per round {rounds})"
+            )
+        one, two = processes["1"]["runs_per_s"], processes["2"]["runs_per_s"]
+        print(
+            f"(d) --processes 2 / --processes 1 ({two:.1f} / {one:.1f} runs/s) = "
+            f"{two / one if one else float('nan'):.2f}x  (no target; 2 cores shared with "
+            "PostgreSQL, the upstream and this client)"
+        )
 
     resume = results.get("resume")
     if resume:
@@ -1178,6 +1252,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--concurrency", type=bounded(1, 512), default=32, help="(b), (c) callers (32)"
     )
+    parser.add_argument(
+        "--processes-requests", type=bounded(1, 100_000), default=3000, help="(d) per round (3000)"
+    )
     parser.add_argument("--count-runs", type=bounded(1, 20_000), default=200, help="(c) (200)")
     parser.add_argument("--rounds", type=bounded(1, 20), default=2)
     parser.add_argument("--warmup", type=bounded(0, 5_000), default=50)
@@ -1222,13 +1299,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only",
         type=lambda text: {part.strip() for part in text.split(",") if part.strip()},
-        default={"a", "b", "c", "e"},
-        help="a subset of the measurements, e.g. a,c (default a,b,c,e)",
+        default={"a", "b", "c", "d", "e"},
+        help="a subset of the measurements, e.g. a,c (default a,b,c,d,e)",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
-    if not args.only or not args.only <= {"a", "b", "c", "e"}:
-        parser.error("--only: a comma-separated subset of a,b,c,e")
+    if not args.only or not args.only <= {"a", "b", "c", "d", "e"}:
+        parser.error("--only: a comma-separated subset of a,b,c,d,e")
     if args.max_queued is None:
         most = max(args.close_requests, args.async_requests, args.count_runs, args.warmup)
         args.max_queued = max(100, most + 2 * args.concurrency)
@@ -1253,7 +1330,7 @@ async def run(args: argparse.Namespace) -> int:
     await bench.run()
     results = bench.results
     results["seconds"] = time.monotonic() - started
-    if not any(results.get(key) for key in ("close", "rate", "count", "resume")):
+    if not any(results.get(key) for key in ("close", "rate", "count", "processes", "resume")):
         shout("NO FIGURES: " + "; ".join(problems.items))
         return 1
     if args.json:
