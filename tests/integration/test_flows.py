@@ -84,6 +84,83 @@ def test_close_answers_while_the_flow_goes_on(server: RunningServer, upstream: U
     assert run["cards"][1]["duration_ms"] >= 1400
 
 
+def test_close_in_a_run_nobody_waits_on_records_what_a_caller_would_have_got(
+    server: RunningServer,
+) -> None:
+    """Run now and respond-async: no caller, so Close answers no one, and the run succeeds
+    with the response a caller would have had (it used to fail: "no caller waiting")."""
+    flow = create_flow(
+        server,
+        endpoint(
+            "ack-later",
+            [
+                {
+                    "id": "ack",
+                    "card": "api_connector.close",
+                    "inputs": {"status_code": 200, "body": {"got": "{{ trigger.body.n }}"}},
+                },
+                {"id": "done", "card": "flow.return", "inputs": {"n": "{{ trigger.body.n }}"}},
+            ],
+            save_data=True,
+        ),
+    )
+    with api(server) as client:
+        manual = client.post(f"/api/v1/flows/{flow['id']}/runs", json={"inputs": {"n": 7}})
+        assert manual.status_code == 201, manual.text
+        run = wait_for_run(server, manual.json()["id"])
+        accepted = httpx.post(
+            f"{server.url}/invoke/ack-later",
+            json={"n": 8},
+            headers={"Prefer": "respond-async"},
+            timeout=30,
+        )
+        assert accepted.status_code == 202, accepted.text
+        later = wait_for_run(server, accepted.json()["run_id"])
+    for got, value in ((run, 7), (later, 8)):
+        assert got["status"] == "succeeded", json.dumps(got)
+        close = got["cards"][0]
+        assert close["status"] == "succeeded"
+        assert close["outputs"]["answered"] is False
+        assert close["outputs"]["response"]["status_code"] == 200
+        assert close["outputs"]["response"]["body"] == {"got": value}
+    # a caller that waits still gets it, and Close says so
+    answer = httpx.post(f"{server.url}/invoke/ack-later", json={"n": 9}, timeout=30)
+    assert (answer.status_code, answer.json()) == (200, {"got": 9})
+
+
+def test_a_body_sent_as_json_that_is_not_json_is_refused_naming_where(
+    server: RunningServer,
+) -> None:
+    create_flow(
+        server,
+        endpoint(
+            "strict",
+            [{"id": "r", "card": "flow.return", "inputs": {"email": "{{ trigger.body.email }}"}}],
+        ),
+    )
+    broken = '{"email": "a@example.com",\n "name": }'
+    answer = httpx.post(
+        f"{server.url}/invoke/strict",
+        content=broken,
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error["field"] == "body"
+    assert "not valid JSON" in error["message"] and "line 2, column 10" in error["message"]
+    # the same text sent as text is passed on as text, and valid JSON still works
+    as_text = httpx.post(
+        f"{server.url}/invoke/strict",
+        content=broken,
+        headers={"Content-Type": "text/plain"},
+        timeout=30,
+    )
+    assert as_text.status_code == 200, as_text.text
+    fine = httpx.post(f"{server.url}/invoke/strict", json={"email": "a@example.com"}, timeout=30)
+    assert fine.json() == {"email": "a@example.com"}
+
+
 def test_get_then_return_with_typed_expressions(server: RunningServer, upstream: Upstream) -> None:
     create_flow(
         server,

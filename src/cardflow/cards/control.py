@@ -44,15 +44,15 @@ class RawResponseInputs(ResponseInputs):
 
 
 async def _close(ctx: CardContext, inputs: ResponseInputs) -> CardOutcome:
+    """Answer the caller now; the flow goes on. In a run nobody waits on (manual, scheduled,
+    respond-async, a retry) it answers no one and records what a caller would have got."""
     flow = _flow(ctx, "api_connector.close")
-    if not flow.answers_caller:
-        raise InvalidInput(
-            "Close answers the caller of an API-endpoint flow; this run has no caller waiting.",
-            field="card",
-        )
     headers = answer_headers(inputs.headers)
-    answered = flow.respond(inputs.status_code, headers, inputs.body, raw=False)
-    return CardOutcome({"answered": answered})
+    answered = flow.answers_caller and flow.respond(
+        inputs.status_code, headers, inputs.body, raw=False
+    )
+    response = {"status_code": inputs.status_code, "headers": headers, "body": inputs.body}
+    return CardOutcome({"answered": answered, "response": response})
 
 
 class ReturnInputs(CardInputs):

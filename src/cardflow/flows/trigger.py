@@ -15,9 +15,10 @@ from cardflow.jsondata import TooDeep
 async def parse_body(
     raw: bytes | bytearray, content_type: str, *, max_depth: int
 ) -> tuple[Any, str]:
-    """(body, raw text): JSON when it parses as JSON, else the text. JSON that nests too
-    deeply is refused (InvalidBody), never taken as text. A large body is decoded and
-    parsed in a worker thread, one at a time (jsondata.off_loop)."""
+    """(body, raw text): JSON when it parses as JSON, else the text. A body sent as JSON
+    (``application/json``, ``…+json``) that is not JSON, or JSON that nests too deeply, is
+    refused (InvalidBody), never taken as text: its fields would all read as null. A large
+    body is decoded and parsed in a worker thread, one at a time (jsondata.off_loop)."""
     if len(raw) <= jsondata.LARGE:
         return _parse_body(raw, content_type, max_depth, yielding=False)
     return await jsondata.off_loop(_parse_body, raw, content_type, max_depth, yielding=True)
@@ -30,7 +31,8 @@ def _parse_body(
     if not text:
         return None, ""
     mime = content_type.split(";", 1)[0].strip().lower()
-    if mime == "application/json" or mime.endswith("+json") or text.lstrip()[:1] in "{[":
+    declared = mime == "application/json" or mime.endswith("+json")
+    if declared or text.lstrip()[:1] in "{[":
         try:
             return jsondata.loads(text, max_depth=max_depth, yielding=yielding), text
         except TooDeep:
@@ -39,9 +41,21 @@ def _parse_body(
                 "(CARDFLOW_MAX_NESTING_DEPTH).",
                 field="body",
             ) from None
-        except ValueError:
-            pass
+        except ValueError as exc:
+            if declared:
+                raise InvalidBody(
+                    f"The request body is sent as {mime} but is not valid JSON "
+                    f"({_where(exc)}); fix the JSON, or send it with another Content-Type "
+                    "to pass it on as text.",
+                    field="body",
+                ) from None
     return text, text
+
+
+def _where(exc: ValueError) -> str:
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg.lower()} at line {exc.lineno}, column {exc.colno}"
+    return "it does not parse"
 
 
 async def endpoint_trigger(

@@ -142,16 +142,22 @@ async def handle_invoke(cf: Cardflow, alias: str, request: Request) -> Response:
     if prefer_async and cf.engine.queue is not None:
         # Nobody waits: the run goes to the queue, and any worker executes it.
         run_id = await cf.engine.enqueue(
-            flow, trigger, trigger_type="api_endpoint", waiting_caller=True, hop=hop
+            flow, trigger, trigger_type="api_endpoint", waiting_caller=False, hop=hop
         )
         return json_response(202, {"run_id": run_id})
+    # The caller of respond-async has its answer (202) now: Close / Return answer no one.
     handle = await cf.engine.start(
-        flow, trigger, trigger_type="api_endpoint", answer_caller=True, hop=hop, size=len(raw)
+        flow,
+        trigger,
+        trigger_type="api_endpoint",
+        answer_caller=not prefer_async,
+        hop=hop,
+        size=len(raw),
     )
-    assert handle.response is not None
     if prefer_async:
         await cf.run_writer.flush_async()  # the run is on record before it is promised
         return json_response(202, {"run_id": handle.run_id})
+    assert handle.response is not None
     try:
         value = await asyncio.wait_for(
             asyncio.shield(handle.response), timeout=cf.settings.endpoint_timeout
