@@ -161,6 +161,51 @@ def test_a_body_sent_as_json_that_is_not_json_is_refused_naming_where(
     assert fine.json() == {"email": "a@example.com"}
 
 
+def test_save_checks_every_input_written_as_a_plain_value(server: RunningServer) -> None:
+    """A value the card would refuse at every run is refused when the flow is saved,
+    naming card and field; a {{ }} value waits for run time."""
+    cases = [
+        (
+            {"id": "ack", "card": "api_connector.close", "inputs": {"status_code": 202}},
+            "cards.0.inputs.status_code",
+            "Card 'ack': inputs.status_code: must be 200, or from 400 to 599",
+        ),
+        (
+            {"id": "pick", "card": "object.get", "inputs": {"object": {}, "path": "users[?active"}},
+            "cards.0.inputs.path",
+            "Card 'pick': inputs.path: not a valid JMESPath expression",
+        ),
+        (
+            {
+                "id": "pick",
+                "card": "object.get",
+                "inputs": {"object": {}, "path": "a", "on_missing": "sometimes"},
+            },
+            "cards.0.inputs.on_missing",
+            "Card 'pick': inputs.on_missing:",
+        ),
+    ]
+    with api(server) as client:
+        for card, field, words in cases:
+            answer = client.post("/api/v1/flows", json=endpoint("literal", [card]))
+            assert answer.status_code == 422, answer.text
+            error = answer.json()["error"]
+            assert error["field"] == field, error
+            assert error["message"].startswith(words), error
+        later = endpoint(
+            "literal",
+            [
+                {
+                    "id": "ack",
+                    "card": "api_connector.close",
+                    "inputs": {"status_code": "{{ trigger.body.code }}"},
+                },
+                {"id": "pick", "card": "object.get", "inputs": {"object": {}, "path": "a.b"}},
+            ],
+        )
+        assert client.post("/api/v1/flows", json=later).status_code == 201
+
+
 def test_get_then_return_with_typed_expressions(server: RunningServer, upstream: Upstream) -> None:
     create_flow(
         server,

@@ -464,3 +464,15 @@ async def test_object_construct_keeps_exactly_the_given_keys(inputs: dict[str, A
     result = await outputs("object.construct", inputs)
     assert result == {"output": inputs}
     assert list(result["output"]) == list(inputs)
+
+
+async def test_object_get_says_whether_the_path_found_something_and_can_fail_on_nothing() -> None:
+    found = await outputs("object.get", {"object": OBJECT, "path": "user.name"})
+    assert found["found"] is True
+    missing = await outputs("object.get", {"object": OBJECT, "path": "user.nope"})
+    assert missing == {"output": None, "found": False}
+    err = await error("object.get", {"object": OBJECT, "path": "user.nope", "on_missing": "fail"})
+    assert err["field"] == "inputs.path"
+    assert "'user.nope' matches nothing" in err["message"]
+    bad = await error("object.get", {"object": OBJECT, "path": "a", "on_missing": "maybe"})
+    assert bad["field"] == "inputs.on_missing"

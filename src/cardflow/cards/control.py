@@ -159,10 +159,11 @@ CARDS = (
         id="api_connector.close",
         family="API Connector",
         title="Close",
-        description="Answer the caller of an API-endpoint flow now; the flow goes on.",
+        description="Answer the caller of an API-endpoint flow now; the flow goes on. In a "
+        "run nobody waits on, it records the response a caller would have got.",
         inputs=ResponseInputs,
         run=_close,
-        outputs=("answered",),
+        outputs=("answered", "response"),
         example={"status_code": 200, "body": {"accepted": True}},
     ),
     CardSpec(

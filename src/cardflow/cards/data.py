@@ -12,7 +12,7 @@ import functools
 import io
 import json
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 from xml.parsers.expat import ExpatError
 from xml.sax import SAXParseException
 from xml.sax.handler import ContentHandler
@@ -291,16 +291,23 @@ class ObjectGetInputs(CardInputs):
     path: str = Field(
         min_length=1, description="JMESPath expression, e.g. user.name or items[?active].id."
     )
+    on_missing: Literal["null", "fail"] = Field(
+        default="null",
+        description="When the path matches nothing: output null (and found: false), or fail.",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:  # checked when the flow is saved too, when the path is written as it is
+            _compile_path(value)
+        except JMESPathError as exc:
+            raise ValueError(f"not a valid JMESPath expression: {_jmespath_reason(exc)}") from None
+        return value
 
 
 async def _object_get(ctx: CardContext, inputs: ObjectGetInputs) -> CardOutcome:
-    try:
-        expression = _compile_path(inputs.path)
-    except JMESPathError as exc:
-        raise InvalidInput(
-            f"inputs.path is not a valid JMESPath expression: {_jmespath_reason(exc)}.",
-            field="inputs.path",
-        ) from None
+    expression = _compile_path(inputs.path)  # it compiled when the inputs were checked
     try:
         value = await search_async(expression, inputs.object, ctx.limits)
     except JMESPathError as exc:  # e.g. a function given the wrong type
@@ -309,7 +316,13 @@ async def _object_get(ctx: CardContext, inputs: ObjectGetInputs) -> CardOutcome:
         ) from None
     except OverBudget as exc:
         raise InvalidInput(f"inputs.path: {exc.reason}.", field="inputs.path") from None
-    return CardOutcome({"output": value})
+    if value is None and inputs.on_missing == "fail":
+        raise InvalidInput(
+            f"inputs.path: {inputs.path!r} matches nothing in the object (or a null); "
+            "set on_missing to null to go on with null.",
+            field="inputs.path",
+        )
+    return CardOutcome({"output": value, "found": value is not None})
 
 
 class ObjectConstructInputs(CardInputs):
@@ -388,7 +401,7 @@ CARDS: tuple[CardSpec, ...] = (
         description="Read a value out of an object or list with a JMESPath expression.",
         inputs=ObjectGetInputs,
         run=_object_get,
-        outputs=("output",),
+        outputs=("output", "found"),
         example={
             "object": {"users": [{"name": "Ada", "active": True}, {"name": "Alan"}]},
             "path": "users[?active].name",

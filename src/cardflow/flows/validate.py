@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from pydantic import ValidationError
+
 from cardflow.cards.base import CardSpec
 from cardflow.cards.registry import CARDS
 from cardflow.errors import InvalidInput
 from cardflow.flows.expressions import (
     ExpressionError,
     expressions_in,
+    has_expression,
     parse_template,
     step_references,
 )
@@ -100,6 +103,32 @@ def _check_inputs(
                     f"{', '.join(fields) or 'none'}).",
                     field=f"{where}.inputs.{name}",
                 )
+    _check_literals(spec, inputs, fields, where, label)
+
+
+def _check_literals(
+    spec: CardSpec, inputs: dict[str, Any], fields: dict[str, Any], where: str, label: str
+) -> None:
+    """Each input written as a plain value (no ``{{ }}`` anywhere in it) is checked now,
+    as the card will check it at every run: only expressions wait for run time."""
+    model = spec.inputs
+    blank = model.model_construct()
+    attribute = {info.alias or name: name for name, info in model.model_fields.items()}
+    for key, value in inputs.items():
+        if key in spec.nested_inputs or key not in fields or has_expression(value):
+            continue
+        try:
+            model.__pydantic_validator__.validate_assignment(blank, attribute[key], value)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False)
+            mine = [e for e in errors if e["loc"] and e["loc"][0] in (key, attribute[key])]
+            if not mine:  # a check across fields, which the blank model cannot answer
+                continue
+            message = mine[0]["msg"].removeprefix("Value error, ")
+            path = ".".join(str(part) for part in (key, *mine[0]["loc"][1:]) if part != "[key]")
+            raise InvalidInput(
+                f"{label}: inputs.{path}: {message}.", field=f"{where}.inputs.{path}"
+            ) from None
 
 
 def _check_expressions(
