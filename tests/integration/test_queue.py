@@ -384,7 +384,7 @@ def test_close_answers_while_every_run_slot_is_busy(
         runs = [queued.finished(run_id) for run_id in run_ids]
     assert all(run["status"] == "succeeded" for run in runs), runs
     assert all(slow_started(upstream, run["id"]) == 1 for run in runs)
-    assert all([e["type"] for e in run["events"]] == ["queued"] for run in runs)
+    assert all([e["type"] for e in run["events"]] == ["answered", "queued"] for run in runs)
     # With 2 run slots held by 2-second follow-ups, the third caller could not be answered
     # before a follow-up ended: every caller had its answer before any follow-up ended.
     last_answer = max(at for _, at in answers)

@@ -205,7 +205,13 @@ class _StepControl:
         return self.execution.waiting_caller
 
     def respond(self, status_code: int, headers: dict[str, str], body: Any, *, raw: bool) -> bool:
-        return self.execution.respond(FlowAnswer(status_code, headers, body, raw))
+        execution = self.execution
+        answered = execution.respond(FlowAnswer(status_code, headers, body, raw))
+        if answered and execution.waiting_caller and execution.record is not None:
+            execution.record.event(
+                "answered", f"Card {self.key!r} answered the caller: HTTP {status_code}."
+            )
+        return answered
 
     def stop(self) -> None:
         self.execution.stopped = True
@@ -1235,13 +1241,16 @@ class FlowEngine:
             if card.status == "running":
                 card.status = "failed"
                 card.error = error
-        if write:
-            self._writer.submit(record)
         if response is not None and not response.done():
             if status == "succeeded":
                 response.set_result({"run_id": record.id, "status": status})
+                told = "HTTP 200 with the run's id and status (no Close or Return answered)"
             else:
                 response.set_result({"run_id": record.id, "error": error})
+                told = "HTTP 500 with the run's id and error"
+            record.event("answered", f"The caller got {told}.")
+        if write:
+            self._writer.submit(record)
 
     async def response_for(
         self, handle: RunHandle, value: FlowAnswer | dict[str, Any]

@@ -50,11 +50,12 @@ class RunEvent(View):
     """Something that happened to the run itself (not one of its cards)."""
 
     at: Timestamp
-    type: Literal["queued", "resumed", "handed_back", "retry"] = Field(
-        description="queued: handed to the queue (the caller had its answer, or nobody "
-        "waits); resumed: another worker went on after the one running it stopped; "
-        "handed_back: its worker stopped and gave it back to the queue; retry: this run "
-        "retries another from its failed card."
+    type: Literal["answered", "queued", "resumed", "handed_back", "retry"] = Field(
+        description="answered: what the waiting caller got (a Close or Return card's "
+        "answer, or the run's end); queued: handed to the queue (the caller had its answer, "
+        "or nobody waits); resumed: another worker went on after the one running it "
+        "stopped; handed_back: its worker stopped and gave it back to the queue; retry: "
+        "this run retries another from its failed card."
     )
     message: str
 

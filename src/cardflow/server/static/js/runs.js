@@ -77,6 +77,17 @@ function outputsView(outputs) {
   return h("div", {}, jsonView(rest), h("p", { class: "muted small" }, "Body"), bodyView(body));
 }
 
+// What the upstream answered when a card failed on its answer (redacted like all run data):
+// its status, headers and the start of its body.
+function upstreamAnswer(error) {
+  if (!error || (error.status_code == null && error.headers == null && error.body_excerpt == null)) return null;
+  return h("div", { class: "upstream-answer" },
+    h("p", { class: "muted small" }, "The upstream’s response:", error.status_code != null ? h("strong", {}, ` HTTP ${error.status_code}`) : null,
+      error.retryable ? " (retryable)" : null),
+    error.headers ? h("details", { "data-key": "error-headers", open: true }, h("summary", {}, "Response headers"), jsonView(error.headers)) : null,
+    error.body_excerpt != null ? h("details", { "data-key": "error-body", open: true }, h("summary", {}, "Response body (start)"), h("pre", { class: "body-excerpt" }, String(error.body_excerpt))) : null);
+}
+
 function cardRow(card) {
   const error = card.error ? (card.error.message || JSON.stringify(card.error)) : null;
   const hasData = card.inputs !== null || card.outputs !== null;
@@ -88,14 +99,32 @@ function cardRow(card) {
         h("span", { class: "fact" }, h("span", { class: "muted" }, "Duration "), h("span", { class: "card-duration" }, formatDuration(card.duration_ms))),
         card.status_code ? h("span", { class: "fact" }, h("span", { class: "muted" }, "HTTP "), String(card.status_code)) : null)),
     error ? h("p", { class: "cell-error" }, error) : null,
+    card.status === "failed" ? upstreamAnswer(card.error) : null,
     hasData ? h("div", { class: "io" },
       h("details", { "data-key": `${card.id}:inputs` }, h("summary", {}, "Inputs"), card.inputs !== null ? jsonView(card.inputs) : h("p", { class: "muted" }, "—")),
       h("details", { "data-key": `${card.id}:outputs` }, h("summary", {}, "Outputs"), outputsView(card.outputs)))
       : null);
 }
 
+// The flow's top-level cards a finished run never reached (as the flow is saved now).
+function notReached(run, flow) {
+  if (!flow || run.status === "running" || run.status === "queued") return [];
+  const ran = new Set(run.cards.map((card) => card.id));
+  const cards = flow.document?.cards || flow.cards || [];
+  const last = Math.max(-1, ...cards.map((card, index) => (ran.has(card.id) ? index : -1)));
+  return cards.slice(last + 1).filter((card) => !ran.has(card.id));
+}
+
+function notReachedRow(card) {
+  return h("section", { class: "run-card run-card-not-reached", "data-card": card.id },
+    h("div", { class: "run-card-head" },
+      h("h3", {}, card.id, " ", h("span", { class: "muted card-type" }, card.card)),
+      h("div", { class: "run-card-facts" }, h("span", { class: "badge badge-skipped" }, "Not reached"))));
+}
+
 export async function runPage(root, runId) {
   const { names } = await flowNames();
+  let flow = null;
   let timer = null;
   let shown = "";
   let failures = 0;
@@ -113,6 +142,9 @@ export async function runPage(root, runId) {
       return;
     }
     const live = run.status === "running" || run.status === "queued";
+    if (!live && run.flow_id && names[run.flow_id] && flow === null) {
+      try { flow = await get(`/flows/${enc(run.flow_id)}`); } catch { flow = false; }
+    }
     const snapshot = JSON.stringify(run);
     if (snapshot !== shown) {
       shown = snapshot;
@@ -157,7 +189,8 @@ export async function runPage(root, runId) {
       run.error ? h("div", { class: "banner banner-error" }, run.error.message || JSON.stringify(run.error)) : null,
       run.trigger_data ? h("details", { class: "trigger-data", "data-key": "trigger" }, h("summary", {}, "Trigger data"), jsonView(run.trigger_data)) : null,
       h("h2", { class: "section-title" }, "Cards"),
-      run.cards.length ? h("div", { class: "run-cards" }, run.cards.map(cardRow))
+      run.cards.length || notReached(run, flow).length
+        ? h("div", { class: "run-cards" }, run.cards.map(cardRow), notReached(run, flow).map(notReachedRow))
         : h("p", { class: "muted" }, live ? "Waiting for the first card…" : "No card ran."),
       !run.cards.some((c) => c.inputs !== null || c.outputs !== null) && run.cards.length
         ? h("p", { class: "muted" }, "Inputs and outputs are kept only for flows with “Save run data” on (secrets are redacted).") : null);
