@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -236,9 +236,18 @@ class Settings(BaseSettings):
             )
         return self
 
+    # True when public_url was not given, so it was made from host and port.
+    _public_url_defaulted: bool = PrivateAttr(default=False)
+
+    @property
+    def public_url_given(self) -> bool:
+        """CARDFLOW_PUBLIC_URL (or public_url=) was set, not made from host and port."""
+        return not self._public_url_defaulted
+
     @model_validator(mode="after")
     def _default_public_url(self) -> Self:
         if "public_url" not in self.model_fields_set:
+            self._public_url_defaulted = True
             # a wildcard bind is reached on this machine at its loopback address
             wildcards = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
             self.public_url = http_url(wildcards.get(self.host, self.host), self.port)

@@ -83,3 +83,71 @@ def test_serve_logs_requests_without_secrets(tmp_path: Path, upstream: Upstream)
     everything = stdout + stderr
     for secret in (PASSWORD, client_token, api_token):
         assert secret not in everything
+
+
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from cardflow.cli import main; main()", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_login_link_points_where_serve_listens(tmp_path: Path) -> None:
+    """`serve --port P` in one shell, `cardflow login-link` in another (no CARDFLOW_PORT
+    there): the link opens on P, and works; with no server running the link says where it
+    points and how to change it."""
+    home = tmp_path / "home"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CARDFLOW_")}
+    env["CARDFLOW_HOME"] = str(home)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from cardflow.cli import main; main()",
+            "serve",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
+            time.sleep(0.1)
+        made = _cli(["login-link"], env)
+        assert made.returncode == 0, made.stderr
+        link = made.stdout.strip()
+        assert link.startswith(f"{base}/login?token="), link
+        assert made.stderr == ""
+        with httpx.Client() as browser:
+            page = browser.get(link)
+            assert page.status_code == 200
+            logged_in = browser.post(f"{base}/login", data={"token": link.split("token=")[1]})
+            assert logged_in.status_code in (200, 303), logged_in.text
+        assert json.loads(_cli(["login-link", "--json"], env).stdout)["url"].startswith(base)
+        # CARDFLOW_PUBLIC_URL, when set, is what the link uses
+        proxied = _cli(["login-link"], {**env, "CARDFLOW_PUBLIC_URL": "https://cf.example.test"})
+        assert proxied.stdout.startswith("https://cf.example.test/login?token=")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    stopped = _cli(["login-link"], env)
+    assert stopped.returncode == 0
+    assert stopped.stdout.startswith("http://127.0.0.1:8080/login?token=")
+    assert "No cardflow serve is running" in stopped.stderr
+    assert "CARDFLOW_PUBLIC_URL" in stopped.stderr
+    assert not (home / "serving.json").exists()

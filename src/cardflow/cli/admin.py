@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.text import Text
@@ -13,6 +14,7 @@ from rich.text import Text
 from cardflow.cli._common import (
     JsonOpt,
     console,
+    err_console,
     fail,
     guard,
     load_settings,
@@ -21,7 +23,7 @@ from cardflow.cli._common import (
     want_json,
 )
 from cardflow.errors import InvalidInput
-from cardflow.settings import http_url
+from cardflow.settings import Settings, http_url
 from cardflow.store.db import Database
 
 if TYPE_CHECKING:
@@ -88,8 +90,6 @@ def serve(
         # First start: a login link for the web app (printed, never logged).
         first_link = None if cf.web_sessions.any_login_link() else _new_login_link(cf)[0]
     # Imported here: the web stack is only loaded by the command that serves it.
-    import uvicorn
-
     from cardflow.logs import configure_logging
     from cardflow.server.asgi import create_app
     from cardflow.server.process import tune_for_serving
@@ -139,6 +139,27 @@ def serve(
             )
     configure_logging(settings.log_level)
     tune_for_serving()
+    from cardflow.cli import serving
+
+    marker = serving.record(settings)  # for `cardflow login-link`
+    # uvicorn stops gracefully on SIGTERM, then raises it again for its default effect;
+    # ending with exit status 0 instead lets the record above go
+    signal.signal(signal.SIGTERM, _stopped)
+    try:
+        _run_uvicorn(application, settings, processes, overrides)
+    finally:
+        serving.forget(marker)
+
+
+def _stopped(_signal: int, _frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def _run_uvicorn(
+    application: Any, settings: Settings, processes: int, overrides: dict[str, Any]
+) -> None:
+    import uvicorn
+
     if processes > 1:
         # Each process builds its own app from the environment (cardflow.server.asgi:
         # from_environment), so what the options set travels there.
@@ -168,21 +189,36 @@ def serve(
     )
 
 
-def _new_login_link(cf: Cardflow) -> tuple[str, datetime]:
+def _new_login_link(cf: Cardflow, base: str | None = None) -> tuple[str, datetime]:
     token, expires = cf.web_sessions.create_login_link()
-    return f"{cf.settings.public_url.rstrip('/')}/login?token={token}", expires
+    return f"{(base or cf.settings.public_url).rstrip('/')}/login?token={token}", expires
 
 
 def login_link(json_output: JsonOpt = False) -> None:
     """Print a one-time login link for the web app (works once, for 15 minutes).
 
-    The link is the only thing printed on stdout. It opens at CARDFLOW_PUBLIC_URL.
+    The link is the only thing printed on stdout. It opens at CARDFLOW_PUBLIC_URL when
+    set, else where the `cardflow serve` running from this CARDFLOW_HOME listens.
 
     Example: cardflow login-link
     """
+    from cardflow.cli import serving
+
     as_json = want_json(json_output)
     with open_cardflow(as_json) as cf:
-        url, expires = _new_login_link(cf)
+        settings = cf.settings
+        explicit = settings.public_url_given
+        base = None if explicit else serving.recorded_url(settings)
+        url, expires = _new_login_link(cf, base)
+    if not explicit and base is None:
+        err_console().print(
+            Text(
+                f"No cardflow serve is running from {settings.home}: the link points at "
+                f"{settings.public_url}. If the server listens elsewhere, set "
+                "CARDFLOW_PUBLIC_URL to its address."
+            ),
+            soft_wrap=True,
+        )
     if as_json:
         print_json({"url": url, "expires_at": expires.isoformat()})
         return
