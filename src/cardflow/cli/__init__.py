@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from cardflow import __version__
+from cardflow.cli import _help
 from cardflow.cli._common import JsonOpt, root_json
 from cardflow.cli.admin import db_app, keys_app, login_link, serve
 from cardflow.cli.cards import card_app
@@ -22,6 +23,8 @@ from cardflow.cli.tokens import token_app
 from cardflow.cli.worker import worker
 
 __all__ = ["app", "main"]
+
+_help.install()
 
 app = typer.Typer(
     name="cardflow",

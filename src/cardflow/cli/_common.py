@@ -16,6 +16,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from pydantic import BaseModel, ValidationError
+from rich import box
 from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
@@ -79,6 +80,18 @@ def short_time(value: datetime | None) -> str | None:
 def fixed(header: str) -> Column:
     """A column that is never wrapped (ids, timestamps)."""
     return Column(header, no_wrap=True)
+
+
+def kept(header: str, values: Sequence[object]) -> Column:
+    """A column shown whole, never wrapped nor cut (ids, statuses, times): the other
+    columns wrap around it."""
+    widest = max([len(header), *(len(str(v)) for v in values if v is not None)])
+    return Column(header, no_wrap=True, min_width=widest)
+
+
+def list_table(*columns: Column | str) -> Table:
+    """A list as a light table (a rule under the header, no boxes): it fits 80 columns."""
+    return Table(*columns, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
 
 
 def cells(*values: object) -> list[Text]:

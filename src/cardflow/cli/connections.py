@@ -171,8 +171,8 @@ def connection_create(
       cardflow connection create "JIRA - Basic - bot" --type basic \
         --set username=bot --secret-env password=JIRA_PASSWORD \
         --allowed-host acme.atlassian.net
-      printf '%s\n' "$KEY" | cardflow connection create "Acme - key" --type custom \
-        --set header_name=api_key --secret-stdin header_value
+      printf '%s\n' "$KEY" | cardflow connection create "Acme - key" \
+        --type custom --set header_name=api_key --secret-stdin header_value
       cardflow connection create "Google - OAuth - me" --type oauth \
         --set authorize_url=https://accounts.google.com/o/oauth2/v2/auth \
         --set token_url=https://oauth2.googleapis.com/token --set client_id=ID \

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from cardflow.cli import _common
@@ -23,10 +23,11 @@ from cardflow.cli._common import (
     cells,
     console,
     err_console,
-    fixed,
     grid,
     grid_row,
     guard,
+    kept,
+    list_table,
     open_cardflow,
     print_json,
     want_json,
@@ -252,7 +253,13 @@ def flow_list(json_output: JsonOpt = False) -> None:
     if not views:
         console().print("No flows yet. Import one with: cardflow flow import --help")
         return
-    table = Table("NAME", fixed("TRIGGER"), "ENABLED", "CARDS", fixed("ID"))
+    table = list_table(
+        Column("NAME", ratio=1),
+        Column("TRIGGER", overflow="fold"),
+        kept("ENABLED", []),
+        kept("CARDS", []),
+        kept("ID", [view.id for view in views]),
+    )
     for view in views:
         document = view.document
         enabled = "yes" if document.enabled else "no"

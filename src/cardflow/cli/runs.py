@@ -5,16 +5,17 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from cardflow.cli._common import (
     JsonOpt,
     cells,
     console,
-    fixed,
     grid,
     grid_row,
+    kept,
+    list_table,
     open_cardflow,
     print_json,
     short_time,
@@ -43,17 +44,33 @@ def run_list(
     as_json = want_json(json_output)
     with open_cardflow(as_json) as cf:
         runs = cf.runs.list(flow_id=flow_id, limit=limit)
+        flows = [] if as_json else cf.flows.list()
     if as_json:
         print_json(runs)
         return
     if not runs:
         console().print("No runs yet.")
         return
-    table = Table(fixed("ID"), "FLOW", "TRIGGER", "STATUS", fixed("STARTED"), "ERROR")
-    for run in runs:
-        fields = (run.id, run.flow_id, run.trigger, run.status)
-        table.add_row(*cells(*fields, short_time(run.started_at), error_text(run.error)))
-    console().print(table)
+    out = console()
+    names = {view.id: view.name for view in flows}
+    started = [short_time(run.started_at) for run in runs]
+    # The error has the room that is left; on a narrow terminal it waits for `run show`.
+    with_error = out.width >= 110
+    table = list_table(
+        kept("ID", [run.id for run in runs]),
+        Column("FLOW", overflow="fold"),
+        kept("TRIGGER", [run.trigger for run in runs]),
+        kept("STATUS", [run.status for run in runs]),
+        kept("STARTED", started),
+        *([Column("ERROR", ratio=1)] if with_error else []),
+    )
+    for run, at in zip(runs, started, strict=True):
+        flow = names.get(run.flow_id or "", run.flow_id)
+        row = (run.id, flow, run.trigger, run.status, at)
+        table.add_row(*cells(*row, *([error_text(run.error)] if with_error else [])))
+    out.print(table)
+    if not with_error and any(run.error for run in runs):
+        out.print(Text("A failed run's error: cardflow run show ID (or a wider terminal)."))
 
 
 @run_app.command("show")
