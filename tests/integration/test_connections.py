@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy.orm import Session
 
 from cardflow.app import Cardflow
 from cardflow.errors import Conflict, ConnectionInUse, ConnectionNotFound, InvalidInput
@@ -58,17 +57,38 @@ def test_duplicate_names_conflict(cf: Cardflow) -> None:
     assert [c.name for c in cf.connections.list()] == ["same"]
 
 
-def test_delete_is_refused_while_something_uses_the_connection(cf: Cardflow) -> None:
+def test_used_by_lists_the_flows_and_delete_is_refused_while_any_does(cf: Cardflow) -> None:
     view = cf.connections.create("used", "none", {})
+    cf.connections.create("idle", "none", {})
 
-    def flows_using(session: Session, connection_id: str) -> list[str]:
-        return ["flow 'Offboard user'"] if connection_id == view.id else []
+    def flow(name: str, ref: str) -> str:
+        step = {"id": "g", "card": "api_connector.get", "connection": ref}
+        created = cf.flows.create(
+            {
+                "name": name,
+                "trigger": {"type": "manual"},
+                "cards": [{**step, "inputs": {"url": "http://127.0.0.1:9/x"}}],
+            }
+        )
+        return created.id
 
-    cf.connections.add_usage_check(flows_using)
+    by_name = flow("Offboard user", "used")
+    by_id = flow("Audit", view.id)
+    used = cf.connections.get("used")
+    assert [(use.name, use.id) for use in used.used_by] == [
+        ("Audit", by_id),
+        ("Offboard user", by_name),
+    ]
+    listed = {c.name: [use.name for use in c.used_by] for c in cf.connections.list()}
+    assert listed == {"idle": [], "used": ["Audit", "Offboard user"]}
     with pytest.raises(ConnectionInUse) as info:
         cf.connections.delete("used")
-    assert "Offboard user" in info.value.message
+    assert "flow 'Audit', flow 'Offboard user'" in info.value.message
     assert cf.connections.get("used").id == view.id
+    cf.flows.delete(by_name)
+    cf.flows.delete(by_id)
+    cf.connections.delete("used")
+    assert [c.name for c in cf.connections.list()] == ["idle"]
 
 
 def test_whitespace_and_control_characters_in_names(cf: Cardflow) -> None:

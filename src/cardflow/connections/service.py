@@ -27,7 +27,18 @@ from cardflow.validation import validate
 from cardflow.views import Timestamp, View
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-UsageCheck = Callable[[Session, str], list[str]]
+
+
+class FlowUse(View):
+    """A flow whose cards name a connection."""
+
+    id: str
+    name: str
+
+
+# Who uses which connection, read in one pass: connection ref as written (id or name) ->
+# the flows naming it.
+UsageIndex = Callable[[Session], dict[str, list[FlowUse]]]
 
 
 class ConnectionView(View):
@@ -45,6 +56,9 @@ class ConnectionView(View):
     warnings: tuple[str, ...] = Field(description="Things to fix, in words.")
     redirect_uri: str | None = Field(
         description="OAuth: the redirect URI to register with the provider."
+    )
+    used_by: tuple[FlowUse, ...] = Field(
+        description="The flows whose cards use it (it cannot be deleted while any do)."
     )
     created_at: Timestamp
     updated_at: Timestamp
@@ -134,22 +148,37 @@ class ConnectionService:
         self._keyring = keyring
         self.redirect_uri = redirect_uri
         self._on_change = on_change
-        self._usage_checks: list[UsageCheck] = []
+        self._usage_indexes: list[UsageIndex] = []
 
-    def add_usage_check(self, check: UsageCheck) -> None:
-        """Register something that uses connections (flows), to refuse deleting them."""
-        self._usage_checks.append(check)
+    def add_usage_index(self, index: UsageIndex) -> None:
+        """Register something that uses connections (flows): shown as each connection's
+        ``used_by``, and deleting a used connection is refused."""
+        self._usage_indexes.append(index)
+
+    def _usage(self, session: Session) -> dict[str, list[FlowUse]]:
+        merged: dict[str, list[FlowUse]] = {}
+        for index in self._usage_indexes:
+            for ref, users in index(session).items():
+                merged.setdefault(ref, []).extend(users)
+        return merged
+
+    @staticmethod
+    def _users(usage: dict[str, list[FlowUse]], row: Connection) -> tuple[FlowUse, ...]:
+        found = {use.id: use for ref in (row.id, row.name) for use in usage.get(ref, [])}
+        return tuple(sorted(found.values(), key=lambda use: use.name))
 
     # -- reading -------------------------------------------------------------------------
 
     def list(self) -> list[ConnectionView]:
         with self._db.session() as session:
             rows = session.scalars(select(Connection).order_by(Connection.name)).all()
-            return [self._view(row) for row in rows]
+            usage = self._usage(session)
+            return [self._view(row, self._users(usage, row)) for row in rows]
 
     def get(self, ref: str) -> ConnectionView:
         with self._db.session() as session:
-            return self._view(self._find(session, ref))
+            row = self._find(session, ref)
+            return self._view(row, self._users(self._usage(session), row))
 
     def resolve(self, ref: str) -> tuple[str, int] | None:
         """(id, version) of a connection by id or name, or None."""
@@ -194,7 +223,7 @@ class ConnectionService:
                 self._store_config(session, row, model)
                 session.add(row)
                 session.flush()
-                view = self._view(row)
+                view = self._view(row, self._users(self._usage(session), row))
         except IntegrityError:
             raise self._duplicate(checked_name) from None
         return view
@@ -268,7 +297,7 @@ class ConnectionService:
                 row.version += 1
                 row.updated_at = utcnow()
                 session.flush()
-                view = self._view(row)
+                view = self._view(row, self._users(self._usage(session), row))
         except IntegrityError:
             raise self._duplicate(str(name)) from None
         self._on_change(view.id)
@@ -277,11 +306,11 @@ class ConnectionService:
     def delete(self, ref: str) -> None:
         with self._db.session() as session:
             row = self._find(session, ref)
-            users = [user for check in self._usage_checks for user in check(session, row.id)]
+            users = self._users(self._usage(session), row)
             if users:
+                named = ", ".join(f"flow {use.name!r}" for use in users)
                 raise ConnectionInUse(
-                    f"Connection {row.name!r} is used by {', '.join(users)}; change or delete "
-                    "those first.",
+                    f"Connection {row.name!r} is used by {named}; change or delete those first.",
                     field="connection",
                 )
             session.delete(row)
@@ -368,7 +397,7 @@ class ConnectionService:
     def _duplicate(name: str) -> Conflict:
         return Conflict(f"A connection named {name!r} already exists.", field="name")
 
-    def _view(self, row: Connection) -> ConnectionView:
+    def _view(self, row: Connection, used_by: tuple[FlowUse, ...]) -> ConnectionView:
         config: dict[str, Any] = dict(row.config)
         secret_fields = AUTH_TYPES[row.auth_type].config.secret_fields
         for secret in secret_fields:
@@ -393,4 +422,5 @@ class ConnectionService:
             redirect_uri=(self.redirect_uri if AUTH_TYPES[row.auth_type].user_authorizes else None),
             allowed_hosts=tuple(row.allowed_hosts),
             warnings=warnings,
+            used_by=used_by,
         )

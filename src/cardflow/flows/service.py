@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cardflow.cache import Recent
-from cardflow.connections.service import ConnectionService
+from cardflow.connections.service import ConnectionService, FlowUse
 from cardflow.errors import Conflict, InvalidInput, NotFound
 from cardflow.flows.model import (
     MAX_FLOW_BYTES,
@@ -29,7 +29,7 @@ from cardflow.flows.validate import check_flow
 from cardflow.jsondata import DEFAULT_MAX_DEPTH
 from cardflow.store.db import Database
 from cardflow.store.keyring import Keyring, client_token_aad
-from cardflow.store.models import Connection, Flow, new_id, utcnow
+from cardflow.store.models import Flow, new_id, utcnow
 from cardflow.views import Timestamp, View
 
 
@@ -85,7 +85,7 @@ class FlowService:
         self._public_url = public_url.rstrip("/")
         # alias -> (snapshot, the flow's version when it was taken)
         self._by_alias: Recent[str, tuple[FlowSnapshot, int]] = Recent(cache_seconds)
-        connections.add_usage_check(self.flows_using)
+        connections.add_usage_index(self.connection_usage)
 
     # -- reading -------------------------------------------------------------------------
 
@@ -129,15 +129,14 @@ class FlowService:
         self._by_alias.put(alias, (snapshot, row.version))
         return snapshot
 
-    def flows_using(self, session: Session, connection_id: str) -> builtins.list[str]:
-        connection = session.get(Connection, connection_id)
-        refs = {connection_id} | ({connection.name} if connection else set())
-        users = []
-        for row in session.scalars(select(Flow)):
+    def connection_usage(self, session: Session) -> dict[str, builtins.list[FlowUse]]:
+        """Each connection ref the flows' cards write (id or name) -> the flows using it."""
+        usage: dict[str, builtins.list[FlowUse]] = {}
+        for row in session.scalars(select(Flow).order_by(Flow.name)):
             document = FlowDocument.model_validate(row.document)
-            if _connections_in(document.cards) & refs:
-                users.append(f"flow {row.name!r}")
-        return users
+            for ref in _connections_in(document.cards):
+                usage.setdefault(ref, []).append(FlowUse(id=row.id, name=row.name))
+        return usage
 
     # -- writing -------------------------------------------------------------------------
 

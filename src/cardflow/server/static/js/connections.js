@@ -267,6 +267,22 @@ export async function connectionsPage(root) {
     history.replaceState(null, "", "/connections");
   }
 
+  // The flows using a connection, each a link to it in the builder.
+  function flowLinks(conn) {
+    return conn.used_by.map((use, index) => [index ? ", " : null, h("a", { href: `/flows/${enc(use.id)}` }, use.name)]).flat();
+  }
+  function usedByCell(conn) {
+    return h("td", { class: "used-by" }, conn.used_by.length ? flowLinks(conn) : h("span", { class: "muted" }, "no flow"));
+  }
+  // Deleting a connection in use is refused by the server; say so before anyone confirms.
+  function inUseDialog(conn) {
+    const close = h("button", { type: "button", class: "btn btn-primary", onclick: () => dialog.close() }, "OK");
+    const dialog = modal(`“${conn.name}” is in use`,
+      h("p", { id: "in-use-message" }, `It cannot be deleted while ${conn.used_by.length === 1 ? "this flow uses" : "these flows use"} it: `, ...flowLinks(conn), ". Change their cards to another connection, or delete them, first."),
+      { actions: [close] });
+    close.focus();
+  }
+
   async function load() {
     const connections = await get("/connections");
     if (!connections.length) {
@@ -276,18 +292,20 @@ export async function connectionsPage(root) {
       return;
     }
     clear(list, h("table", { class: "table", id: "connections-table" },
-      h("thead", {}, h("tr", {}, ["Name", "Auth type", "Allowed hosts", "Status", "Updated", h("span", { class: "sr-only" }, "Actions")].map((c) => h("th", { scope: "col" }, c)))),
+      h("thead", {}, h("tr", {}, ["Name", "Auth type", "Allowed hosts", "Status", "Used by", "Updated", h("span", { class: "sr-only" }, "Actions")].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, connections.map((conn) => h("tr", { "data-connection": conn.name },
         h("td", {}, h("strong", { class: "conn-name" }, conn.name), conn.redirect_uri ? redirectUriBlock(conn.redirect_uri) : null),
         h("td", { class: "nowrap" }, typeTitles[conn.auth_type] || conn.auth_type),
         hostsCell(conn),
         statusCell(conn),
+        usedByCell(conn),
         h("td", { class: "nowrap muted" }, formatTime(conn.updated_at)),
         h("td", { class: "row-actions" },
           conn.redirect_uri ? authorizeLink(conn) : null,
           h("button", { type: "button", class: "btn btn-small", "aria-label": `Edit ${conn.name}`, onclick: async () => { if (await openConnectionDialog(conn)) await load(); } }, "Edit"),
           h("button", { type: "button", class: "btn btn-small btn-danger-quiet", "aria-label": `Delete ${conn.name}`, onclick: async () => {
-            if (!await confirmDialog(`Delete “${conn.name}”?`, "Its stored secrets and tokens are deleted. Flows that use it must be changed first.")) return;
+            if (conn.used_by.length) { inUseDialog(conn); return; }
+            if (!await confirmDialog(`Delete “${conn.name}”?`, "Its stored secrets and tokens are deleted.")) return;
             try { await del(`/connections/${enc(conn.id)}`); toast(`Deleted “${conn.name}”.`, "ok"); await load(); }
             catch (error) { toast(error.message, "error"); }
           } }, "Delete")))))));
