@@ -4,6 +4,14 @@ import { markDirty, walk } from "./state.js";
 
 const FAMILY_ORDER = ["API Connector", "Flow", "Object", "JSON", "Text", "XML"];
 
+// The id a new card starts from: its short name (get, close, for_each), or, when another
+// card type has the same short name, with its family (object_get next to an HTTP get).
+function baseId(state, cardId) {
+  const short = cardId.split(".").pop();
+  const shared = state.catalogue.filter((c) => c.id.split(".").pop() === short).length > 1;
+  return shared && !cardId.startsWith("api_connector.") ? cardId.replace(/\./g, "_") : short;
+}
+
 // A card id not yet taken anywhere in the flow, from the card's own name.
 function uniqueId(state, base) {
   const clean = base.replace(/[^A-Za-z0-9_]/g, "_").replace(/^([^A-Za-z_])/, "_$1");
@@ -34,7 +42,7 @@ export function openCardPicker(state, target = state.doc.cards) {
     list.setAttribute("aria-label", family);
     clear(list, catalogue.filter((c) => c.family === family).map((spec) =>
       h("button", { type: "button", class: "picker-card", "data-card": spec.id, onclick: () => {
-        const step = { id: uniqueId(state, spec.id.split(".").pop()), card: spec.id, connection: null, inputs: {}, on_error: "fail", retry: null, timeout: null };
+        const step = { id: uniqueId(state, baseId(state, spec.id)), card: spec.id, connection: null, inputs: {}, on_error: "fail", retry: null, timeout: null };
         for (const name of spec.nested_inputs || []) step.inputs[name] = [];
         target.push(step);
         markDirty(state);

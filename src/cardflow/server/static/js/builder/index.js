@@ -21,6 +21,14 @@ export async function builderPage(root, flowId) {
   state.doc = view ? documentOf(state, view) : newDocument();
   state.render = () => render(state);
   window.addEventListener("beforeunload", (event) => { if (state.dirty) event.preventDefault(); });
+  // Ctrl+S / Cmd+S saves, as in an editor (not the browser's "save page").
+  document.addEventListener("keydown", (event) => {
+    if ((event.ctrlKey || event.metaKey) && !event.altKey && event.key.toLowerCase() === "s") {
+      event.preventDefault();
+      const button = state.root.querySelector("#save-flow");
+      if (button && !button.disabled) button.click();
+    }
+  });
   render(state);
   if (!view) root.querySelector("#flow-name")?.focus();
 }

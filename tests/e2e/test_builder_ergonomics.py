@@ -1,0 +1,55 @@
+"""Builder ergonomics in a real browser: Ctrl+S saves, the Save bar stays in view, new card
+ids cannot be mistaken for another card type's, and /docs is one click away."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import WebServer, login
+from tests.e2e.test_web_app import _add_card
+
+
+def test_ctrl_s_saves_the_bar_sticks_and_card_ids_say_what_they_are(
+    web: WebServer, page: Page
+) -> None:
+    login(page, web)
+    docs = page.get_by_role("navigation", name="Main").get_by_role("link", name="API docs")
+    expect(docs).to_have_attribute("href", "/docs")
+
+    page.goto(f"{web.url}/flows/new")
+    page.get_by_label("Name", exact=True).fill("Pick a name")
+    page.get_by_label("Trigger", exact=True).select_option("manual")
+    _add_card(page, "API Connector", "api_connector.get")
+    _add_card(page, "Object", "object.get")
+    _add_card(page, "Object", "object.get")
+    steps = page.locator("#steps > .steps > .step")
+    assert [s.get_attribute("data-step") for s in steps.all()] == [
+        "get",
+        "object_get",
+        "object_get_2",
+    ]
+    page.locator('[data-step="get"]').get_by_role("textbox", name="URL").fill(
+        "http://127.0.0.1:9/users"
+    )
+    for step in ("object_get", "object_get_2"):
+        card = page.locator(f'[data-step="{step}"]')
+        card.get_by_role("textbox", name="Object").fill("{{ steps.get.body }}")
+        card.get_by_role("textbox", name="Path").fill("name")
+
+    page.keyboard.press("Control+s")  # a new flow: Ctrl+S creates it
+    expect(page).to_have_url(re.compile(r"/flows/flw_"))
+    expect(page.locator("#save-status")).to_have_text("Saved")
+    bar = page.locator(".builder-bar")
+    assert bar.evaluate("el => getComputedStyle(el).position") == "sticky"
+
+    page.get_by_label("Name", exact=True).fill("Pick a better name")
+    expect(page.locator("#save-status")).to_have_text("Unsaved changes")
+    page.mouse.wheel(0, 2000)  # scrolled down, the bar and its Save are still in view
+    expect(page.get_by_role("button", name="Save", exact=True)).to_be_in_viewport()
+    page.keyboard.press("Control+s")
+    expect(page.locator("#save-status")).to_have_text("Saved")
+    with web.api() as api:
+        names = [flow["name"] for flow in api.get("/api/v1/flows").json()]
+    assert names == ["Pick a better name"]
