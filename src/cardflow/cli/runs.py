@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -31,19 +32,50 @@ def error_text(error: ErrorDetail | None) -> str:
     return "" if error is None else error.message or error.type
 
 
+class RunStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+class RunTrigger(StrEnum):
+    api_endpoint = "api_endpoint"
+    manual = "manual"
+    schedule = "schedule"
+    card_test = "card_test"
+
+
 @run_app.command("list")
 def run_list(
     flow_id: Annotated[str | None, typer.Option("--flow-id", help="Only this flow's runs.")] = None,
+    status: Annotated[
+        RunStatus | None, typer.Option(help="Only runs in this status.", case_sensitive=False)
+    ] = None,
+    trigger: Annotated[
+        RunTrigger | None, typer.Option(help="Only runs started so.", case_sensitive=False)
+    ] = None,
+    before: Annotated[
+        str | None, typer.Option(help="A run id: the runs listed after it (the next page).")
+    ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 50,
     json_output: JsonOpt = False,
 ) -> None:
     """List recent runs, newest first (Test this card runs included).
 
-    Example: cardflow run list --flow-id flw_123 --json
+    Examples:
+      cardflow run list --flow-id flw_123 --status failed --json
+      cardflow run list --before run_123   # the next page
     """
     as_json = want_json(json_output)
     with open_cardflow(as_json) as cf:
-        runs = cf.runs.list(flow_id=flow_id, limit=limit)
+        runs = cf.runs.list(
+            flow_id=flow_id,
+            status=status.value if status else None,
+            trigger=trigger.value if trigger else None,
+            before=before,
+            limit=limit,
+        )
         flows = [] if as_json else cf.flows.list()
     if as_json:
         print_json(runs)

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import Field
-from sqlalchemy import delete, select
+from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.orm import selectinload
 
 from cardflow.cards.runner import CardResult
@@ -157,12 +157,48 @@ class RunService:
                 raise RunNotFound(f"There is no run {run_id!r}.", field="run_id")
             return RunView.of(run)
 
-    def list(self, *, flow_id: str | None = None, limit: int = 50) -> list[RunView]:
+    def list(
+        self,
+        *,
+        flow_id: str | None = None,
+        status: str | None = None,
+        trigger: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before: str | None = None,
+        limit: int = 50,
+    ) -> list[RunView]:
+        """Runs newest first, filtered; ``before``: a run id, for the page after it (runs
+        started before it, or at the same time with a smaller id)."""
         self.writer.flush()
         with self.db.session() as session:
-            query = select(Run).options(selectinload(Run.cards)).order_by(Run.started_at.desc())
+            query = (
+                select(Run)
+                .options(selectinload(Run.cards))
+                .order_by(Run.started_at.desc(), Run.id.desc())
+            )
             if flow_id is not None:
                 query = query.where(Run.flow_id == flow_id)
+            if status is not None:
+                query = query.where(Run.status == status)
+            if trigger is not None:
+                query = query.where(Run.trigger == trigger)
+            if since is not None:
+                query = query.where(Run.started_at >= since)
+            if until is not None:
+                query = query.where(Run.started_at < until)
+            if before is not None:
+                mark = session.get(Run, before)
+                if mark is None:
+                    raise RunNotFound(
+                        f"There is no run {before!r} to list the runs before.", field="before"
+                    )
+                query = query.where(
+                    or_(
+                        Run.started_at < mark.started_at,
+                        and_(Run.started_at == mark.started_at, Run.id < mark.id),
+                    )
+                )
             return [RunView.of(run) for run in session.scalars(query.limit(limit))]
 
     def prune(self, older_than: datetime) -> int:

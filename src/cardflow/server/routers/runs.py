@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request, status
 
@@ -16,14 +17,35 @@ router = APIRouter(
 )
 
 
-@router.get("")
+RunStatus = Literal["queued", "running", "succeeded", "failed"]
+RunTrigger = Literal["api_endpoint", "manual", "schedule", "card_test"]
+
+
+@router.get("", responses=errors(404))
 def list_runs(
     cf: CardflowDep,
     _token: TokenDep,
     flow_id: str | None = None,
+    status: Annotated[RunStatus | None, Query(description="Only runs in this status.")] = None,
+    trigger: Annotated[RunTrigger | None, Query(description="Only runs started so.")] = None,
+    since: Annotated[datetime | None, Query(description="Started at or after (ISO 8601).")] = None,
+    until: Annotated[datetime | None, Query(description="Started before (ISO 8601).")] = None,
+    before: Annotated[
+        str | None,
+        Query(description="A run id: the next page, the runs listed after that one."),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[RunView]:
-    return cf.runs.list(flow_id=flow_id, limit=limit)
+    """Runs, newest first. Page through them with ``before`` set to the last id shown."""
+    return cf.runs.list(
+        flow_id=flow_id,
+        status=status,
+        trigger=trigger,
+        since=since,
+        until=until,
+        before=before,
+        limit=limit,
+    )
 
 
 @router.get("/{run_id}", responses=errors(404))

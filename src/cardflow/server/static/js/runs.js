@@ -1,6 +1,6 @@
 // Run history (overall or per flow) and a run's page with each card, live while it runs.
 import { enc, get, postAsync } from "./api.js";
-import { badge, clear, emptyState, formatDuration, formatTime, h, pageHeader, runDuration } from "./dom.js";
+import { badge, clear, emptyState, formatDuration, formatTime, h, pageHeader, runDuration, toast } from "./dom.js";
 import { bodyView, jsonView } from "./json-view.js";
 
 const TRIGGERS = { api_endpoint: "API endpoint", manual: "Manual", schedule: "Schedule", card_test: "Card test" };
@@ -16,58 +16,123 @@ function runTitle(run, names) {
   return "—";
 }
 
+const PAGE = 50;
+const STATUSES = { succeeded: "Succeeded", failed: "Failed", running: "Running", queued: "Queued" };
+
+function runRow(run, names) {
+  return h("tr", { "data-run": run.id },
+    h("td", { class: "nowrap" }, h("a", { href: `/runs/${enc(run.id)}`, class: "strong-link" }, formatTime(run.started_at))),
+    h("td", {}, runTitle(run, names)),
+    h("td", {}, TRIGGERS[run.trigger] || run.trigger),
+    h("td", {}, badge(run.status), run.error ? h("p", { class: "cell-error" }, run.error.message || "") : null),
+    h("td", { class: "nowrap" }, formatDuration(runDuration(run))),
+    h("td", {}, String(run.cards.length)));
+}
+
+// Run history: filters kept in the address (so a filtered list can be shared or reloaded),
+// a run id search, and older runs a page at a time.
 export async function runsPage(root) {
   const params = new URLSearchParams(window.location.search);
-  const flowId = params.get("flow");
   const { flows, names } = await flowNames();
-  const filterId = "run-filter";
-  const filter = h("select", { id: filterId },
-    h("option", { value: "" }, "All runs"),
-    flows.map((f) => h("option", { value: f.id, selected: f.id === flowId }, f.name)));
-  filter.addEventListener("change", () => {
-    const url = filter.value ? `/runs?flow=${enc(filter.value)}` : "/runs";
-    history.replaceState(null, "", url);
-    load(filter.value);
-  });
+  const select = (id, label, all, options, value) => {
+    const control = h("select", { id, "data-filter": id.replace("run-filter-", "") },
+      h("option", { value: "" }, all),
+      Object.entries(options).map(([key, text]) => h("option", { value: key, selected: key === value }, text)));
+    return [h("label", { for: id, class: "inline-label" }, label), control];
+  };
+  const [flowLabel, flowFilter] = select("run-filter", "Flow", "All flows",
+    Object.fromEntries(flows.map((f) => [f.id, f.name])), params.get("flow") || "");
+  const [statusLabel, statusFilter] = select("run-filter-status", "Status", "Any status", STATUSES, params.get("status") || "");
+  const [triggerLabel, triggerFilter] = select("run-filter-trigger", "Trigger", "Any trigger", TRIGGERS, params.get("trigger") || "");
+  const sinceId = "run-filter-since";
+  const since = h("input", { type: "date", id: sinceId, value: params.get("since") || "" });
+  const findId = "run-find";
+  const find = h("input", { id: findId, type: "search", placeholder: "run_…", autocomplete: "off", spellcheck: "false" });
+  const findNote = h("span", { class: "form-error", id: "run-find-error", role: "alert" });
+  const findForm = h("form", { class: "inline-form", onsubmit: async (event) => {
+    event.preventDefault();
+    const id = find.value.trim();
+    if (!id) return;
+    try { await get(`/runs/${enc(id)}`); window.location.assign(`/runs/${enc(id)}`); }
+    catch (error) { findNote.textContent = error.message; }
+  } }, h("label", { for: findId, class: "inline-label" }, "Run id"), find, h("button", { type: "submit", class: "btn" }, "Open"), findNote);
+  const controls = [flowFilter, statusFilter, triggerFilter, since];
   const list = h("div", {});
+  const more = h("div", { class: "more-runs" });
   clear(root,
-    pageHeader("Run history", "Newest first. Runs are kept for 30 days (CARDFLOW_RUN_RETENTION_DAYS).",
-      h("label", { for: filterId, class: "inline-label" }, "Flow"), filter),
-    list);
+    pageHeader("Run history", "Newest first. Runs are kept for 30 days (CARDFLOW_RUN_RETENTION_DAYS)."),
+    h("div", { class: "run-filters" }, flowLabel, flowFilter, statusLabel, statusFilter, triggerLabel, triggerFilter,
+      h("label", { for: sinceId, class: "inline-label" }, "Since"), since),
+    findForm, list, more);
   let timer = null;
   let latest = 0; // only the newest request may draw: a slow older one is dropped
 
-  async function load(id) {
+  function query() {
+    const q = new URLSearchParams();
+    if (flowFilter.value) q.set("flow_id", flowFilter.value);
+    if (statusFilter.value) q.set("status", statusFilter.value);
+    if (triggerFilter.value) q.set("trigger", triggerFilter.value);
+    if (since.value) q.set("since", new Date(`${since.value}T00:00:00`).toISOString());
+    return q;
+  }
+  function remember() {
+    const shown = new URLSearchParams();
+    if (flowFilter.value) shown.set("flow", flowFilter.value);
+    if (statusFilter.value) shown.set("status", statusFilter.value);
+    if (triggerFilter.value) shown.set("trigger", triggerFilter.value);
+    if (since.value) shown.set("since", since.value);
+    history.replaceState(null, "", shown.toString() ? `/runs?${shown}` : "/runs");
+  }
+  controls.forEach((control) => control.addEventListener("change", () => { remember(); load(); }));
+
+  async function page(before) {
+    const q = query();
+    q.set("limit", String(PAGE));
+    if (before) q.set("before", before);
+    return get(`/runs?${q}`);
+  }
+
+  function moreButton(runs, body) {
+    clear(more, runs.length === PAGE ? h("button", { type: "button", class: "btn", id: "older-runs", onclick: async (event) => {
+      const button = event.currentTarget;
+      button.disabled = true;
+      try {
+        const older = await page(runs[runs.length - 1].id);
+        body.append(...older.map((run) => runRow(run, names)));
+        moreButton(older, body);
+      } catch (error) { button.disabled = false; toast(error.message, "error"); }
+    } }, "Older runs") : null);
+  }
+
+  async function load() {
     clearTimeout(timer);
     latest += 1;
     const mine = latest;
     let runs;
     try {
-      runs = await get(`/runs?limit=100${id ? `&flow_id=${enc(id)}` : ""}`);
+      runs = await page(null);
     } catch (error) {
       if (mine === latest) clear(list, h("div", { class: "banner banner-error", role: "alert" }, error.message));
       return;
     }
     if (mine !== latest) return;
+    const filtered = controls.some((control) => control.value);
     if (!runs.length) {
-      clear(list, emptyState("No runs yet",
-        id ? "This flow has not run yet. Run it from the builder, or call its API endpoint." : "Runs appear here when a flow runs or a card is tested.",
-        h("a", { class: "btn", href: "/flows" }, "Go to Flows")));
+      clear(more);
+      clear(list, filtered
+        ? emptyState("No runs match", "No run matches these filters.", h("a", { class: "btn", href: "/runs" }, "Show all runs"))
+        : emptyState("No runs yet", "Runs appear here when a flow runs or a card is tested.", h("a", { class: "btn", href: "/flows" }, "Go to Flows")));
       return;
     }
+    const body = h("tbody", {}, runs.map((run) => runRow(run, names)));
     clear(list, h("table", { class: "table", id: "runs-table" },
       h("thead", {}, h("tr", {}, ["Started", "Flow", "Trigger", "Status", "Duration", "Cards"].map((c) => h("th", { scope: "col" }, c)))),
-      h("tbody", {}, runs.map((run) => h("tr", { "data-run": run.id },
-        h("td", { class: "nowrap" }, h("a", { href: `/runs/${enc(run.id)}`, class: "strong-link" }, formatTime(run.started_at))),
-        h("td", {}, runTitle(run, names)),
-        h("td", {}, TRIGGERS[run.trigger] || run.trigger),
-        h("td", {}, badge(run.status), run.error ? h("p", { class: "cell-error" }, run.error.message || "") : null),
-        h("td", { class: "nowrap" }, formatDuration(runDuration(run))),
-        h("td", {}, String(run.cards.length)))))));
-    if (runs.some((r) => r.status === "running")) timer = setTimeout(() => load(id), 2000);
+      body));
+    moreButton(runs, body);
+    if (runs.some((r) => r.status === "running" || r.status === "queued")) timer = setTimeout(load, 2000);
   }
   window.addEventListener("pagehide", () => clearTimeout(timer));
-  await load(flowId);
+  await load();
 }
 
 function outputsView(outputs) {

@@ -1,0 +1,38 @@
+"""Listing runs on both databases: keyset pages and filters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cardflow.app import Cardflow
+from cardflow.errors import RunNotFound
+
+
+def test_run_list_pages_with_before_and_filters(cf: Cardflow) -> None:
+    """Keyset pages (newest first, ties broken by id) never repeat or skip a run."""
+    flow = cf.flows.create(
+        {
+            "name": "many",
+            "trigger": {"type": "manual"},
+            "cards": [{"id": "c", "card": "object.construct", "inputs": {"n": 1}}],
+        }
+    )
+    made = [cf.run_flow(flow.id).id for _ in range(7)]
+    seen: list[str] = []
+    before = None
+    while True:
+        page = cf.runs.list(flow_id=flow.id, limit=3, before=before)
+        if not page:
+            break
+        seen += [run.id for run in page]
+        before = page[-1].id
+    assert sorted(seen) == sorted(made) and len(seen) == 7
+    assert cf.runs.list(flow_id=flow.id, status="failed") == []
+    assert len(cf.runs.list(trigger="manual", status="succeeded")) == 7
+    later = datetime.now(UTC) + timedelta(minutes=1)
+    assert cf.runs.list(since=later) == []
+    assert len(cf.runs.list(until=later)) == 7
+    with pytest.raises(RunNotFound):
+        cf.runs.list(before="run_nope")
