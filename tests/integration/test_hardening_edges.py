@@ -1000,12 +1000,21 @@ def test_bad_bytes_to_a_saving_flow_are_replaced_and_runs_still_list(
             save_data=True,
         ),
     )
+    # text that is not JSON goes as text (as JSON it is refused: 400, naming the body)
+    is_json = raw.startswith(b"{")
+    content_type = "application/json" if is_json else "text/plain"
+    if not is_json:
+        refused = raw_request(
+            port_of(server), "POST", f"/invoke/{alias}", raw, {"Content-Type": "application/json"}
+        )
+        assert refused.status == 400, refused.body
+        assert json.loads(refused.body)["error"]["field"] == "body"
     answer = raw_request(
         port_of(server),
         "POST",
         f"/invoke/{alias}?q=%ED%A0%80%FF",
         raw,
-        {"Content-Type": "application/json", "X-Odd": "caf\xe9 \xff"},
+        {"Content-Type": content_type, "X-Odd": "caf\xe9 \xff"},
     )
     assert answer.status == 200, answer.body
     returned = answer.json()
