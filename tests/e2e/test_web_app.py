@@ -107,6 +107,17 @@ def test_pages_send_a_strict_content_security_policy(web: WebServer, page: Page)
     page.goto(f"{web.url}/docs")
     expect(page.locator(".swagger-ui .title")).to_contain_text("cardflow")
     expect(page.locator(".opblock-tag", has_text="connections")).to_be_visible()
+    # each auth type's config and each card's inputs are named schemas; errors are
+    # cardflow's shape, not FastAPI's
+    models = page.locator("section.models")
+    for name in (
+        "Basic (basic)",
+        "OAuth 2.0 (oauth)",
+        "Inputs of api_connector.get",
+        "ErrorResponse",
+    ):
+        expect(models).to_contain_text(name)
+    expect(models).not_to_contain_text("HTTPValidationError")
 
 
 def test_connections_basic_custom_and_oauth_authorization(

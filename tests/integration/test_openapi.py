@@ -157,3 +157,41 @@ def test_the_schemas_are_what_the_api_answers(server: RunningServer) -> None:
     assert run_view["error"]["anyOf"][0] == {"$ref": REF + "RunError"}
     assert properties(spec, "RunCardView")["error"]["anyOf"][0] == {"$ref": REF + "ErrorDetail"}
     assert properties(spec, "ConnectionView")["status"] == {"$ref": REF + "ConnectionStatus"}
+
+
+def _refs(value: Any) -> list[str]:
+    if isinstance(value, dict):
+        found = [value["$ref"]] if isinstance(value.get("$ref"), str) else []
+        return found + [ref for child in value.values() for ref in _refs(child)]
+    if isinstance(value, list):
+        return [ref for child in value for ref in _refs(child)]
+    return []
+
+
+def test_docs_describe_each_auth_types_config_and_each_cards_inputs(
+    server: RunningServer,
+) -> None:
+    from cardflow.cards.registry import CARDS
+    from cardflow.credentials.registry import AUTH_TYPES
+
+    spec = spec_of(server)
+    schemas = spec["components"]["schemas"]
+    config = schemas["ConnectionCreate"]["properties"]["config"]
+    assert [choice["$ref"] for choice in config["anyOf"]] == [
+        f"#/components/schemas/Config.{name}" for name in AUTH_TYPES
+    ]
+    basic = schemas["Config.basic"]
+    assert basic["properties"]["password"]["writeOnly"] is True
+    assert basic["properties"]["password"]["format"] == "password"
+    assert "username" in basic["required"]
+    update = schemas["ConnectionUpdate"]["properties"]["config"]
+    assert {"type": "null"} in update["anyOf"]
+    inputs = schemas["CardStep"]["properties"]["inputs"]
+    assert [choice["$ref"] for choice in inputs["anyOf"]] == [
+        f"#/components/schemas/Inputs.{card}" for card in CARDS
+    ]
+    close = schemas["Inputs.api_connector.close"]["properties"]
+    assert set(close) >= {"status_code", "headers", "body"}
+    # every reference in the document points at a schema it holds
+    for ref in _refs(spec):
+        assert ref.removeprefix("#/components/schemas/") in schemas, ref
