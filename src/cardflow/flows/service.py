@@ -8,7 +8,7 @@ import secrets
 from typing import Any
 
 from pydantic import ConfigDict, Field
-from sqlalchemy import or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,7 +29,7 @@ from cardflow.flows.validate import check_flow
 from cardflow.jsondata import DEFAULT_MAX_DEPTH
 from cardflow.store.db import Database
 from cardflow.store.keyring import Keyring, client_token_aad
-from cardflow.store.models import Flow, new_id, utcnow
+from cardflow.store.models import Flow, Run, new_id, utcnow
 from cardflow.views import Timestamp, View
 
 
@@ -39,6 +39,14 @@ class FlowNotFound(NotFound):
 
 class _FlowId(View):
     id: str
+
+
+class LastRun(View):
+    """A flow's newest run, as its list shows it."""
+
+    id: str
+    status: str
+    started_at: Timestamp
 
 
 class FlowView(FlowDocument, _FlowId):  # bases this way round: "id" comes first
@@ -53,6 +61,9 @@ class FlowView(FlowDocument, _FlowId):  # bases this way round: "id" comes first
     version: int = Field(description="One more with every change.")
     created_at: Timestamp
     updated_at: Timestamp
+    last_run: LastRun | None = Field(
+        default=None, description="Its newest run (card tests aside), or null if it never ran."
+    )
 
     @property
     def document(self) -> FlowDocument:
@@ -91,14 +102,14 @@ class FlowService:
 
     def list(self) -> list[FlowView]:
         with self._db.session() as session:
-            return [
-                self._view(session, row)
-                for row in session.scalars(select(Flow).order_by(Flow.name))
-            ]
+            rows = session.scalars(select(Flow).order_by(Flow.name)).all()
+            latest = _last_runs(session, [row.id for row in rows])
+            return [self._view(session, row, latest.get(row.id)) for row in rows]
 
     def get(self, ref: str) -> FlowView:
         with self._db.session() as session:
-            return self._view(session, self._find(session, ref))
+            row = self._find(session, ref)
+            return self._view(session, row, _last_runs(session, [row.id]).get(row.id))
 
     def snapshot(self, ref: str) -> FlowSnapshot:
         view = self.get(ref)
@@ -282,7 +293,7 @@ class FlowService:
             raise FlowNotFound(f"There is no flow {ref!r} (give its id or name).", field="flow")
         return row
 
-    def _view(self, session: Session, row: Flow) -> FlowView:
+    def _view(self, session: Session, row: Flow, last_run: LastRun | None = None) -> FlowView:
         token = None
         if row.client_token_enc is not None:
             token = self._keyring.decrypt(
@@ -298,11 +309,34 @@ class FlowService:
                 "version": row.version,
                 "created_at": row.created_at,
                 "updated_at": row.updated_at,
+                "last_run": last_run,
             }
         )
 
     def _forget(self) -> None:
         self._by_alias.clear()
+
+
+def _last_runs(session: Session, flow_ids: builtins.list[str]) -> dict[str, LastRun]:
+    """Each flow's newest run (card tests aside), in one query."""
+    if not flow_ids:
+        return {}
+    newest = (
+        select(Run.flow_id, func.max(Run.started_at).label("at"))
+        .where(Run.flow_id.in_(flow_ids), Run.trigger != "card_test")
+        .group_by(Run.flow_id)
+        .subquery()
+    )
+    found = session.execute(
+        select(Run.flow_id, Run.id, Run.status, Run.started_at).join(
+            newest, and_(Run.flow_id == newest.c.flow_id, Run.started_at == newest.c.at)
+        )
+    )
+    return {
+        flow_id: LastRun(id=run_id, status=status, started_at=at)
+        for flow_id, run_id, status, at in found
+        if flow_id is not None
+    }
 
 
 def token_matches(expected: str | None, given: str | None) -> bool:

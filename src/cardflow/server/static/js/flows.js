@@ -52,14 +52,18 @@ export async function flowsPage(root) {
       return;
     }
     clear(list, h("table", { class: "table", id: "flows-table" },
-      h("thead", {}, h("tr", {}, ["Name", "Trigger", "Cards", "Status", "Updated", h("span", { class: "sr-only" }, "Actions")].map((c) => h("th", { scope: "col" }, c)))),
+      h("thead", {}, h("tr", {}, [["Name"], ["Trigger"], ["Cards", "col-cards"], ["Status"], ["Last run"], ["Updated", "col-updated"], [h("span", { class: "sr-only" }, "Actions")]]
+        .map(([c, cls]) => h("th", { scope: "col", class: cls }, c)))),
       h("tbody", {}, flows.map((flow) => h("tr", { "data-flow": flow.name },
         h("td", {}, h("a", { href: `/flows/${enc(flow.id)}`, class: "strong-link" }, flow.name),
           flow.description ? h("p", { class: "cell-note" }, flow.description) : null),
         h("td", {}, triggerText(flow)),
-        h("td", {}, String(flow.cards.length)),
+        h("td", { class: "col-cards" }, String(flow.cards.length)),
         h("td", {}, badge(flow.enabled ? "enabled" : "disabled")),
-        h("td", { class: "nowrap muted" }, formatTime(flow.updated_at)),
+        h("td", { class: "last-run" }, flow.last_run
+          ? h("a", { href: `/runs/${enc(flow.last_run.id)}`, "aria-label": `Last run of ${flow.name}: ${flow.last_run.status}` }, badge(flow.last_run.status), " ", h("span", { class: "muted small" }, formatTime(flow.last_run.started_at)))
+          : h("span", { class: "muted" }, "never")),
+        h("td", { class: "nowrap muted col-updated" }, formatTime(flow.updated_at)),
         h("td", { class: "row-actions" },
           h("a", { class: "btn btn-small", href: `/runs?flow=${enc(flow.id)}`, "aria-label": `Runs of ${flow.name}` }, "Runs"),
           h("a", { class: "btn btn-small", href: `/api/v1/flows/${enc(flow.id)}/export`, download: `${flow.name.replace(/[^\w.-]+/g, "_")}.yaml`, "aria-label": `Export ${flow.name}` }, "Export"),
