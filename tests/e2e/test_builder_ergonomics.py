@@ -53,3 +53,35 @@ def test_ctrl_s_saves_the_bar_sticks_and_card_ids_say_what_they_are(
     with web.api() as api:
         names = [flow["name"] for flow in api.get("/api/v1/flows").json()]
     assert names == ["Pick a better name"]
+
+
+def test_removing_a_card_names_the_cards_reading_it_and_can_be_undone(
+    web: WebServer, page: Page
+) -> None:
+    login(page, web)
+    page.goto(f"{web.url}/flows/new")
+    page.get_by_label("Name", exact=True).fill("Undo me")
+    page.get_by_label("Trigger", exact=True).select_option("manual")
+    _add_card(page, "API Connector", "api_connector.get")
+    _add_card(page, "Object", "object.get")
+    page.locator('[data-step="get"]').get_by_role("textbox", name="URL").fill(
+        "http://127.0.0.1:9/users"
+    )
+    reader = page.locator('[data-step="object_get"]')
+    reader.get_by_role("textbox", name="Object").fill("{{ steps.get.body }}")
+    reader.get_by_role("textbox", name="Path").fill("name")
+    steps = page.locator("#steps > .steps > .step")
+
+    page.get_by_role("button", name="Remove get").click()  # no dialog: it goes at once
+    expect(steps).to_have_count(1)
+    bar = page.locator("#undo-bar")
+    expect(bar).to_contain_text("Removed card “get”.")
+    expect(bar).to_contain_text("Card “object_get” reads its outputs")
+    expect(page.get_by_role("button", name="Undo")).to_be_focused()
+    page.get_by_role("button", name="Undo").click()
+    expect(steps).to_have_count(2)
+    assert [s.get_attribute("data-step") for s in steps.all()] == ["get", "object_get"]
+    expect(page.locator('[data-step="get"]').get_by_role("textbox", name="URL")).to_have_value(
+        "http://127.0.0.1:9/users"
+    )
+    expect(bar).to_have_count(0)

@@ -1,14 +1,14 @@
 // The cards of the flow, in order: each card's panel (id, inputs, options, Test this card,
 // move and remove), and the cards nested in For Each and If / Else, drawn the same way.
 import { inputKind, isFreeform } from "../card-inputs.js";
-import { confirmDialog, fieldError, h, toast } from "../dom.js";
+import { fieldError, h, toast } from "../dom.js";
 import { connectionField, freeformField, inputField } from "./card-fields.js";
 import { openCardPicker } from "./card-picker.js";
 import { testResultView, testStep } from "./card-test.js";
 import { textsOf } from "./document.js";
 import { busy, labelled } from "./fields.js";
 import { visibleBefore } from "./references.js";
-import { renameInText } from "./step-refs.js";
+import { referencesIn, renameInText } from "./step-refs.js";
 import { markDirty, nestedNames, uidOf, walk } from "./state.js";
 
 const NESTED_TITLES = { cards: "For each item, run these cards", then: "When true, run", else: "Otherwise, run" };
@@ -69,14 +69,20 @@ function stepPanel(state, place) {
       h("div", { class: "step-actions" },
         h("button", { type: "button", class: "btn btn-small btn-icon", "data-move": "up", "aria-label": `Move ${step.id} up`, disabled: index === 0, onclick: () => move(-1) }, "↑"),
         h("button", { type: "button", class: "btn btn-small btn-icon", "data-move": "down", "aria-label": `Move ${step.id} down`, disabled: index === list.length - 1, onclick: () => move(1) }, "↓"),
-        h("button", { type: "button", class: "btn btn-small btn-danger-quiet", "aria-label": `Remove ${step.id}`, onclick: async () => {
-          if (!await confirmDialog(`Remove card “${step.id}”?`, "Later cards that refer to it will need changing.", { confirmLabel: "Remove" })) return;
-          list.splice(index, 1);
+        h("button", { type: "button", class: "btn btn-small btn-danger-quiet", "aria-label": `Remove ${step.id}`, onclick: () => {
+          // Removed at once, with an Undo that names the cards reading its outputs.
+          const gone = new Set([...walk(state, [step])]);
+          const readers = [...walk(state)].filter((other) => !gone.has(other) && referencesIn(other.inputs).has(step.id)).map((other) => other.id);
+          const [removed] = list.splice(index, 1);
+          state.undo = {
+            message: readers.length
+              ? `Removed card “${removed.id}”. ${readers.length === 1 ? "Card" : "Cards"} ${readers.map((id) => `“${id}”`).join(", ")} ${readers.length === 1 ? "reads" : "read"} its outputs and will fail until changed.`
+              : `Removed card “${removed.id}”.`,
+            restore: () => list.splice(Math.min(index, list.length), 0, removed),
+          };
           markDirty(state);
           state.render();
-          const next = list[Math.min(index, list.length - 1)];
-          (next ? root.querySelector(`[data-step="${CSS.escape(next.id)}"] [data-move="up"]`) : null)?.focus();
-          if (!root.contains(document.activeElement)) root.querySelector("#add-card")?.focus();
+          root.querySelector("#undo-remove")?.focus();
         } }, "Remove"))),
     h("div", { class: "field field-inline", "data-field": `${path}.id` },
       h("label", { for: idInput.id }, "Card id"), idInput,

@@ -9,7 +9,7 @@ import { containerView } from "./cards.js";
 import { buildDocument, documentOf, newDocument } from "./document.js";
 import { busy, clearErrors, showError } from "./fields.js";
 import { settingsSection } from "./settings.js";
-import { createState } from "./state.js";
+import { createState, markDirty } from "./state.js";
 import { triggerSection } from "./trigger.js";
 
 export async function builderPage(root, flowId) {
@@ -39,6 +39,7 @@ function render(state) {
   const steps = doc.cards.length ? containerView(state, doc.cards, "cards", { earlier: [], loop: false, number: "" }) : null;
   clear(root,
     actionBar(state),
+    undoBar(state),
     h("div", { id: "save-error" }),
     settingsSection(state),
     triggerSection(state),
@@ -61,12 +62,28 @@ async function save(state) {
     state.dirty = false;
     if (!state.flowId) { state.flowId = state.view.id; history.replaceState(null, "", `/flows/${enc(state.view.id)}`); }
     toast(`Saved “${state.view.name}”.`, "ok");
+    state.undo = null;
     render(state);
     state.root.querySelector("#save-status")?.replaceChildren("Saved");
   } catch (error) {
     if (error instanceof ApiError) showError(state, error.field, error.message);
     else throw error;
   }
+}
+
+// After a card is removed: what it means for the cards reading it, and Undo.
+function undoBar(state) {
+  const undo = state.undo;
+  if (!undo) return null;
+  return h("div", { class: "banner banner-warn undo-bar", id: "undo-bar", role: "status" },
+    h("span", {}, undo.message), " ",
+    h("button", { type: "button", class: "btn btn-small", id: "undo-remove", onclick: () => {
+      undo.restore();
+      state.undo = null;
+      markDirty(state);
+      state.render();
+    } }, "Undo"),
+    h("button", { type: "button", class: "btn btn-small btn-quiet", "aria-label": "Dismiss", onclick: () => { state.undo = null; state.render(); } }, "×"));
 }
 
 // Back to the flows, the save state, run history, export, Run now and Save.
