@@ -72,7 +72,7 @@ function stepPanel(state, place) {
         h("button", { type: "button", class: "btn btn-small btn-danger-quiet", "aria-label": `Remove ${step.id}`, onclick: () => {
           // Removed at once, with an Undo that names the cards reading its outputs.
           const gone = new Set([...walk(state, [step])]);
-          const readers = [...walk(state)].filter((other) => !gone.has(other) && referencesIn(other.inputs).has(step.id)).map((other) => other.id);
+          const readers = [...walk(state)].filter((other) => !gone.has(other) && referencesIn(Object.values(textsOf(state, other))).has(step.id)).map((other) => other.id);
           const [removed] = list.splice(index, 1);
           state.undo = {
             message: readers.length
