@@ -85,3 +85,28 @@ def test_removing_a_card_names_the_cards_reading_it_and_can_be_undone(
         "http://127.0.0.1:9/users"
     )
     expect(bar).to_have_count(0)
+
+
+def test_a_path_that_matches_nothing_is_a_warning_and_can_be_made_to_fail(
+    web: WebServer, page: Page
+) -> None:
+    login(page, web)
+    page.goto(f"{web.url}/flows/new")
+    page.get_by_label("Name", exact=True).fill("Pick")
+    page.get_by_label("Trigger", exact=True).select_option("manual")
+    _add_card(page, "Object", "object.get")
+    card = page.locator('[data-step="object_get"]')
+    card.get_by_role("textbox", name="Object").fill('{"user": {"name": "Ada"}}')
+    card.get_by_role("textbox", name="Path").fill("user.nmae")
+    card.get_by_role("button", name="▶ Test this card").click()
+    result = card.locator("[data-test-result]")
+    expect(result).to_have_attribute("data-test-result", "ok")
+    expect(result.locator(".test-warning")).to_contain_text("matched nothing")
+    card.get_by_label("On missing").select_option("fail")
+    card.get_by_role("button", name="▶ Test this card").click()
+    expect(result).to_have_attribute("data-test-result", "failed")
+    expect(result).to_contain_text("'user.nmae' matches nothing")
+    card.get_by_role("textbox", name="Path").fill("user.name")
+    card.get_by_role("button", name="▶ Test this card").click()
+    expect(result).to_have_attribute("data-test-result", "ok")
+    expect(result.locator(".test-warning")).to_have_count(0)

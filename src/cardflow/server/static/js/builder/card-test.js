@@ -58,6 +58,8 @@ export function testResultView(result, missing) {
   return h("div", { class: `test-result ${result.ok ? "test-ok" : "test-failed"}`, "data-test-result": result.ok ? "ok" : "failed" },
     head,
     missing.length ? h("p", { class: "cell-note" }, `No test output yet for ${missing.join(", ")}: test ${missing.length > 1 ? "those cards" : "that card"} first so the reference has a value.`) : null,
+    result.ok && outputs.found === false ? h("p", { class: "banner banner-warn test-warning", role: "status" },
+      "The path matched nothing here, so the output is null. Check the path against the object above, or set “On missing” to fail so a run stops instead of going on with null.") : null,
     result.error ? h("div", { class: "test-error" }, h("strong", {}, result.error.type || "error"), ": ", result.error.message || "") : null,
     result.error?.body_excerpt ? h("pre", { class: "body-text" }, result.error.body_excerpt) : null,
     isHttp ? [
