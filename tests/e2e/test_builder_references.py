@@ -121,6 +121,7 @@ def test_builder_tests_and_renames_quoted_step_references(web: WebServer, page: 
     page.get_by_role("button", name="Create flow").click()
     expect(page).to_have_url(re.compile(r"/flows/flw_"))
     page.get_by_role("button", name="Run now").click()
+    page.get_by_role("dialog").get_by_role("button", name="Run", exact=True).click()
     expect(page).to_have_url(re.compile(r"/runs/run_"))
     expect(page.locator("#run-status")).to_contain_text("Succeeded")
     with web.api() as api:

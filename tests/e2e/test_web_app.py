@@ -486,6 +486,7 @@ def test_builder_by_keyboard_rename_typed_outputs_and_run_now(web: WebServer, pa
     page.get_by_role("button", name="Create flow").click()
     expect(page).to_have_url(re.compile(r"/flows/flw_"))
     page.get_by_role("button", name="Run now").click()
+    page.get_by_role("dialog").get_by_role("button", name="Run", exact=True).click()
     expect(page).to_have_url(re.compile(r"/runs/run_"))
     expect(page.locator("#run-status")).to_contain_text("Succeeded")
     expect(page.locator(".run-card")).to_have_count(2)
