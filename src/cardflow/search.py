@@ -16,6 +16,7 @@ import math
 import time
 from typing import Any, Protocol
 
+from jmespath import exceptions as jp_errors
 from jmespath import functions as jp_functions
 from jmespath.parser import ParsedResult
 from jmespath.visitor import Options, TreeInterpreter
@@ -218,3 +219,24 @@ async def search_async(parsed: ParsedResult, data: Any, limits: SearchLimits) ->
         return search(parsed, data, Budget(limits, inline=True))
     except MoveOffLoop:
         return await asyncio.to_thread(search, parsed, data, Budget(limits, inline=False))
+
+
+def jmespath_reason(exc: Exception) -> str:
+    """A JMESPath error as a sentence for people: what is wrong and at which character
+    (1-based), without the parser's raw text ("Invalid jmespath expression: …, for
+    expression:" and a caret line)."""
+    if isinstance(exc, jp_errors.IncompleteExpressionError):
+        return f"it ends too early (after character {exc.lex_position})"
+    if isinstance(exc, jp_errors.LexerError):
+        problem = str(exc.message or "a character it cannot read").rstrip(".")
+        return f"{problem[:1].lower()}{problem[1:]} at character {exc.lexer_position + 1}"
+    if isinstance(exc, jp_errors.ParseError):
+        token = exc.token_value
+        where = f"at character {exc.lex_position + 1}"
+        if token in (None, ""):
+            return f"{str(exc.msg).rstrip('.')} {where}"
+        return f"unexpected “{token}” {where}"
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    for noise in ("Invalid jmespath expression: ", "Invalid JMESPath expression: "):
+        first = first.removeprefix(noise)
+    return first.removesuffix(", for expression:").rstrip(":").rstrip(".")

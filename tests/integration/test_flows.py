@@ -206,6 +206,26 @@ def test_save_checks_every_input_written_as_a_plain_value(server: RunningServer)
         assert client.post("/api/v1/flows", json=later).status_code == 201
 
 
+def test_a_broken_expression_is_explained_as_a_sentence_pointing_at_the_character(
+    server: RunningServer,
+) -> None:
+    with api(server) as client:
+        for template, reason in (
+            ("Hi {{ steps.x[ }}", "not a valid expression: it ends too early (after character 8)."),
+            ("Hi {{ user name }}", "not a valid expression: unexpected “name” at character 6."),
+        ):
+            answer = client.post(
+                "/api/v1/flows",
+                json=endpoint(
+                    "words", [{"id": "a", "card": "text.compose", "inputs": {"template": template}}]
+                ),
+            )
+            assert answer.status_code == 422, answer.text
+            message = answer.json()["error"]["message"]
+            assert message.endswith(reason), message
+            assert "for expression" not in message and "jmespath" not in message.lower()
+
+
 def test_get_then_return_with_typed_expressions(server: RunningServer, upstream: Upstream) -> None:
     create_flow(
         server,

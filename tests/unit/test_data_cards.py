@@ -431,8 +431,8 @@ async def test_object_get_nested_paths(path: str, value: Any) -> None:
 @pytest.mark.parametrize(
     "path, words",
     [
-        ("items[", "not a valid JMESPath expression: Incomplete expression"),
-        ("user name", "not a valid JMESPath expression: Unexpected token: name"),
+        ("items[", "not a valid JMESPath expression: it ends too early (after character 6)"),
+        ("user name", "not a valid JMESPath expression: unexpected “name” at character 6"),
         ("&&", "not a valid JMESPath expression"),
         ("length(user.name.first)", "failed on this object"),
         ("abs(user)", "failed on this object: In function abs(), invalid type"),

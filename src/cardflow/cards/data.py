@@ -29,7 +29,7 @@ from cardflow import jsondata
 from cardflow.cards.base import CardContext, CardInputs, CardOutcome, CardSpec, as_text
 from cardflow.errors import InvalidInput
 from cardflow.jsondata import LARGE, TooDeep, exceeds
-from cardflow.search import OverBudget, search_async
+from cardflow.search import OverBudget, jmespath_reason, search_async
 
 MAX_TEXT_BYTES = 10 * 1024 * 1024
 MAX_XML_DEPTH = 256  # deep enough for any real document; keeps outputs JSON-encodable
@@ -279,13 +279,6 @@ def _compile_path(path: str) -> Any:
     return jmespath.compile(path)
 
 
-def _jmespath_reason(exc: JMESPathError) -> str:
-    first = str(exc).splitlines()[0].removesuffix(", for expression:").rstrip(":")
-    for prefix in ("Invalid jmespath expression: ", "Invalid JMESPath expression: "):
-        first = first.removeprefix(prefix)
-    return first.rstrip(".")
-
-
 class ObjectGetInputs(CardInputs):
     object: Any = Field(description="Any value: usually an object or a list.")
     path: str = Field(
@@ -302,7 +295,7 @@ class ObjectGetInputs(CardInputs):
         try:  # checked when the flow is saved too, when the path is written as it is
             _compile_path(value)
         except JMESPathError as exc:
-            raise ValueError(f"not a valid JMESPath expression: {_jmespath_reason(exc)}") from None
+            raise ValueError(f"not a valid JMESPath expression: {jmespath_reason(exc)}") from None
         return value
 
 
@@ -312,7 +305,7 @@ async def _object_get(ctx: CardContext, inputs: ObjectGetInputs) -> CardOutcome:
         value = await search_async(expression, inputs.object, ctx.limits)
     except JMESPathError as exc:  # e.g. a function given the wrong type
         raise InvalidInput(
-            f"inputs.path failed on this object: {_jmespath_reason(exc)}.", field="inputs.path"
+            f"inputs.path failed on this object: {jmespath_reason(exc)}.", field="inputs.path"
         ) from None
     except OverBudget as exc:
         raise InvalidInput(f"inputs.path: {exc.reason}.", field="inputs.path") from None

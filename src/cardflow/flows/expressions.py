@@ -22,7 +22,7 @@ from jmespath.parser import ParsedResult
 
 from cardflow.cards.base import DEFAULT_LIMITS, CardLimits, as_text
 from cardflow.jsondata import exceeds
-from cardflow.search import Budget, MoveOffLoop, OverBudget, search
+from cardflow.search import Budget, MoveOffLoop, OverBudget, jmespath_reason, search
 
 _EXPR = re.compile(r"\{\{(.*?)\}\}", re.S)
 _STEP_REF = re.compile(
@@ -44,7 +44,9 @@ def compile_expression(expression: str) -> ParsedResult:
     try:
         return jmespath.compile(expression)
     except JMESPathError as exc:
-        raise ExpressionError(expression, str(exc).splitlines()[0]) from None
+        raise ExpressionError(
+            expression, f"not a valid expression: {jmespath_reason(exc)}"
+        ) from None
     except RecursionError:
         raise ExpressionError(expression, "it nests too deeply") from None
 
@@ -119,7 +121,7 @@ def _search(expression: str, scope: dict[str, Any], budget: Budget) -> Any:
     try:
         return search(compile_expression(expression), scope, budget)
     except JMESPathError as exc:
-        raise ExpressionError(expression, str(exc).splitlines()[0]) from None
+        raise ExpressionError(expression, jmespath_reason(exc)) from None
     except OverBudget as exc:
         raise ExpressionError(expression, exc.reason) from None
 

@@ -139,7 +139,7 @@ def _check_expressions(
             try:
                 parse_template(item)
             except ExpressionError as exc:
-                raise InvalidInput(f"{label}: {exc}", field=field) from None
+                raise InvalidInput(f"{label}: {exc}.", field=field) from None
         elif isinstance(item, dict):
             for child in item.values():
                 walk(child)
