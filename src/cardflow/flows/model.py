@@ -359,13 +359,33 @@ def parse_text(text: str, *, filename: str = "", max_chars: int = 4 * MAX_FLOW_B
             raise TooDeep(_BoundedLoader.max_depth)
         return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 (a SafeLoader)
     except json.JSONDecodeError as exc:
-        raise InvalidInput(f"The flow file is not valid JSON: {exc}.") from None
+        raise InvalidInput(
+            f"The flow file is not valid JSON at line {exc.lineno}, column {exc.colno}: "
+            f"{exc.msg[:1].lower()}{exc.msg[1:]}.",
+            field="file",
+        ) from None
     except (TooDeep, RecursionError):
         raise InvalidInput("The flow file nests too deeply.") from None
     except ValueError as exc:
         raise InvalidInput(f"The flow file is not valid JSON: {exc}.") from None
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"The flow file is not valid YAML: {exc}.") from None
+        raise InvalidInput(_yaml_problem(exc), field="file") from None
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error as one sentence with 1-based line and column (its text names an
+    internal "<unicode string>" and spreads over several lines)."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return f"The flow file is not valid YAML: {str(exc).splitlines()[0]}."
+    mark = exc.problem_mark
+    sentence = (
+        f"The flow file is not valid YAML at line {mark.line + 1}, column {mark.column + 1}: "
+        f"{(exc.problem or 'it cannot be read').rstrip('.')}"
+    )
+    if exc.context and exc.context_mark is not None:
+        start = exc.context_mark
+        sentence += f" ({exc.context} at line {start.line + 1}, column {start.column + 1})"
+    return sentence + "."
 
 
 def dump_document(document: FlowDocument, fmt: Literal["yaml", "json"] = "yaml") -> str:

@@ -186,13 +186,20 @@ def test_invalid_flow_files_exit_2(invoke: Invoke, tmp_path: Path) -> None:
     as_json = invoke("flow", "import", str(unknown), "--json")
     assert json.loads(as_json.stdout)["error"]["field"] == "cards.0.card"
 
-    broken_yaml = write(tmp_path, "broken.yaml", "name: [unclosed\ncards: {")
+    broken_yaml = write(tmp_path, "broken.yaml", "name: x\ntrigger: {type: manual\ncards: []\n")
     result = invoke("flow", "import", str(broken_yaml))
-    assert result.exit_code == 2 and "not valid YAML" in result.stderr
+    assert result.exit_code == 2
+    # one sentence, 1-based line and column, no parser internals
+    assert (
+        "not valid YAML at line 3, column 6: expected ',' or '}', but got ':' (while parsing "
+        "a flow mapping at line 2, column 10)." in " ".join(result.stderr.split())
+    )
+    assert "<unicode string>" not in result.stderr and "^" not in result.stderr
 
-    broken_json = write(tmp_path, "broken.json", '{"name": ')
+    broken_json = write(tmp_path, "broken.json", '{"name": "x",\n "cards": [}')
     result = invoke("flow", "import", str(broken_json))
-    assert result.exit_code == 2 and "not valid JSON" in result.stderr
+    assert result.exit_code == 2
+    assert "not valid JSON at line 2, column 12: expecting value." in result.stderr
 
     extra = write(tmp_path, "extra.yaml", GREET + "colour: blue\n")
     result = invoke("flow", "import", str(extra))
