@@ -157,6 +157,14 @@ def flow_import(
         bool,
         typer.Option("--replace", help="Replace the flow of the same name if there is one."),
     ] = False,
+    as_copy: Annotated[
+        bool,
+        typer.Option(
+            "--as-copy",
+            help='Beside a flow of the same name: import as "Name (copy)" (and a free '
+            "alias if its alias is taken).",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Create a flow from a YAML or JSON file (or replace one of the same name).
@@ -167,23 +175,26 @@ def flow_import(
       cardflow flow import offboard.yaml
       cardflow flow export "Offboard user" > f.yaml
       cardflow flow import f.yaml --replace
+      cardflow flow import f.yaml --as-copy
     """
     as_json = want_json(json_output)
     with guard(as_json):
+        if replace and as_copy:
+            raise InvalidInput("Choose --replace or --as-copy, not both.", field="as_copy")
         document = _read_document(file)
     with open_cardflow(as_json) as cf:
         existing = next((v for v in cf.flows.list() if v.name == document.name), None)
-        if existing is not None and not replace:
+        if existing is not None and not (replace or as_copy):
             raise Conflict(
-                f"A flow named {document.name!r} already exists ({existing.id}); "
-                "use --replace to replace it.",
+                f"A flow named {document.name!r} already exists ({existing.id}); use "
+                "--replace to replace it, or --as-copy to import it beside it.",
                 field="name",
             )
-        view = cf.flows.import_document(document, replace=replace)
+        view = cf.flows.import_document(document, replace=replace, as_copy=as_copy)
     if as_json:
         print_json(view)
         return
-    verb = "Replaced" if existing is not None else "Imported"
+    verb = "Replaced" if existing is not None and replace else "Imported"
     console().print(Text(f"{verb} flow {view.name!r}.", style="green"))
     _print_flow(view)
     _print_call_hint(view)

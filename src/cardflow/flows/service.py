@@ -190,19 +190,42 @@ class FlowService:
         self._forget()
         return view
 
-    def import_document(self, data: Any, *, replace: bool = False) -> FlowView:
-        """Create a flow from an imported document, or replace the flow of the same name."""
+    def import_document(
+        self, data: Any, *, replace: bool = False, as_copy: bool = False
+    ) -> FlowView:
+        """Create a flow from an imported document, replace the flow of the same name, or
+        (``as_copy``) create it beside that one under a free name and alias."""
         document = self._checked(data)
+        if as_copy:
+            return self.create(self._as_copy(document))
         existing = next((v for v in self.list() if v.name == document.name), None)
         if existing is None:
             return self.create(document)
         if not replace:
             raise Conflict(
-                f"A flow named {document.name!r} already exists ({existing.id}); "
-                "import it as a replacement or rename it.",
+                f"A flow named {document.name!r} already exists ({existing.id}); import it "
+                "as a replacement of that flow, or as a copy beside it.",
                 field="name",
             )
         return self.replace(existing.id, document)
+
+    def _as_copy(self, document: FlowDocument) -> FlowDocument:
+        """The document under the first free name "X (copy)", "X (copy 2)"… and, for an API
+        endpoint whose alias is taken, the first free "alias-copy", "alias-copy-2"…"""
+        with self._db.session() as session:
+            names = set(session.scalars(select(Flow.name)))
+            aliases = {alias for alias in session.scalars(select(Flow.alias)) if alias}
+        changes: dict[str, Any] = {}
+        if document.name in names:
+            changes["name"] = _first_free(
+                names, f"{document.name} (copy)", " (copy {})", document.name
+            )
+        alias = document.trigger.alias if document.trigger.type == "api_endpoint" else None
+        if alias and alias in aliases:
+            changes["trigger"] = document.trigger.model_copy(
+                update={"alias": _first_free(aliases, f"{alias}-copy", "-copy-{}", alias)}
+            )
+        return document.model_copy(update=changes) if changes else document
 
     def set_enabled(self, ref: str, enabled: bool) -> FlowView:
         view = self.get(ref)
@@ -266,10 +289,14 @@ class FlowService:
             raise Conflict(f"A flow named {document.name!r} already exists.", field="name")
         alias = self._alias(document)
         if alias is not None:
-            same_alias = session.scalars(select(Flow.id).where(Flow.alias == alias)).first()
-            if same_alias is not None and same_alias != own_id:
+            same_alias = session.execute(
+                select(Flow.id, Flow.name).where(Flow.alias == alias)
+            ).first()
+            if same_alias is not None and same_alias.id != own_id:
                 raise Conflict(
-                    f"Another flow already answers at /invoke/{alias}.", field="trigger.alias"
+                    f"Flow {same_alias.name!r} ({same_alias.id}) already answers at "
+                    f"/invoke/{alias}; choose another alias.",
+                    field="trigger.alias",
                 )
 
     def _ensure_token(self, session: Session, row: Flow, document: FlowDocument) -> None:
@@ -315,6 +342,15 @@ class FlowService:
 
     def _forget(self) -> None:
         self._by_alias.clear()
+
+
+def _first_free(taken: set[str], first: str, then: str, base: str) -> str:
+    if first not in taken:
+        return first
+    number = 2
+    while f"{base}{then.format(number)}" in taken:
+        number += 1
+    return f"{base}{then.format(number)}"
 
 
 def _last_runs(session: Session, flow_ids: builtins.list[str]) -> dict[str, LastRun]:

@@ -273,3 +273,17 @@ def test_delete(invoke: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert deleted.exit_code == 0 and "Deleted flow 'Greet'" in deleted.stdout
     assert invoke("flow", "show", "Greet").exit_code == 2
     assert invoke("flow", "delete", "Greet", "--yes").exit_code == 2
+
+
+def test_import_as_a_copy_beside_a_flow_of_the_same_name(invoke: Invoke, tmp_path: Path) -> None:
+    path = write(tmp_path, "greet.yaml", GREET)
+    assert invoke("flow", "import", str(path)).exit_code == 0
+    clash = invoke("flow", "import", str(path))
+    assert clash.exit_code == 2 and "--as-copy" in clash.stderr
+    copy = invoke("flow", "import", str(path), "--as-copy", "--json")
+    assert copy.exit_code == 0, copy.stderr
+    assert json.loads(copy.stdout)["name"].endswith("(copy)")
+    again = invoke("flow", "import", str(path), "--as-copy", "--json")
+    assert json.loads(again.stdout)["name"].endswith("(copy 2)")
+    both = invoke("flow", "import", str(path), "--as-copy", "--replace")
+    assert both.exit_code == 2 and "not both" in both.stderr

@@ -34,6 +34,11 @@ class FlowImport(BaseModel):
     content: str = Field(description="The flow file's text, YAML or JSON.")
     filename: str | None = Field(default=None, description="Its name (.json reads as JSON).")
     replace: bool = Field(default=False, description="Replace the flow of the same name.")
+    as_copy: bool = Field(
+        default=False,
+        description='Create it beside a flow of the same name: "Name (copy)", and a free '
+        'alias ("alias-copy") if its alias is taken.',
+    )
 
 
 class FlowPatch(BaseModel):
@@ -46,7 +51,9 @@ class FlowPatch(BaseModel):
 def import_flow(body: FlowImport, cf: CardflowDep, _token: TokenDep) -> FlowView:
     """Create a flow from the text of a YAML or JSON flow file (the web app's Import)."""
     document = cf.flows.parse(body.content, filename=body.filename or "")
-    return cf.flows.import_document(document, replace=body.replace)
+    if body.replace and body.as_copy:
+        raise InvalidInput("Choose replace or as_copy, not both.", field="as_copy")
+    return cf.flows.import_document(document, replace=body.replace, as_copy=body.as_copy)
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=errors(409))
