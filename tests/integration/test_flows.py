@@ -936,3 +936,22 @@ def test_run_history_retention(cf: Any) -> None:
     assert removed == 2
     assert sorted(r.id for r in cf.runs.list()) == ["run_new", "run_old_queued"]
     assert cf.run_states.run_ids() == ["run_old_queued"]  # the retry point went with its run
+
+
+def test_the_builders_test_state_is_kept_bounded_and_goes_with_the_flow(
+    server: RunningServer,
+) -> None:
+    flow = create_flow(server, endpoint("kept", [{"id": "r", "card": "flow.return", "inputs": {}}]))
+    url = f"/api/v1/flows/{flow['id']}/test-state"
+    with api(server) as client:
+        assert client.get(url).json() == {"sample": "", "results": {}, "updated_at": None}
+        saved = client.put(url, json={"sample": '{"a": 1}', "results": {"r": {"ok": True}}})
+        assert saved.status_code == 200, saved.text
+        again = client.get(url).json()
+        assert again["sample"] == '{"a": 1}' and again["results"] == {"r": {"ok": True}}
+        huge = client.put(url, json={"sample": "", "results": {"r": "x" * 5_000_000}})
+        assert huge.status_code in (413, 422), huge.text
+        assert client.put("/api/v1/flows/flw_nope/test-state", json={}).status_code == 404
+        assert client.put(url, json={"nope": 1}).status_code == 422
+        assert client.delete(f"/api/v1/flows/{flow['id']}").status_code == 204
+        assert client.get(url).status_code == 404

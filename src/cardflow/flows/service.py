@@ -8,7 +8,7 @@ import secrets
 from typing import Any
 
 from pydantic import ConfigDict, Field
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,10 +26,10 @@ from cardflow.flows.model import (
     walk,
 )
 from cardflow.flows.validate import check_flow
-from cardflow.jsondata import DEFAULT_MAX_DEPTH
+from cardflow.jsondata import DEFAULT_MAX_DEPTH, exceeds
 from cardflow.store.db import Database
 from cardflow.store.keyring import Keyring, client_token_aad
-from cardflow.store.models import Flow, Run, new_id, utcnow
+from cardflow.store.models import Flow, FlowTestState, Run, new_id, utcnow
 from cardflow.views import Timestamp, View
 
 
@@ -39,6 +39,16 @@ class FlowNotFound(NotFound):
 
 class _FlowId(View):
     id: str
+
+
+class FlowTestData(View):
+    """What the builder keeps of its testing of a flow."""
+
+    sample: str = Field(description="The test data (the trigger body), as typed.")
+    results: dict[str, Any] = Field(
+        description="Card id -> its last Test this card result, or outputs typed for testing."
+    )
+    updated_at: Timestamp | None
 
 
 class LastRun(View):
@@ -256,8 +266,42 @@ class FlowService:
 
     def delete(self, ref: str) -> None:
         with self._db.session() as session:
-            session.delete(self._find(session, ref))
+            row = self._find(session, ref)
+            session.execute(delete(FlowTestState).where(FlowTestState.flow_id == row.id))
+            session.delete(row)
         self._forget()
+
+    # -- the builder's testing --------------------------------------------------------------
+
+    def test_state(self, ref: str) -> FlowTestData:
+        """The builder's test data and each card's last Test result for a flow."""
+        with self._db.session() as session:
+            row = self._find(session, ref)
+            kept = session.get(FlowTestState, row.id)
+            if kept is None:
+                return FlowTestData(sample="", results={}, updated_at=None)
+            return FlowTestData(**kept.data, updated_at=kept.updated_at)
+
+    def save_test_state(self, ref: str, sample: str, results: dict[str, Any]) -> FlowTestData:
+        """Keep the builder's test data and last results (as the builder showed them:
+        redacted) until the flow is deleted; bounded by CARDFLOW_MAX_FLOW_BYTES x 4."""
+        data = {"sample": sample, "results": results}
+        limit = 4 * self.max_flow_bytes
+        if exceeds(data, limit):
+            raise InvalidInput(
+                f"The test data and results are larger than {limit:,} bytes; test with "
+                "smaller answers, or clear some cards' results.",
+                field="results",
+            )
+        with self._db.session() as session:
+            row = self._find(session, ref)
+            kept = session.get(FlowTestState, row.id)
+            if kept is None:
+                kept = FlowTestState(flow_id=row.id, data=data)
+                session.add(kept)
+            kept.data, kept.updated_at = data, utcnow()
+            session.flush()
+            return FlowTestData(**data, updated_at=kept.updated_at)
 
     # -- helpers -------------------------------------------------------------------------
 

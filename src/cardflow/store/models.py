@@ -247,6 +247,19 @@ class ScheduleFire(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class FlowTestState(Base):
+    """The builder's testing of a flow — its test data and each card's last Test result,
+    as the builder showed them (redacted) — kept until the flow is deleted."""
+
+    __tablename__ = "flow_test_states"
+
+    flow_id: Mapped[str] = mapped_column(
+        ForeignKey("flows.id", ondelete="CASCADE"), primary_key=True
+    )
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Process(Base):
     """A live cardflow process that executes runs (serve, worker, CLI or library), and its
     heartbeat: runs of a process that stopped beating are ended as interrupted."""

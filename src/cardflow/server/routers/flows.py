@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cardflow.errors import InvalidInput
 from cardflow.flows.model import FlowDocument, Trigger, dump_document
-from cardflow.flows.service import FlowView
+from cardflow.flows.service import FlowTestData, FlowView
 from cardflow.runs.service import RunView
 from cardflow.server.bodies import JsonRoute
 from cardflow.server.deps import CardflowDep, TokenDep
@@ -108,6 +108,29 @@ def patch_flow(ref: str, body: FlowPatch, cf: CardflowDep, _token: TokenDep) -> 
 def delete_flow(ref: str, cf: CardflowDep, _token: TokenDep) -> Response:
     cf.flows.delete(ref)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+class FlowTestSave(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    sample: str = Field(default="", description="The test data (the trigger body), as typed.")
+    results: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Card id -> its last Test this card result (as the builder shows it), or "
+        "outputs typed for testing later cards.",
+    )
+
+
+@router.get("/{ref}/test-state", responses=errors(404))
+def get_test_state(ref: str, cf: CardflowDep, _token: TokenDep) -> FlowTestData:
+    """The builder's test data and each card's last test result, kept for the flow."""
+    return cf.flows.test_state(ref)
+
+
+@router.put("/{ref}/test-state", responses=errors(404))
+def put_test_state(ref: str, body: FlowTestSave, cf: CardflowDep, _token: TokenDep) -> FlowTestData:
+    """Keep the builder's test data and last results until the flow is deleted."""
+    return cf.flows.save_test_state(ref, body.sample, body.results)
 
 
 @router.post("/{ref}/client-token", responses=errors(404))

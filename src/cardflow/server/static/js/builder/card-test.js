@@ -9,6 +9,7 @@ import { clearErrors, showError } from "./fields.js";
 import { visibleBefore } from "./references.js";
 import { referencesIn } from "./step-refs.js";
 import { sampleTrigger } from "./trigger.js";
+import { keepTests } from "./kept-tests.js";
 
 export async function testStep(state, place, resultBox) {
   const { step, path } = place;
@@ -34,6 +35,7 @@ export async function testStep(state, place, resultBox) {
   try {
     const result = await post(`/cards/${enc(step.card)}/test`, body);
     state.testResults.set(step, result);
+    keepTests(state);
     const typed = resultBox.closest(".step")?.querySelector("[data-typed-outputs]");
     if (typed) typed.value = result.outputs ? JSON.stringify(result.outputs, null, 2) : "";
     clear(resultBox, testResultView(result, missing));

@@ -5,6 +5,7 @@ import { fieldError, h, toast } from "../dom.js";
 import { connectionField, freeformField, inputField } from "./card-fields.js";
 import { openCardPicker } from "./card-picker.js";
 import { testResultView, testStep } from "./card-test.js";
+import { keepTests } from "./kept-tests.js";
 import { textsOf } from "./document.js";
 import { busy, labelled } from "./fields.js";
 import { visibleBefore } from "./references.js";
@@ -151,9 +152,10 @@ function typedOutputsBlock(state, step, place) {
   area.addEventListener("change", () => {
     state.root.querySelectorAll(`[data-error-for="${CSS.escape(field)}"]`).forEach((e) => e.remove());
     const text = area.value.trim();
-    if (!text) { state.testResults.delete(step); return; }
+    if (!text) { state.testResults.delete(step); keepTests(state); return; }
     try {
       state.testResults.set(step, { ok: true, outputs: JSON.parse(text), typed: true });
+      keepTests(state);
     } catch {
       area.closest(".field").append(fieldError(field, "Enter the outputs as JSON."));
     }
@@ -162,7 +164,7 @@ function typedOutputsBlock(state, step, place) {
     h("summary", {}, "Outputs for testing later cards"),
     h("div", { class: "field", "data-field": field },
       h("label", { for: id }, "Outputs (JSON)"), area,
-      h("p", { class: "hint" }, "Filled in by “Test this card”; or type them, to test later cards without running this one. Not saved with the flow.")));
+      h("p", { class: "hint" }, "Filled in by “Test this card”; or type them, to test later cards without running this one. Kept for this flow (not in its file) until it is deleted.")));
 }
 
 // steps.<old> becomes steps.<new> in every card's inputs (as typed), so references hold.

@@ -8,6 +8,7 @@ import { openCardPicker } from "./card-picker.js";
 import { containerView } from "./cards.js";
 import { buildDocument, documentOf, newDocument } from "./document.js";
 import { busy, clearErrors, showError } from "./fields.js";
+import { keepTests, restoreTests } from "./kept-tests.js";
 import { settingsSection } from "./settings.js";
 import { createState, markDirty } from "./state.js";
 import { triggerSection } from "./trigger.js";
@@ -19,6 +20,7 @@ export async function builderPage(root, flowId) {
   const connections = await get("/connections");
   const state = createState({ root, catalogue, view, connections, flowId });
   state.doc = view ? documentOf(state, view) : newDocument();
+  await restoreTests(state);
   state.render = () => render(state);
   window.addEventListener("beforeunload", (event) => { if (state.dirty) event.preventDefault(); });
   // Ctrl+S / Cmd+S saves, as in an editor (not the browser's "save page").
@@ -63,6 +65,7 @@ async function save(state) {
     if (!state.flowId) { state.flowId = state.view.id; history.replaceState(null, "", `/flows/${enc(state.view.id)}`); }
     toast(`Saved “${state.view.name}”.`, "ok");
     state.undo = null;
+    keepTests(state); // tests made before the first save are kept from now on
     render(state);
     state.root.querySelector("#save-status")?.replaceChildren("Saved");
   } catch (error) {

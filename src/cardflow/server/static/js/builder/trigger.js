@@ -1,5 +1,6 @@
 // The trigger: API endpoint, schedule or manual, the invoke URL, client token and curl line of a
 // saved endpoint, and the test data that stands in for a request when cards are tested.
+import { keepTests } from "./kept-tests.js";
 import { enc, post } from "../api.js";
 import { clear, confirmDialog, copyButton, h, toast } from "../dom.js";
 import { labelled } from "./fields.js";
@@ -53,7 +54,7 @@ export function triggerSection(state) {
   const sampleId = "trigger-sample";
   const sample = h("textarea", { id: sampleId, rows: 4, class: "code", spellcheck: "false" });
   sample.value = state.sampleText;
-  sample.addEventListener("input", () => { state.sampleText = sample.value; });
+  sample.addEventListener("input", () => { state.sampleText = sample.value; keepTests(state); });
   rows.push(labelled("sample", "Test data: request body", sample, "JSON used as trigger.body when you test cards here (not saved with the flow)."));
   return h("section", { class: "panel trigger", "aria-labelledby": "trigger-title" },
     h("h2", { id: "trigger-title", class: "panel-title" }, h("span", { class: "step-num", "aria-hidden": "true" }, "⚡"), "Trigger"),
