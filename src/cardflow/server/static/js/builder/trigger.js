@@ -55,7 +55,7 @@ export function triggerSection(state) {
   const sample = h("textarea", { id: sampleId, rows: 4, class: "code", spellcheck: "false" });
   sample.value = state.sampleText;
   sample.addEventListener("input", () => { state.sampleText = sample.value; keepTests(state); });
-  rows.push(labelled("sample", "Test data: request body", sample, "JSON used as trigger.body when you test cards here (not saved with the flow)."));
+  rows.push(labelled("sample", "Test data: request body", sample, "JSON used as trigger.body when you test cards here (kept for this flow, not in its file)."));
   return h("section", { class: "panel trigger", "aria-labelledby": "trigger-title" },
     h("h2", { id: "trigger-title", class: "panel-title" }, h("span", { class: "step-num", "aria-hidden": "true" }, "⚡"), "Trigger"),
     rows);
