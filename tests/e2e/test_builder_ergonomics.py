@@ -110,3 +110,40 @@ def test_a_path_that_matches_nothing_is_a_warning_and_can_be_made_to_fail(
     card.get_by_role("button", name="▶ Test this card").click()
     expect(result).to_have_attribute("data-test-result", "ok")
     expect(result.locator(".test-warning")).to_have_count(0)
+
+
+def test_the_reference_picker_searches_any_depth_and_shows_last_test_values(
+    web: WebServer, page: Page
+) -> None:
+    """A SOAP-like reply nests six levels deep: its leaf is found by searching, its value
+    from the last test is shown, and Enter inserts the quoted path."""
+    login(page, web)
+    page.goto(f"{web.url}/flows/new")
+    page.get_by_label("Name", exact=True).fill("Deep")
+    page.get_by_label("Trigger", exact=True).select_option("manual")
+    _add_card(page, "Object", "object.construct")
+    construct = page.locator('[data-step="construct"]')
+    construct.get_by_label("Keys (JSON object)").fill(
+        '{"soap:Envelope": {"soap:Body": {"GetUserResponse": {"User": {"Name": "Ada", "Id": 7}}}}}'
+    )
+    construct.get_by_role("button", name="▶ Test this card").click()
+    expect(construct.locator("[data-test-result]")).to_have_attribute("data-test-result", "ok")
+
+    _add_card(page, "Text", "text.compose")
+    compose = page.locator('[data-step="compose"]')
+    compose.get_by_role("button", name="Insert a reference into Template").click()
+    search = compose.get_by_role("searchbox", name="Search references for Template")
+    expect(search).to_be_focused()
+    search.fill("name")
+    references = compose.get_by_role("listbox", name="References for Template")
+    leaf = 'steps.construct.output."soap:Envelope"."soap:Body".GetUserResponse.User.Name'
+    expect(references.get_by_role("option")).to_have_count(1)
+    expect(references.get_by_role("option", name=leaf)).to_have_count(1)
+    search.press("ArrowDown")
+    expect(compose.locator(".ref-value")).to_have_text(f'Last test: {leaf} = "Ada"')
+    references.press("Enter")
+    expect(compose.get_by_role("textbox", name="Template")).to_have_value(f"{{{{ {leaf} }}}}")
+    # a value matches too
+    compose.get_by_role("button", name="Insert a reference into Template").click()
+    compose.get_by_role("searchbox", name="Search references for Template").fill("7")
+    expect(references.get_by_role("option", name=leaf.replace("Name", "Id"))).to_have_count(1)

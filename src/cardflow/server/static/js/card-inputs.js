@@ -68,12 +68,18 @@ export function pathPart(key) {
   return /^[A-Za-z_][A-Za-z0-9_]*$/.test(key) ? `.${key}` : `.${JSON.stringify(key)}`;
 }
 
-export function samplePaths(base, value, depth, out) {
-  if (depth > 2 || value === null || typeof value !== "object") return;
+// The paths into a sample value, any depth (a SOAP reply nests deep), at most 400 per
+// value and 30 keys per object (lists: their first item); values (a Map) gets each
+// path's value, for showing what a reference would give.
+export function samplePaths(base, value, depth, out, values = null, budget = { left: 400 }) {
+  if (depth > 16 || value === null || typeof value !== "object") return;
   const entries = Array.isArray(value) ? value.slice(0, 1).map((v) => [0, v]) : Object.entries(value).slice(0, 30);
   for (const [key, item] of entries) {
+    if (budget.left <= 0) return;
+    budget.left -= 1;
     const path = base + pathPart(key);
     out.push(path);
-    samplePaths(path, item, depth + 1, out);
+    values?.set(path, item);
+    samplePaths(path, item, depth + 1, out, values, budget);
   }
 }

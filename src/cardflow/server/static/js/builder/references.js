@@ -7,12 +7,13 @@ import { sampleTrigger } from "./trigger.js";
 // A place is where a step is drawn: {step, index, list, path, earlier, loop, number}.
 export function visibleBefore(place) { return [...place.earlier, ...place.list.slice(0, place.index)]; }
 
-export function referenceOptions(state, place) {
+export function referenceOptions(state, place, values = new Map()) {
   const groups = [];
   const trigger = ["trigger.body", "trigger.query", "trigger.headers", "trigger.raw", "trigger.method"];
   const sample = sampleTrigger(state).body;
+  values.set("trigger.body", sample);
   const deeper = [];
-  samplePaths("trigger.body", sample, 0, deeper);
+  samplePaths("trigger.body", sample, 0, deeper, values);
   groups.push(["Trigger", [...trigger.slice(0, 1), ...deeper, ...trigger.slice(1)]]);
   if (place.loop) groups.push(["Loop (For Each)", ["loop.item", "loop.index"]]);
   visibleBefore(place).forEach((step) => {
@@ -23,12 +24,20 @@ export function referenceOptions(state, place) {
     const last = state.testResults.get(step);
     if (last?.outputs) {
       const found = [];
-      samplePaths(base, last.outputs, 0, found);
+      values.set(base, last.outputs);
+      samplePaths(base, last.outputs, 0, found, values);
       for (const p of found) if (!paths.includes(p)) paths.push(p);
     }
     groups.push([`${step.id} — ${spec?.title || step.card}`, paths]);
   });
   return groups;
+}
+
+// A value as one short line of text (what a reference would give).
+function valueText(value) {
+  if (value === undefined) return "";
+  const text = typeof value === "string" ? JSON.stringify(value) : JSON.stringify(value) ?? String(value);
+  return text.length > 120 ? `${text.slice(0, 119)}…` : text;
 }
 
 // A button opening a list of the references (fresh each time, so new test outputs show).
@@ -64,18 +73,45 @@ export function referencePicker(state, control, kind, place, label) {
   };
   button.addEventListener("click", () => {
     if (list) { close(true); return; }
-    list = h("select", { id: listId, class: "ref-list", size: 10, "aria-label": `References for ${label}` },
-      referenceOptions(state, place).map(([group, paths]) => h("optgroup", { label: group }, paths.map((p) => h("option", { value: p }, p)))));
-    list.addEventListener("keydown", (event) => {
-      if (event.key === "Enter" && list.value) { event.preventDefault(); insert(list.value); }
+    const values = new Map();
+    const groups = referenceOptions(state, place, values);
+    const select = h("select", { id: listId, class: "ref-list", size: 10, "aria-label": `References for ${label}`, "aria-describedby": `${listId}-value` });
+    const search = h("input", { type: "search", class: "ref-search", id: `${listId}-search`, placeholder: "Search references…", "aria-label": `Search references for ${label}`, autocomplete: "off", spellcheck: "false" });
+    const preview = h("p", { class: "ref-value muted small", id: `${listId}-value`, "aria-live": "polite" });
+    // the options matching the search (path or value, any case)
+    const fill = () => {
+      const needle = search.value.trim().toLowerCase();
+      const scalar = (value) => value !== null && value !== undefined && typeof value !== "object";
+      const shows = (path) => !needle || path.toLowerCase().includes(needle)
+        || (scalar(values.get(path)) && valueText(values.get(path)).toLowerCase().includes(needle));
+      select.replaceChildren(...groups.map(([group, paths]) => [group, paths.filter(shows)]).filter(([, paths]) => paths.length)
+        .map(([group, paths]) => h("optgroup", { label: group }, paths.map((p) => h("option", { value: p }, p)))));
+    };
+    // what the highlighted reference gave in the last test (or the test data)
+    const show = (path) => {
+      preview.textContent = path && values.has(path) ? `Last test: ${path} = ${valueText(values.get(path))}` : "";
+    };
+    fill();
+    search.addEventListener("input", () => { fill(); show(null); });
+    search.addEventListener("keydown", (event) => {
+      const first = select.querySelector("option");
+      if (event.key === "ArrowDown" && first) { event.preventDefault(); select.focus(); select.value = first.value; show(first.value); }
+      if (event.key === "Enter") { event.preventDefault(); if (first) insert(first.value); }
+      if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); close(true); }
+    });
+    select.addEventListener("change", () => show(select.value));
+    select.addEventListener("mouseover", (event) => { if (event.target instanceof HTMLOptionElement) show(event.target.value); });
+    select.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && select.value) { event.preventDefault(); insert(select.value); }
       if (event.key === "Escape") { event.preventDefault(); event.stopPropagation(); close(true); }
       if (event.key === "Tab") close(false);
     });
-    list.addEventListener("click", () => { if (list?.value) insert(list.value); });
-    list.addEventListener("focusout", () => setTimeout(() => { if (list && document.activeElement !== list) close(false); }, 200));
+    select.addEventListener("click", () => { if (select.value) insert(select.value); });
+    list = h("div", { class: "ref-panel" }, search, select, preview);
+    list.addEventListener("focusout", () => setTimeout(() => { if (list && !list.contains(document.activeElement)) close(false); }, 200));
     wrap.append(list);
     button.setAttribute("aria-expanded", "true");
-    list.focus();
+    search.focus();
   });
   return wrap;
 }
