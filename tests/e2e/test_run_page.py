@@ -70,7 +70,8 @@ def test_save_refuses_a_value_the_card_always_refuses_and_run_now_with_close_suc
     status.fill("202")
     page.get_by_role("button", name="Create flow").click()
     error = close.locator('[data-field="cards.0.inputs.status_code"] .field-error')
-    expect(error).to_contain_text("must be 200, or from 400 to 599")
+    # named by its label next to the field, not by its path (inputs.status_code)
+    expect(error).to_have_text("Status code: must be 200, or from 400 to 599.")
     expect(page).to_have_url(f"{web.url}/flows/new")  # nothing saved
 
     status.fill("200")

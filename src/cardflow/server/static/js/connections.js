@@ -228,7 +228,7 @@ export function showFormError(form, formError, error) {
   const holder = field && (form.querySelector(`[data-field="${CSS.escape(field)}"]`)
     || form.querySelector(`[data-field="${CSS.escape(field.split(".").slice(0, 2).join("."))}"]`));
   if (holder) {
-    holder.append(fieldError(field, message));
+    holder.append(fieldError(field, message, holder));
     const input = holder.querySelector("input, select, textarea");
     if (input) { input.setAttribute("aria-invalid", "true"); input.focus(); }
   } else {

@@ -128,8 +128,23 @@ export function pageHeader(title, subtitle, ...actions) {
     h("div", { class: "page-actions" }, actions));
 }
 
-export function fieldError(field, message) {
-  const el = h("p", { class: "field-error", role: "alert" }, message);
+export function fieldError(field, message, holder = null) {
+  const el = h("p", { class: "field-error", role: "alert" }, holder ? forField(message, field, holder) : message);
   if (field) el.dataset.errorFor = field;
   return el;
+}
+
+// An error shown next to its field speaks of the field by its label, not its path:
+// "Card 'ack': inputs.status_code: must be 200…" next to Status code reads
+// "Status code: must be 200…"; "config.header_name: …" reads "Header name: …".
+export function forField(message, field, holder) {
+  const label = holder.querySelector("label")?.textContent?.replace(/\s*\*\s*$/, "").trim();
+  if (!label || !field) return message;
+  const text = message.replace(/^Card '[^']*': /, "");
+  const parts = field.split(".");
+  for (let n = parts.length; n > 0; n -= 1) {
+    const prefix = `${parts.slice(-n).join(".")}: `;
+    if (text.startsWith(prefix)) return `${label}: ${text.slice(prefix.length)}`;
+  }
+  return message;
 }

@@ -30,7 +30,7 @@ export function showError(state, field, message) {
     clear(root.querySelector("#save-error"), h("div", { class: "banner banner-error", role: "alert" }, message));
     return;
   }
-  holder.append(fieldError(field, message));
+  holder.append(fieldError(field, message, holder));
   holder.closest(".step")?.classList.add("has-error");
   const input = holder.querySelector("input, select, textarea");
   if (input) input.setAttribute("aria-invalid", "true");
