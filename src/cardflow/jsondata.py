@@ -107,6 +107,13 @@ def loads(text: str | bytes, *, max_depth: int = DEFAULT_MAX_DEPTH, yielding: bo
     return value
 
 
+def parse_problem(exc: ValueError) -> str:
+    """Why :func:`loads` refused a text, for people: "expecting value at line 2, column 12"."""
+    if isinstance(exc, json.JSONDecodeError):
+        return f"{exc.msg[:1].lower()}{exc.msg[1:]} at line {exc.lineno}, column {exc.colno}"
+    return str(exc).splitlines()[0] if str(exc) else "it does not parse"
+
+
 async def loads_async(text: str | bytes, *, max_depth: int = DEFAULT_MAX_DEPTH) -> Any:
     """:func:`loads`, in a worker thread when the text is large."""
     if len(text) <= LARGE:

@@ -36,3 +36,19 @@ def test_run_list_pages_with_before_and_filters(cf: Cardflow) -> None:
     assert len(cf.runs.list(until=later)) == 7
     with pytest.raises(RunNotFound):
         cf.runs.list(before="run_nope")
+
+
+def test_a_flows_last_run_is_in_every_view_of_it(cf: Cardflow) -> None:
+    document = {
+        "name": "last",
+        "trigger": {"type": "manual"},
+        "cards": [{"id": "c", "card": "object.construct", "inputs": {"n": 1}}],
+    }
+    flow = cf.flows.create(document)
+    assert flow.last_run is None
+    newest = [cf.run_flow(flow.id).id for _ in range(2)][-1]
+    assert cf.flows.get(flow.id).last_run is not None
+    assert cf.flows.get(flow.id).last_run.id == newest  # type: ignore[union-attr]
+    replaced = cf.flows.replace(flow.id, {**document, "description": "changed"})
+    assert replaced.last_run is not None and replaced.last_run.id == newest
+    assert [v.last_run.id for v in cf.flows.list() if v.last_run] == [newest]

@@ -18,6 +18,20 @@ from tests.support.upstream import Upstream
 PASSWORD = "serve-SENTINEL-pw-31f"
 
 
+def wait_until_serving(process: subprocess.Popen[str], base: str) -> None:
+    """Until `cardflow serve` answers /healthz (its stderr if it stopped, if captured)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz").status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, "cardflow serve did not start"
+        time.sleep(0.1)
+
+
 def test_serve_logs_requests_without_secrets(tmp_path: Path, upstream: Upstream) -> None:
     home = tmp_path / "home"
     with cardflow.open(home=home) as cf:
@@ -34,16 +48,7 @@ def test_serve_logs_requests_without_secrets(tmp_path: Path, upstream: Upstream)
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "cardflow serve did not start"
-            time.sleep(0.1)
+        wait_until_serving(process, base)
         headers = {"Authorization": f"Bearer {api_token}"}
         flow = httpx.post(
             f"{base}/api/v1/flows",
@@ -116,18 +121,11 @@ def test_login_link_points_where_serve_listens(tmp_path: Path) -> None:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert process.poll() is None and time.monotonic() < deadline, "serve did not start"
-            time.sleep(0.1)
+        wait_until_serving(process, base)
         made = _cli(["login-link"], env)
         assert made.returncode == 0, made.stderr
         link = made.stdout.strip()

@@ -223,7 +223,9 @@ class ConnectionService:
                 self._store_config(session, row, model)
                 session.add(row)
                 session.flush()
-                view = self._view(row, self._users(self._usage(session), row))
+                # new: no flow can use it yet (one naming a deleted connection could not
+                # have been saved, and a used connection cannot be deleted)
+                view = self._view(row, ())
         except IntegrityError:
             raise self._duplicate(checked_name) from None
         return view

@@ -358,16 +358,11 @@ def parse_text(text: str, *, filename: str = "", max_chars: int = 4 * MAX_FLOW_B
         if _brackets_nest_deeper(text, _BoundedLoader.max_depth):
             raise TooDeep(_BoundedLoader.max_depth)
         return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 (a SafeLoader)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(
-            f"The flow file is not valid JSON at line {exc.lineno}, column {exc.colno}: "
-            f"{exc.msg[:1].lower()}{exc.msg[1:]}.",
-            field="file",
-        ) from None
     except (TooDeep, RecursionError):
         raise InvalidInput("The flow file nests too deeply.") from None
     except ValueError as exc:
-        raise InvalidInput(f"The flow file is not valid JSON: {exc}.") from None
+        problem = jsondata.parse_problem(exc)
+        raise InvalidInput(f"The flow file is not valid JSON: {problem}.", field="file") from None
     except yaml.YAMLError as exc:
         raise InvalidInput(_yaml_problem(exc), field="file") from None
 

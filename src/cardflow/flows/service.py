@@ -196,7 +196,7 @@ class FlowService:
             row.updated_at = utcnow()
             self._ensure_token(session, row, document)
             session.flush()
-            view = self._view(session, row)
+            view = self._view(session, row, _last_runs(session, [row.id]).get(row.id))
         self._forget()
         return view
 
@@ -260,7 +260,7 @@ class FlowService:
             row.version += 1
             row.updated_at = utcnow()
             session.flush()
-            view = self._view(session, row)
+            view = self._view(session, row, _last_runs(session, [row.id]).get(row.id))
         self._forget()
         return view
 

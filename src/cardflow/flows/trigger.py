@@ -45,17 +45,11 @@ def _parse_body(
             if declared:
                 raise InvalidBody(
                     f"The request body is sent as {mime} but is not valid JSON "
-                    f"({_where(exc)}); fix the JSON, or send it with another Content-Type "
-                    "to pass it on as text.",
+                    f"({jsondata.parse_problem(exc)}); fix the JSON, or send it with another "
+                    "Content-Type to pass it on as text.",
                     field="body",
                 ) from None
     return text, text
-
-
-def _where(exc: ValueError) -> str:
-    if isinstance(exc, json.JSONDecodeError):
-        return f"{exc.msg.lower()} at line {exc.lineno}, column {exc.colno}"
-    return "it does not parse"
 
 
 async def endpoint_trigger(

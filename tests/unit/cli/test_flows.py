@@ -199,7 +199,7 @@ def test_invalid_flow_files_exit_2(invoke: Invoke, tmp_path: Path) -> None:
     broken_json = write(tmp_path, "broken.json", '{"name": "x",\n "cards": [}')
     result = invoke("flow", "import", str(broken_json))
     assert result.exit_code == 2
-    assert "not valid JSON at line 2, column 12: expecting value." in result.stderr
+    assert "not valid JSON: expecting value at line 2, column 12." in result.stderr
 
     extra = write(tmp_path, "extra.yaml", GREET + "colour: blue\n")
     result = invoke("flow", "import", str(extra))
