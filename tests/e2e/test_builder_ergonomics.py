@@ -8,7 +8,7 @@ import re
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import WebServer, login
-from tests.e2e.test_web_app import _add_card
+from tests.e2e.test_web_app import _add_card, _keys_as_json
 
 
 def test_ctrl_s_saves_the_bar_sticks_and_card_ids_say_what_they_are(
@@ -123,7 +123,7 @@ def test_the_reference_picker_searches_any_depth_and_shows_last_test_values(
     page.get_by_label("Trigger", exact=True).select_option("manual")
     _add_card(page, "Object", "object.construct")
     construct = page.locator('[data-step="construct"]')
-    construct.get_by_label("Keys (JSON object)").fill(
+    _keys_as_json(construct).fill(
         '{"soap:Envelope": {"soap:Body": {"GetUserResponse": {"User": {"Name": "Ada", "Id": 7}}}}}'
     )
     construct.get_by_role("button", name="▶ Test this card").click()

@@ -10,7 +10,7 @@ from playwright.sync_api import Page, expect
 
 from cardflow.flows.expressions import expressions_in, step_references
 from tests.e2e.conftest import WebServer, login
-from tests.e2e.test_web_app import _add_card
+from tests.e2e.test_web_app import _add_card, _keys_as_json
 
 STEP_REFS = "/static/js/builder/step-refs.js"
 EXPRESSIONS = [
@@ -76,7 +76,7 @@ def test_builder_tests_and_renames_quoted_step_references(web: WebServer, page: 
 
     _add_card(page, "Object", "object.construct")
     first = page.locator('[data-step="construct"]')
-    first.get_by_label("Keys (JSON object)").fill('{"name": "Grace"}')
+    _keys_as_json(first).fill('{"name": "Grace"}')
     _add_card(page, "Text", "text.compose")
     second = page.locator('[data-step="compose"]')
     second.get_by_role("textbox", name="Template").fill('Hello {{ steps."construct".output.name }}')
@@ -94,7 +94,7 @@ def test_builder_tests_and_renames_quoted_step_references(web: WebServer, page: 
 
     # In JSON the quotes of a quoted id are escaped: steps.\"compose\".
     _add_card(page, "Flow", "flow.return")
-    page.locator('[data-step="return"]').get_by_label("Keys (JSON object)").fill(
+    _keys_as_json(page.locator('[data-step="return"]')).fill(
         '{"greeting": "{{ steps.\\"compose\\".text }}"}'
     )
 

@@ -21,6 +21,11 @@ export function inputKind(name, prop) {
   return "json";
 }
 
+// An object of names the user picks (query parameters, headers): edited as rows.
+export function isKeyed(prop) {
+  return schemaTypes(prop).includes("object") && !prop.properties && prop.additionalProperties !== undefined && prop.additionalProperties !== false;
+}
+
 export function isFreeform(spec) {
   const schema = spec.inputs;
   return !Object.keys(schema.properties || {}).length && schema.additionalProperties !== false;
@@ -82,4 +87,83 @@ export function samplePaths(base, value, depth, out, values = null, budget = { l
     values?.set(path, item);
     samplePaths(path, item, depth + 1, out, values, budget);
   }
+}
+
+// ---- objects edited as key / value rows ---------------------------------------------
+
+// How a row's value text becomes a value, by what the object's values may be: "text"
+// (headers: always text), "query" (text, or a JSON list for a repeated parameter) or "any"
+// (a Return's or Construct's keys: 42, true, null, [..] and {..} are JSON, "42" in quotes
+// is the text 42, anything else is text as typed). A {{ reference }} is always kept as
+// typed, so it gives the referenced value's own type.
+export function pairValueKind(prop) {
+  const values = prop?.additionalProperties;
+  if (!values || values === true) return "any";
+  const types = schemaTypes(values);
+  if (types.length === 1 && types[0] === "string") return "text";
+  return types.includes("array") || (values.anyOf || []).some((p) => p.items) ? "query" : "any";
+}
+
+function parsesAsJson(text) {
+  try { return { ok: true, value: JSON.parse(text) }; } catch { return { ok: false }; }
+}
+
+export function pairValue(kind, text) {
+  if (kind === "text" || EXPRESSION.test(text)) return text;
+  const parsed = parsesAsJson(text.trim());
+  if (!parsed.ok) return text;
+  return kind === "any" || queryJson(parsed.value) ? parsed.value : text;
+}
+
+// In a query, a number or true stays text (the URL holds text anyway); a list repeats the
+// parameter, null leaves it out, "…" quotes a text that would read as one of those.
+function queryJson(value) { return value === null || Array.isArray(value) || typeof value === "string"; }
+
+// The inverse: the text a row shows for a value, read back by pairValue to the same value.
+export function pairText(kind, value) {
+  if (typeof value === "string") {
+    if (kind === "text" || EXPRESSION.test(value)) return value;
+    const parsed = parsesAsJson(value.trim());
+    const misread = parsed.ok && (kind === "any" || queryJson(parsed.value));
+    return misread ? JSON.stringify(value) : value;
+  }
+  if (kind === "query" && !queryJson(value)) return String(value);
+  return JSON.stringify(value);
+}
+
+// Rows ({key, value} texts) as an object; InputError names the row that cannot be one.
+export function rowsToObject(kind, rows, field) {
+  const out = {};
+  rows.forEach((row, index) => {
+    const key = row.key.trim();
+    if (!key) {
+      if (row.value.trim()) throw new InputError(`${field}.#${index}`, "This row has a value but no name: enter one, or remove the row.");
+      return;
+    }
+    if (Object.hasOwn(out, key)) throw new InputError(`${field}.#${index}`, `“${key}” is in two rows: keep one.`);
+    out[key] = pairValue(kind, row.value);
+  });
+  return out;
+}
+
+// An object's keys as rows, or null when the text is not an object of keys (a {{ reference }}
+// to a whole object, or JSON being typed) and must stay JSON.
+export function objectToRows(kind, text) {
+  const trimmed = (text || "").trim();
+  if (!trimmed) return [];
+  const parsed = parsesAsJson(trimmed);
+  if (!parsed.ok || !parsed.value || typeof parsed.value !== "object" || Array.isArray(parsed.value)) return null;
+  return Object.entries(parsed.value).map(([key, value]) => ({ key, value: pairText(kind, value) }));
+}
+
+// Whether position pos of a JSON text is inside a string literal (so an inserted reference
+// must not bring its own quotes).
+export function insideJsonString(text, pos) {
+  let inside = false;
+  for (let i = 0; i < pos && i < text.length; i += 1) {
+    const c = text[i];
+    if (inside && c === "\\") i += 1;
+    else if (c === "\"") inside = !inside;
+  }
+  return inside;
 }

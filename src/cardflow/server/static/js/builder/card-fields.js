@@ -1,10 +1,11 @@
 // A card's inputs in its panel: the connection, each input as a field (with "Insert
 // reference"), or one JSON object for a card of free-form keys.
 import { get } from "../api.js";
-import { inputKind, toText } from "../card-inputs.js";
+import { inputKind, isKeyed, pairValueKind, toText } from "../card-inputs.js";
 import { authorizeUrl, openConnectionDialog } from "../connections.js";
 import { h } from "../dom.js";
 import { textsOf } from "./document.js";
+import { pairsField } from "./pairs.js";
 import { referencePicker } from "./references.js";
 import { markDirty, uidOf } from "./state.js";
 
@@ -49,6 +50,14 @@ export function inputField(state, step, place, name, prop, required) {
   const kind = inputKind(name, prop);
   const id = `${uidOf(state, step)}-in-${name}`;
   const title = INPUT_LABELS[name] || prop.title || name;
+  if (isKeyed(prop)) {
+    return pairsField(state, step, place, {
+      name, kind: pairValueKind(prop), title, own, required, field: `${place.path}.inputs.${name}`,
+      noun: name === "headers" ? "header" : name === "query" ? "parameter" : "key",
+      jsonControl: () => jsonArea(id, own, name, state, step),
+      jsonHint: [prop.description, "A JSON object, or a {{ reference }} to one."].filter(Boolean).join(" "),
+    });
+  }
   let control;
   if (kind === "choice") {
     control = h("select", { id }, h("option", { value: "" }, "—"), prop.enum.map((v) => h("option", { value: v, selected: own[name] === v }, v)));
@@ -73,13 +82,18 @@ export function inputField(state, step, place, name, prop, required) {
 
 export function freeformField(state, step, place) {
   const own = textsOf(state, step);
-  const id = `${uidOf(state, step)}-in-all`;
+  return pairsField(state, step, place, {
+    name: "*", kind: "any", title: "Keys", own, required: false, field: `${place.path}.inputs`, noun: "key",
+    jsonControl: () => jsonArea(`${uidOf(state, step)}-in-all`, own, "*", state, step),
+    jsonHint: "Each key becomes a key of the answer; values may be {{ references }}.",
+  });
+}
+
+function jsonArea(id, own, name, state, step) {
   const control = h("textarea", { id, rows: 5, class: "code", spellcheck: "false" });
-  control.value = own["*"] || "";
-  const example = state.specs[step.card]?.example;
+  control.value = own[name] || "";
+  const example = name === "*" ? state.specs[step.card]?.example : state.specs[step.card]?.example?.[name];
   if (example) control.placeholder = JSON.stringify(example);
-  control.addEventListener("input", () => { own["*"] = control.value; markDirty(state); });
-  return h("div", { class: "field", "data-field": `${place.path}.inputs`, "data-input": "*" },
-    h("div", { class: "label-row" }, h("label", { for: id }, "Keys (JSON object)"), referencePicker(state, control, "json", place, "the keys")),
-    control, h("p", { class: "hint" }, "Each key becomes a key of the answer; values may be {{ references }}."));
+  control.addEventListener("input", () => { own[name] = control.value; markDirty(state); });
+  return control;
 }

@@ -8,6 +8,7 @@ import { testResultView, testStep } from "./card-test.js";
 import { keepTests } from "./kept-tests.js";
 import { textsOf } from "./document.js";
 import { busy, labelled } from "./fields.js";
+import { renameInPairs } from "./pairs.js";
 import { visibleBefore } from "./references.js";
 import { referencesIn, renameInText } from "./step-refs.js";
 import { markDirty, nestedNames, uidOf, walk } from "./state.js";
@@ -178,6 +179,7 @@ function renameReferences(state, oldId, newId) {
       const next = renameInText(text, oldId, newId, { json });
       if (next !== text) { own[name] = next; changed += 1; }
     }
+    renameInPairs(state, other, oldId, newId); // the rows' text above is renamed already
   }
   if (changed) toast(`Updated ${changed} reference${changed > 1 ? "s" : ""} to steps.${newId}.`, "ok");
 }

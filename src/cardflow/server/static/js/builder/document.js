@@ -1,5 +1,6 @@
 // The flow document: as the builder edits it (texts as typed) and as the server takes it.
-import { InputError, fromText, inputKind, isFreeform, toText } from "../card-inputs.js";
+import { InputError, fromText, inputKind, isFreeform, isKeyed, pairValueKind, toText } from "../card-inputs.js";
+import { pairsInput } from "./pairs.js";
 import { connectionName, nestedNames, walk } from "./state.js";
 
 export function newDocument() {
@@ -46,6 +47,8 @@ export function stepInputs(state, step, path) {
   if (!spec) return step.inputs || {}; // an unknown card: the server names it on save
   const own = textsOf(state, step);
   if (isFreeform(spec)) {
+    const rows = pairsInput(state, step, "*", "any", `${path}.inputs`);
+    if (rows.asRows) return rows.value || {};
     const text = (own["*"] || "").trim();
     if (!text) return {};
     let value;
@@ -59,7 +62,8 @@ export function stepInputs(state, step, path) {
       inputs[name] = (step.inputs[name] || []).map((child, i) => buildStep(state, child, `${path}.inputs.${name}.${i}`));
       continue;
     }
-    const value = fromText(inputKind(name, prop), own[name] || "", prop, `${path}.inputs.${name}`);
+    const rows = isKeyed(prop) ? pairsInput(state, step, name, pairValueKind(prop), `${path}.inputs.${name}`) : { asRows: false };
+    const value = rows.asRows ? rows.value : fromText(inputKind(name, prop), own[name] || "", prop, `${path}.inputs.${name}`);
     if (value !== undefined) inputs[name] = value;
   }
   return inputs;

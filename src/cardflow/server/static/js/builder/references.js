@@ -1,5 +1,5 @@
 // "Insert reference": the trigger's and earlier cards' outputs a card input may refer to.
-import { samplePaths } from "../card-inputs.js";
+import { insideJsonString, samplePaths } from "../card-inputs.js";
 import { h } from "../dom.js";
 import { sampleTrigger } from "./trigger.js";
 
@@ -43,13 +43,14 @@ function valueText(value) {
 // A button opening a list of the references (fresh each time, so new test outputs show).
 // Enter or a click inserts; Escape closes. A listbox acts only on an explicit choice:
 // arrowing through it inserts nothing.
-export function referencePicker(state, control, kind, place, label) {
+// compact: the button shows "{ }" only (a row's value).
+export function referencePicker(state, control, kind, place, label, { compact = false } = {}) {
   const listId = `${control.id}-refs`;
   const button = h("button", {
     type: "button", class: "ref-button", id: `${control.id}-ref`, "aria-haspopup": "listbox",
     "aria-expanded": "false", "aria-controls": listId, "aria-label": `Insert a reference into ${label}`,
     title: "Insert a reference to the trigger or an earlier card's output",
-  }, "{ } Insert reference");
+  }, compact ? "{ }" : "{ } Insert reference");
   const wrap = h("div", { class: "ref" }, button);
   let list = null;
   const close = (refocus) => {
@@ -61,10 +62,14 @@ export function referencePicker(state, control, kind, place, label) {
   const insert = (path) => {
     const expression = `{{ ${path} }}`;
     const current = control.value;
-    // inside JSON the expression goes in as a string; alone it keeps the value's type
-    const text = kind === "json" && current.trim() !== "" ? JSON.stringify(expression) : expression;
     const start = control.selectionStart ?? current.length;
     const end = control.selectionEnd ?? current.length;
+    // In JSON the expression goes in as a string of its own, or into the string the cursor
+    // is in (escaped, without quotes); alone it keeps the value's type.
+    let text = expression;
+    if (kind === "json" && current.trim() !== "") {
+      text = insideJsonString(current, start) ? JSON.stringify(expression).slice(1, -1) : JSON.stringify(expression);
+    }
     control.value = current.slice(0, start) + text + current.slice(end);
     control.dispatchEvent(new Event("input", { bubbles: true }));
     close(false);

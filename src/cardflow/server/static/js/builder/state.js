@@ -11,6 +11,7 @@ export function createState({ root, catalogue, view, connections, flowId }) {
     view, // the flow as the server last returned it, or null for a new one
     doc: null, // the flow document being edited (index.js fills it in)
     texts: new Map(), // step -> {input name -> text being edited}
+    pairs: new WeakMap(), // step -> {input name -> [{key, value}] rows, or null: edited as JSON}
     uids: new WeakMap(), // step -> a stable key for element ids (focus survives renders)
     uidCount: 0,
     testResults: new Map(), // step -> last Test this card answer
