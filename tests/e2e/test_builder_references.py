@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 from cardflow.flows.expressions import expressions_in, step_references
 from tests.e2e.conftest import WebServer, login
 from tests.e2e.test_web_app import _add_card, _keys_as_json
+from tests.support.upstream import Upstream
 
 STEP_REFS = "/static/js/builder/step-refs.js"
 EXPRESSIONS = [
@@ -129,3 +130,62 @@ def test_builder_tests_and_renames_quoted_step_references(web: WebServer, page: 
     assert [c["id"] for c in flow["cards"]] == ["person", "greet", "return"]
     assert flow["cards"][1]["inputs"] == {"template": 'Hello {{ steps."person".output.name }}'}
     assert flow["cards"][2]["inputs"] == {"greeting": '{{ steps."greet".text }}'}
+
+
+def test_a_key_clicked_in_a_test_output_inserts_its_reference(
+    web: WebServer, page: Page, upstream: Upstream
+) -> None:
+    login(page, web)
+    page.goto(f"{web.url}/flows/new")
+    page.get_by_label("Name", exact=True).fill("Click to insert")
+    page.get_by_label("Trigger", exact=True).select_option("manual")
+    _add_card(page, "API Connector", "api_connector.get")
+    get = page.locator('[data-step="get"]')
+    url = get.get_by_role("textbox", name="URL")
+    url.fill(f"{upstream.url}/echo/deep")
+    get.get_by_role("button", name="▶ Test this card").click()
+    expect(get.locator("[data-test-result]")).to_have_attribute("data-test-result", "ok")
+
+    _add_card(page, "Flow", "flow.return")
+    ret = page.locator('[data-step="return"]')
+    ret.get_by_role("textbox", name="Keys: name 1").fill("where")
+    ret.get_by_role("textbox", name="Keys: value 1").click()
+    get.get_by_role("button", name="Insert reference steps.get.body.path").click()
+    expect(ret.get_by_role("textbox", name="Keys: value 1")).to_have_value(
+        "{{ steps.get.body.path }}"
+    )
+
+    # In JSON, into the string the cursor is in.
+    keys = _keys_as_json(ret)
+    keys.fill('{"where": "{{ steps.get.body.path }}", "how": ""}')
+    keys.evaluate("el => el.setSelectionRange(el.value.length - 2, el.value.length - 2)")
+    get.get_by_role("button", name="Insert reference steps.get.body.method").click()
+    expect(keys).to_have_value(
+        '{"where": "{{ steps.get.body.path }}", "how": "{{ steps.get.body.method }}"}'
+    )
+
+    # A card cannot read its own outputs: with its own URL focused the reference is not
+    # inserted there (it is offered on the clipboard instead).
+    url.click()
+    get.get_by_role("button", name="Insert reference steps.get.body.query_string").click()
+    expect(page.locator(".toast").last).to_contain_text("click into an input of a later card")
+    expect(url).to_have_value(f"{upstream.url}/echo/deep")
+
+    # The kept result after a reload still inserts.
+    page.get_by_role("button", name="Create flow").click()
+    expect(page).to_have_url(re.compile(r"/flows/flw_"))
+    expect(page.locator("[data-tests-kept]")).to_have_count(1)
+    page.reload()
+    ret = page.locator('[data-step="return"]')
+    expect(ret.get_by_role("textbox", name="Keys: value 2")).to_have_value(
+        "{{ steps.get.body.method }}"
+    )
+    ret.get_by_role("button", name="+ Add key").click()
+    ret.get_by_role("textbox", name="Keys: name 3").fill("raw")
+    ret.get_by_role("textbox", name="Keys: value 3").click()
+    page.locator('[data-step="get"]').get_by_role(
+        "button", name="Insert reference steps.get.body.raw_path"
+    ).click()
+    expect(ret.get_by_role("textbox", name="Keys: value 3")).to_have_value(
+        "{{ steps.get.body.raw_path }}"
+    )

@@ -1,12 +1,12 @@
 // "Test this card": runs one card now with its inputs as typed, the test data as trigger and
 // earlier cards' last test outputs as steps, and shows the answer under the card.
 import { ApiError, enc, post } from "../api.js";
-import { InputError } from "../card-inputs.js";
+import { InputError, pathPart } from "../card-inputs.js";
 import { badge, clear, formatDuration, h } from "../dom.js";
 import { bodyView, jsonView } from "../json-view.js";
 import { stepInputs } from "./document.js";
 import { clearErrors, showError } from "./fields.js";
-import { visibleBefore } from "./references.js";
+import { pickReference, visibleBefore } from "./references.js";
 import { referencesIn } from "./step-refs.js";
 import { sampleTrigger } from "./trigger.js";
 import { keepTests } from "./kept-tests.js";
@@ -38,7 +38,7 @@ export async function testStep(state, place, resultBox) {
     keepTests(state);
     const typed = resultBox.closest(".step")?.querySelector("[data-typed-outputs]");
     if (typed) typed.value = result.outputs ? JSON.stringify(result.outputs, null, 2) : "";
-    clear(resultBox, testResultView(result, missing));
+    clear(resultBox, testResultView(result, missing, outputPick(state, step)));
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     const field = error.field ? `${path}.${error.field}` : null;
@@ -48,7 +48,9 @@ export async function testStep(state, place, resultBox) {
   }
 }
 
-export function testResultView(result, missing) {
+// pick: {base: "steps.<id>", onPick(path)} makes the output's keys insert references.
+export function testResultView(result, missing, pick = null) {
+  const under = (key) => (pick ? { ...pick, base: `${pick.base}.${key}` } : null);
   const outputs = result.outputs || {};
   const isHttp = outputs && "status_code" in outputs && "body" in outputs;
   const head = h("div", { class: "test-head" },
@@ -67,9 +69,18 @@ export function testResultView(result, missing) {
     isHttp ? [
       h("details", { class: "test-headers" }, h("summary", {}, `Headers (${Object.keys(outputs.headers || {}).length})`),
         h("table", { class: "table table-compact" }, h("tbody", {}, Object.entries(outputs.headers || {}).map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), h("td", {}, String(v))))))),
-      h("div", { class: "test-body" }, h("p", { class: "muted small" }, "Body"), bodyView(outputs.body)),
-    ] : (result.outputs ? h("div", { class: "test-body" }, h("p", { class: "muted small" }, "Outputs"), jsonView(result.outputs)) : null),
+      h("div", { class: "test-body" }, h("p", { class: "muted small" }, "Body"), bodyView(outputs.body, under("body"))),
+    ] : (result.outputs ? h("div", { class: "test-body" }, h("p", { class: "muted small" }, "Outputs"), jsonView(result.outputs, pick)) : null),
+    pick && result.outputs ? h("p", { class: "hint" }, "Click a key to insert its {{ reference }} into the input of a later card you were last in.") : null,
     result.answer ? h("div", { class: "test-body test-answer" },
       h("p", { class: "muted small" }, `The caller would get: HTTP ${result.answer.status_code}`),
       bodyView(result.answer.body)) : null);
+}
+
+// A test output's keys insert references to this card's outputs.
+export function outputPick(state, step) {
+  return {
+    base: `steps${pathPart(step.id)}`,
+    onPick: (path, button) => pickReference(state, button.closest(".step"), path),
+  };
 }

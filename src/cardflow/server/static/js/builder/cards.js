@@ -4,7 +4,7 @@ import { inputKind, isFreeform } from "../card-inputs.js";
 import { fieldError, h, toast } from "../dom.js";
 import { connectionField, freeformField, inputField } from "./card-fields.js";
 import { openCardPicker } from "./card-picker.js";
-import { testResultView, testStep } from "./card-test.js";
+import { outputPick, testResultView, testStep } from "./card-test.js";
 import { keepTests } from "./kept-tests.js";
 import { textsOf } from "./document.js";
 import { busy, labelled } from "./fields.js";
@@ -41,7 +41,7 @@ function stepPanel(state, place) {
   });
   const resultBox = h("div", { class: "test-box", "aria-live": "polite" });
   const last = state.testResults.get(step);
-  if (last && !last.typed) resultBox.append(testResultView(last, []));
+  if (last && !last.typed) resultBox.append(testResultView(last, [], outputPick(state, step)));
   const move = (delta) => {
     const target = index + delta;
     if (target < 0 || target >= list.length) return;

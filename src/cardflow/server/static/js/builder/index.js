@@ -10,6 +10,7 @@ import { buildDocument, documentOf, newDocument } from "./document.js";
 import { busy, clearErrors, showError } from "./fields.js";
 import { keepTests, restoreTests } from "./kept-tests.js";
 import { settingsSection } from "./settings.js";
+import { trackReferenceTargets } from "./references.js";
 import { createState, markDirty } from "./state.js";
 import { triggerSection } from "./trigger.js";
 
@@ -22,6 +23,7 @@ export async function builderPage(root, flowId) {
   state.doc = view ? documentOf(state, view) : newDocument();
   await restoreTests(state);
   state.render = () => render(state);
+  trackReferenceTargets(state);
   window.addEventListener("beforeunload", (event) => { if (state.dirty) event.preventDefault(); });
   // Ctrl+S / Cmd+S saves, as in an editor (not the browser's "save page").
   document.addEventListener("keydown", (event) => {

@@ -1,6 +1,6 @@
 // "Insert reference": the trigger's and earlier cards' outputs a card input may refer to.
 import { insideJsonString, samplePaths } from "../card-inputs.js";
-import { h } from "../dom.js";
+import { h, toast } from "../dom.js";
 import { sampleTrigger } from "./trigger.js";
 
 // The cards a card may refer to: those before it, and before the card that holds it.
@@ -43,8 +43,50 @@ function valueText(value) {
 // A button opening a list of the references (fresh each time, so new test outputs show).
 // Enter or a click inserts; Escape closes. A listbox acts only on an explicit choice:
 // arrowing through it inserts nothing.
+// {{ path }} goes in at the control's cursor. In JSON it goes in as a string of its own, or
+// into the string the cursor is in (escaped, without quotes); alone it keeps the value's type.
+export function insertReference(control, kind, path) {
+  const expression = `{{ ${path} }}`;
+  const current = control.value;
+  const start = control.selectionStart ?? current.length;
+  const end = control.selectionEnd ?? current.length;
+  let text = expression;
+  if (kind === "json" && current.trim() !== "") {
+    text = insideJsonString(current, start) ? JSON.stringify(expression).slice(1, -1) : JSON.stringify(expression);
+  }
+  control.value = current.slice(0, start) + text + current.slice(end);
+  control.dispatchEvent(new Event("input", { bubbles: true }));
+  control.focus();
+  control.setSelectionRange?.(start + text.length, start + text.length);
+}
+
+// The card input a reference clicked in a test output goes into: the last one focused that
+// takes references (tracked from the page root).
+export function trackReferenceTargets(state) {
+  state.root.addEventListener("focusin", (event) => {
+    if (event.target instanceof HTMLElement && event.target.dataset.refKind) state.lastInput = event.target;
+  });
+}
+
+// A key clicked in a card's test output (source: that card's panel): its reference goes into
+// the last input focused in a later card; with none, it is copied to the clipboard.
+export function pickReference(state, source, path) {
+  const target = state.lastInput;
+  const later = target?.isConnected && source && !source.contains(target)
+    && Boolean(source.compareDocumentPosition(target) & Node.DOCUMENT_POSITION_FOLLOWING);
+  if (!later) {
+    const advice = "To insert it, click into an input of a later card, then click the key again.";
+    navigator.clipboard.writeText(`{{ ${path} }}`).then(
+      () => toast(`Copied {{ ${path} }}. ${advice}`, "ok"),
+      () => toast(advice, "info"));
+    return;
+  }
+  insertReference(target, target.dataset.refKind, path);
+}
+
 // compact: the button shows "{ }" only (a row's value).
 export function referencePicker(state, control, kind, place, label, { compact = false } = {}) {
+  control.dataset.refKind = kind;
   const listId = `${control.id}-refs`;
   const button = h("button", {
     type: "button", class: "ref-button", id: `${control.id}-ref`, "aria-haspopup": "listbox",
@@ -60,21 +102,8 @@ export function referencePicker(state, control, kind, place, label, { compact = 
     if (refocus) button.focus();
   };
   const insert = (path) => {
-    const expression = `{{ ${path} }}`;
-    const current = control.value;
-    const start = control.selectionStart ?? current.length;
-    const end = control.selectionEnd ?? current.length;
-    // In JSON the expression goes in as a string of its own, or into the string the cursor
-    // is in (escaped, without quotes); alone it keeps the value's type.
-    let text = expression;
-    if (kind === "json" && current.trim() !== "") {
-      text = insideJsonString(current, start) ? JSON.stringify(expression).slice(1, -1) : JSON.stringify(expression);
-    }
-    control.value = current.slice(0, start) + text + current.slice(end);
-    control.dispatchEvent(new Event("input", { bubbles: true }));
+    insertReference(control, kind, path);
     close(false);
-    control.focus();
-    control.setSelectionRange?.(start + text.length, start + text.length);
   };
   button.addEventListener("click", () => {
     if (list) { close(true); return; }
