@@ -34,11 +34,20 @@ export async function testStep(state, place, resultBox) {
   clear(resultBox, h("p", { class: "muted" }, "Running…"));
   try {
     const result = await post(`/cards/${enc(step.card)}/test`, body);
+    const pinned = state.testResults.get(step)?.pinned;
+    if (pinned) {
+      // the pinned outputs stay what later cards see; this answer is shown, not kept
+      clear(resultBox, h("p", { class: "banner banner-warn", role: "status" }, "Pinned outputs kept: later cards' tests still use them. Unpin to use this answer instead."),
+        testResultView(result, missing));
+      return;
+    }
     state.testResults.set(step, result);
     keepTests(state);
     const typed = resultBox.closest(".step")?.querySelector("[data-typed-outputs]");
     if (typed) typed.value = result.outputs ? JSON.stringify(result.outputs, null, 2) : "";
     clear(resultBox, testResultView(result, missing, outputPick(state, step)));
+    const pin = resultBox.closest(".step")?.querySelector(`[data-pin-for="${CSS.escape(step.id)}"]`);
+    pin?.replaceWith(pinButton(state, step));
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     const field = error.field ? `${path}.${error.field}` : null;
@@ -83,4 +92,21 @@ export function outputPick(state, step) {
     base: `steps${pathPart(step.id)}`,
     onPick: (path, button) => pickReference(state, button.closest(".step"), path),
   };
+}
+
+// Pin: this card's last outputs stay what later cards' tests see (as n8n pins a node's
+// data), until unpinned; testing it again shows the new answer beside them.
+export function pinButton(state, step) {
+  const last = state.testResults.get(step);
+  if (!last?.outputs) return h("span", { "data-pin-for": step.id, hidden: true });
+  return h("button", {
+    "data-pin-for": step.id,
+    type: "button", class: "btn btn-quiet", "data-action": "pin", "aria-pressed": last.pinned ? "true" : "false",
+    onclick: () => {
+      if (last.pinned) delete last.pinned; else last.pinned = true;
+      keepTests(state);
+      state.render();
+      state.root.querySelector(`[data-pin-for="${CSS.escape(step.id)}"]`)?.focus();
+    },
+  }, last.pinned ? "Unpin outputs" : "📌 Pin outputs");
 }

@@ -4,7 +4,7 @@ import { inputKind, isFreeform } from "../card-inputs.js";
 import { fieldError, h, toast } from "../dom.js";
 import { connectionField, freeformField, inputField } from "./card-fields.js";
 import { openCardPicker } from "./card-picker.js";
-import { outputPick, testResultView, testStep } from "./card-test.js";
+import { outputPick, pinButton, testResultView, testStep } from "./card-test.js";
 import { keepTests } from "./kept-tests.js";
 import { textsOf } from "./document.js";
 import { busy, labelled } from "./fields.js";
@@ -67,7 +67,9 @@ function stepPanel(state, place) {
   return h("section", { class: path.includes(".inputs.") ? "panel step step-nested" : "panel step", "data-step": step.id, "data-field": path, "aria-label": `Card ${place.number}: ${spec?.title || step.card}` },
     h("div", { class: "step-head" },
       h("span", { class: "step-num", "aria-hidden": "true" }, place.number),
-      h("div", { class: "step-title" }, h("h3", {}, spec ? `${spec.family} · ${spec.title}` : step.card), h("p", { class: "muted small" }, spec?.description || "")),
+      h("div", { class: "step-title" },
+        h("h3", {}, spec ? `${spec.family} · ${spec.title}` : step.card, last?.pinned ? h("span", { class: "badge badge-pinned", title: "Later cards' tests use this card's pinned outputs" }, "Pinned") : null),
+        h("p", { class: "muted small" }, spec?.description || "")),
       h("div", { class: "step-actions" },
         h("button", { type: "button", class: "btn btn-small btn-icon", "data-move": "up", "aria-label": `Move ${step.id} up`, disabled: index === 0, onclick: () => move(-1) }, "↑"),
         h("button", { type: "button", class: "btn btn-small btn-icon", "data-move": "down", "aria-label": `Move ${step.id} down`, disabled: index === list.length - 1, onclick: () => move(1) }, "↓"),
@@ -92,7 +94,10 @@ function stepPanel(state, place) {
     body,
     h("div", { class: "step-foot" },
       h("button", { type: "button", class: "btn", "data-action": "test-card", onclick: (event) => busy(event.currentTarget, () => testStep(state, place, resultBox)) }, "▶ Test this card"),
-      h("span", { class: "hint" }, "Runs it now with these inputs; references use the test data and earlier cards' last tests.")),
+      pinButton(state, step),
+      h("span", { class: "hint" }, last?.pinned
+        ? "Its outputs are pinned: later cards' tests use them, and testing this card again shows a new answer without replacing them. Real runs never use pinned outputs."
+        : "Runs it now with these inputs; references use the test data and earlier cards' last tests.")),
     resultBox);
 }
 
@@ -155,7 +160,8 @@ function typedOutputsBlock(state, step, place) {
     const text = area.value.trim();
     if (!text) { state.testResults.delete(step); keepTests(state); return; }
     try {
-      state.testResults.set(step, { ok: true, outputs: JSON.parse(text), typed: true });
+      const pinned = state.testResults.get(step)?.pinned;
+      state.testResults.set(step, { ok: true, outputs: JSON.parse(text), typed: true, ...(pinned ? { pinned } : {}) });
       keepTests(state);
     } catch {
       area.closest(".field").append(fieldError(field, "Enter the outputs as JSON."));
