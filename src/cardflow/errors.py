@@ -63,8 +63,30 @@ class ConfigurationError(CardflowError):
 
 
 class InvalidInput(CardflowError):
+    """A field is wrong. When a check found several problems at once (a flow's cards), the
+    first is the message and field, and ``problems`` holds all of them, in order."""
+
     type = "invalid_input"
     http_status = 422
+    problems: tuple[InvalidInput, ...] = ()
+
+    @classmethod
+    def of_all(cls, problems: list[InvalidInput]) -> InvalidInput:
+        first = problems[0]
+        if len(problems) == 1:
+            return first
+        combined = cls(first.message, field=first.field)
+        combined.problems = tuple(problems)
+        return combined
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        if self.problems:
+            data["errors"] = [
+                {"message": p.message, **({"field": p.field} if p.field is not None else {})}
+                for p in self.problems
+            ]
+        return data
 
 
 class NotFound(CardflowError):

@@ -206,6 +206,47 @@ def test_save_checks_every_input_written_as_a_plain_value(server: RunningServer)
         assert client.post("/api/v1/flows", json=later).status_code == 201
 
 
+def test_save_names_every_problem_at_once(server: RunningServer) -> None:
+    """Four problems in three cards (one nested in a For Each): one answer names them all,
+    in order, the first also as the error's message and field; a card id that is no card
+    is worded as Test this card words it."""
+    cards = [
+        {"id": "ack", "card": "api_connector.close", "inputs": {"status_code": 202}},
+        {
+            "id": "each",
+            "card": "list.for_each",
+            "inputs": {
+                "list": [1],
+                "cards": [{"id": "inner", "card": "text.compose", "inputs": {}}],
+            },
+        },
+        {"id": "nope", "card": "no.such", "inputs": {}},
+        {"id": "ret", "card": "flow.return", "inputs": {"x": "{{ steps.later.y }}"}},
+    ]
+    with api(server) as client:
+        answer = client.post("/api/v1/flows", json=endpoint("many", cards))
+        assert answer.status_code == 422, answer.text
+        error = answer.json()["error"]
+        fields = [e["field"] for e in error["errors"]]
+        assert fields == [
+            "cards.0.inputs.status_code",
+            "cards.1.inputs.cards.0.inputs.template",
+            "cards.2.card",
+            "cards.3.inputs.x",
+        ]
+        assert (error["field"], error["message"]) == (
+            error["errors"][0]["field"],
+            error["errors"][0]["message"],
+        )
+        unknown = error["errors"][2]["message"]
+        tested = client.post("/api/v1/cards/no.such/test", json={"inputs": {}}).json()["error"]
+        assert unknown == f"Card 'nope': {tested['message']}"
+        assert tested["message"].startswith("There is no card 'no.such'; the cards are ")
+        # one problem: no "errors" list, as before
+        one = client.post("/api/v1/flows", json=endpoint("one", cards[:1])).json()["error"]
+        assert "errors" not in one and one["field"] == "cards.0.inputs.status_code"
+
+
 def test_a_broken_expression_is_explained_as_a_sentence_pointing_at_the_character(
     server: RunningServer,
 ) -> None:

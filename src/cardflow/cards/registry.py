@@ -13,10 +13,13 @@ CARDS: dict[str, CardSpec] = {
 }
 
 
+def unknown_card(card_id: str) -> str:
+    """What the builder, the API and the CLI all say of a card id that is none of these."""
+    return f"There is no card {card_id!r}; the cards are {', '.join(sorted(CARDS))}."
+
+
 def get_card(card_id: str) -> CardSpec:
     try:
         return CARDS[card_id]
     except KeyError:
-        raise CardNotFound(
-            f"There is no card {card_id!r}. Cards: {', '.join(sorted(CARDS))}.", field="card_id"
-        ) from None
+        raise CardNotFound(unknown_card(card_id), field="card_id") from None

@@ -106,11 +106,19 @@ def exit_code(exc: CardflowError) -> int:
     return 2 if isinstance(exc, InvalidInput | NotFound | Conflict) else 1
 
 
-def fail(exc: CardflowError, as_json: bool) -> NoReturn:
-    message = f"error: {exc.message}"
+def _said(exc: CardflowError) -> str:
     if exc.field and exc.field not in exc.message:
-        message += f" (field: {exc.field})"
-    err_console().print(Text(message, style="bold red"), soft_wrap=True)
+        return f"{exc.message} (field: {exc.field})"
+    return exc.message
+
+
+def fail(exc: CardflowError, as_json: bool) -> NoReturn:
+    problems = exc.problems if isinstance(exc, InvalidInput) else ()
+    if problems:
+        lines = [f"error: {len(problems)} problems:", *(f"  - {_said(p)}" for p in problems)]
+        err_console().print(Text("\n".join(lines), style="bold red"), soft_wrap=True)
+    else:
+        err_console().print(Text(f"error: {_said(exc)}", style="bold red"), soft_wrap=True)
     if as_json:
         print_json({"error": exc.to_dict()})
     raise typer.Exit(exit_code(exc))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from pydantic import ValidationError
 
 from cardflow.cards.base import CardSpec
-from cardflow.cards.registry import CARDS
+from cardflow.cards.registry import CARDS, unknown_card
 from cardflow.errors import InvalidInput
 from cardflow.flows.expressions import (
     ExpressionError,
@@ -19,14 +20,39 @@ from cardflow.flows.expressions import (
 )
 from cardflow.flows.model import CardStep, FlowDocument, StepAt
 
+MAX_PROBLEMS = 50
+
+
+class _Problems:
+    """The problems found so far: each check that raises InvalidInput inside ``collect()``
+    is noted and the next check goes on, so a save names every problem at once."""
+
+    def __init__(self) -> None:
+        self.found: list[InvalidInput] = []
+
+    @contextmanager
+    def collect(self) -> Iterator[None]:
+        try:
+            yield
+        except InvalidInput as exc:
+            self.found.append(exc)
+
+    def raise_any(self) -> None:
+        if self.found:
+            raise InvalidInput.of_all(self.found[:MAX_PROBLEMS])
+
 
 def check_flow(document: FlowDocument, connection_exists: Callable[[str], bool]) -> None:
-    """Raise InvalidInput naming the card and the field of the first problem found."""
+    """Raise InvalidInput naming the card and the field of the first problem found, with
+    every problem found (at most MAX_PROBLEMS) in its ``problems``."""
+    problems = _Problems()
     trigger = document.trigger
     if trigger.type == "api_endpoint" and not trigger.alias:
-        raise InvalidInput(
-            "An api_endpoint trigger needs an alias (the flow answers at /invoke/{alias}).",
-            field="trigger.alias",
+        problems.found.append(
+            InvalidInput(
+                "An api_endpoint trigger needs an alias (the flow answers at /invoke/{alias}).",
+                field="trigger.alias",
+            )
         )
     placed = list(document.walk())
     every_id = {at.step.id for at in placed}
@@ -41,14 +67,18 @@ def check_flow(document: FlowDocument, connection_exists: Callable[[str], bool])
             start = visible_inside[at.parent.path] if at.parent is not None else set()
             visible = visible_next[at.list_path] = set(start)
         if at.step.id in seen:
-            raise InvalidInput(
-                f"Card {at.step.id!r}: the id is used by another card.", field=f"{at.path}.id"
+            problems.found.append(
+                InvalidInput(
+                    f"Card {at.step.id!r}: the id is used by another card.",
+                    field=f"{at.path}.id",
+                )
             )
         seen.add(at.step.id)
-        _check_step(document, at, visible, every_id, connection_exists)
+        _check_step(document, at, visible, every_id, connection_exists, problems)
         if at.step.nested:
             visible_inside[at.path] = set(visible)
         visible.add(at.step.id)
+    problems.raise_any()
 
 
 def _check_step(
@@ -57,57 +87,88 @@ def _check_step(
     visible: set[str],
     every_id: set[str],
     connection_exists: Callable[[str], bool],
+    problems: _Problems,
 ) -> None:
     step, where = at.step, at.path
     label = f"Card {step.id!r}"
     spec = CARDS.get(step.card)
     if spec is None:
-        raise InvalidInput(f"{label}: there is no card {step.card!r}.", field=f"{where}.card")
-    if step.connection is not None:
-        if not spec.uses_connection:
-            raise InvalidInput(
-                f"{label}: {step.card} does not use a connection.", field=f"{where}.connection"
-            )
-        if not connection_exists(step.connection):
-            raise InvalidInput(
-                f"{label}: there is no connection {step.connection!r}.",
-                field=f"{where}.connection",
-            )
+        problems.found.append(
+            InvalidInput(f"{label}: {unknown_card(step.card)}", field=f"{where}.card")
+        )
+        return
+    with problems.collect():
+        _check_connection(step, spec, where, label, connection_exists)
     if step.card == "api_connector.close" and document.trigger.type != "api_endpoint":
-        raise InvalidInput(
-            f"{label}: Close answers the caller of an API-endpoint flow, and this flow's "
-            f"trigger is {document.trigger.type}.",
-            field=f"{where}.card",
+        problems.found.append(
+            InvalidInput(
+                f"{label}: Close answers the caller of an API-endpoint flow, and this flow's "
+                f"trigger is {document.trigger.type}.",
+                field=f"{where}.card",
+            )
         )
     data_inputs = step.data_inputs
-    _check_inputs(step, spec, data_inputs, where, label)
+    _check_inputs(step, spec, data_inputs, where, label, problems)
     for key, value in data_inputs.items():
-        _check_expressions(value, f"{where}.inputs.{key}", label, visible, every_id)
+        with problems.collect():
+            _check_expressions(value, f"{where}.inputs.{key}", label, visible, every_id)
+
+
+def _check_connection(
+    step: CardStep,
+    spec: CardSpec,
+    where: str,
+    label: str,
+    connection_exists: Callable[[str], bool],
+) -> None:
+    if step.connection is None:
+        return
+    if not spec.uses_connection:
+        raise InvalidInput(
+            f"{label}: {step.card} does not use a connection.", field=f"{where}.connection"
+        )
+    if not connection_exists(step.connection):
+        raise InvalidInput(
+            f"{label}: there is no connection {step.connection!r}.",
+            field=f"{where}.connection",
+        )
 
 
 def _check_inputs(
-    step: CardStep, spec: CardSpec, inputs: dict[str, Any], where: str, label: str
+    step: CardStep,
+    spec: CardSpec,
+    inputs: dict[str, Any],
+    where: str,
+    label: str,
+    problems: _Problems,
 ) -> None:
     model, nested = spec.inputs, spec.nested_inputs
     fields = {info.alias or name: info for name, info in model.model_fields.items()}
     for name, info in fields.items():
         if name not in nested and info.is_required() and name not in inputs:
-            raise InvalidInput(
-                f"{label}: inputs.{name} is required.", field=f"{where}.inputs.{name}"
+            problems.found.append(
+                InvalidInput(f"{label}: inputs.{name} is required.", field=f"{where}.inputs.{name}")
             )
     if model.model_config.get("extra") == "forbid":
         for name in inputs:
             if name not in fields and name not in nested:
-                raise InvalidInput(
-                    f"{label}: {step.card} has no input {name!r} (inputs: "
-                    f"{', '.join(fields) or 'none'}).",
-                    field=f"{where}.inputs.{name}",
+                problems.found.append(
+                    InvalidInput(
+                        f"{label}: {step.card} has no input {name!r} (inputs: "
+                        f"{', '.join(fields) or 'none'}).",
+                        field=f"{where}.inputs.{name}",
+                    )
                 )
-    _check_literals(spec, inputs, fields, where, label)
+    _check_literals(spec, inputs, fields, where, label, problems)
 
 
 def _check_literals(
-    spec: CardSpec, inputs: dict[str, Any], fields: dict[str, Any], where: str, label: str
+    spec: CardSpec,
+    inputs: dict[str, Any],
+    fields: dict[str, Any],
+    where: str,
+    label: str,
+    problems: _Problems,
 ) -> None:
     """Each input written as a plain value (no ``{{ }}`` anywhere in it) is checked now,
     as the card will check it at every run: only expressions wait for run time."""
@@ -126,9 +187,9 @@ def _check_literals(
                 continue
             message = mine[0]["msg"].removeprefix("Value error, ")
             path = ".".join(str(part) for part in (key, *mine[0]["loc"][1:]) if part != "[key]")
-            raise InvalidInput(
-                f"{label}: inputs.{path}: {message}.", field=f"{where}.inputs.{path}"
-            ) from None
+            problems.found.append(
+                InvalidInput(f"{label}: inputs.{path}: {message}.", field=f"{where}.inputs.{path}")
+            )
 
 
 def _check_expressions(

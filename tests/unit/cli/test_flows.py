@@ -210,6 +210,21 @@ def test_invalid_flow_files_exit_2(invoke: Invoke, tmp_path: Path) -> None:
     assert json.loads(invoke("flow", "list", "--json").stdout) == []
 
 
+def test_a_flow_file_with_several_problems_names_them_all(invoke: Invoke, tmp_path: Path) -> None:
+    text = GREET.replace("object.construct", "no.such_card").replace(
+        "steps.greeting.output.n", "steps.nowhere.n"
+    )
+    result = invoke("flow", "import", str(write(tmp_path, "two.yaml", text)))
+    assert result.exit_code == 2
+    said = " ".join(result.stderr.split())
+    assert "error: 2 problems:" in said
+    assert "There is no card 'no.such_card'" in said and "(field: cards.0.card)" in said
+    assert "there is no card 'nowhere'" in said and "(field: cards.1.inputs.condition)" in said
+    as_json = invoke("flow", "import", str(tmp_path / "two.yaml"), "--json")
+    error = json.loads(as_json.stdout)["error"]
+    assert [e["field"] for e in error["errors"]] == ["cards.0.card", "cards.1.inputs.condition"]
+
+
 def test_api_endpoint_flow_token(invoke: Invoke, tmp_path: Path) -> None:
     result = invoke("flow", "import", str(write(tmp_path, "offboard.yaml", ENDPOINT)))
     assert result.exit_code == 0, result.output

@@ -10,6 +10,8 @@ export class ApiError extends Error {
     this.status = status;
     this.type = error?.type || "http_error";
     this.field = error?.field || null;
+    // every problem, when the server found several at once ({field, message} each)
+    this.problems = error?.errors || [{ field: this.field, message: this.message }];
   }
 }
 

@@ -42,6 +42,21 @@ export class InputError extends Error {
   constructor(field, message) { super(message); this.field = field; }
 }
 
+// Every input that could not be read, at once: the first is its field and message.
+export class InputErrors extends InputError {
+  constructor(all) { super(all[0].field, all[0].message); this.all = all; }
+}
+
+// Runs read(); an InputError is noted in problems (when given) instead of thrown.
+export function noting(problems, read) {
+  if (!problems) return read();
+  try { return read(); } catch (error) {
+    if (!(error instanceof InputError)) throw error;
+    problems.push(...(error.all || [error]));
+    return undefined;
+  }
+}
+
 export function fromText(kind, text, prop, field) {
   const trimmed = text.trim();
   if (trimmed === "") return undefined;

@@ -4,8 +4,8 @@ import { ApiError, enc, post } from "../api.js";
 import { InputError, pathPart } from "../card-inputs.js";
 import { badge, clear, formatDuration, h } from "../dom.js";
 import { bodyView, jsonView } from "../json-view.js";
-import { stepInputs } from "./document.js";
-import { clearErrors, showError } from "./fields.js";
+import { allStepInputs } from "./document.js";
+import { clearErrors, showError, showErrors } from "./fields.js";
 import { pickReference, visibleBefore } from "./references.js";
 import { referencesIn } from "./step-refs.js";
 import { sampleTrigger } from "./trigger.js";
@@ -15,8 +15,8 @@ export async function testStep(state, place, resultBox) {
   const { step, path } = place;
   clearErrors(state);
   let inputs;
-  try { inputs = stepInputs(state, step, path); } catch (error) {
-    if (error instanceof InputError) { showError(state, error.field, error.message); return; }
+  try { inputs = allStepInputs(state, step, path); } catch (error) {
+    if (error instanceof InputError) { showErrors(state, error.all || [error]); return; }
     throw error;
   }
   const earlier = visibleBefore(place);
@@ -50,7 +50,8 @@ export async function testStep(state, place, resultBox) {
     pin?.replaceWith(pinButton(state, step));
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
-    const field = error.field ? `${path}.${error.field}` : null;
+    // an unknown card (card_id in the URL) is shown where Save shows it: at the card
+    const field = error.field ? `${path}.${error.field === "card_id" ? "card" : error.field}` : null;
     clear(resultBox);
     if (field) showError(state, field, error.message);
     else clear(resultBox, h("div", { class: "test-result test-failed", role: "alert" }, h("strong", {}, "Could not test: "), error.message));

@@ -51,7 +51,8 @@ function stepPanel(state, place) {
     root.querySelector(`[data-step="${CSS.escape(step.id)}"] [data-move="${delta < 0 ? "up" : "down"}"]`)?.focus();
   };
   const body = [];
-  if (!spec) body.push(h("p", { class: "cell-error" }, `Unknown card ${step.card}.`));
+  // worded as the server words it (cardflow.cards.registry.unknown_card)
+  if (!spec) body.push(h("p", { class: "cell-error" }, `There is no card '${step.card}'; the cards are ${Object.keys(state.specs).sort().join(", ")}.`));
   else {
     if (spec.uses_connection) body.push(connectionField(state, step, place));
     if (isFreeform(spec)) body.push(freeformField(state, step, place));

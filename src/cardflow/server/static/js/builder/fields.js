@@ -16,8 +16,8 @@ export function clearErrors(state) {
 }
 
 // The message goes next to the closest field the page has for it (cards.0.inputs.url, then
-// cards.0.inputs, …), or in the banner above the page.
-export function showError(state, field, message) {
+// cards.0.inputs, …), or in the banner above the page. focus: scroll to it and focus it.
+export function showError(state, field, message, { focus = true } = {}) {
   const { root } = state;
   let holder = null;
   if (field) {
@@ -27,15 +27,29 @@ export function showError(state, field, message) {
     }
   }
   if (!holder) {
-    clear(root.querySelector("#save-error"), h("div", { class: "banner banner-error", role: "alert" }, message));
+    const banner = root.querySelector("#save-error");
+    if (!banner.querySelector(".banner")) banner.append(h("div", { class: "banner banner-error", role: "alert" }, h("ul", { class: "banner-list" })));
+    banner.querySelector(".banner-list").append(h("li", {}, message));
+    if (focus) banner.scrollIntoView({ block: "center", behavior: "smooth" });
     return;
   }
   holder.append(fieldError(field, message, holder));
   holder.closest(".step")?.classList.add("has-error");
   const input = holder.querySelector("input, select, textarea");
   if (input) input.setAttribute("aria-invalid", "true");
+  if (!focus) return;
   holder.scrollIntoView({ block: "center", behavior: "smooth" });
   (input || holder).focus?.();
+}
+
+// Several problems at once (a save names them all): each at its field, the first focused,
+// and a count above the page when there is more than one.
+export function showErrors(state, problems) {
+  if (problems.length > 1) {
+    clear(state.root.querySelector("#save-error"), h("p", { class: "banner banner-error", role: "alert", id: "problem-count" },
+      `${problems.length} problems to fix before saving: each is shown at its field.`));
+  }
+  problems.slice().reverse().forEach((p, i) => showError(state, p.field, p.message, { focus: i === problems.length - 1 }));
 }
 
 export async function busy(button, work) {

@@ -7,7 +7,7 @@ import { clear, h, modal, toast } from "../dom.js";
 import { openCardPicker } from "./card-picker.js";
 import { containerView } from "./cards.js";
 import { buildDocument, documentOf, newDocument } from "./document.js";
-import { busy, clearErrors, showError } from "./fields.js";
+import { busy, clearErrors, showErrors } from "./fields.js";
 import { keepTests, restoreTests } from "./kept-tests.js";
 import { settingsSection } from "./settings.js";
 import { trackReferenceTargets } from "./references.js";
@@ -57,7 +57,7 @@ async function save(state) {
   clearErrors(state);
   let document;
   try { document = buildDocument(state); } catch (error) {
-    if (error instanceof InputError) { showError(state, error.field, error.message); return; }
+    if (error instanceof InputError) { showErrors(state, error.all || [error]); return; }
     throw error;
   }
   try {
@@ -71,7 +71,7 @@ async function save(state) {
     render(state);
     state.root.querySelector("#save-status")?.replaceChildren("Saved");
   } catch (error) {
-    if (error instanceof ApiError) showError(state, error.field, error.message);
+    if (error instanceof ApiError) showErrors(state, error.problems);
     else throw error;
   }
 }
