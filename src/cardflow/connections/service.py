@@ -389,11 +389,9 @@ class ConnectionService:
 
     @staticmethod
     def _require_secrets(model: AuthConfig) -> None:
-        for name in model.secret_fields:
-            if name not in model.optional_secret_fields and not getattr(model, name):
-                raise InvalidInput(
-                    f"config.{name}: this secret is required.", field=f"config.{name}"
-                )
+        for name in model.required_secret_fields():
+            if not getattr(model, name):
+                raise InvalidInput(f"config.{name}: this field is required", field=f"config.{name}")
 
     @staticmethod
     def _duplicate(name: str) -> Conflict:
