@@ -272,10 +272,31 @@ function hostsCell(connection) {
     (connection.warnings || []).map((warning) => h("p", { class: "cell-note conn-warning" }, warning)));
 }
 
+// "10:42" today, "Dec 1, 10:42" another day: local time, the whole date and time on hover.
+function shortTime(iso) {
+  const date = new Date(iso);
+  const time = date.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  if (date.toDateString() === new Date().toDateString()) return time;
+  return `${date.toLocaleDateString(undefined, { month: "short", day: "numeric" })}, ${time}`;
+}
+
+// The upstream answered 401/403 to the last call with this connection (until one succeeds).
+export function rejectionNote(rejected) {
+  const where = rejected.flow_id
+    ? [" in ", h("a", { href: rejected.run_id ? `/runs/${enc(rejected.run_id)}` : `/flows/${enc(rejected.flow_id)}` },
+      `${rejected.flow_name ? `“${rejected.flow_name}”` : "a flow"}${rejected.card_id ? `, card ${rejected.card_id}` : ""}`)]
+    : null;
+  return h("p", { class: "cell-error conn-rejected" },
+    `Credentials rejected (HTTP ${rejected.status_code}) at `,
+    h("time", { datetime: rejected.at, title: formatTime(rejected.at) }, shortTime(rejected.at)), where);
+}
+
 function statusCell(connection) {
-  return h("td", {}, badge(connection.status),
+  const rejected = connection.rejected;
+  return h("td", {}, badge(rejected && connection.status === "ready" ? "rejected" : connection.status),
     connection.status === "error" && connection.last_error ? h("p", { class: "cell-error" }, connection.last_error) : null,
-    connection.status === "needs_authorization" && connection.last_error ? h("p", { class: "cell-note" }, connection.last_error) : null);
+    connection.status === "needs_authorization" && connection.last_error ? h("p", { class: "cell-note" }, connection.last_error) : null,
+    rejected ? rejectionNote(rejected) : null);
 }
 
 export async function connectionsPage(root) {

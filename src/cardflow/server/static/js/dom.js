@@ -60,7 +60,7 @@ export function copyButton(getText, label = "Copy") {
 
 export function badge(status) {
   const labels = {
-    ready: "Ready", needs_authorization: "Needs authorization", error: "Error",
+    ready: "Ready", needs_authorization: "Needs authorization", error: "Error", rejected: "Rejected",
     succeeded: "Succeeded", failed: "Failed", running: "Running", skipped: "Skipped",
     interrupted: "Interrupted", enabled: "Enabled", disabled: "Disabled",
   };
