@@ -21,6 +21,7 @@ from cardflow import cli
 from cardflow.app import Cardflow
 from cardflow.store.models import Connection
 from tests.conftest import MASTER_KEY, RunningServer
+from tests.support.oauth_server import OAuthServer
 from tests.support.upstream import Upstream
 
 SENTINEL = "s3cr3t-SENTINEL-rej-41x"
@@ -257,3 +258,30 @@ def test_rest_and_cli_show_the_rejection(
     assert "rejected 403" in table.stdout
     for result in (as_json, listed_json, text, table):
         assert SENTINEL not in result.stdout
+
+
+def test_a_token_refetched_after_a_401_that_then_works_is_no_rejection(
+    cf: Cardflow, oauth_server: OAuthServer, upstream: Upstream
+) -> None:
+    """Client Credentials: a 401 is answered with a fresh token and one retry; only what
+    the card finally got counts."""
+    oauth_server.add_client("svc-rej", SENTINEL, "client_secret_post", scope="read")
+    cf.connections.create(
+        "Token",
+        "client_credentials",
+        {"token_url": oauth_server.token_url, "client_id": "svc-rej", "client_secret": SENTINEL},
+    )
+    me = f"{oauth_server.url}/api/me"
+    assert _get(cf, "Token", me) == 200
+    oauth_server.revoke_all()  # the cached token now gets a 401: fetched anew, then 200
+    assert _get(cf, "Token", me) == 200
+    assert oauth_server.token_requests == 2
+    assert cf.connections.get("Token").rejected is None
+
+    # An API that refuses even the fresh token: recorded once, as the card saw it.
+    assert _get(cf, "Token", f"{upstream.url}/status/401") == 401
+    assert oauth_server.token_requests == 3
+    rejected = cf.connections.get("Token").rejected
+    assert rejected is not None and rejected.status_code == 401
+    assert _get(cf, "Token", me) == 200
+    assert cf.connections.get("Token").rejected is None
