@@ -22,7 +22,10 @@ def invalid_input(exc: ValidationError, prefix: str = "") -> InvalidInput:
     first = exc.errors(include_url=False, include_input=False)[0]
     field = field_path(prefix, tuple(first["loc"])) or prefix or None
     message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "missing":
+    if first["type"] == "missing" or (
+        # an empty string where at least one character is needed: a required value left out
+        first["type"] == "string_too_short" and first.get("ctx", {}).get("min_length") == 1
+    ):
         message = "this field is required"
     elif first["type"] == "extra_forbidden":
         message = "unknown field"

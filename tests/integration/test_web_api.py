@@ -155,6 +155,59 @@ def test_auth_types_describe_the_dialog_fields(server: RunningServer) -> None:
     assert types["none"]["fields"] == []
 
 
+def test_required_fields_are_marked_and_a_missing_one_is_refused_by_name(
+    server: RunningServer,
+) -> None:
+    with httpx.Client(base_url=server.url, headers=server.headers) as client:
+        types = client.get("/api/v1/auth-types").json()
+        required = {
+            t["name"]: sorted(f["name"] for f in t["fields"] if f["required"]) for t in types
+        }
+        assert required == {
+            "basic": ["username"],  # an empty password is allowed (API keys as user names)
+            "custom": ["header_name", "header_value"],
+            "oauth": ["authorize_url", "client_id", "client_secret", "token_url"],
+            "client_credentials": ["client_id", "client_secret", "token_url"],
+            "none": [],
+        }
+        config = {"token_url": "https://id.example.com/token", "client_id": "c"}
+        refused = client.post(
+            "/api/v1/connections",
+            json={"name": "cc", "auth_type": "client_credentials", "config": config},
+        )
+        assert refused.status_code == 422
+        assert refused.json() == {
+            "error": {
+                "type": "invalid_input",
+                "message": "config.client_secret: this field is required",
+                "field": "config.client_secret",
+            }
+        }
+        empty_user = client.post(
+            "/api/v1/connections",
+            json={"name": "b", "auth_type": "basic", "config": {"username": "", "password": "p"}},
+        )
+        assert empty_user.status_code == 422
+        assert empty_user.json()["error"]["message"] == "config.username: this field is required"
+        made = client.post(
+            "/api/v1/connections",
+            json={"name": "key", "auth_type": "basic", "config": {"username": "sk_live_x"}},
+        )
+        assert made.status_code == 201, made.text  # Stripe-style: the key, no password
+        created = client.post(
+            "/api/v1/connections",
+            json={
+                "name": "cc",
+                "auth_type": "client_credentials",
+                "config": {**config, "client_secret": "s"},
+            },
+        ).json()
+        # On edit a stored secret need not be typed again: left out, it is kept.
+        kept = client.patch(f"/api/v1/connections/{created['id']}", json={"config": {"scope": "a"}})
+        assert kept.status_code == 200, kept.text
+        assert kept.json()["config"]["client_secret"] == {"set": True}
+
+
 FLOW_YAML = """\
 name: Imported
 trigger: {type: api_endpoint, alias: imported, security: none}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import pathlib
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -107,6 +108,33 @@ def test_token_and_grant_transitions() -> None:
     assert (row.status, row.last_error) == (ConnectionStatus.ERROR, "invalid_client")
     status.authorized(row)
     assert (row.status, row.last_error, row.version) == (ConnectionStatus.READY, None, 4)
+
+
+def _rejected(row: Connection) -> Connection:
+    row.rejected_status_code, row.rejected_at = 401, datetime(2026, 12, 2, 10, 42, tzinfo=UTC)
+    row.rejected_flow_id, row.rejected_card_id, row.rejected_run_id = "flw_1", "get", "run_1"
+    return row
+
+
+def _rejection(row: Connection) -> tuple[object, ...]:
+    return tuple(getattr(row, column) for column in status.NO_REJECTION)
+
+
+def test_new_credentials_end_a_recorded_rejection_other_changes_do_not() -> None:
+    oauth, basic = AUTH_TYPES["oauth"], AUTH_TYPES["basic"]
+    row = _rejected(_row(ConnectionStatus.READY))
+    status.config_changed(row, oauth, [])  # pkce toggled: the same credentials
+    assert _rejection(row)[0] == 401
+    status.token_saved(row)  # a token fetched: not yet used
+    assert _rejection(row)[0] == 401
+    status.config_changed(row, oauth, ["client_secret"])
+    assert _rejection(row) == (None,) * 5
+    row = _rejected(_row(ConnectionStatus.READY))
+    status.config_changed(row, basic, None)
+    assert _rejection(row) == (None,) * 5
+    row = _rejected(_row(ConnectionStatus.READY))
+    status.authorized(row)
+    assert _rejection(row) == (None,) * 5
 
 
 def _is_connection_status(value: ast.expr) -> bool:

@@ -12,6 +12,7 @@ from typing import Any
 from cardflow.cards.base import CardContext, CardLimits, CardOptions, CardSpec, FlowControl
 from cardflow.cards.registry import get_card
 from cardflow.cards.runner import CardResult, run_card, validate_inputs
+from cardflow.connections.rejections import CallSite
 from cardflow.connections.runtime import ConnectionRuntime, ConnectionRuntimes
 from cardflow.errors import InvalidInput
 from cardflow.net.transport import HttpTransport
@@ -87,7 +88,12 @@ class CardPreparer:
         runtime = None
         if connection is not None:
             runtime = self._cached_runtime(spec, connection) or await self.runtimes.get(connection)
-        return await run_card(spec, parsed, self._context(opts, runtime, None, None, 0))
+        result = await run_card(spec, parsed, self._context(opts, runtime, None, None, 0))
+        code = result.status_code
+        rejections = self.runtimes.rejections
+        if runtime is not None and code is not None and rejections.concerns(runtime.id, code):
+            await rejections.observe(runtime.id, code, result.duration_ms, CallSite())
+        return result
 
     def _cached_runtime(self, spec: CardSpec, connection: str) -> ConnectionRuntime | None:
         """The connection's runtime if checked recently (the usual case: no coroutine)."""

@@ -36,7 +36,7 @@ from cardflow.cli.connection_config import (
     config_patch,
     secret_hint,
 )
-from cardflow.connections.service import ConnectionView
+from cardflow.connections.service import ConnectionView, Rejection
 from cardflow.credentials.registry import AUTH_TYPES
 from cardflow.errors import InvalidInput
 from cardflow.net.hosts import normalize_allowed_hosts
@@ -83,6 +83,8 @@ def _print_connection(view: ConnectionView) -> None:
     grid_row(details, "status", view.status)
     if view.last_error:
         grid_row(details, "last error", view.last_error)
+    if view.rejected:
+        grid_row(details, "rejected", _show_rejection(view.rejected))
     for key, value in view.config.items():
         grid_row(details, f"config.{key}", _show_value(value))
     grid_row(details, "allowed hosts", _show_hosts(view))
@@ -92,6 +94,18 @@ def _print_connection(view: ConnectionView) -> None:
     grid_row(details, "updated", view.updated_at.isoformat())
     console().print(details)
     _print_warnings(view)
+
+
+def _show_rejection(rejected: Rejection) -> str:
+    """``HTTP 401 at 2026-12-02T10:42:07+00:00 (flow 'Offboard', card 'user', run run_…)``"""
+    where = [
+        f"flow {rejected.flow_name or rejected.flow_id!r}" if rejected.flow_id else None,
+        f"card {rejected.card_id!r}" if rejected.card_id else None,
+        f"run {rejected.run_id}" if rejected.run_id else None,
+    ]
+    said = ", ".join(part for part in where if part)
+    at = rejected.at.isoformat(timespec="seconds")
+    return f"HTTP {rejected.status_code} at {at}" + (f" ({said})" if said else "")
 
 
 def _show_hosts(view: ConnectionView) -> str:
@@ -213,9 +227,8 @@ def connection_list(json_output: JsonOpt = False) -> None:
     for view in views:
         secrets = [f"{k}: {_show_value(v)}" for k, v in view.config.items() if _is_secret(v)]
         hosts = _show_hosts(view) + (" (!)" if view.warnings else "")
-        table.add_row(
-            *cells(view.name, view.id, view.auth_type, view.status, ", ".join(secrets), hosts)
-        )
+        state = view.status + (f"\nrejected {view.rejected.status_code}" if view.rejected else "")
+        table.add_row(*cells(view.name, view.id, view.auth_type, state, ", ".join(secrets), hosts))
     console().print(table)
     unbound = [view.name for view in views if view.warnings and not view.allowed_hosts]
     if unbound:

@@ -13,6 +13,7 @@ import functools
 from dataclasses import dataclass
 
 from cardflow.cache import Recent
+from cardflow.connections.rejections import Rejections
 from cardflow.connections.service import ConnectionService, LoadedConnection
 from cardflow.connections.token_store import describe_unanswered
 from cardflow.credentials.base import AuthSetup, ConnectionAuth
@@ -59,6 +60,9 @@ class ConnectionRuntimes:
         self.token_store = token_store
         self._cache: Recent[str, ConnectionRuntime] = Recent(settings.config_cache_seconds)
         self._revalidating: set[str] = set()
+        # Which connections have their credentials' rejection on record: learned with each
+        # revalidation, so that a success on any other costs no I/O.
+        self.rejections = Rejections(connections)
 
     def fresh(self, ref: str) -> ConnectionRuntime | None:
         """The runtime if it was checked recently (no I/O): the hot path, before :meth:`get`."""
@@ -88,6 +92,7 @@ class ConnectionRuntimes:
 
     def forget(self, connection_id: str) -> None:
         """Drop what is cached for a connection (its config or tokens changed)."""
+        self.rejections.forget(connection_id)
         for ref, runtime in self._cache.items():
             if runtime.id == connection_id:
                 self._cache.forget(ref)
@@ -99,7 +104,8 @@ class ConnectionRuntimes:
             raise ConnectionNotFound(
                 f"There is no connection {ref!r} (give its id or its name).", field="connection"
             )
-        connection_id, version = found
+        connection_id, version, rejected = found
+        self.rejections.learned(connection_id, rejected)
         if runtime is None or runtime.id != connection_id or runtime.version != version:
             loaded = await asyncio.to_thread(self.connections.load, connection_id)
             runtime = self._build(loaded)

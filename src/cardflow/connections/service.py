@@ -6,15 +6,17 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import httpx
 from pydantic import Field
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from cardflow.connections import status
+from cardflow.connections.rejections import CallSite
 from cardflow.connections.status import ConnectionStatus
 from cardflow.credentials.base import AuthConfig, AuthType
 from cardflow.credentials.registry import AUTH_TYPES
@@ -41,6 +43,17 @@ class FlowUse(View):
 UsageIndex = Callable[[Session], dict[str, list[FlowUse]]]
 
 
+class Rejection(View):
+    """The last 401 or 403 a card call with the connection got (until one succeeds)."""
+
+    status_code: int = Field(examples=[401])
+    at: Timestamp
+    run_id: str | None = Field(description="The run of the call (none for a card tested alone).")
+    flow_id: str | None
+    flow_name: str | None = Field(description="The flow's name, while it uses the connection.")
+    card_id: str | None = Field(description="The card's id in the flow.")
+
+
 class ConnectionView(View):
     """A connection as users see it: secrets only as ``{"set": true|false}``."""
 
@@ -60,8 +73,20 @@ class ConnectionView(View):
     used_by: tuple[FlowUse, ...] = Field(
         description="The flows whose cards use it (it cannot be deleted while any do)."
     )
+    rejected: Rejection | None = Field(
+        description="The upstream rejected its credentials (HTTP 401 or 403) at the last "
+        "such answer; null once a later call succeeds or the credentials change."
+    )
     created_at: Timestamp
     updated_at: Timestamp
+
+
+class Resolved(NamedTuple):
+    """A connection found by id or name: what a process checks its cache against."""
+
+    id: str
+    version: int
+    rejected: bool  # a rejection is on record
 
 
 @dataclass(frozen=True)
@@ -180,11 +205,14 @@ class ConnectionService:
             row = self._find(session, ref)
             return self._view(row, self._users(self._usage(session), row))
 
-    def resolve(self, ref: str) -> tuple[str, int] | None:
-        """(id, version) of a connection by id or name, or None."""
+    def resolve(self, ref: str) -> Resolved | None:
+        """A connection's id, version and whether a rejection is on record, by id or
+        name; None if there is none."""
         with self._db.session() as session:
-            row = session.execute(_by_ref(ref, Connection.id, Connection.version)).first()
-            return (row[0], row[1]) if row else None
+            row = session.execute(
+                _by_ref(ref, Connection.id, Connection.version, Connection.rejected_at)
+            ).first()
+            return Resolved(row[0], row[1], row[2] is not None) if row else None
 
     def load(self, ref: str) -> LoadedConnection:
         """The connection with its secrets decrypted (for the card runtime only)."""
@@ -319,6 +347,39 @@ class ConnectionService:
             connection_id = row.id
         self._on_change(connection_id)
 
+    # -- rejections (connections.rejections decides when) ---------------------------------
+
+    def record_rejection(
+        self, connection_id: str, status_code: int, at: datetime, site: CallSite
+    ) -> None:
+        """A card call with the connection got ``status_code`` (401 or 403) ``at``."""
+        with self._db.session() as session:
+            session.execute(
+                update(Connection)
+                .where(Connection.id == connection_id)
+                .values(
+                    rejected_status_code=status_code,
+                    rejected_at=at,
+                    rejected_run_id=site.run_id,
+                    rejected_flow_id=site.flow_id,
+                    rejected_card_id=site.card_id[:200] if site.card_id else None,
+                )
+            )
+
+    def clear_rejection(self, connection_id: str, before: datetime) -> bool:
+        """A call begun at ``before`` succeeded: a rejection recorded earlier is over."""
+        with self._db.session() as session:
+            result = session.execute(
+                update(Connection)
+                .where(
+                    Connection.id == connection_id,
+                    Connection.rejected_at.is_not(None),
+                    Connection.rejected_at <= before,
+                )
+                .values(status.NO_REJECTION)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
     # -- helpers -------------------------------------------------------------------------
 
     def _full_config(self, session: Session, row: Connection) -> dict[str, Any]:
@@ -389,11 +450,9 @@ class ConnectionService:
 
     @staticmethod
     def _require_secrets(model: AuthConfig) -> None:
-        for name in model.secret_fields:
-            if name not in model.optional_secret_fields and not getattr(model, name):
-                raise InvalidInput(
-                    f"config.{name}: this secret is required.", field=f"config.{name}"
-                )
+        for name in model.required_secret_fields():
+            if not getattr(model, name):
+                raise InvalidInput(f"config.{name}: this field is required", field=f"config.{name}")
 
     @staticmethod
     def _duplicate(name: str) -> Conflict:
@@ -425,4 +484,19 @@ class ConnectionService:
             allowed_hosts=tuple(row.allowed_hosts),
             warnings=warnings,
             used_by=used_by,
+            rejected=self._rejection(row, used_by),
+        )
+
+    @staticmethod
+    def _rejection(row: Connection, used_by: tuple[FlowUse, ...]) -> Rejection | None:
+        if row.rejected_at is None or row.rejected_status_code is None:
+            return None
+        flow_name = next((use.name for use in used_by if use.id == row.rejected_flow_id), None)
+        return Rejection(
+            status_code=row.rejected_status_code,
+            at=row.rejected_at,
+            run_id=row.rejected_run_id,
+            flow_id=row.rejected_flow_id,
+            flow_name=flow_name,
+            card_id=row.rejected_card_id,
         )

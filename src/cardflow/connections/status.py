@@ -16,6 +16,15 @@ from enum import StrEnum
 from cardflow.credentials.base import AuthType
 from cardflow.store.models import Connection, utcnow
 
+# A rejection (connections.rejections) is over: the columns that record it, cleared.
+NO_REJECTION: dict[str, None] = {
+    "rejected_status_code": None,
+    "rejected_at": None,
+    "rejected_run_id": None,
+    "rejected_flow_id": None,
+    "rejected_card_id": None,
+}
+
 
 class ConnectionStatus(StrEnum):
     READY = "ready"
@@ -33,9 +42,10 @@ def initial(auth_type: AuthType) -> ConnectionStatus:
 def config_changed(row: Connection, auth_type: AuthType, changed: Sequence[str] | None) -> bool:
     """The config changed (``changed``: the grant fields that did; None: the auth type
     itself changed). Returns whether tokens the connection holds are now void."""
+    if auth_type.user_authorizes and changed is not None and not changed:
+        return False
+    _credentials_replaced(row)
     if auth_type.user_authorizes:
-        if changed is not None and not changed:
-            return False
         row.status = ConnectionStatus.NEEDS_AUTHORIZATION
         row.last_error = (
             f"{', '.join(changed)} changed: authorize this connection again."
@@ -57,8 +67,15 @@ def authorized(row: Connection) -> None:
     """A user authorized the connection: it is ready, and its version moves so every
     process drops the auth it cached."""
     row.status, row.last_error = ConnectionStatus.READY, None
+    _credentials_replaced(row)
     row.version += 1
     row.updated_at = utcnow()
+
+
+def _credentials_replaced(row: Connection) -> None:
+    """What the upstream said of the old credentials says nothing of the new ones."""
+    for column in NO_REJECTION:
+        setattr(row, column, None)
 
 
 def grant_refused(row: Connection, message: str, *, needs_authorization: bool) -> None:

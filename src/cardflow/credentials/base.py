@@ -43,6 +43,11 @@ class AuthConfig(BaseModel):
     # Secret fields that may legitimately be empty (a Basic password).
     optional_secret_fields: ClassVar[tuple[str, ...]] = ()
 
+    @classmethod
+    def required_secret_fields(cls) -> tuple[str, ...]:
+        """The secrets a connection of this type cannot work without."""
+        return tuple(f for f in cls.secret_fields if f not in cls.optional_secret_fields)
+
     def public(self) -> dict[str, Any]:
         return self.model_dump(exclude=set(self.secret_fields), mode="json")
 

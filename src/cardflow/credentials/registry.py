@@ -39,7 +39,9 @@ _LABELS = {
 def auth_type_info(auth_type: AuthType) -> dict[str, Any]:
     """An auth type and its config fields, as forms need them (JSON-ready)."""
     schema = auth_type.config.model_json_schema()
-    required = set(schema.get("required", ()))
+    # Required: fields without a default, and secrets that may not be empty (their default
+    # is "" so that an update may leave them out and keep the stored one).
+    required = set(schema.get("required", ())) | set(auth_type.config.required_secret_fields())
     fields = []
     for name, prop in schema.get("properties", {}).items():
         options = prop.get("enum")

@@ -30,6 +30,7 @@ from cardflow.cards.control import NestedCardFailed
 from cardflow.cards.preparer import CardPreparer
 from cardflow.cards.registry import CARDS
 from cardflow.cards.runner import CardResult, failed_result, run_card
+from cardflow.connections.rejections import CallSite
 from cardflow.errors import (
     INTERRUPTED,
     Busy,
@@ -260,6 +261,7 @@ class StepExecutor:
     def __init__(self, preparer: CardPreparer, limits: RunLimits) -> None:
         self.preparer = preparer
         self.limits = limits
+        self.rejections = preparer.runtimes.rejections
 
     async def run_steps(
         self, execution: Execution, steps: list[CardStep], scope: dict[str, Any], prefix: str
@@ -335,6 +337,21 @@ class StepExecutor:
                     step.card, host_label(inputs.get("url")), status_class(result.status_code)
                 ).inc()
                 CARD_SECONDS.labels(step.card).observe(result.duration_ms / 1000)
+                # A 401/403, or the first success after one, is recorded on the connection;
+                # any other answer costs a set lookup (connections.rejections).
+                code = result.status_code
+                if (
+                    connection_id is not None
+                    and code is not None
+                    and self.rejections.concerns(connection_id, code)
+                ):
+                    record = execution.record
+                    site = (
+                        CallSite(record.id, record.flow_id, prefix + step.id)
+                        if record is not None
+                        else CallSite()  # a card tested alone
+                    )
+                    await self.rejections.observe(connection_id, code, result.duration_ms, site)
         if result.error is not None:
             await self.complete_secrets(execution)
             result.error = execution.secrets.stored()(result.error)

@@ -95,6 +95,13 @@ class Connection(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The last 401/403 a card call with it got, until a call succeeds (all null: none).
+    # Written only then, never on a success otherwise (see connections.rejections).
+    rejected_status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    rejected_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    rejected_run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    rejected_flow_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    rejected_card_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
     token: Mapped[ConnectionToken | None] = relationship(
         back_populates="connection", cascade="all, delete-orphan", passive_deletes=True

@@ -2,7 +2,7 @@
 import { ApiError, csrfToken, del, enc, get, patch, post } from "./api.js";
 import {
   badge, clear, confirmDialog, copyButton, emptyState, fieldError, formatTime, h, modal,
-  nextId, pageHeader, toast,
+  nextId, pageHeader, requiredMessage, toast,
 } from "./dom.js";
 
 let authTypesCache = null;
@@ -28,10 +28,23 @@ function redirectUriBlock(uri) {
     h("code", { class: "redirect-uri-value" }, uri), " ", copyButton(() => uri, "Copy"));
 }
 
+const reqMark = () => h("span", { class: "req", "aria-hidden": "true" }, " *");
+
+// A secret already stored need not be typed again (blank keeps it): only a missing one is required.
+function stored(field, connection, typeName) {
+  const current = connection && connection.auth_type === typeName ? connection.config[field.name] : undefined;
+  return Boolean(field.secret && current && typeof current === "object" && current.set);
+}
+
+function mustFill(field, connection, typeName) {
+  return field.kind === "text" && field.required && !stored(field, connection, typeName);
+}
+
 function configField(field, connection, typeName) {
   const id = nextId("cfg");
   const current = connection && connection.auth_type === typeName ? connection.config[field.name] : undefined;
   const path = `config.${field.name}`;
+  const required = mustFill(field, connection, typeName);
   let control;
   if (field.kind === "boolean") {
     const checked = current !== undefined ? Boolean(current) : Boolean(field.default);
@@ -45,17 +58,17 @@ function configField(field, connection, typeName) {
     control = h("select", { id, name: field.name },
       field.options.map((option) => h("option", { value: option, selected: option === value }, option)));
   } else if (field.secret) {
-    const isSet = current && typeof current === "object" && current.set;
     control = h("input", {
       type: "password", id, name: field.name, autocomplete: "new-password", "data-secret": "true",
-      placeholder: isSet ? "Saved — leave blank to keep it" : "",
+      required, "aria-required": required ? "true" : null,
+      placeholder: stored(field, connection, typeName) ? "Saved — leave blank to keep it" : "",
     });
   } else {
-    control = h("input", { type: field.name.endsWith("_url") ? "url" : "text", id, name: field.name, value: current ?? "", required: field.required, autocomplete: "off", spellcheck: "false" });
+    control = h("input", { type: field.name.endsWith("_url") ? "url" : "text", id, name: field.name, value: current ?? "", required, "aria-required": required ? "true" : null, autocomplete: "off", spellcheck: "false" });
   }
   const hint = field.secret ? "Stored encrypted; never shown again." : field.description;
   return h("div", { class: "field", "data-field": path },
-    h("label", { for: id }, field.title, field.required ? h("span", { class: "req", "aria-hidden": "true" }, " *") : null),
+    h("label", { for: id }, field.title, required ? reqMark() : null),
     control, hint ? h("p", { class: "hint" }, hint) : null);
 }
 
@@ -165,8 +178,8 @@ export async function openConnectionDialog(connection = null) {
     const formId = nextId("form");
     const form = h("form", { class: "form", id: formId, novalidate: true },
       h("div", { class: "field", "data-field": "name" },
-        h("label", { for: nameId }, "Nickname", h("span", { class: "req", "aria-hidden": "true" }, " *")),
-        h("input", { id: nameId, name: "name", required: true, value: connection?.name ?? "", autocomplete: "off" }),
+        h("label", { for: nameId }, "Nickname", reqMark()),
+        h("input", { id: nameId, name: "name", required: true, "aria-required": "true", value: connection?.name ?? "", autocomplete: "off" }),
         h("p", { class: "hint" }, "Describe the service, auth type and account, e.g. “JIRA Service Management - OAuth - service_account”.")),
       h("div", { class: "field", "data-field": "auth_type" },
         h("label", { for: typeId }, "Auth type"), typeSelect),
@@ -195,6 +208,22 @@ export async function openConnectionDialog(connection = null) {
       form.querySelectorAll("[aria-invalid]").forEach((e) => e.removeAttribute("aria-invalid"));
       clear(formError);
       const type = types.find((t) => t.name === typeSelect.value);
+      // Every required field left empty at once, named by its label, before anything is sent.
+      const sameType = editing && connection.auth_type === type.name ? connection : null;
+      const empty = [{ path: "name", input: form.elements.namedItem("name") }]
+        .concat(type.fields.filter((f) => mustFill(f, sameType, type.name))
+          .map((f) => ({ path: `config.${f.name}`, input: form.elements.namedItem(f.name), secret: f.secret })))
+        .filter(({ input, secret }) => input && (secret ? input.value === "" : input.value.trim() === ""));
+      if (empty.length) {
+        for (const { path, input } of empty) {
+          const holder = form.querySelector(`[data-field="${CSS.escape(path)}"]`);
+          const label = holder.querySelector("label").textContent.replace(/\s*\*\s*$/, "").trim();
+          input.setAttribute("aria-invalid", "true");
+          holder.append(fieldError(path, requiredMessage(label)));
+        }
+        empty[0].input.focus();
+        return;
+      }
       const body = { name: form.elements.namedItem("name").value.trim(), auth_type: type.name, config: readConfig(form, type, editing && connection.auth_type === type.name) };
       const allowedHosts = hosts.value();
       if (allowedHosts !== undefined) body.allowed_hosts = allowedHosts;
@@ -243,10 +272,31 @@ function hostsCell(connection) {
     (connection.warnings || []).map((warning) => h("p", { class: "cell-note conn-warning" }, warning)));
 }
 
+// "10:42" today, "Dec 1, 10:42" another day: local time, the whole date and time on hover.
+function shortTime(iso) {
+  const date = new Date(iso);
+  const time = date.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+  if (date.toDateString() === new Date().toDateString()) return time;
+  return `${date.toLocaleDateString(undefined, { month: "short", day: "numeric" })}, ${time}`;
+}
+
+// The upstream answered 401/403 to the last call with this connection (until one succeeds).
+export function rejectionNote(rejected) {
+  const where = rejected.flow_id
+    ? [" in ", h("a", { href: rejected.run_id ? `/runs/${enc(rejected.run_id)}` : `/flows/${enc(rejected.flow_id)}` },
+      `${rejected.flow_name ? `“${rejected.flow_name}”` : "a flow"}${rejected.card_id ? `, card ${rejected.card_id}` : ""}`)]
+    : null;
+  return h("p", { class: "cell-error conn-rejected" },
+    `Credentials rejected (HTTP ${rejected.status_code}) at `,
+    h("time", { datetime: rejected.at, title: formatTime(rejected.at) }, shortTime(rejected.at)), where);
+}
+
 function statusCell(connection) {
-  return h("td", {}, badge(connection.status),
+  const rejected = connection.rejected;
+  return h("td", {}, badge(rejected && connection.status === "ready" ? "rejected" : connection.status),
     connection.status === "error" && connection.last_error ? h("p", { class: "cell-error" }, connection.last_error) : null,
-    connection.status === "needs_authorization" && connection.last_error ? h("p", { class: "cell-note" }, connection.last_error) : null);
+    connection.status === "needs_authorization" && connection.last_error ? h("p", { class: "cell-note" }, connection.last_error) : null,
+    rejected ? rejectionNote(rejected) : null);
 }
 
 export async function connectionsPage(root) {

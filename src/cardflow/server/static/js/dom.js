@@ -60,7 +60,7 @@ export function copyButton(getText, label = "Copy") {
 
 export function badge(status) {
   const labels = {
-    ready: "Ready", needs_authorization: "Needs authorization", error: "Error",
+    ready: "Ready", needs_authorization: "Needs authorization", error: "Error", rejected: "Rejected",
     succeeded: "Succeeded", failed: "Failed", running: "Running", skipped: "Skipped",
     interrupted: "Interrupted", enabled: "Enabled", disabled: "Disabled",
   };
@@ -134,6 +134,11 @@ export function fieldError(field, message, holder = null) {
   return el;
 }
 
+// What a required field left empty says, whether the form or the server noticed.
+export function requiredMessage(label) {
+  return `${label} is required.`;
+}
+
 // An error shown next to its field speaks of the field by its label, not its path:
 // "Card 'ack': inputs.status_code: must be 200…" next to Status code reads
 // "Status code: must be 200…"; "config.header_name: …" reads "Header name: …".
@@ -144,7 +149,9 @@ export function forField(message, field, holder) {
   const parts = field.split(".");
   for (let n = parts.length; n > 0; n -= 1) {
     const prefix = `${parts.slice(-n).join(".")}: `;
-    if (text.startsWith(prefix)) return `${label}: ${text.slice(prefix.length)}`;
+    if (!text.startsWith(prefix)) continue;
+    const rest = text.slice(prefix.length);
+    return /^this field is required\.?$/.test(rest) ? requiredMessage(label) : `${label}: ${rest}`;
   }
   return message;
 }
