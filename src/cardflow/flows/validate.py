@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from cardflow.cards.base import CardSpec
 from cardflow.cards.registry import CARDS
-from cardflow.errors import InvalidInput
+from cardflow.errors import InvalidInput, MissingConnections
 from cardflow.flows.expressions import (
     ExpressionError,
     expressions_in,
@@ -21,7 +21,9 @@ from cardflow.flows.model import CardStep, FlowDocument, StepAt
 
 
 def check_flow(document: FlowDocument, connection_exists: Callable[[str], bool]) -> None:
-    """Raise InvalidInput naming the card and the field of the first problem found."""
+    """Raise InvalidInput naming the card and the field of the first problem found; when
+    the flow is otherwise sound, MissingConnections naming every connection its cards name
+    that does not exist (so an import can offer to map them all at once)."""
     trigger = document.trigger
     if trigger.type == "api_endpoint" and not trigger.alias:
         raise InvalidInput(
@@ -45,10 +47,45 @@ def check_flow(document: FlowDocument, connection_exists: Callable[[str], bool])
                 f"Card {at.step.id!r}: the id is used by another card.", field=f"{at.path}.id"
             )
         seen.add(at.step.id)
-        _check_step(document, at, visible, every_id, connection_exists)
+        _check_step(document, at, visible, every_id)
         if at.step.nested:
             visible_inside[at.path] = set(visible)
         visible.add(at.step.id)
+    _check_connections(placed, connection_exists)
+
+
+def _check_connections(placed: list[StepAt], connection_exists: Callable[[str], bool]) -> None:
+    users: dict[str, list[StepAt]] = {}
+    for at in placed:
+        if at.step.connection is not None:
+            users.setdefault(at.step.connection, []).append(at)
+    missing = {name: ats for name, ats in users.items() if not connection_exists(name)}
+    if not missing:
+        return
+    first = next(iter(missing.values()))
+    if len(missing) == 1 and len(first) == 1:
+        message = f"Card {first[0].step.id!r}: there is no connection {first[0].step.connection!r}."
+    else:
+        named = " and ".join(
+            f"no connection {name!r} (used by {_cards_text(ats)})" for name, ats in missing.items()
+        )
+        message = f"There is {named}."
+    raise MissingConnections(
+        message,
+        missing=[
+            {
+                "name": name,
+                "cards": [{"id": at.step.id, "field": f"{at.path}.connection"} for at in ats],
+            }
+            for name, ats in missing.items()
+        ],
+        field=f"{first[0].path}.connection",
+    )
+
+
+def _cards_text(ats: list[StepAt]) -> str:
+    ids = ", ".join(repr(at.step.id) for at in ats)
+    return f"card {ids}" if len(ats) == 1 else f"cards {ids}"
 
 
 def _check_step(
@@ -56,23 +93,16 @@ def _check_step(
     at: StepAt,
     visible: set[str],
     every_id: set[str],
-    connection_exists: Callable[[str], bool],
 ) -> None:
     step, where = at.step, at.path
     label = f"Card {step.id!r}"
     spec = CARDS.get(step.card)
     if spec is None:
         raise InvalidInput(f"{label}: there is no card {step.card!r}.", field=f"{where}.card")
-    if step.connection is not None:
-        if not spec.uses_connection:
-            raise InvalidInput(
-                f"{label}: {step.card} does not use a connection.", field=f"{where}.connection"
-            )
-        if not connection_exists(step.connection):
-            raise InvalidInput(
-                f"{label}: there is no connection {step.connection!r}.",
-                field=f"{where}.connection",
-            )
+    if step.connection is not None and not spec.uses_connection:
+        raise InvalidInput(
+            f"{label}: {step.card} does not use a connection.", field=f"{where}.connection"
+        )
     if step.card == "api_connector.close" and document.trigger.type != "api_endpoint":
         raise InvalidInput(
             f"{label}: Close answers the caller of an API-endpoint flow, and this flow's "
