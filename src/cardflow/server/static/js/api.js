@@ -10,6 +10,8 @@ export class ApiError extends Error {
     this.status = status;
     this.type = error?.type || "http_error";
     this.field = error?.field || null;
+    // the error's other members (e.g. missing_connections when importing a flow)
+    this.details = error && typeof error === "object" ? error : {};
   }
 }
 
