@@ -150,6 +150,19 @@ def test_a_mapping_to_a_connection_that_does_not_exist_names_its_field(
     assert "missing_connections" not in error
 
 
+def test_a_mapping_for_a_connection_no_card_names_is_refused(server: RunningServer) -> None:
+    server.cf.connections.create("JIRA - Basic - bot", "none", {})
+    with api(server) as client:
+        answer = client.post(
+            "/api/v1/flows/import",
+            json={"content": OFFBOARD, "connections": {"JIRA - OAuth - prd": "JIRA - Basic - bot"}},
+        )
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["field"] == "connections.JIRA - OAuth - prd"
+    assert "'JIRA - OAuth - prod', 'Slack bot'" in error["message"]
+
+
 def test_a_mapped_file_can_also_go_in_as_a_copy(server: RunningServer) -> None:
     server.cf.connections.create("JIRA - Basic - bot", "none", {})
     server.cf.connections.create("Slack - token", "none", {})

@@ -247,10 +247,9 @@ def flow_import(
             name = (exc.field or "").removeprefix("connections.")
             if name == exc.field or name not in mapping:
                 raise
+            flag = f"--connection {shlex.quote(f'{name}={mapping[name]}')}"
             raise InvalidInput(
-                f"--connection {shlex.quote(f'{name}={mapping[name]}')}: there is no connection "
-                f"{mapping[name]!r} here (cardflow connection list shows them).",
-                field=exc.field,
+                f"{flag}: {exc.message.removeprefix(f'{exc.field}: ')}", field=exc.field
             ) from None
     if as_json:
         print_json(view)

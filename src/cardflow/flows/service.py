@@ -220,7 +220,7 @@ class FlowService:
                 data = load_document(
                     data, max_bytes=self.max_flow_bytes, max_depth=self.max_nesting_depth
                 )
-            data = data.with_connections(self._mapped_names(connections))
+            data = data.with_connections(self._mapped_names(data, connections))
         document = self._checked(data)
         if as_copy:
             return self.create(self._as_copy(document))
@@ -235,9 +235,21 @@ class FlowService:
             )
         return self.replace(existing.id, document)
 
-    def _mapped_names(self, connections: Mapping[str, str]) -> dict[str, str]:
+    def _mapped_names(
+        self, document: FlowDocument, connections: Mapping[str, str]
+    ) -> dict[str, str]:
         """Each mapping's target as the name of the existing connection it gives (by id or
-        name), so an imported flow names its connections as the builder writes them."""
+        name), so an imported flow names its connections as the builder writes them. A
+        mapping for a connection no card names is refused (a typo would go unnoticed)."""
+        named = sorted({at.step.connection for at in document.walk() if at.step.connection})
+        for name in connections:
+            if name not in named:
+                listed = ", ".join(repr(each) for each in named) or "none"
+                raise InvalidInput(
+                    f"connections.{name}: no card of the flow names the connection {name!r} "
+                    f"(its cards name: {listed}).",
+                    field=f"connections.{name}",
+                )
         by_ref: dict[str, str] = {}
         for view in self._connections.list():
             by_ref.setdefault(view.name, view.name)

@@ -343,6 +343,9 @@ def test_import_names_the_missing_connections_and_the_flags_that_map_them(
     wrong = invoke("flow", "import", str(path), jira, "--connection", "Slack bot=nope")
     assert wrong.exit_code == 2
     assert "--connection 'Slack bot=nope': there is no connection 'nope'" in wrong.stderr
+    typo = invoke("flow", "import", str(path), jira, "--connection", "Slack=Slack token")
+    assert typo.exit_code == 2
+    assert "--connection 'Slack=Slack token': no card of the flow names" in typo.stderr
     with opened(tmp_path / "home") as cf:
         slack_id = cf.connections.get("Slack token").id
     flow = imported(invoke, path, jira, "--connection", f"Slack bot={slack_id}")

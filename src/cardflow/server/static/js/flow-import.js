@@ -140,6 +140,8 @@ export async function importFile(file, reload) {
       const name = answer.flow.name;
       toast(choice === "replace" ? `Replaced “${name}”.` : choice ? `Imported as “${name}”.` : `Imported “${name}”.`, "ok");
     }
+  } catch (error) { // the list of connections could not be read
+    toast(`${file.name}: ${error.message}`, "error");
   } finally {
     await reload();
   }
