@@ -3,6 +3,7 @@
     CardflowError
     ├── ConfigurationError          bad settings, missing or wrong master key
     ├── InvalidInput                a field of a request is wrong (names the field)
+    │   └── MissingConnections      a flow's cards name connections that do not exist
     ├── NotFound
     │   ├── ConnectionNotFound
     │   ├── CardNotFound
@@ -86,6 +87,23 @@ class InvalidInput(CardflowError):
                 {"message": p.message, **({"field": p.field} if p.field is not None else {})}
                 for p in self.problems
             ]
+        return data
+
+
+class MissingConnections(InvalidInput):
+    """A flow's cards name connections that are not here: every one of them, each with the
+    cards using it (``missing``: ``[{"name", "cards": [{"id", "field"}]}]``), so a client can
+    offer to map each to an existing connection. ``field`` is the first card's."""
+
+    def __init__(
+        self, message: str, *, missing: list[dict[str, Any]], field: str | None = None
+    ) -> None:
+        super().__init__(message, field=field)
+        self.missing = missing
+
+    def to_dict(self) -> dict[str, Any]:
+        data = super().to_dict()
+        data["missing_connections"] = self.missing
         return data
 
 

@@ -25,6 +25,7 @@ def test_error_types_are_stable() -> None:
 
     expected = {
         "InvalidInput": "invalid_input",
+        "MissingConnections": "invalid_input",  # a 422 with error.missing_connections
         "ConnectionNotFound": "connection_not_found",
         "CardNotFound": "card_not_found",
         "Conflict": "conflict",

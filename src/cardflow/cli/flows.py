@@ -8,6 +8,7 @@ credential for its callers, so it is printed plainly (as the web UI shows it).
 from __future__ import annotations
 
 import json
+import shlex
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -29,11 +30,12 @@ from cardflow.cli._common import (
     kept,
     list_table,
     open_cardflow,
+    parse_pairs,
     print_json,
     want_json,
 )
 from cardflow.cli.runs import print_run
-from cardflow.errors import Conflict, InvalidInput
+from cardflow.errors import Conflict, InvalidInput, MissingConnections
 from cardflow.flows.model import FlowDocument, dump_document, load_document, parse_text
 from cardflow.flows.service import FlowView
 
@@ -88,6 +90,39 @@ def _run_inputs(input_json: str | None, input_file: Path | None) -> dict[str, An
     if not isinstance(inputs, dict):
         raise InvalidInput(f"{source}: must be a JSON object.", field="input")
     return inputs
+
+
+def _connection_mapping(values: list[str] | None) -> dict[str, str]:
+    """``--connection NAME=CONNECTION`` arguments as the import's mapping."""
+    mapping: dict[str, str] = {}
+    for name, target in parse_pairs(values, "--connection", "NAME=CONNECTION"):
+        if name in mapping:
+            raise InvalidInput(f"--connection maps {name!r} twice.", field=f"connections.{name}")
+        if not target.strip():
+            raise InvalidInput(
+                f"--connection {name!r}: name the existing connection after '='.",
+                field=f"connections.{name}",
+            )
+        mapping[name] = target.strip()
+    return mapping
+
+
+def _missing_connections(exc: MissingConnections) -> MissingConnections:
+    """The refusal of a file naming connections that are not here, saying what to add."""
+    lines = ["The flow file names connections that do not exist here:"]
+    for missing in exc.missing:
+        ids = ", ".join(repr(card["id"]) for card in missing["cards"])
+        used = f"card {ids}" if len(missing["cards"]) == 1 else f"cards {ids}"
+        lines.append(f"  {missing['name']!r}, used by {used}")
+    flags = " ".join(
+        f"--connection {shlex.quote(missing['name'] + '=CONNECTION')}" for missing in exc.missing
+    )
+    lines.append(
+        "Map each to an existing connection (its name or id; cardflow connection list shows "
+        "them, cardflow connection create makes one) by adding:"
+    )
+    lines.append(f"  {flags}")
+    return MissingConnections("\n".join(lines), missing=exc.missing)
 
 
 # -- showing -----------------------------------------------------------------------------
@@ -165,6 +200,16 @@ def flow_import(
             "alias if its alias is taken).",
         ),
     ] = False,
+    connection: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--connection",
+            metavar="NAME=CONNECTION",
+            help="Use an existing connection (name or id) wherever the file names the "
+            "connection NAME; repeat for each. Needed for each connection the file names "
+            "that does not exist here.",
+        ),
+    ] = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Create a flow from a YAML or JSON file (or replace one of the same name).
@@ -176,11 +221,13 @@ def flow_import(
       cardflow flow export "Offboard user" > f.yaml
       cardflow flow import f.yaml --replace
       cardflow flow import f.yaml --as-copy
+      cardflow flow import f.yaml --connection "Jira prod=Jira test"
     """
     as_json = want_json(json_output)
     with guard(as_json):
         if replace and as_copy:
             raise InvalidInput("Choose --replace or --as-copy, not both.", field="as_copy")
+        mapping = _connection_mapping(connection)
         document = _read_document(file)
     with open_cardflow(as_json) as cf:
         existing = next((v for v in cf.flows.list() if v.name == document.name), None)
@@ -190,7 +237,20 @@ def flow_import(
                 "--replace to replace it, or --as-copy to import it beside it.",
                 field="name",
             )
-        view = cf.flows.import_document(document, replace=replace, as_copy=as_copy)
+        try:
+            view = cf.flows.import_document(
+                document, replace=replace, as_copy=as_copy, connections=mapping
+            )
+        except MissingConnections as exc:
+            raise _missing_connections(exc) from None
+        except InvalidInput as exc:
+            name = (exc.field or "").removeprefix("connections.")
+            if name == exc.field or name not in mapping:
+                raise
+            flag = f"--connection {shlex.quote(f'{name}={mapping[name]}')}"
+            raise InvalidInput(
+                f"{flag}: {exc.message.removeprefix(f'{exc.field}: ')}", field=exc.field
+            ) from None
     if as_json:
         print_json(view)
         return

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -266,6 +266,22 @@ class FlowDocument(BaseModel):
     def walk(self) -> Iterator[StepAt]:
         """Every card of the flow with where it sits, nested cards included."""
         return walk(self.cards)
+
+    def with_connections(self, renamed: Mapping[str, str]) -> FlowDocument:
+        """The document with every card (nested ones too) that names a connection in
+        ``renamed`` naming the connection it maps to instead (an import's mapping)."""
+        data = self.model_dump(mode="json")
+        changed = False
+        for at in self.walk():
+            target = renamed.get(at.step.connection) if at.step.connection else None
+            if target is None or target == at.step.connection:
+                continue
+            card: Any = data
+            for part in at.path.split("."):  # cards.2.inputs.then.0: lists and inputs
+                card = card[int(part)] if isinstance(card, list) else card[part]
+            card["connection"] = target
+            changed = True
+        return validate(FlowDocument, data) if changed else self
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import builtins
 import hmac
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ConfigDict, Field
@@ -201,10 +202,25 @@ class FlowService:
         return view
 
     def import_document(
-        self, data: Any, *, replace: bool = False, as_copy: bool = False
+        self,
+        data: Any,
+        *,
+        replace: bool = False,
+        as_copy: bool = False,
+        connections: Mapping[str, str] | None = None,
     ) -> FlowView:
         """Create a flow from an imported document, replace the flow of the same name, or
-        (``as_copy``) create it beside that one under a free name and alias."""
+        (``as_copy``) create it beside that one under a free name and alias.
+
+        ``connections`` maps connections as the file names them to existing ones (id or
+        name): its cards, nested ones too, name those instead. A file naming connections
+        that are not here, unmapped, raises MissingConnections listing them all."""
+        if connections:
+            if not isinstance(data, FlowDocument):
+                data = load_document(
+                    data, max_bytes=self.max_flow_bytes, max_depth=self.max_nesting_depth
+                )
+            data = data.with_connections(self._mapped_names(data, connections))
         document = self._checked(data)
         if as_copy:
             return self.create(self._as_copy(document))
@@ -218,6 +234,36 @@ class FlowService:
                 field="name",
             )
         return self.replace(existing.id, document)
+
+    def _mapped_names(
+        self, document: FlowDocument, connections: Mapping[str, str]
+    ) -> dict[str, str]:
+        """Each mapping's target as the name of the existing connection it gives (by id or
+        name), so an imported flow names its connections as the builder writes them. A
+        mapping for a connection no card names is refused (a typo would go unnoticed)."""
+        named = sorted({at.step.connection for at in document.walk() if at.step.connection})
+        for name in connections:
+            if name not in named:
+                listed = ", ".join(repr(each) for each in named) or "none"
+                raise InvalidInput(
+                    f"connections.{name}: no card of the flow names the connection {name!r} "
+                    f"(its cards name: {listed}).",
+                    field=f"connections.{name}",
+                )
+        by_ref: dict[str, str] = {}
+        for view in self._connections.list():
+            by_ref.setdefault(view.name, view.name)
+            by_ref[view.id] = view.name  # an id wins over a name that looks like one
+        names: dict[str, str] = {}
+        for name, ref in connections.items():
+            if ref not in by_ref:
+                raise InvalidInput(
+                    f"connections.{name}: there is no connection {ref!r} to use for "
+                    f"{name!r} (give an existing connection's name or id).",
+                    field=f"connections.{name}",
+                )
+            names[name] = by_ref[ref]
+        return names
 
     def _as_copy(self, document: FlowDocument) -> FlowDocument:
         """The document under the first free name "X (copy)", "X (copy 2)"… and, for an API

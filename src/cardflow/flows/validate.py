@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from cardflow.cards.base import CardSpec
 from cardflow.cards.registry import CARDS, unknown_card
-from cardflow.errors import InvalidInput
+from cardflow.errors import InvalidInput, MissingConnections
 from cardflow.flows.expressions import (
     ExpressionError,
     expressions_in,
@@ -44,7 +44,9 @@ class _Problems:
 
 def check_flow(document: FlowDocument, connection_exists: Callable[[str], bool]) -> None:
     """Raise InvalidInput naming the card and the field of the first problem found, with
-    every problem found (at most MAX_PROBLEMS) in its ``problems``."""
+    every problem found (at most MAX_PROBLEMS) in its ``problems``; when the flow is
+    otherwise sound, MissingConnections naming every connection its cards name that does
+    not exist (so an import can offer to map them all at once)."""
     problems = _Problems()
     trigger = document.trigger
     if trigger.type == "api_endpoint" and not trigger.alias:
@@ -74,11 +76,62 @@ def check_flow(document: FlowDocument, connection_exists: Callable[[str], bool])
                 )
             )
         seen.add(at.step.id)
-        _check_step(document, at, visible, every_id, connection_exists, problems)
+        _check_step(document, at, visible, every_id, problems)
         if at.step.nested:
             visible_inside[at.path] = set(visible)
         visible.add(at.step.id)
+    missing = _missing_connections(placed, connection_exists)
+    if problems.found and missing:
+        # with other problems to fix too, each missing connection is one more problem
+        problems.found.extend(
+            InvalidInput(
+                f"Card {at.step.id!r}: there is no connection {name!r}.",
+                field=f"{at.path}.connection",
+            )
+            for name, ats in missing.items()
+            for at in ats
+        )
     problems.raise_any()
+    if missing:
+        raise _missing_error(missing)
+
+
+def _missing_connections(
+    placed: list[StepAt], connection_exists: Callable[[str], bool]
+) -> dict[str, list[StepAt]]:
+    """The connections the cards name that do not exist, each with the cards naming it."""
+    users: dict[str, list[StepAt]] = {}
+    for at in placed:
+        if at.step.connection is not None:
+            users.setdefault(at.step.connection, []).append(at)
+    return {name: ats for name, ats in users.items() if not connection_exists(name)}
+
+
+def _missing_error(missing: dict[str, list[StepAt]]) -> MissingConnections:
+    first = next(iter(missing.values()))
+    if len(missing) == 1 and len(first) == 1:
+        message = f"Card {first[0].step.id!r}: there is no connection {first[0].step.connection!r}."
+    else:
+        named = " and ".join(
+            f"no connection {name!r} (used by {_cards_text(ats)})" for name, ats in missing.items()
+        )
+        message = f"There is {named}."
+    return MissingConnections(
+        message,
+        missing=[
+            {
+                "name": name,
+                "cards": [{"id": at.step.id, "field": f"{at.path}.connection"} for at in ats],
+            }
+            for name, ats in missing.items()
+        ],
+        field=f"{first[0].path}.connection",
+    )
+
+
+def _cards_text(ats: list[StepAt]) -> str:
+    ids = ", ".join(repr(at.step.id) for at in ats)
+    return f"card {ids}" if len(ats) == 1 else f"cards {ids}"
 
 
 def _check_step(
@@ -86,7 +139,6 @@ def _check_step(
     at: StepAt,
     visible: set[str],
     every_id: set[str],
-    connection_exists: Callable[[str], bool],
     problems: _Problems,
 ) -> None:
     step, where = at.step, at.path
@@ -97,8 +149,12 @@ def _check_step(
             InvalidInput(f"{label}: {unknown_card(step.card)}", field=f"{where}.card")
         )
         return
-    with problems.collect():
-        _check_connection(step, spec, where, label, connection_exists)
+    if step.connection is not None and not spec.uses_connection:
+        problems.found.append(
+            InvalidInput(
+                f"{label}: {step.card} does not use a connection.", field=f"{where}.connection"
+            )
+        )
     if step.card == "api_connector.close" and document.trigger.type != "api_endpoint":
         problems.found.append(
             InvalidInput(
@@ -112,26 +168,6 @@ def _check_step(
     for key, value in data_inputs.items():
         with problems.collect():
             _check_expressions(value, f"{where}.inputs.{key}", label, visible, every_id)
-
-
-def _check_connection(
-    step: CardStep,
-    spec: CardSpec,
-    where: str,
-    label: str,
-    connection_exists: Callable[[str], bool],
-) -> None:
-    if step.connection is None:
-        return
-    if not spec.uses_connection:
-        raise InvalidInput(
-            f"{label}: {step.card} does not use a connection.", field=f"{where}.connection"
-        )
-    if not connection_exists(step.connection):
-        raise InvalidInput(
-            f"{label}: there is no connection {step.connection!r}.",
-            field=f"{where}.connection",
-        )
 
 
 def _check_inputs(

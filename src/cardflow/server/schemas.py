@@ -9,15 +9,56 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from cardflow.views import ErrorDetail
+from cardflow.views import ErrorDetail, View, omitted_when_none
+
+
+class ConnectionUse(View):
+    """A card naming a connection, and where it sits."""
+
+    id: str = Field(description="The card's id.")
+    field: str = Field(examples=["cards.1.connection"], description="Its connection field.")
+
+
+class MissingConnection(View):
+    """A connection a flow's cards name that does not exist here, and the cards naming it."""
+
+    name: str = Field(description="The connection as the flow names it.")
+    cards: list[ConnectionUse]
+
+
+class Problem(View):
+    """One of several problems found at once."""
+
+    message: str
+    field: str | None = Field(default=None, exclude_if=omitted_when_none)
+
+
+class ApiErrorDetail(ErrorDetail):
+    """What went wrong (see ErrorDetail), and the details some errors of the API add."""
+
+    errors: list[Problem] | None = Field(
+        default=None,
+        exclude_if=omitted_when_none,
+        description="When a check found several problems at once (a flow's cards on save or "
+        "import): every one of them, in order, the first being message and field; absent "
+        "when there is one.",
+    )
+
+    missing_connections: list[MissingConnection] | None = Field(
+        default=None,
+        exclude_if=omitted_when_none,
+        description="A flow whose cards name connections that do not exist here (saved or "
+        "imported): every one of them, with the cards naming it; absent otherwise. Import "
+        'maps each to an existing connection with "connections": {name: connection}.',
+    )
 
 
 class ErrorResponse(BaseModel):
     """Every error the API answers: ``{"error": {"type", "message", "field"}}``."""
 
-    error: ErrorDetail
+    error: ApiErrorDetail
 
 
 class Health(BaseModel):

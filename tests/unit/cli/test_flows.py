@@ -302,3 +302,71 @@ def test_import_as_a_copy_beside_a_flow_of_the_same_name(invoke: Invoke, tmp_pat
     assert json.loads(again.stdout)["name"].endswith("(copy 2)")
     both = invoke("flow", "import", str(path), "--as-copy", "--replace")
     assert both.exit_code == 2 and "not both" in both.stderr
+
+
+OFFBOARD = """\
+name: Offboard
+trigger: {type: manual}
+cards:
+  - id: user
+    card: api_connector.get
+    connection: JIRA - OAuth - prod
+    inputs: {url: "https://jira.example.com/rest/api/3/user"}
+  - id: each
+    card: list.for_each
+    inputs:
+      list: [1, 2]
+      cards:
+        - id: revoke
+          card: api_connector.delete
+          connection: JIRA - OAuth - prod
+          inputs: {url: "https://jira.example.com/rest/api/3/user"}
+  - id: post
+    card: api_connector.post
+    connection: Slack bot
+    inputs: {url: "https://slack.example.com/api/chat.postMessage"}
+"""
+
+
+def test_import_names_the_missing_connections_and_the_flags_that_map_them(
+    invoke: Invoke, tmp_path: Path
+) -> None:
+    path = write(tmp_path, "offboard.yaml", OFFBOARD)
+    refused = invoke("flow", "import", str(path))
+    assert refused.exit_code == 2
+    assert "'JIRA - OAuth - prod', used by cards 'user', 'revoke'" in refused.stderr
+    assert "'Slack bot', used by card 'post'" in refused.stderr
+    assert (
+        "--connection 'JIRA - OAuth - prod=CONNECTION' --connection 'Slack bot=CONNECTION'"
+        in refused.stderr
+    )
+    as_json = invoke("flow", "import", str(path), "--json")
+    assert as_json.exit_code == 2
+    error = json.loads(as_json.stdout)["error"]
+    assert [m["name"] for m in error["missing_connections"]] == ["JIRA - OAuth - prod", "Slack bot"]
+    assert error["missing_connections"][0]["cards"][1] == {
+        "id": "revoke",
+        "field": "cards.1.inputs.cards.0.connection",
+    }
+
+    for name in ("Jira bot", "Slack token"):
+        assert invoke("connection", "create", name, "--type", "none").exit_code == 0
+    jira = "--connection=JIRA - OAuth - prod=Jira bot"
+    partly = invoke("flow", "import", str(path), jira)
+    assert partly.exit_code == 2 and "'JIRA - OAuth - prod'" not in partly.stderr
+    assert "--connection 'Slack bot=CONNECTION'" in partly.stderr
+    wrong = invoke("flow", "import", str(path), jira, "--connection", "Slack bot=nope")
+    assert wrong.exit_code == 2
+    assert "--connection 'Slack bot=nope': there is no connection 'nope'" in wrong.stderr
+    typo = invoke("flow", "import", str(path), jira, "--connection", "Slack=Slack token")
+    assert typo.exit_code == 2
+    assert "--connection 'Slack=Slack token': no card of the flow names" in typo.stderr
+    with opened(tmp_path / "home") as cf:
+        slack_id = cf.connections.get("Slack token").id
+    flow = imported(invoke, path, jira, "--connection", f"Slack bot={slack_id}")
+    cards = flow["cards"]
+    assert isinstance(cards, list)
+    assert [card["connection"] for card in cards] == ["Jira bot", None, "Slack token"]
+    assert cards[1]["inputs"]["cards"][0]["connection"] == "Jira bot"
+    shown = invoke("flow", "show", "Offboard")
+    assert "Slack token" in shown.stdout

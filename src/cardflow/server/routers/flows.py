@@ -15,7 +15,7 @@ from cardflow.runs.service import RunView
 from cardflow.server.bodies import JsonRoute
 from cardflow.server.deps import CardflowDep, TokenDep
 from cardflow.server.routers.invoke import incoming_hop
-from cardflow.server.schemas import errors
+from cardflow.server.schemas import ErrorResponse, errors
 
 router = APIRouter(
     prefix="/api/v1/flows", tags=["flows"], route_class=JsonRoute, responses=errors(401, 422)
@@ -39,6 +39,14 @@ class FlowImport(BaseModel):
         description='Create it beside a flow of the same name: "Name (copy)", and a free '
         'alias ("alias-copy") if its alias is taken.',
     )
+    connections: dict[str, str] = Field(
+        default_factory=dict,
+        description="Connections as the file names them -> an existing connection's name or "
+        "id: every card naming one (nested cards too) names the existing connection "
+        "instead, before the flow is checked. A file naming connections that do not exist "
+        "is refused with error.missing_connections listing each, with the cards using it.",
+        examples=[{"JIRA - OAuth - service_account": "JIRA - OAuth - bot"}],
+    )
 
 
 class FlowPatch(BaseModel):
@@ -47,13 +55,30 @@ class FlowPatch(BaseModel):
     enabled: bool
 
 
-@router.post("/import", status_code=status.HTTP_201_CREATED, responses=errors(409))
+_IMPORT_REFUSED: dict[int | str, dict[str, Any]] = {
+    422: {
+        "model": ErrorResponse,
+        "description": "A field is wrong: error.field names it. A flow file naming "
+        "connections that do not exist adds error.missing_connections: each one's name and "
+        "the cards using it ([{name, cards: [{id, field}]}]), for a client to map each to an "
+        'existing connection and import again with "connections". A mapping to a '
+        "connection that does not exist names the field connections.<name>.",
+    }
+}
+
+
+@router.post(
+    "/import", status_code=status.HTTP_201_CREATED, responses={**errors(409), **_IMPORT_REFUSED}
+)
 def import_flow(body: FlowImport, cf: CardflowDep, _token: TokenDep) -> FlowView:
-    """Create a flow from the text of a YAML or JSON flow file (the web app's Import)."""
+    """Create a flow from the text of a YAML or JSON flow file (the web app's Import), its
+    connections mapped to existing ones with ``connections``."""
     document = cf.flows.parse(body.content, filename=body.filename or "")
     if body.replace and body.as_copy:
         raise InvalidInput("Choose replace or as_copy, not both.", field="as_copy")
-    return cf.flows.import_document(document, replace=body.replace, as_copy=body.as_copy)
+    return cf.flows.import_document(
+        document, replace=body.replace, as_copy=body.as_copy, connections=body.connections
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=errors(409))

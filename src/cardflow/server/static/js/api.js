@@ -12,6 +12,8 @@ export class ApiError extends Error {
     this.field = error?.field || null;
     // every problem, when the server found several at once ({field, message} each)
     this.problems = error?.errors || [{ field: this.field, message: this.message }];
+    // the error's other members (e.g. missing_connections when importing a flow)
+    this.details = error && typeof error === "object" ? error : {};
   }
 }
 

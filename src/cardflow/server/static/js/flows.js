@@ -1,47 +1,11 @@
 // Flows page: list, create, import, export, enable/disable, delete.
-import { del, enc, get, patch, post } from "./api.js";
-import { badge, clear, confirmDialog, emptyState, formatTime, h, modal, pageHeader, toast } from "./dom.js";
+import { del, enc, get, patch } from "./api.js";
+import { badge, clear, confirmDialog, emptyState, formatTime, h, pageHeader, toast } from "./dom.js";
+import { importFile } from "./flow-import.js";
 
 function triggerText(flow) {
   if (flow.trigger.type === "api_endpoint") return h("code", {}, `/invoke/${flow.trigger.alias}`);
   return "Manual";
-}
-
-// A flow of the same name (or alias) exists: replace it, import beside it, or neither.
-function clashDialog(error) {
-  return new Promise((resolve) => {
-    let choice = null;
-    const pick = (value) => () => { choice = value; dialog.close(); };
-    const actions = [h("button", { type: "button", class: "btn", onclick: pick(null) }, "Cancel"),
-      h("button", { type: "button", class: "btn", id: "import-as-copy", onclick: pick("as_copy") }, "Import as a copy")];
-    if (error.field === "name") actions.push(h("button", { type: "button", class: "btn btn-primary", id: "import-replace", onclick: pick("replace") }, "Replace it"));
-    const dialog = modal("This flow is already here", h("p", { id: "import-clash" }, error.message), { actions });
-    dialog.addEventListener("close", () => resolve(choice));
-    actions[actions.length - 1].focus();
-  });
-}
-
-async function importFile(file, reload) {
-  const content = await file.text();
-  try {
-    const flow = await post("/flows/import", { content, filename: file.name });
-    toast(`Imported “${flow.name}”.`, "ok");
-  } catch (error) {
-    if (error.type !== "conflict") {
-      toast(`${file.name}: ${error.message}`, "error");
-    } else {
-      const choice = await clashDialog(error);
-      if (choice) {
-        try {
-          const flow = await post("/flows/import", { content, filename: file.name, [choice]: true });
-          toast(choice === "replace" ? `Replaced “${flow.name}”.` : `Imported as “${flow.name}”.`, "ok");
-        } catch (again) {
-          toast(`${file.name}: ${again.message}`, "error");
-        }
-      }
-    }
-  }
-  await reload();
 }
 
 export async function flowsPage(root) {
