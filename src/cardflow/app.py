@@ -132,15 +132,22 @@ class Cardflow:
         inputs: dict[str, Any] | None = None,
         options: dict[str, Any] | CardOptions | None = None,
         context: dict[str, Any] | None = None,
+        flow_id: str | None = None,
     ) -> CardResult:
-        """Test this card: run it, record the run in the run history, and return what it
+        """Test this card: run it, record the run in the run history (under ``flow_id``, the
+        flow being built, when given), and return what it
         gave with every secret it put on the wire blanked out.
 
         With ``context`` ({"trigger": …, "steps": {card id: outputs}}), ``{{ }}`` expressions
         in the inputs are evaluated against it, as in a run (the builder passes the outputs
         of the earlier cards' last tests)."""
         return await self.card_tests.test(
-            card_id, connection=connection, inputs=inputs, options=options, context=context
+            card_id,
+            connection=connection,
+            inputs=inputs,
+            options=options,
+            context=context,
+            flow_id=flow_id,
         )
 
     def run_card(self, card_id: str, **kwargs: Any) -> CardResult:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from cardflow.app import Cardflow
 from cardflow.errors import RunNotFound
+from tests.conftest import RunningServer
 
 
 def test_run_list_pages_with_before_and_filters(cf: Cardflow) -> None:
@@ -52,3 +54,32 @@ def test_a_flows_last_run_is_in_every_view_of_it(cf: Cardflow) -> None:
     replaced = cf.flows.replace(flow.id, {**document, "description": "changed"})
     assert replaced.last_run is not None and replaced.last_run.id == newest
     assert [v.last_run.id for v in cf.flows.list() if v.last_run] == [newest]
+
+
+def test_a_card_test_is_listed_under_its_flow_apart_from_its_runs(server: RunningServer) -> None:
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api:
+        flow = api.post(
+            "/api/v1/flows",
+            json={
+                "name": "Built",
+                "trigger": {"type": "manual"},
+                "cards": [{"id": "c", "card": "object.construct", "inputs": {"n": 1}}],
+            },
+        ).json()
+        real = api.post(f"/api/v1/flows/{flow['id']}/runs", json={}).json()
+        tested = api.post(
+            "/api/v1/cards/object.construct/test", json={"inputs": {"n": 2}, "flow": "Built"}
+        ).json()
+        run = api.get(f"/api/v1/runs/{tested['run_id']}").json()
+        assert (run["flow_id"], run["trigger"]) == (flow["id"], "card_test")
+        both = api.get("/api/v1/runs", params={"flow_id": flow["id"]}).json()
+        assert [r["id"] for r in both] == [tested["run_id"], real["id"]]
+        apart = api.get("/api/v1/runs", params={"flow_id": flow["id"], "card_tests": False})
+        assert [r["id"] for r in apart.json()] == [real["id"]]
+        assert api.get(f"/api/v1/flows/{flow['id']}").json()["last_run"]["id"] == real["id"]
+        # a test run is not retried as a run of its flow
+        assert api.post(f"/api/v1/runs/{tested['run_id']}/retry").status_code == 409
+        unknown = api.post(
+            "/api/v1/cards/object.construct/test", json={"inputs": {}, "flow": "nope"}
+        )
+        assert unknown.status_code == 404 and unknown.json()["error"]["field"] == "flow"

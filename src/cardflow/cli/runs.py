@@ -55,16 +55,24 @@ def run_list(
     trigger: Annotated[
         RunTrigger | None, typer.Option(help="Only runs started so.", case_sensitive=False)
     ] = None,
+    card_tests: Annotated[
+        bool,
+        typer.Option(
+            "--card-tests/--no-card-tests",
+            help="Include the builder's Test this card runs (trigger card_test).",
+        ),
+    ] = True,
     before: Annotated[
         str | None, typer.Option(help="A run id: the runs listed after it (the next page).")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 50,
     json_output: JsonOpt = False,
 ) -> None:
-    """List recent runs, newest first (Test this card runs included).
+    """List recent runs, newest first (Test this card runs included unless --no-card-tests).
 
     Examples:
       cardflow run list --flow-id flw_123 --status failed --json
+      cardflow run list --flow-id flw_123 --no-card-tests
       cardflow run list --before run_123   # the next page
     """
     as_json = want_json(json_output)
@@ -73,6 +81,7 @@ def run_list(
             flow_id=flow_id,
             status=status.value if status else None,
             trigger=trigger.value if trigger else None,
+            card_tests=card_tests,
             before=before,
             limit=limit,
         )

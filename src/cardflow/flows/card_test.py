@@ -91,6 +91,7 @@ class CardTests:
         inputs: dict[str, Any] | None = None,
         options: dict[str, Any] | CardOptions | None = None,
         context: dict[str, Any] | None = None,
+        flow_id: str | None = None,
     ) -> CardResult:
         opts = (
             options
@@ -108,6 +109,6 @@ class CardTests:
         )
         result = outcome.result
         result.run_id = self.runs.record_card_test(
-            card_id, outcome.connection_id, result, started_at
+            card_id, outcome.connection_id, result, started_at, flow_id=flow_id
         )
         return result

@@ -122,6 +122,11 @@ class FlowService:
             row = self._find(session, ref)
             return self._view(session, row, _last_runs(session, [row.id]).get(row.id))
 
+    def id_of(self, ref: str) -> str:
+        """The id of the flow with this id or name (FlowNotFound if none)."""
+        with self._db.session() as session:
+            return self._find(session, ref).id
+
     def snapshot(self, ref: str) -> FlowSnapshot:
         view = self.get(ref)
         return FlowSnapshot(view.id, view.name, view.document, view.client_token)

@@ -120,13 +120,16 @@ class RunService:
         connection_id: str | None,
         result: CardResult,
         started_at: datetime,
+        *,
+        flow_id: str | None = None,
     ) -> str:
-        """One run with one card for a Test this card; inputs and outputs are not kept.
-        Written by the run writer in the background; readers flush it first."""
+        """One run with one card for a Test this card (under the flow being built, when
+        known); inputs and outputs are not kept. Written by the run writer in the
+        background; readers flush it first."""
         status = "succeeded" if result.ok else "failed"
         record = RunRecord(
             id=new_id("run"),
-            flow_id=None,
+            flow_id=flow_id,
             trigger="card_test",
             status=status,
             started_at=started_at,
@@ -163,13 +166,15 @@ class RunService:
         flow_id: str | None = None,
         status: str | None = None,
         trigger: str | None = None,
+        card_tests: bool = True,
         since: datetime | None = None,
         until: datetime | None = None,
         before: str | None = None,
         limit: int = 50,
     ) -> list[RunView]:
         """Runs newest first, filtered; ``before``: a run id, for the page after it (runs
-        started before it, or at the same time with a smaller id)."""
+        started before it, or at the same time with a smaller id); ``card_tests=False``
+        leaves out the builder's Test this card runs."""
         self.writer.flush()
         with self.db.session() as session:
             query = (
@@ -183,6 +188,8 @@ class RunService:
                 query = query.where(Run.status == status)
             if trigger is not None:
                 query = query.where(Run.trigger == trigger)
+            if not card_tests:
+                query = query.where(Run.trigger != "card_test")
             if since is not None:
                 query = query.where(Run.started_at >= since)
             if until is not None:

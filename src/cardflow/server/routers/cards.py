@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Literal
 
 from fastapi import APIRouter, Response
@@ -62,6 +63,11 @@ class CardTest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     connection: str | None = Field(default=None, description="Connection id or name, or null.")
+    flow: str | None = Field(
+        default=None,
+        description="The flow being built (id or name): the test is listed under it in the run "
+        "history, as a card_test run, apart from its real runs.",
+    )
     inputs: dict[str, Any] = Field(default_factory=dict)
     on_error: Literal["fail", "continue"] = "fail"
     retry: RetryPolicy | None = None
@@ -100,9 +106,11 @@ async def test_card(card_id: str, body: CardTest, cf: CardflowDep, _token: Token
         options["retry"] = body.retry
     if body.timeout is not None:
         options["timeout"] = body.timeout
+    flow_id = await asyncio.to_thread(cf.flows.id_of, body.flow) if body.flow else None
     result = await cf.test_card_async(
         card_id,
         connection=body.connection,
+        flow_id=flow_id,
         inputs=body.inputs,
         options=options,
         context=body.context.model_dump(exclude_none=True) if body.context is not None else None,

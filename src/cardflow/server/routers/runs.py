@@ -28,6 +28,10 @@ def list_runs(
     flow_id: str | None = None,
     status: Annotated[RunStatus | None, Query(description="Only runs in this status.")] = None,
     trigger: Annotated[RunTrigger | None, Query(description="Only runs started so.")] = None,
+    card_tests: Annotated[
+        bool,
+        Query(description="false: leave out the builder's Test this card runs (card_test)."),
+    ] = True,
     since: Annotated[datetime | None, Query(description="Started at or after (ISO 8601).")] = None,
     until: Annotated[datetime | None, Query(description="Started before (ISO 8601).")] = None,
     before: Annotated[
@@ -41,6 +45,7 @@ def list_runs(
         flow_id=flow_id,
         status=status,
         trigger=trigger,
+        card_tests=card_tests,
         since=since,
         until=until,
         before=before,

@@ -2,8 +2,9 @@
 import { enc, get, postAsync } from "./api.js";
 import { badge, clear, emptyState, formatDuration, formatTime, h, pageHeader, runDuration, toast } from "./dom.js";
 import { bodyView, jsonView } from "./json-view.js";
+import { openRunDialog } from "./run-dialog.js";
 
-const TRIGGERS = { api_endpoint: "API endpoint", manual: "Manual", schedule: "Schedule", card_test: "Card test" };
+const TRIGGERS = { api_endpoint: "API endpoint", manual: "Manual", schedule: "Schedule", card_test: "Card test (builder)" };
 
 async function flowNames() {
   const flows = await get("/flows");
@@ -60,7 +61,7 @@ export async function runsPage(root) {
   const list = h("div", {});
   const more = h("div", { class: "more-runs" });
   clear(root,
-    pageHeader("Run history", "Newest first. Runs are kept for 30 days (CARDFLOW_RUN_RETENTION_DAYS)."),
+    pageHeader("Run history", "Newest first. Runs are kept for 30 days (CARDFLOW_RUN_RETENTION_DAYS). The builder's “Test this card” runs are apart: choose Trigger “Card test (builder)” (with a flow, that flow's tests)."),
     h("div", { class: "run-filters" }, flowLabel, flowFilter, statusLabel, statusFilter, triggerLabel, triggerFilter,
       h("label", { for: sinceId, class: "inline-label" }, "Since"), since),
     findForm, list, more);
@@ -72,6 +73,7 @@ export async function runsPage(root) {
     if (flowFilter.value) q.set("flow_id", flowFilter.value);
     if (statusFilter.value) q.set("status", statusFilter.value);
     if (triggerFilter.value) q.set("trigger", triggerFilter.value);
+    else q.set("card_tests", "false"); // the builder's tests are apart: Trigger “Card test” lists them
     if (since.value) q.set("since", new Date(`${since.value}T00:00:00`).toISOString());
     return q;
   }
@@ -237,9 +239,16 @@ export async function runPage(root, runId) {
     const retryButton = run.status === "failed" && run.flow_id
       ? h("button", { class: "btn btn-primary", type: "button", id: "retry-run", title: "A new run goes on from the failed card, with the earlier cards' outputs, using the flow as saved now.", onclick: (event) => retry(event.currentTarget, false) }, "Retry from failed card")
       : null;
+    // what the run was started with, to run the flow again with it (or edited)
+    const body = run.trigger_data && "body" in run.trigger_data ? run.trigger_data.body : undefined;
+    const again = run.flow_id && run.trigger !== "card_test" && !live
+      ? h("button", { class: "btn", type: "button", id: "run-again", onclick: () => openRunDialog(run.flow_id,
+        body === undefined ? "{}" : JSON.stringify(body), body === undefined ? "" : "prefilled with this run's trigger body",
+        { title: "Run again", note: body === undefined ? "This run's input was not kept (the flow's “Save run data” was off): enter the body to run with." : null }) }, "Run again with this input")
+      : null;
     clear(root,
       pageHeader(runTitle(run, names), `Run ${run.id}`,
-        retryButton,
+        retryButton, again,
         run.flow_id ? h("a", { class: "btn", href: `/flows/${enc(run.flow_id)}` }, "Open flow") : null,
         h("a", { class: "btn", href: run.flow_id ? `/runs?flow=${enc(run.flow_id)}` : "/runs" }, "All runs")),
       h("dl", { class: "facts facts-row", id: "run-facts" },

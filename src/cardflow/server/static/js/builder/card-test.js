@@ -29,6 +29,7 @@ export async function testStep(state, place, resultBox) {
   const context = { trigger: sampleTrigger(state), steps };
   if (place.loop) context.loop = { item: null, index: 0 };
   const body = { connection: step.connection || null, inputs, on_error: step.on_error || "fail", context };
+  if (state.view) body.flow = state.view.id; // listed under this flow's tests in the run history
   if (step.retry) body.retry = step.retry;
   if (step.timeout) body.timeout = step.timeout;
   clear(resultBox, h("p", { class: "muted" }, "Running…"));

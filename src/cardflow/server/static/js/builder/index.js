@@ -3,7 +3,7 @@
 // Each section is a module taking the page's state (state.js); this one draws the page.
 import { ApiError, enc, get, post, put } from "../api.js";
 import { InputError } from "../card-inputs.js";
-import { clear, h, modal, toast } from "../dom.js";
+import { clear, h, toast } from "../dom.js";
 import { openCardPicker } from "./card-picker.js";
 import { containerView } from "./cards.js";
 import { buildDocument, documentOf, newDocument } from "./document.js";
@@ -12,6 +12,7 @@ import { keepTests, restoreTests } from "./kept-tests.js";
 import { settingsSection } from "./settings.js";
 import { trackReferenceTargets } from "./references.js";
 import { createState, markDirty } from "./state.js";
+import { openRunDialog } from "../run-dialog.js";
 import { triggerSection } from "./trigger.js";
 
 export async function builderPage(root, flowId) {
@@ -76,31 +77,6 @@ async function save(state) {
   }
 }
 
-// Run now: the trigger body to run with, prefilled with the builder's test data.
-function openRunDialog(state) {
-  const id = "run-trigger-body";
-  const area = h("textarea", { id, class: "code", rows: 10, spellcheck: "false", "aria-describedby": "run-trigger-hint run-trigger-error" });
-  let text = state.sampleText.trim() || "{}";
-  try { text = JSON.stringify(JSON.parse(text), null, 2); } catch { /* shown as typed; Run says what is wrong */ }
-  area.value = text;
-  const error = h("p", { class: "form-error", id: "run-trigger-error", role: "alert" });
-  const cancel = h("button", { type: "button", class: "btn", onclick: () => dialog.close() }, "Cancel");
-  const run = h("button", { type: "button", class: "btn btn-primary", onclick: (event) => busy(event.currentTarget, async () => {
-    let inputs;
-    try { inputs = JSON.parse(area.value.trim() || "{}"); } catch (problem) { error.textContent = `Not valid JSON: ${problem.message}`; area.focus(); return; }
-    if (!inputs || typeof inputs !== "object" || Array.isArray(inputs)) { error.textContent = "The body must be a JSON object, e.g. {\"email\": \"ada@example.com\"}."; area.focus(); return; }
-    try {
-      const done = await post(`/flows/${enc(state.view.id)}/runs`, { inputs });
-      window.location.assign(`/runs/${enc(done.id)}`);
-    } catch (problem) { error.textContent = problem.message; }
-  }) }, "Run");
-  const dialog = modal("Run now", h("div", { class: "field" },
-    h("label", { for: id }, "Trigger body (JSON)"),
-    h("p", { class: "hint", id: "run-trigger-hint" }, "The run sees it as trigger.body, as if a caller had sent it. Nobody waits for the answer: Close and Return record what a caller would have got."),
-    area, error), { actions: [cancel, run], wide: true });
-  area.focus();
-}
-
 // After a card is removed: what it means for the cards reading it, and Undo.
 function undoBar(state) {
   const undo = state.undo;
@@ -122,7 +98,7 @@ function actionBar(state) {
   const saveButton = h("button", { type: "button", class: "btn btn-primary", id: "save-flow", onclick: (event) => busy(event.currentTarget, () => save(state)) }, view ? "Save" : "Create flow");
   const runNow = view ? h("button", { type: "button", class: "btn", id: "run-now", onclick: () => {
     if (state.dirty) { toast("Save the flow first: a run uses the saved version.", "error"); return; }
-    openRunDialog(state);
+    openRunDialog(state.view.id, state.sampleText, "prefilled with the builder's test data");
   } }, "Run now") : null;
   return h("div", { class: "builder-bar" },
     h("div", {}, h("a", { href: "/flows", class: "muted" }, "← Flows"), h("h1", {}, view ? view.name : "New flow")),
