@@ -178,6 +178,11 @@ def test_the_connections_page_says_when_credentials_were_rejected(
     expect(link).to_have_text("“Invoices”, card fetch")
     expect(link).to_have_attribute("href", f"/runs/{run['id']}")
     screenshot(page, "connection-credentials-rejected")
+    # the builder says it under the card's connection too
+    page.goto(f"{web.url}/flows/{flow['id']}")
+    expect(page.locator('[data-step="fetch"] .conn-rejected')).to_contain_text(
+        "Credentials rejected (HTTP 401) at "
+    )
 
     # A later call that succeeds clears it.
     with web.api() as api:
@@ -186,6 +191,6 @@ def test_the_connections_page_says_when_credentials_were_rejected(
             json={"connection": "Billing", "inputs": {"url": f"{upstream.url}/json"}},
         ).json()
         assert tested["ok"], tested
-    page.reload()
+    page.goto(f"{web.url}/connections")
     expect(row.locator(".badge")).to_have_text("Ready")
     expect(row.locator(".conn-rejected")).to_have_count(0)

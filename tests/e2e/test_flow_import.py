@@ -125,6 +125,7 @@ def test_missing_connections_are_mapped_to_existing_ones_or_created_in_the_dialo
     # the other is created on the spot, and chosen
     slack.select_option(label="+ Create a new connection…")
     created = page.get_by_role("dialog", name="New Connection")
+    expect(created.get_by_label("Nickname *")).to_have_value("Slack bot")  # as the file names it
     created.get_by_label("Nickname *").fill("Slack - token")
     created.get_by_label("Auth type").select_option(label="None")
     created.get_by_role("button", name="Create").click()

@@ -163,7 +163,8 @@ function readConfig(form, type, editing) {
 }
 
 // Opens the dialog; resolves with the saved connection, or null if cancelled.
-export async function openConnectionDialog(connection = null) {
+// connection: the one to edit (null: a new one); name: a new one's suggested nickname.
+export async function openConnectionDialog(connection = null, { name = "" } = {}) {
   const types = await authTypes();
   const editing = Boolean(connection);
   return new Promise((resolve) => {
@@ -179,7 +180,7 @@ export async function openConnectionDialog(connection = null) {
     const form = h("form", { class: "form", id: formId, novalidate: true },
       h("div", { class: "field", "data-field": "name" },
         h("label", { for: nameId }, "Nickname", reqMark()),
-        h("input", { id: nameId, name: "name", required: true, "aria-required": "true", value: connection?.name ?? "", autocomplete: "off" }),
+        h("input", { id: nameId, name: "name", required: true, "aria-required": "true", value: connection?.name ?? name, autocomplete: "off" }),
         h("p", { class: "hint" }, "Describe the service, auth type and account, e.g. “JIRA Service Management - OAuth - service_account”.")),
       h("div", { class: "field", "data-field": "auth_type" },
         h("label", { for: typeId }, "Auth type"), typeSelect),

@@ -59,7 +59,7 @@ async function mappingDialog(body, error) {
         holder.querySelectorAll(".field-error").forEach((e) => e.remove());
         select.removeAttribute("aria-invalid");
         if (select.value !== NEW) { previous = select.value; return; }
-        const created = await openConnectionDialog();
+        const created = await openConnectionDialog(null, { name: missing.name }); // as the file names it
         if (created) {
           connections = await get("/connections");
           // every select offers the new connection; this one takes it

@@ -2,7 +2,7 @@
 // reference"), or one JSON object for a card of free-form keys.
 import { get } from "../api.js";
 import { inputKind, isKeyed, pairValueKind, toText } from "../card-inputs.js";
-import { authorizeUrl, openConnectionDialog } from "../connections.js";
+import { authorizeUrl, openConnectionDialog, rejectionNote } from "../connections.js";
 import { h } from "../dom.js";
 import { textsOf } from "./document.js";
 import { pairsField } from "./pairs.js";
@@ -35,11 +35,12 @@ export function connectionField(state, step, place) {
     state.render();
   });
   const current = state.connections.find((c) => c.name === step.connection);
-  const note = current && current.status !== "ready"
+  const rejected = current?.status === "ready" && current.rejected ? rejectionNote(current.rejected) : null;
+  const note = rejected || (current && current.status !== "ready"
     ? h("p", { class: "cell-note" }, current.status === "needs_authorization" ? "This connection needs authorization: " : `This connection has an error: ${current.last_error || ""} `,
       // redirect_uri: a connection a user authorizes (its auth type says user_authorizes)
       current.redirect_uri ? h("a", { href: authorizeUrl(current) }, "Authorize") : h("a", { href: "/connections" }, "Connections"))
-    : null;
+    : null);
   return h("div", { class: "field", "data-field": `${place.path}.connection` },
     h("label", { for: id }, "Connection"), select, note,
     h("p", { class: "hint" }, "Its credentials are added to every request; the card never sees them."));
