@@ -77,6 +77,10 @@ def test_required_fields_are_marked_and_each_empty_one_is_named_before_sending(
     dialog.get_by_label("Auth type").select_option(label="Basic")
     expect(_field(dialog, "username").locator("label .req")).to_have_count(1)
     expect(_field(dialog, "password").locator("label .req")).to_have_count(0)
+    # … and the dialog says what an empty one means
+    expect(_field(dialog, "password").locator(".hint")).to_contain_text(
+        "Left empty, an empty password is sent"
+    )
     dialog.get_by_label("Auth type").select_option(label="Client Credentials")
 
     _field(dialog, "token_url").locator("input").fill("https://id.acme.example/token")

@@ -66,7 +66,13 @@ function configField(field, connection, typeName) {
   } else {
     control = h("input", { type: field.name.endsWith("_url") ? "url" : "text", id, name: field.name, value: current ?? "", required, "aria-required": required ? "true" : null, autocomplete: "off", spellcheck: "false" });
   }
-  const hint = field.secret ? "Stored encrypted; never shown again." : field.description;
+  // An optional secret left empty is sent empty: say so, as it is not always a slip.
+  const emptyNote = field.secret && !required && !stored(field, connection, typeName)
+    ? (typeName === "basic" && field.name === "password"
+      ? " Left empty, an empty password is sent: right for APIs that take an API key as the username (e.g. Stripe); otherwise enter it."
+      : " Optional: left empty, none is sent.")
+    : "";
+  const hint = field.secret ? `Stored encrypted; never shown again.${emptyNote}` : field.description;
   return h("div", { class: "field", "data-field": path },
     h("label", { for: id }, field.title, required ? reqMark() : null),
     control, hint ? h("p", { class: "hint" }, hint) : null);
