@@ -72,10 +72,10 @@ def test_a_pinned_cards_outputs_stay_what_later_cards_test_with(
     page.goto(f"{web.url}/flows/{flow['id']}")
     get = page.locator('[data-step="get"]')
     ret = page.locator('[data-step="return"]')
-    expect(get.get_by_role("button", name="📌 Pin outputs")).to_have_count(0)  # nothing yet
+    expect(get.get_by_role("button", name="Pin outputs")).to_have_count(0)  # nothing yet
     get.get_by_role("button", name="▶ Test this card").click()
     expect(get.locator("[data-test-result]")).to_contain_text('"/echo/one"')
-    get.get_by_role("button", name="📌 Pin outputs").click()
+    get.get_by_role("button", name="Pin outputs").click()
     expect(get.locator(".badge-pinned")).to_have_text("Pinned")
     expect(get.get_by_role("button", name="Unpin outputs")).to_have_attribute(
         "aria-pressed", "true"

@@ -110,5 +110,5 @@ export function pinButton(state, step) {
       state.render();
       state.root.querySelector(`[data-pin-for="${CSS.escape(step.id)}"]`)?.focus();
     },
-  }, last.pinned ? "Unpin outputs" : "📌 Pin outputs");
+  }, last.pinned ? "Unpin outputs" : "Pin outputs");
 }
