@@ -55,13 +55,10 @@ def run_list(
     trigger: Annotated[
         RunTrigger | None, typer.Option(help="Only runs started so.", case_sensitive=False)
     ] = None,
-    card_tests: Annotated[
+    no_card_tests: Annotated[
         bool,
-        typer.Option(
-            "--card-tests/--no-card-tests",
-            help="Include the builder's Test this card runs (trigger card_test).",
-        ),
-    ] = True,
+        typer.Option("--no-card-tests", help="Leave out the builder's Test this card runs."),
+    ] = False,
     before: Annotated[
         str | None, typer.Option(help="A run id: the runs listed after it (the next page).")
     ] = None,
@@ -81,7 +78,7 @@ def run_list(
             flow_id=flow_id,
             status=status.value if status else None,
             trigger=trigger.value if trigger else None,
-            card_tests=card_tests,
+            card_tests=not no_card_tests,
             before=before,
             limit=limit,
         )

@@ -30,6 +30,8 @@ def test_card_test_against_a_closed_port(invoke: Invoke) -> None:
 
     runs = json.loads(invoke("run", "list", "--json").stdout)
     assert len(runs) == 2 and {r["status"] for r in runs} == {"failed"}
+    # both are Test this card runs: --no-card-tests leaves them out
+    assert json.loads(invoke("run", "list", "--no-card-tests", "--json").stdout) == []
     shown = invoke("run", "show", data["run_id"])
     assert shown.exit_code == 0 and "api_connector.get" in shown.stdout
     assert (
