@@ -8,7 +8,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import WebServer, login
+from tests.e2e.conftest import WebServer, login, screenshot
 from tests.e2e.test_web_app import _add_card
 
 
@@ -49,13 +49,19 @@ def test_every_problem_is_shown_at_its_field_at_once(web: WebServer, page: Page)
     expect(pick.locator('[data-field$=".inputs.path"] .field-error')).to_contain_text(
         "not a valid JMESPath expression"
     )
-    expect(pick.locator('[data-field$=".inputs.object"] .field-error')).to_contain_text(
-        "is required"
+    expect(pick.locator('[data-field$=".inputs.object"] .field-error')).to_have_text(
+        "Object is required."
     )
-    expect(ret.locator(".field-error")).to_contain_text("there is no card 'later'")
+    # next to the row named "who", its value marked
+    row_error = ret.locator('.pair[data-field="cards.2.inputs.who"] .field-error')
+    expect(row_error).to_have_text("{{ steps.later.name }}: there is no card 'later'.")
+    expect(ret.get_by_role("textbox", name="Keys: value 1")).to_have_attribute(
+        "aria-invalid", "true"
+    )
     count = page.locator("#problem-count").inner_text()
     assert count.startswith(f"{page.locator('.field-error').count()} problems"), count
     expect(page).to_have_url(f"{web.url}/flows/new")  # nothing saved
+    screenshot(page, "builder-errors")
 
     # Fixed, the flow saves and the errors are gone.
     close.get_by_role("textbox", name="Status code").fill("200")

@@ -155,7 +155,7 @@ export function rowsToObject(kind, rows, field) {
       if (row.value.trim()) throw new InputError(`${field}.#${index}`, "This row has a value but no name: enter one, or remove the row.");
       return;
     }
-    if (Object.hasOwn(out, key)) throw new InputError(`${field}.#${index}`, `“${key}” is in two rows: keep one.`);
+    if (Object.hasOwn(out, key)) throw new InputError(`${field}.${key}`, `“${key}” is in two rows: keep one.`);
     out[key] = pairValue(kind, row.value);
   });
   return out;

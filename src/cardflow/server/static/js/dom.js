@@ -141,17 +141,21 @@ export function requiredMessage(label) {
 
 // An error shown next to its field speaks of the field by its label, not its path:
 // "Card 'ack': inputs.status_code: must be 200…" next to Status code reads
-// "Status code: must be 200…"; "config.header_name: …" reads "Header name: …".
+// "Status code: must be 200…"; "config.header_name: …" reads "Header name: …";
+// "Card 'pick': inputs.object is required." reads "Object is required.". Next to its field
+// the card is plain, so "Card 'x': " goes. A holder may name itself (data-label: a row).
 export function forField(message, field, holder) {
-  const label = holder.querySelector("label")?.textContent?.replace(/\s*\*\s*$/, "").trim();
+  const labelled = holder.querySelector("label, .label") || holder.closest(".field")?.querySelector("label, .label");
+  const label = holder.dataset.label || labelled?.textContent?.replace(/\s*\*\s*$/, "").trim();
   if (!label || !field) return message;
   const text = message.replace(/^Card '[^']*': /, "");
   const parts = field.split(".");
   for (let n = parts.length; n > 0; n -= 1) {
-    const prefix = `${parts.slice(-n).join(".")}: `;
-    if (!text.startsWith(prefix)) continue;
-    const rest = text.slice(prefix.length);
+    const path = parts.slice(-n).join(".");
+    if (text === `${path} is required.`) return requiredMessage(label);
+    if (!text.startsWith(`${path}: `)) continue;
+    const rest = text.slice(path.length + 2);
     return /^this field is required\.?$/.test(rest) ? requiredMessage(label) : `${label}: ${rest}`;
   }
-  return message;
+  return text;
 }

@@ -35,7 +35,9 @@ export function showError(state, field, message, { focus = true } = {}) {
   }
   holder.append(fieldError(field, message, holder));
   holder.closest(".step")?.classList.add("has-error");
-  const input = holder.querySelector("input, select, textarea");
+  // a named row's problem is its value; an unnamed row's, its name
+  const input = (holder.classList.contains("pair") && !/\.#\d+$/.test(holder.dataset.field) && holder.querySelector(".pair-value"))
+    || holder.querySelector("input, select, textarea");
   if (input) input.setAttribute("aria-invalid", "true");
   if (!focus) return;
   holder.scrollIntoView({ block: "center", behavior: "smooth" });

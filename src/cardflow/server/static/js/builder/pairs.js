@@ -3,7 +3,7 @@
 // are the truth while shown; the input's text (what Save, renames and "read by" see) is
 // kept as the JSON of the rows.
 import { objectToRows, pairValue, rowsToObject } from "../card-inputs.js";
-import { h } from "../dom.js";
+import { append, h } from "../dom.js";
 import { referencePicker } from "./references.js";
 import { markDirty, uidOf } from "./state.js";
 import { renameInExpressions } from "./step-refs.js";
@@ -121,10 +121,20 @@ function rowView(state, place, { rows, row, index, kind, own, name, uid, title, 
       redraw(rows.length > index ? `${uid}-key-${index}` : `${uid}-add`);
     },
   }, "×");
-  keyInput.addEventListener("input", () => { row.key = keyInput.value; remove.setAttribute("aria-label", removeLabel()); changed(); });
+  // errors find a row by its name (cards.0.inputs.headers.X-Api), or by its place (.#0)
+  // while it has none
+  const where = () => (row.key.trim() ? `${field}.${row.key.trim()}` : `${field}.#${index}`);
+  const named = () => (row.key.trim() ? `${title} “${row.key.trim()}”` : `${title} row ${index + 1}`);
+  const holder = h("div", { class: "pair", "data-field": where(), "data-label": named() });
+  keyInput.addEventListener("input", () => {
+    row.key = keyInput.value;
+    remove.setAttribute("aria-label", removeLabel());
+    holder.dataset.field = where();
+    holder.dataset.label = named();
+    changed();
+  });
   valueInput.addEventListener("input", () => { row.value = valueInput.value; changed(); });
-  return h("div", { class: "pair", "data-field": `${field}.#${index}` },
-    keyInput, valueInput,
+  return append(holder, [keyInput, valueInput,
     referencePicker(state, valueInput, kind === "text" ? "text" : "pair", place, `${title} value ${index + 1}`, { compact: true }),
-    remove);
+    remove]);
 }
