@@ -99,15 +99,24 @@ def _read_lines(stream: object, sink: queue.Queue[str]) -> None:
         sink.put(line)
 
 
-@pytest.fixture
-def web(tmp_path: Path) -> Iterator[WebServer]:
-    """`cardflow serve` on a free loopback port, first start (so it prints a login link)."""
-    home = tmp_path / "home"
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
+@pytest.fixture(scope="session")
+def web_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A home with its database made and an API token, copied for each test's server
+    (making the database once per worker instead of once per test)."""
+    home = tmp_path_factory.mktemp("web-template") / "home"
     with cardflow.open(home=home, master_key=MASTER_KEY) as cf:
         _, api_token = cf.api_tokens.create("e2e")
-    server = WebServer(url, home, "", api_token, None)  # type: ignore[arg-type]
+    return home, api_token
+
+
+@pytest.fixture
+def web(tmp_path: Path, web_home: tuple[Path, str]) -> Iterator[WebServer]:
+    """`cardflow serve` on a free loopback port, first start (so it prints a login link)."""
+    home = tmp_path / "home"
+    shutil.copytree(web_home[0], home)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = WebServer(url, home, "", web_home[1], None)  # type: ignore[arg-type]
     process = subprocess.Popen(
         [sys.executable, "-c", "from cardflow.cli import main; main()", "serve"],
         env=server.env(),
