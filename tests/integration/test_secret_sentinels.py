@@ -1035,7 +1035,7 @@ def test_bearer_token_and_query_key_are_kept_out_of_everything(
                     "card": "api_connector.get",
                     "connection": query,
                     "on_error": "continue",
-                    "inputs": {"url": f"{reflect}?status=500&format=text"},
+                    "inputs": {"url": f"{reflect}?status=500"},
                 },
                 {
                     "id": "copy",
@@ -1054,5 +1054,6 @@ def test_bearer_token_and_query_key_are_kept_out_of_everything(
     assert cards["q"]["outputs"]["body"]["query"]["page"] == ["1"]  # the rest is kept
     for card in ("b", "q", "e", "copy"):
         assert _redacted_somewhere(cards[card]["outputs"]), cards[card]
+    assert _redacted_somewhere(cards["f"]["error"]), cards["f"]  # the 500's echo, blanked
     kit.api.get("/metrics")
     kit.assert_nothing_leaked()
