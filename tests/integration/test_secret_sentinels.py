@@ -974,3 +974,86 @@ def test_refresh_failure_echoing_the_refresh_token_is_redacted(
     # the refused refreshes carried the newest refresh tokens, which the echo repeated
     assert any(token in r["body"] for r in refreshes for token in refused)
     kit.assert_nothing_leaked()
+
+
+# -- 6. Bearer and query connections: the token and the key, as sent and as repeated ----------
+
+
+def test_bearer_token_and_query_key_are_kept_out_of_everything(
+    kit: Kit, upstream: Upstream
+) -> None:
+    token = kit.sentinel("Bearer token", ascii_only=True, upstream=True)
+    key = kit.sentinel("query parameter key", upstream=True)
+    bearer = kit.connection("Bearer", "bearer", {"token": token})
+    query = kit.connection("Query", "query", {"param_name": "appid", "param_value": key})
+
+    for connection in (bearer, query):
+        result = kit.card_test(connection, f"{upstream.url}/reflect?status=401")
+        assert result["error"]["status_code"] == 401, result
+        assert REDACTED in result["error"]["body_excerpt"], result  # the echo, blanked
+    # the card names the parameter too: the connection's key goes, and comes back blanked
+    result = kit.card_test(query, f"{upstream.url}/reflect?appid=typed", {"query": {"appid": "x"}})
+    assert result["ok"], result
+    assert result["outputs"]["body"]["query"]["appid"] == [REDACTED]
+    sent = [r["query"] for r in kit.upstream_requests("/reflect") if "appid" in r["query"]]
+    assert sent[-1]["appid"] == [key]
+    # a redirect on the origin whose Location repeats the key; one not followed (300)
+    followed = kit.card_test(query, f"{upstream.url}/redirect?to=/reflect&echo=query")
+    assert followed["ok"] and REDACTED in followed["outputs"]["body"]["raw_path"], followed
+    shown = kit.card_test(query, f"{upstream.url}/redirect?code=300&echo=query")
+    assert REDACTED in shown["error"]["headers"]["location"], shown
+
+    # run history with save_data: outputs, errors and a copy of them kept, blanked
+    reflect = f"{upstream.url}/reflect"
+    flow = kit.flow(
+        {
+            "name": f"bearer and query {secrets.token_hex(3)}",
+            "trigger": {"type": "manual"},
+            "save_data": True,
+            "cards": [
+                {
+                    "id": "b",
+                    "card": "api_connector.get",
+                    "connection": bearer,
+                    "inputs": {"url": reflect},
+                },
+                {
+                    "id": "q",
+                    "card": "api_connector.get",
+                    "connection": query,
+                    "inputs": {"url": reflect, "query": {"appid": "mine", "page": 1}},
+                },
+                {
+                    "id": "e",
+                    "card": "api_connector.get",
+                    "connection": query,
+                    "on_error": "continue",
+                    "inputs": {"url": f"{upstream.url}/redirect?code=300&echo=query"},
+                },
+                {
+                    "id": "f",
+                    "card": "api_connector.get",
+                    "connection": query,
+                    "on_error": "continue",
+                    "inputs": {"url": f"{reflect}?status=500"},
+                },
+                {
+                    "id": "copy",
+                    "card": "text.compose",
+                    "inputs": {"template": "{{ steps.q.body }} {{ steps.e.headers }}"},
+                },
+            ],
+        }
+    )
+    manual = kit.api.post(f"/api/v1/flows/{flow['id']}/runs", json={"inputs": {}})
+    assert manual.status_code == 201, manual.text
+    run = manual.json()
+    kit.run_ids.append(run["id"])
+    cards = {card["id"]: card for card in run["cards"]}
+    assert [cards[c]["status"] for c in ("b", "q", "copy")] == ["succeeded"] * 3, run
+    assert cards["q"]["outputs"]["body"]["query"]["page"] == ["1"]  # the rest is kept
+    for card in ("b", "q", "e", "copy"):
+        assert _redacted_somewhere(cards[card]["outputs"]), cards[card]
+    assert _redacted_somewhere(cards["f"]["error"]), cards["f"]  # the 500's echo, blanked
+    kit.api.get("/metrics")
+    kit.assert_nothing_leaked()

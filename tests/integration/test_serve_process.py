@@ -8,8 +8,10 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import httpx
+from yarl import URL
 
 import cardflow
 from tests.conftest import free_port
@@ -88,6 +90,75 @@ def test_serve_logs_requests_without_secrets(tmp_path: Path, upstream: Upstream)
     everything = stdout + stderr
     for secret in (PASSWORD, client_token, api_token):
         assert secret not in everything
+
+
+def test_serve_never_logs_a_query_key_in_any_form(tmp_path: Path, upstream: Upstream) -> None:
+    """A query connection's key, called, failing and redirected, at DEBUG level: neither the
+    access log nor any other line holds it, as typed or URL-encoded."""
+    key = "serve-SENTINEL key&+/é"
+    forms = (
+        key,
+        URL("http://h/").with_query(k=key).raw_query_string[2:],  # as it went in the URL
+        quote(key, safe=""),
+        quote_plus(key),
+        json.dumps(key)[1:-1],
+    )
+    home = tmp_path / "home"
+    with cardflow.open(home=home) as cf:
+        _, api_token = cf.api_tokens.create("serve-test")
+        cf.connections.create("q", "query", {"param_name": "api_key", "param_value": key})
+    port = free_port()
+    env = {
+        **os.environ,
+        "CARDFLOW_HOME": str(home),
+        "CARDFLOW_PORT": str(port),
+        "CARDFLOW_LOG_LEVEL": "DEBUG",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from cardflow.cli import main; main()", "serve"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    elsewhere = quote(f"http://localhost:{upstream.port}/echo", safe="")
+    try:
+        wait_until_serving(process, base)
+        headers = {"Authorization": f"Bearer {api_token}"}
+        for path, ok in (
+            ("/echo/served", True),
+            ("/status/500", False),
+            (f"/redirect?to={elsewhere}&echo=next", False),  # not followed: the key is in it
+            ("/hang", False),  # the card's timeout
+        ):
+            tested = httpx.post(
+                f"{base}/api/v1/cards/api_connector.get/test",
+                headers=headers,
+                json={
+                    "connection": "q",
+                    "inputs": {"url": f"{upstream.url}{path}"},
+                    "timeout": 0.5,
+                },
+                timeout=30,
+            )
+            assert tested.json()["ok"] is ok, tested.text
+        closed = httpx.post(
+            f"{base}/api/v1/cards/api_connector.get/test",
+            headers=headers,
+            json={"connection": "q", "inputs": {"url": f"http://127.0.0.1:{free_port()}/x"}},
+        )
+        assert closed.json()["error"]["type"] == "connection_error", closed.text
+    finally:
+        process.terminate()
+        stdout, stderr = process.communicate(timeout=30)
+    assert process.returncode in (0, -15), stderr
+    records = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    assert any(r.get("logger") == "cardflow.access" for r in records)
+    sent = [r for r in upstream.requests if r["path"] == "/echo/served"]
+    assert sent and sent[-1]["query"]["api_key"] == [key]  # the key did go out
+    for form in forms:
+        assert form not in stdout + stderr, form
 
 
 def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:

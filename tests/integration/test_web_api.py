@@ -145,7 +145,15 @@ def test_static_assets_are_all_local() -> None:
 def test_auth_types_describe_the_dialog_fields(server: RunningServer) -> None:
     with httpx.Client(base_url=server.url, headers=server.headers) as client:
         types = {t["name"]: t for t in client.get("/api/v1/auth-types").json()}
-    assert list(types) == ["basic", "custom", "oauth", "client_credentials", "none"]
+    assert list(types) == [
+        "basic",
+        "custom",
+        "bearer",
+        "query",
+        "oauth",
+        "client_credentials",
+        "none",
+    ]
     basic = {f["name"]: f for f in types["basic"]["fields"]}
     assert basic["password"]["secret"] and not basic["username"]["secret"]
     oauth = {f["name"]: f for f in types["oauth"]["fields"]}
@@ -166,6 +174,8 @@ def test_required_fields_are_marked_and_a_missing_one_is_refused_by_name(
         assert required == {
             "basic": ["username"],  # an empty password is allowed (API keys as user names)
             "custom": ["header_name", "header_value"],
+            "bearer": ["token"],
+            "query": ["param_name", "param_value"],
             "oauth": ["authorize_url", "client_id", "client_secret", "token_url"],
             "client_credentials": ["client_id", "client_secret", "token_url"],
             "none": [],

@@ -23,7 +23,7 @@ import threading
 from collections import Counter
 from types import TracebackType
 from typing import Self, TypedDict
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 import aiohttp
 from aiohttp import web
@@ -334,8 +334,17 @@ class Upstream:
         return response
 
     async def _redirect(self, request: web.Request) -> web.Response:
+        """``code`` (302) to ``to`` (/echo). ``echo=query``: the request's query string is
+        appended to ``to`` as it came; ``echo=next``: appended as one parameter, ``next``,
+        holding the request's path and query URL-encoded (an API repeating the URL it was
+        called with)."""
         target = request.query.get("to", "/echo")
         code = _int_param(request, "code", 302)
+        echo = request.query.get("echo")
+        if echo:
+            raw = request.rel_url.raw_query_string
+            repeated = raw if echo == "query" else "next=" + quote(request.raw_path, safe="")
+            target += ("&" if "?" in target else "?") + repeated
         return web.Response(status=code, headers={"Location": target})
 
     async def _redirect_chain(self, request: web.Request) -> web.Response:

@@ -14,6 +14,8 @@ from cardflow.credentials.basic import BasicAuth
 from cardflow.credentials.client_credentials import BearerTokenAuth
 from cardflow.credentials.custom_header import CustomHeaderAuth
 from cardflow.credentials.none import NoAuth
+from cardflow.credentials.query_param import QueryParamAuth, QueryParamConfig
+from cardflow.credentials.static_bearer import BearerConfig, StaticBearerAuth
 from cardflow.credentials.token_endpoint import TokenResponse
 from cardflow.credentials.token_manager import TokenManager
 from cardflow.errors import NeedsAuthorization
@@ -36,6 +38,61 @@ def test_custom_header_keeps_exact_name_and_replaces_other_case() -> None:
     assert [(k, v) for k, v in sent.headers.raw if k.lower() == b"api_key"] == [
         (b"api_key", b"s3cret")
     ]
+
+
+def test_bearer_sends_its_fixed_token_and_a_401_is_final() -> None:
+    request = httpx.Request("GET", "https://api.test/x", headers={"authorization": "Basic x"})
+    auth = StaticBearerAuth("t0ken/+=")
+    flow = auth.auth_flow(request)
+    sent = next(flow)
+    assert sent.headers.get_list("Authorization") == ["Bearer t0ken/+="]
+    assert auth.ready_headers() == {"Authorization": "Bearer t0ken/+="}
+    assert not auth.retries_unauthorized and auth.sensitive_values() == ["t0ken/+="]
+    with pytest.raises(StopIteration):
+        flow.send(httpx.Response(401))
+
+
+@pytest.mark.parametrize(
+    ("token", "says"),
+    [
+        ("", None),  # required, but refused by the connection service (kept on update)
+        ("Bearer abc", "give the token alone"),
+        ("abc\n", "control characters"),
+        (" abc", "copy-paste slip"),
+    ],
+)
+def test_bearer_token_is_the_token_alone(token: str, says: str | None) -> None:
+    if says is None:
+        assert BearerConfig(token=token).token == token
+        return
+    with pytest.raises(ValueError, match=says):
+        BearerConfig(token=token)
+
+
+def test_query_key_replaces_any_parameter_of_its_name_in_an_httpx_request() -> None:
+    request = httpx.Request("GET", "https://api.test/x?api_key=mine&a=1&api_key=again&API_KEY=z")
+    sent = next(QueryParamAuth("api_key", "k &+é").auth_flow(request))
+    assert sent.url.params.get_list("api_key") == ["k &+é"]
+    assert sent.url.params.get_list("a") == ["1"]
+    assert sent.url.params.get_list("API_KEY") == ["z"]  # names are case-sensitive
+    assert "authorization" not in sent.headers
+
+
+@pytest.mark.parametrize("name", ["api_key", "appid", "X-Api-Key", "key.v2", "a~b"])
+def test_query_parameter_names_that_read_the_same_encoded(name: str) -> None:
+    assert QueryParamConfig(param_name=name, param_value="v").param_name == name
+
+
+@pytest.mark.parametrize("name", ["", "api key", "a&b", "a=b", "k#", "é", "a[b]", "x" * 129])
+def test_query_parameter_names_that_would_change_in_a_url_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match=r"query parameter name|at least 1"):
+        QueryParamConfig(param_name=name, param_value="v")
+
+
+@pytest.mark.parametrize(("value", "says"), [("k\r\n", "control"), ("k ", "copy-paste slip")])
+def test_query_key_values_refused(value: str, says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        QueryParamConfig(param_name="api_key", param_value=value)
 
 
 def test_none_adds_nothing() -> None:

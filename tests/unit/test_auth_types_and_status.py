@@ -23,6 +23,8 @@ SRC = pathlib.Path(__file__).parents[2] / "src" / "cardflow"
 CONFIGS: dict[str, dict[str, Any]] = {
     "basic": {"username": "bot", "password": "pw"},
     "custom": {"header_name": "X-Api-Key", "header_value": "k"},
+    "bearer": {"token": "t"},
+    "query": {"param_name": "api_key", "param_value": "k"},
     "oauth": {
         "authorize_url": "https://id.example.com/authorize",
         "token_url": "https://id.example.com/token",

@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from urllib.parse import quote
 
 import pytest
 from aiohttp import web
@@ -20,8 +21,9 @@ from cardflow.credentials.base import ConnectionAuth, IncomingResponse, RequestT
 from cardflow.credentials.basic import BasicAuth
 from cardflow.credentials.bearer import BearerTokenAuth
 from cardflow.credentials.custom_header import CustomHeaderAuth
+from cardflow.credentials.query_param import QueryParamAuth
 from cardflow.credentials.token_manager import TokenManager
-from cardflow.errors import HostNotAllowed, ResponseTooLarge
+from cardflow.errors import HostNotAllowed, ResponseTooLarge, UpstreamConnectionError
 from cardflow.net import client
 from cardflow.net.hosts import AllowedHosts
 from cardflow.net.policy import NetworkPolicy
@@ -44,6 +46,8 @@ class Server:
     url: URL
     answers: list[Answer] = field(default_factory=list)
     seen: list[tuple[str, str, CIMultiDict[str]]] = field(default_factory=list)
+    # each request's path and query as it came (percent-encoded)
+    raw_paths: list[str] = field(default_factory=list)
     # Called with each request before it is answered (once: it is cleared after use).
     before_answer: Callable[[web.Request], Awaitable[None]] | None = None
 
@@ -52,6 +56,7 @@ class Server:
 
     async def handle(self, request: web.Request) -> web.Response:
         self.seen.append((request.method, request.path, CIMultiDict(request.headers)))
+        self.raw_paths.append(request.raw_path)
         if self.before_answer is not None:
             hook, self.before_answer = self.before_answer, None
             await hook(request)
@@ -306,6 +311,52 @@ async def test_a_redirect_elsewhere_leaves_the_auth_headers_behind(
     [(_method, path, headers)] = elsewhere.seen
     assert path == "/landed"
     assert "X-Api-Key" not in headers
+
+
+KEY = "k3y &+/é"
+KEY_PAIR = "api_key=k3y+%26%2B/%C3%A9"  # as yarl writes it: a space as +
+
+
+async def test_a_query_key_goes_once_replacing_any_parameter_of_its_name(
+    transport: HttpTransport, upstream: Server
+) -> None:
+    request = get(URL(f"{upstream.url}a?api_key=mine&x=1+2&api%5Fkey=again&API_KEY=z"))
+    await client.send(transport, request, timeout=5, auth=QueryParamAuth("api_key", KEY))
+    [sent] = upstream.raw_paths
+    assert sent == f"/a?x=1+2&API_KEY=z&{KEY_PAIR}"  # the others kept as they were
+
+
+async def test_a_redirect_on_the_origin_gets_the_query_key_again_and_another_origin_never(
+    transport: HttpTransport, upstream: Server, elsewhere: Server
+) -> None:
+    # the upstream's Location repeats the key: the other origin gets the URL without it
+    upstream.script(
+        Answer(302, {"Location": "/next?page=2"}),
+        Answer(307, {"Location": str(elsewhere.url.with_path("/landed")) + f"?{KEY_PAIR}&p=1"}),
+    )
+    auth = QueryParamAuth("api_key", KEY)
+    response = await client.send(transport, get(upstream.url / "start"), timeout=5, auth=auth)
+    assert response.status_code == 200
+    assert upstream.raw_paths == [f"/start?{KEY_PAIR}", f"/next?page=2&{KEY_PAIR}"]
+    assert elsewhere.raw_paths == ["/landed?p=1"]
+
+
+@pytest.mark.parametrize(
+    "repeated",
+    [
+        "next=" + quote(f"/next?{KEY_PAIR}", safe=""),  # the URL it was called with
+        f"key={KEY_PAIR.partition('=')[2]}",  # under another name
+    ],
+)
+async def test_a_redirect_elsewhere_still_holding_the_query_key_is_not_followed(
+    transport: HttpTransport, upstream: Server, elsewhere: Server, repeated: str
+) -> None:
+    upstream.script(Answer(302, {"Location": f"{elsewhere.url}landed?{repeated}"}))
+    auth = QueryParamAuth("api_key", KEY)
+    with pytest.raises(UpstreamConnectionError, match="key in the URL; not followed") as info:
+        await client.send(transport, get(upstream.url), timeout=5, auth=auth)
+    assert "k3y" not in info.value.message
+    assert elsewhere.seen == []
 
 
 async def test_no_redirect_followed_when_told_not_to(

@@ -161,7 +161,9 @@ def _print_next_step(view: ConnectionView) -> None:
 @connection_app.command("create")
 def connection_create(
     name: Annotated[str, typer.Argument(help="A unique nickname, e.g. 'JIRA - Basic - bot'.")],
-    auth_type: Annotated[str, typer.Option("--type", help=f"The auth type: {_TYPES_HELP}.")],
+    auth_type: Annotated[
+        str, typer.Option("--type", "--auth-type", help=f"The auth type: {_TYPES_HELP}.")
+    ],
     sets: SetOpt = None,
     secret_env: SecretEnvOpt = None,
     secret_stdin: SecretStdinOpt = None,
@@ -174,6 +176,8 @@ def connection_create(
     with no terminal to ask on, the command fails and says how to pass it.
     Fields (* secret): basic: username, password*
     custom: header_name, header_value*
+    bearer: token*
+    query: param_name, param_value* (the key as ?param_name=…)
     client_credentials: token_url, client_id, client_secret*, scope, token_auth_method
     oauth: authorize_url, token_url, client_id, client_secret*, scope, pkce,
     token_auth_method (then: cardflow connection authorize NAME)
@@ -187,6 +191,9 @@ def connection_create(
         --allowed-host acme.atlassian.net
       printf '%s\n' "$KEY" | cardflow connection create "Acme - key" \
         --type custom --set header_name=api_key --secret-stdin header_value
+      cardflow connection create "Weather - key" --type query \
+        --set param_name=appid --secret-env param_value=WEATHER_KEY \
+        --allowed-host api.weather.example
       cardflow connection create "Google - OAuth - me" --type oauth \
         --set authorize_url=https://accounts.google.com/o/oauth2/v2/auth \
         --set token_url=https://oauth2.googleapis.com/token --set client_id=ID \
@@ -267,7 +274,11 @@ def connection_update(
     new_name: Annotated[str | None, typer.Option("--name", help="A new nickname.")] = None,
     auth_type: Annotated[
         str | None,
-        typer.Option("--type", help="Change the auth type (give the new type's whole config)."),
+        typer.Option(
+            "--type",
+            "--auth-type",
+            help="Change the auth type (give the new type's whole config).",
+        ),
     ] = None,
     sets: SetOpt = None,
     secret_env: SecretEnvOpt = None,

@@ -59,7 +59,7 @@ class ConnectionView(View):
 
     id: str
     name: str
-    auth_type: str = Field(description="basic, custom, oauth, client_credentials, none")
+    auth_type: str = Field(description=", ".join(AUTH_TYPES))
     config: dict[str, Any] = Field(
         description='Its config; each secret field only as {"set": true|false}.'
     )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, MutableMapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import httpx
@@ -59,10 +60,13 @@ class ConnectionAuth(httpx.Auth):
     """An httpx.Auth whose ``auth_flow`` also drives cardflow's own transport.
 
     ``added_headers`` names the headers this auth sets; they are never sent to another
-    origin on a redirect.
+    origin on a redirect. ``added_query`` holds the query parameters it sets (name: value):
+    cardflow's client puts them in the URL itself, as it does the ``ready_headers``, and
+    they too stay on their origin.
     """
 
     added_headers: frozenset[str] = frozenset()
+    added_query: Mapping[str, str] = MappingProxyType({})
     # True when a 401 may be answered by new headers (a refreshed token): see unauthorized.
     retries_unauthorized: bool = False
 

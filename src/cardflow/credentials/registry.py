@@ -10,6 +10,8 @@ from cardflow.credentials import (
     client_credentials,
     custom_header,
     none,
+    query_param,
+    static_bearer,
 )
 from cardflow.credentials.base import AuthType
 
@@ -19,6 +21,8 @@ AUTH_TYPES: dict[str, AuthType] = {
     for t in (
         basic.AUTH_TYPE,
         custom_header.AUTH_TYPE,
+        static_bearer.AUTH_TYPE,
+        query_param.AUTH_TYPE,
         authorization_code.AUTH_TYPE,
         client_credentials.AUTH_TYPE,
         none.AUTH_TYPE,
@@ -33,6 +37,8 @@ _LABELS = {
     "client_id": "Client ID",
     "pkce": "Use PKCE (S256)",
     "token_auth_method": "Token endpoint authentication",
+    "param_name": "Parameter Name",
+    "param_value": "Parameter Value",
 }
 
 

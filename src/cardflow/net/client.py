@@ -20,6 +20,7 @@ from functools import lru_cache
 from typing import Protocol
 
 from cardflow.net.hosts import AllowedHosts
+from cardflow.net.query import set_query_params
 from cardflow.net.transport import HttpTransport, InboundResponse, OutboundRequest
 from cardflow.redaction import LOG_SECRETS, SecretSet, forms_of
 
@@ -30,6 +31,11 @@ class RequestAuth(Protocol):
     @property
     def added_headers(self) -> frozenset[str]:
         """The headers this auth sets: never sent to another origin on a redirect."""
+
+    @property
+    def added_query(self) -> Mapping[str, str]:
+        """The query parameters this auth sets (name: value), replacing any of those names
+        in the URL: kept on the origin across redirects, never sent to another."""
 
     @property
     def retries_unauthorized(self) -> bool:
@@ -83,7 +89,10 @@ async def send(
     hosts, redirects included, and none is sent at all when the first URL is not among
     them; the auth's headers never go to another origin. What the auth puts in its headers
     (a token fetched just now) is added to ``secrets`` and kept out of the log. Auths set
-    their headers idempotently, so a retry reuses the same request."""
+    their headers idempotently, so a retry reuses the same request. The auth's query
+    parameters are set here, once, as its ready headers are."""
+    if auth is not None and auth.added_query:
+        request.url = set_query_params(request.url, auth.added_query)
     attempt = 0
     while True:
         if auth is None:
@@ -123,6 +132,7 @@ async def send(
                     request,
                     timeout=timeout,
                     strip_on_cross_origin=strip,
+                    auth_query=auth.added_query,
                     allowed_hosts=allowed_hosts,
                     hop=hop,
                     max_response_bytes=max_response_bytes,
@@ -138,6 +148,7 @@ async def send(
                         request,
                         timeout=timeout,
                         strip_on_cross_origin=strip,
+                        auth_query=auth.added_query,
                         allowed_hosts=allowed_hosts,
                         hop=hop,
                         max_response_bytes=max_response_bytes,
@@ -175,6 +186,7 @@ async def _send_handling_auth(
             outgoing,
             timeout=timeout,
             strip_on_cross_origin=strip,
+            auth_query=auth.added_query,
             allowed_hosts=allowed_hosts,
             hop=hop,
             max_response_bytes=max_response_bytes,

@@ -13,6 +13,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
+from types import MappingProxyType
 
 import aiohttp
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -28,10 +29,13 @@ from cardflow.errors import (
 from cardflow.jsondata import clean_text
 from cardflow.net.hosts import AllowedHosts
 from cardflow.net.policy import NetworkPolicy, PolicyResolver
+from cardflow.net.query import drop_query_params, set_query_params
+from cardflow.redaction import forms_of
 
 MAX_REDIRECTS = 5
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
+_NO_QUERY: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass
@@ -125,14 +129,16 @@ class HttpTransport:
         *,
         timeout: float,
         strip_on_cross_origin: frozenset[str] = frozenset(),
+        auth_query: Mapping[str, str] = _NO_QUERY,
         max_response_bytes: int | None = None,
         allowed_hosts: AllowedHosts | None = None,
         hop: int = 0,
         follow_redirects: bool = True,
     ) -> InboundResponse:
         """Send, following at most 5 redirects (none without ``follow_redirects``: a 3xx
-        comes back as it is); the connection's headers stay on their origin and, with
-        ``allowed_hosts``, no request (redirects included) leaves those hosts."""
+        comes back as it is); the connection's headers and query parameters
+        (``auth_query``) stay on their origin and, with ``allowed_hosts``, no request
+        (redirects included) leaves those hosts."""
         limit = max_response_bytes or self.max_response_bytes
         current = request
         deadline = time.monotonic() + timeout
@@ -157,7 +163,12 @@ class HttpTransport:
                 if not location:
                     return response
                 current = _follow(
-                    current, response, location, _origin(request.url), strip_on_cross_origin
+                    current,
+                    response,
+                    location,
+                    _origin(request.url),
+                    strip_on_cross_origin,
+                    auth_query,
                 )
         except TimeoutError:
             raise UpstreamTimeout(
@@ -246,6 +257,7 @@ def _follow(
     location: str,
     origin: tuple[str, str | None, int | None],
     strip: frozenset[str],
+    query: Mapping[str, str] = _NO_QUERY,
 ) -> OutboundRequest:
     target = request.url.join(URL(location))
     if target.scheme not in ("http", "https"):
@@ -263,7 +275,26 @@ def _follow(
         # Never hand the connection's credentials to another origin.
         for name in {"authorization", "proxy-authorization", "cookie", *strip}:
             headers.popall(name, None)
+        if query:
+            target = _without_credentials(target, query)
+    elif query:
+        # A Location carries its own query: the key goes again, as the headers do.
+        target = set_query_params(target, query)
     return OutboundRequest(method, target, headers, body)
+
+
+def _without_credentials(target: URL, query: Mapping[str, str]) -> URL:
+    """A redirect's target on another origin without the auth's query parameters; one
+    that still carries a key (the upstream repeated it in another parameter) is refused."""
+    target = drop_query_params(target, query.keys())
+    text = str(target)
+    if any(form in text for form in forms_of(query.values())):
+        raise UpstreamConnectionError(
+            f"The upstream redirected to another origin ({target.host}"
+            f"{'' if target.explicit_port is None else f':{target.port}'}) with the "
+            "connection's key in the URL; not followed."
+        )
+    return target
 
 
 def _too_large(request: OutboundRequest, limit: int) -> ResponseTooLarge:

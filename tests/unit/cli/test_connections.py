@@ -34,6 +34,43 @@ def test_create_custom_from_stdin_strips_only_the_newline(invoke: Invoke, home: 
         assert cf.connections.load("Acme - key").config.header_value == secret  # type: ignore[attr-defined]
 
 
+def test_create_bearer_and_query_with_auth_type_secrets_never_echoed(
+    invoke: Invoke, home: Path
+) -> None:
+    key = f"{SENTINEL} &+/"
+    query = invoke(
+        "connection", "create", "Weather - key", "--auth-type", "query",
+        "--set", "param_name=appid", "--secret-stdin", "param_value",
+        "--allowed-host", "api.weather.example", "--json", input=key + "\n",
+    )  # fmt: skip
+    assert query.exit_code == 0, query.output
+    config = json.loads(query.stdout)["config"]
+    assert config == {"param_name": "appid", "param_value": {"set": True}}
+    bearer = invoke(
+        "connection", "create", "Svc - token", "--type", "bearer", "--secret-env", "token=TOK",
+        env={"TOK": SENTINEL + "-tok"},
+    )  # fmt: skip
+    assert bearer.exit_code == 0, bearer.output
+    assert "token" in bearer.stdout and "set" in bearer.stdout
+    refused = invoke("connection", "create", "X", "--type", "bearer", "--set", "token=abc")
+    assert refused.exit_code != 0 and "never taken from a command-line argument" in refused.output
+    shown = [
+        invoke("connection", "show", "Weather - key"),
+        invoke("connection", "show", "Svc - token", "--json"),
+        invoke("connection", "list"),
+        invoke("connection", "list", "--json"),
+    ]
+    for result in (query, bearer, *shown):
+        assert result.exit_code == 0, result.output
+        assert_no_secret(result, SENTINEL)
+    with opened(home) as cf:
+        assert cf.connections.load("Weather - key").config.param_value == key  # type: ignore[attr-defined]
+        assert cf.connections.load("Svc - token").config.token == SENTINEL + "-tok"  # type: ignore[attr-defined]
+        cf.db.dispose()
+    stored = b"".join(p.read_bytes() for p in home.glob("*.db*"))
+    assert stored and SENTINEL.encode() not in stored  # encrypted at rest
+
+
 def test_create_none_and_client_credentials(invoke: Invoke, home: Path) -> None:
     assert invoke("connection", "create", "Public", "--type", "none").exit_code == 0
     result = invoke(

@@ -61,9 +61,7 @@ class ConnectionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(examples=["JIRA Service Management - Basic - service_account"])
-    auth_type: str = Field(
-        examples=["basic"], description="basic, custom, oauth, client_credentials, none"
-    )
+    auth_type: str = Field(examples=["basic"], description=", ".join(AUTH_TYPES))
     config: dict[str, Any] = Field(
         default_factory=dict, examples=[{"username": "svc", "password": "…"}]
     )

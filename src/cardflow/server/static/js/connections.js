@@ -344,7 +344,7 @@ export async function connectionsPage(root) {
     const connections = await get("/connections");
     if (!connections.length) {
       clear(list, emptyState("No connections yet",
-        "A connection holds the credentials for one service and account (Basic, a custom header, OAuth 2.0 or client credentials). Create one, then pick it in an API Connector card.",
+        "A connection holds the credentials for one service and account (Basic, a custom header, a bearer token, an API key in the query, OAuth 2.0 or client credentials). Create one, then pick it in an API Connector card.",
         h("button", { type: "button", class: "btn btn-primary", onclick: () => create.click() }, "+ New Connection")));
       return;
     }
