@@ -232,7 +232,7 @@ def card_from_curl(
     Exit code 0, or 2 when it is not a curl command cardflow can read.
 
     Examples:
-      cardflow card from-curl "curl -u bot:TOKEN https://jira.example.com/rest/api/3/myself"
+      cardflow card from-curl 'curl -u bot:TOKEN https://jira.example.com/x'
       pbpaste | cardflow card from-curl --json
     """
     as_json = want_json(json_output)

@@ -38,6 +38,7 @@ from cardflow.cards.registry import get_card
 from cardflow.errors import InvalidInput
 from cardflow.net.headers import check_method
 
+_VARIABLE = re.compile(r"\$\{?[A-Za-z_][A-Za-z0-9_]*\}?")
 JSON_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 FORM = "application/x-www-form-urlencoded"
 # Query parameters named like credentials: left empty in the card, never stored in a flow.
@@ -126,6 +127,12 @@ def _url(request: CurlRequest, warnings: list[str]) -> tuple[str, str]:
             field=FIELD,
         )
     url = url.partition("#")[0]  # a fragment is never sent
+    variables = list(dict.fromkeys(_VARIABLE.findall(url)))
+    if variables:
+        warnings.append(
+            f"The URL holds shell variables ({', '.join(variables)}): in the card, put what "
+            "each stands for."
+        )
     base, _, query_string = url.partition("?")
     return base, query_string
 

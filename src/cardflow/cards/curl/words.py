@@ -2,9 +2,9 @@
 
 Before splitting: line continuations are joined (``\\`` at a line's end; a Windows ``cmd``
 paste's ``^`` at a line's end, whose ``^`` escapes are then undone), and ``$'…'`` strings are
-rewritten as plain single-quoted ones. After: a shell prompt (``$ ``) and variable
-assignments before ``curl`` are skipped, and whatever follows a control operator (``| jq``,
-``&& …``, ``; …``, ``> file``) is left out with a warning.
+rewritten as plain single-quoted ones. After: a shell prompt (``$ ``), variable
+assignments before ``curl`` and comment lines above it are skipped, and whatever follows a
+control operator (``| jq``, ``&& …``, ``; …``, ``> file``) is left out with a warning.
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ _SIMPLE_ESCAPES = {
     "n": "\n", "t": "\t", "r": "\r", "a": "\a", "b": "\b", "e": "\x1b", "E": "\x1b",
     "f": "\f", "v": "\v", "\\": "\\", "'": "'", '"': '"', "?": "?",
 }  # fmt: skip
-_CONTROL = {"|", "||", "&", "&&", ";", ";;", "(", ")", "|&"}
-_REDIRECT = re.compile(r"^[0-9]*[<>]")
+# With punctuation_chars, shlex gives the shell's operators (| && ; > < ...) as tokens of
+# their characters only; a quoted "<x/>" is a word, never one of these.
+_OPERATOR = re.compile(r"^[();<>|&]+$")
 _ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 _PROMPT = {"$", "%", ">", "#", "PS>"}
+_LEADING_COMMENTS = re.compile(r"\A(?:[ \t]*(?:#[^\n]*)?\r?\n)*")
 
 
 @dataclass
@@ -87,7 +89,9 @@ def split_command(command: str) -> Words:
         raise InvalidInput(
             "Paste a curl command, e.g. curl https://api.example.com/v1/users.", field=FIELD
         )
-    text = _ANSI_C.sub(_ansi_c, _joined(command))
+    # Docs put comment lines above the command ("# Curl command"); any other "#" is kept
+    # as typed (a URL's fragment, a body's text).
+    text = _ANSI_C.sub(_ansi_c, _joined(_LEADING_COMMENTS.sub("", command)))
     lexer = shlex.shlex(text, posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     lexer.commenters = ""
@@ -124,8 +128,8 @@ def _curl_args(tokens: list[str]) -> Words:
     for index in range(start + 1, len(tokens)):
         token = tokens[index]
         following = tokens[index + 1] if index + 1 < len(tokens) else ""
-        redirect = _REDIRECT.match(token) or (token.isdigit() and following[:1] in ("<", ">"))
-        if token in _CONTROL or redirect:
+        redirect = token.isdigit() and following[:1] in ("<", ">") and _OPERATOR.match(following)
+        if _OPERATOR.match(token) or redirect:
             # Named by its operator only: what follows may be another command with secrets.
             operator = following if token.isdigit() else token
             words.warnings.append(
