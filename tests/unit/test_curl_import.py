@@ -261,6 +261,11 @@ def test_a_windows_cmd_paste_with_carets() -> None:
     assert inputs["query"] == {"x": "1"}
 
 
+def test_a_powershell_paste_with_backticks() -> None:
+    _, inputs = _card("curl.exe -X DELETE `\n  https://api.example.com/x/1 `\n  -H 'X-Trace: 1'")
+    assert inputs == {"url": "https://api.example.com/x/1", "headers": {"X-Trace": "1"}}
+
+
 def test_ansi_c_quoted_strings() -> None:
     _, inputs = _card("curl https://api.example.com -H $'X-Note: it\\'s\\tok' -d $'line1\\nline2'")
     assert inputs["headers"]["X-Note"] == "it's\tok"
@@ -299,6 +304,7 @@ def test_a_user_without_password_asks_for_it() -> None:
     result = import_curl("curl -u bot https://api.example.com:8443/x")
     assert result.connection is not None
     assert result.connection.config == {"username": "bot", "password": ""}
+    assert result.connection.to_fill == ["password"]
     assert result.connection.allowed_hosts == ["api.example.com:8443"]
     assert any("no password" in w for w in result.warnings)
 
@@ -334,6 +340,17 @@ def test_a_token_or_api_key_header_becomes_a_custom_header_connection(
     assert result.connection.config == {"header_name": header, "header_value": value}
     assert result.connection.allowed_hosts == ["api.example.com"]
     assert result.connection.masked()["config"]["header_value"] == "***"
+
+
+def test_an_authorization_header_wins_over_user_as_in_curl_and_the_other_is_left_out() -> None:
+    result = import_curl(
+        f"curl -u 'a:{SENTINEL}' -H 'X-Api-Key: {SENTINEL}' -H 'Authorization: Token abc' "
+        "https://api.example.com"
+    )
+    assert result.connection is not None
+    assert result.connection.config == {"header_name": "Authorization", "header_value": "Token abc"}
+    assert SENTINEL not in json.dumps(result.to_dict())
+    assert [w.split(" is a credential")[0] for w in result.warnings] == ["-u", "X-Api-Key"]
 
 
 def test_digest_credentials_are_not_kept() -> None:

@@ -163,8 +163,17 @@ def _method(request: CurlRequest, warnings: list[str]) -> str:
 def _credentials(
     request: CurlRequest, headers: list[tuple[str, str]], url: str, warnings: list[str]
 ) -> ConnectionProposal | None:
-    """Takes the credentials out of the headers; the first becomes the proposal."""
+    """Takes the credentials out of the headers; the first becomes the proposal: an
+    Authorization header (curl sends it instead of what -u or --oauth2-bearer make), then
+    --oauth2-bearer, -u, the API-key headers."""
     found: list[tuple[str, str, str]] = []  # (kind, name, value)
+    for name, value in [h for h in headers if is_credential_header(h[0])]:
+        headers.remove((name, value))
+        found.append(("header", name, value))
+    found.sort(key=lambda item: item[1].lower() != "authorization")  # stable: typed order
+    if request.bearer is not None:
+        at = 1 if found and found[0][1].lower() == "authorization" else 0
+        found.insert(at, ("header", "Authorization", f"Bearer {request.bearer}"))
     if request.user is not None:
         if request.auth_scheme in ("digest", "ntlm", "negotiate"):
             warnings.append(
@@ -172,12 +181,8 @@ def _credentials(
                 "credentials were left out (not kept)."
             )
         else:
-            found.append(("user", "-u", request.user))
-    for name, value in [h for h in headers if is_credential_header(h[0])]:
-        headers.remove((name, value))
-        found.append(("header", name, value))
-    if request.bearer is not None:
-        found.append(("header", "Authorization", f"Bearer {request.bearer}"))
+            at = sum(1 for item in found if item[1].lower() == "authorization")
+            found.insert(at, ("user", "-u", request.user))
     if not found:
         return None
     kind, name, value = found[0]

@@ -155,6 +155,7 @@ def basic_proposal(
     """password None: none given (curl would prompt); "": an empty one, the username being
     the API key (Stripe's ``-u sk_test_…:``)."""
     key_as_user = password == ""
+    prompted = password is None
     password = password or ""
     to_fill = [f for f, v in (("username", username), ("password", password)) if is_placeholder(v)]
     config = {
@@ -165,6 +166,8 @@ def basic_proposal(
     account = "" if key_as_user or "username" in to_fill else f" - {username}"
     if to_fill:
         warnings.append(_fill_warning(to_fill))
+    if prompted:
+        to_fill.append("password")
     return ConnectionProposal(
         name=f"{service_name(url)} - Basic{account}",
         auth_type="basic",

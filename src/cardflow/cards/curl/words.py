@@ -1,10 +1,11 @@
 """A pasted command line → curl's arguments, split as a POSIX shell would (``shlex``).
 
-Before splitting: line continuations are joined (``\\`` at a line's end; a Windows ``cmd``
-paste's ``^`` at a line's end, whose ``^`` escapes are then undone), and ``$'…'`` strings are
-rewritten as plain single-quoted ones. After: a shell prompt (``$ ``), variable
-assignments before ``curl`` and comment lines above it are skipped, and whatever follows a
-control operator (``| jq``, ``&& …``, ``; …``, ``> file``) is left out with a warning.
+Before splitting: line continuations are joined (a backslash or, from PowerShell, a
+backtick at a line's end; a Windows ``cmd`` paste's ``^`` at a line's end, whose ``^``
+escapes are then undone), and ``$'…'`` strings are rewritten as plain single-quoted ones.
+After: a shell prompt (``$ ``), variable assignments before ``curl`` and comment lines
+above it are skipped, and whatever follows a control operator (``| jq``, ``&& …``,
+``; …``, ``> file``) is left out with a warning.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ FIELD = "command"
 
 _BACKSLASH_CONTINUATION = re.compile(r"\\\r?\n")
 _CARET_CONTINUATION = re.compile(r"\^\r?\n")
+_BACKTICK_CONTINUATION = re.compile(r"`\r?\n")
 _CARET_ESCAPE = re.compile(r"\^(.)")
 # A $'…' string, or a stretch the shell reads otherwise (another quoted string, an escaped
 # character), matched in order so that a $' inside quotes is left alone.
@@ -73,6 +75,7 @@ def _joined(text: str) -> str:
         text = _CARET_CONTINUATION.sub(" ", text)
         text = _CARET_ESCAPE.sub(r"\1", text)
     text = _BACKSLASH_CONTINUATION.sub(" ", text)
+    text = _BACKTICK_CONTINUATION.sub(" ", text)  # PowerShell
     # a Windows paste of a POSIX command: lines end "\\\r\n" (handled) or stray "\r"
     return text.replace("\r\n", "\n")
 
