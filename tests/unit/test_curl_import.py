@@ -300,6 +300,14 @@ def test_user_and_password_become_a_basic_connection_not_a_header() -> None:
     }
 
 
+def test_credentials_in_the_url_leave_it_for_the_connection() -> None:
+    result = import_curl(f"curl 'https://bot:{SENTINEL}%21@api.example.com/v1/me?x=1'")
+    assert result.card["inputs"] == {"url": "https://api.example.com/v1/me", "query": {"x": "1"}}
+    assert result.connection is not None
+    assert result.connection.config == {"username": "bot", "password": f"{SENTINEL}!"}
+    assert SENTINEL not in json.dumps(result.card) + " ".join(result.warnings)
+
+
 def test_a_user_without_password_asks_for_it() -> None:
     result = import_curl("curl -u bot https://api.example.com:8443/x")
     assert result.connection is not None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, quote, urlencode
+from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from pydantic import ValidationError
 
@@ -122,11 +122,13 @@ def _url(request: CurlRequest, warnings: list[str]) -> tuple[str, str]:
         url = f"http://{url}"
         warnings.append("The URL has no scheme: http:// was assumed, as curl does.")
     elif scheme.lower() not in ("http", "https"):
-        raise InvalidInput(
-            f"Only http:// and https:// URLs can be imported (this one is {scheme.lower()}://).",
-            field=FIELD,
+        shown = (
+            f" (this one is {scheme.lower()}://)"
+            if re.fullmatch(r"[a-zA-Z+.-]{1,10}", scheme)
+            else ""
         )
-    url = url.partition("#")[0]  # a fragment is never sent
+        raise InvalidInput(f"Only http:// and https:// URLs can be imported{shown}.", field=FIELD)
+    url = _without_userinfo(request, url.partition("#")[0], warnings)  # a fragment is never sent
     variables = list(dict.fromkeys(_VARIABLE.findall(url)))
     if variables:
         warnings.append(
@@ -135,6 +137,21 @@ def _url(request: CurlRequest, warnings: list[str]) -> tuple[str, str]:
         )
     base, _, query_string = url.partition("?")
     return base, query_string
+
+
+def _without_userinfo(request: CurlRequest, url: str, warnings: list[str]) -> str:
+    """``https://user:pass@host/``: the credentials leave the URL, for the connection (as -u;
+    curl takes -u over them)."""
+    scheme, _, rest = url.partition("://")
+    authority = re.split(r"[/?]", rest, maxsplit=1)[0]
+    userinfo, at, host = authority.rpartition("@")
+    if not at:
+        return url
+    if request.user is None:
+        request.user = unquote(userinfo)
+    else:
+        warnings.append("The URL holds credentials too: -u is used, as curl does; left out.")
+    return f"{scheme}://{host}{rest[len(authority) :]}"
 
 
 def _method(request: CurlRequest, warnings: list[str]) -> str:
