@@ -85,3 +85,33 @@ def test_from_curl_bad_input_is_422_naming_command(
 def test_from_curl_needs_a_token(server: RunningServer) -> None:
     response = httpx.post(f"{server.url}/api/v1/cards/from-curl", json={"command": "curl x"})
     assert response.status_code == 401
+
+
+def test_copy_as_curl_gives_the_command_with_placeholders_never_the_secret(
+    server: RunningServer,
+) -> None:
+    created = httpx.post(
+        f"{server.url}/api/v1/connections",
+        json={"name": "Acme key", "auth_type": "custom",
+              "config": {"header_name": "X-API-Key", "header_value": SENTINEL}},
+        headers=server.headers,
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    response = httpx.post(
+        f"{server.url}/api/v1/cards/api_connector.get/curl",
+        json={"connection": "Acme key", "inputs": {"url": "https://api.example.com/v1/items",
+                                                    "query": {"page": 2}}},
+        headers=server.headers,
+    )  # fmt: skip
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "command": "curl 'https://api.example.com/v1/items?page=2' \\\n"
+        "  -H 'X-API-Key: <header_value>'"
+    }
+    assert SENTINEL not in response.text
+    missing = httpx.post(
+        f"{server.url}/api/v1/cards/api_connector.get/curl",
+        json={"connection": "nope", "inputs": {"url": "https://x.example"}},
+        headers=server.headers,
+    )
+    assert missing.status_code == 404

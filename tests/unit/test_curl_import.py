@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from cardflow.cards.curl import MAX_COMMAND_CHARS, import_curl
+from cardflow.cards.curl.export import card_to_curl
 from cardflow.cards.registry import get_card
 from cardflow.errors import InvalidInput
 
@@ -405,3 +406,63 @@ def test_an_error_never_repeats_a_secret_from_the_command() -> None:
         with pytest.raises(InvalidInput) as caught:
             import_curl(command)
         assert SENTINEL not in caught.value.message
+
+
+# -- Copy as cURL -----------------------------------------------------------------------
+
+
+def _plain(card: dict[str, Any]) -> dict[str, Any]:
+    """A card without what a JSON card sends anyway (Content-Type: application/json)."""
+    inputs = dict(card["inputs"])
+    headers = {
+        k: v
+        for k, v in inputs.pop("headers", {}).items()
+        if not (k.lower() == "content-type" and v == "application/json")
+    }
+    return {"card": card["card"], "inputs": {**inputs, **({"headers": headers} if headers else {})}}
+
+
+@pytest.mark.parametrize("entry", PUBLIC_DOCS, ids=[e["name"] for e in PUBLIC_DOCS])
+def test_copy_as_curl_pasted_back_gives_the_same_card(entry: dict[str, Any]) -> None:
+    card = import_curl(entry["command"]).card
+    again = import_curl(card_to_curl(card["card"], card["inputs"])).card
+    assert _plain(again) == _plain(card)
+
+
+@pytest.mark.parametrize(
+    ("auth_type", "config", "shown"),
+    [
+        ("basic", {"username": "bot", "password": {"set": True}}, "-u 'bot:<password>'"),
+        (
+            "custom",
+            {"header_name": "X-API-Key", "header_value": {"set": True}},
+            "-H 'X-API-Key: <header_value>'",
+        ),
+        ("oauth", {"client_id": "app"}, "-H 'Authorization: Bearer <access_token>'"),
+        ("client_credentials", {}, "-H 'Authorization: Bearer <access_token>'"),
+        ("none", {}, None),
+    ],
+)
+def test_copy_as_curl_puts_placeholders_for_the_connections_secrets(
+    auth_type: str, config: dict[str, Any], shown: str | None
+) -> None:
+    command = card_to_curl(
+        "api_connector.delete",
+        {"url": "https://api.example.com/u/1", "query": {"hard": True}},
+        auth_type=auth_type,
+        config=config,
+    )
+    first = "curl -X DELETE 'https://api.example.com/u/1?hard=true'"
+    assert command.splitlines()[0].rstrip(" \\") == first
+    if shown is None:
+        assert command == first
+    else:
+        assert command.splitlines()[1].strip() == shown
+        result = import_curl(command)
+        assert result.connection is not None and result.connection.to_fill
+
+
+def test_copy_as_curl_is_only_for_request_cards() -> None:
+    with pytest.raises(InvalidInput) as caught:
+        card_to_curl("json.parse", {"text": "{}"})
+    assert caught.value.field == "card"

@@ -17,6 +17,8 @@ from rich.table import Table
 from rich.text import Text
 
 from cardflow.cards.curl import ConnectionProposal, import_curl
+from cardflow.cards.curl.export import card_to_curl
+from cardflow.cards.registry import get_card
 from cardflow.cards.runner import CardResult
 from cardflow.cli._common import (
     JsonOpt,
@@ -249,3 +251,45 @@ def card_from_curl(
     typer.echo(out, nl=False)
     for warning in result.warnings:
         err_console().print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
+
+
+@card_app.command("to-curl")
+def card_to_curl_command(
+    card_id: Annotated[str, typer.Argument(help="The card, e.g. api_connector.post.")],
+    connection: Annotated[
+        str | None, typer.Option("--connection", help="The connection's id or name.")
+    ] = None,
+    input_pairs: Annotated[
+        list[str] | None,
+        typer.Option("--input", metavar="KEY=VALUE", help="An input (repeatable), as card test."),
+    ] = None,
+    inputs_json: Annotated[
+        str | None, typer.Option("--inputs-json", help="All inputs as a JSON object.")
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    r"""Copy as cURL: print the curl command making this card's request.
+
+    The connection's secrets are placeholders (<password>, <header_value>,
+    <access_token>); {{ }} expressions are left as typed.
+
+    Example:
+      cardflow card to-curl api_connector.get --connection "JIRA - Basic - bot" \
+        --input url=https://jira.example.com/rest/api/3/myself
+    """
+    as_json = want_json(json_output)
+    with guard(as_json):
+        inputs = _card_inputs(input_pairs, inputs_json, None)
+        get_card(card_id)
+    with open_cardflow(as_json) as cf:
+        view = cf.connections.get(connection) if connection else None
+        command = card_to_curl(
+            card_id,
+            inputs,
+            auth_type=view.auth_type if view else None,
+            config=view.config if view else None,
+        )
+    if as_json:
+        print_json({"command": command})
+    else:
+        typer.echo(command)

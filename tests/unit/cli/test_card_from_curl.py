@@ -1,4 +1,5 @@
-"""``cardflow card from-curl``: the card as a flow file lists it, the connection masked."""
+"""``cardflow card from-curl``: the card as a flow file lists it, the connection masked;
+``cardflow card to-curl``: Copy as cURL, secrets as placeholders."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import yaml
 
 from cardflow.flows.model import FlowDocument
-from tests.unit.cli.helpers import SENTINEL, Invoke, assert_no_secret
+from tests.unit.cli.helpers import SENTINEL, Invoke, assert_no_secret, create_basic
 
 COMMAND = (
     f"curl -u 'bot@example.com:{SENTINEL}' -X POST https://acme.atlassian.net/rest/api/3/issue "
@@ -62,3 +63,24 @@ def test_from_curl_refuses_what_is_not_a_curl_command(invoke: Invoke) -> None:
     as_json = invoke("card", "from-curl", "--json", "curl -X POST")
     assert as_json.exit_code == 2
     assert json.loads(as_json.stdout)["error"]["field"] == "command"
+
+
+def test_to_curl_prints_the_cards_request_with_placeholders_for_secrets(invoke: Invoke) -> None:
+    create_basic(invoke)
+    result = invoke(
+        "card", "to-curl", "api_connector.post", "--connection", "JIRA - Basic - bot",
+        "--input", "url=https://jira.example.com/rest/api/3/issue",
+        "--input", 'body={"fields": {"summary": "Hi"}}',
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert_no_secret(result)
+    assert result.stdout.splitlines() == [
+        "curl -X POST https://jira.example.com/rest/api/3/issue \\",
+        "  -u 'bot:<password>' \\",
+        "  -H 'Content-Type: application/json' \\",
+        """  --data-raw '{"fields": {"summary": "Hi"}}'""",
+    ]
+    no_auth = invoke("card", "to-curl", "api_connector.get", "--input", "url=https://x.example")
+    assert no_auth.stdout.strip() == "curl https://x.example"
+    wrong = invoke("card", "to-curl", "json.parse", "--input", "text={}")
+    assert wrong.exit_code == 2 and "API Connector request cards" in wrong.stderr

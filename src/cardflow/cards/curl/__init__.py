@@ -1,6 +1,7 @@
 """cURL import: a pasted ``curl`` command → an API Connector card and, for the credentials
 in it, a proposed connection (never the card). ``words`` splits the command line,
-``options`` reads curl's options, ``card`` makes the card, ``credentials`` the proposal."""
+``options`` reads curl's options, ``card`` makes the card, ``credentials`` the proposal;
+``export`` is the way back (Copy as cURL)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cardflow.cards.base import CardSpec, RetryPolicy
 from cardflow.cards.curl import MAX_COMMAND_CHARS, import_curl
+from cardflow.cards.curl.export import card_to_curl
 from cardflow.cards.registry import CARDS, get_card
 from cardflow.jsondata import dumps_async
 from cardflow.server.bodies import JsonRoute
@@ -132,6 +133,36 @@ def card_from_curl(body: CurlCommand, _token: TokenDep) -> CurlImportView:
     connection (never in the card)."""
     # A plain def: FastAPI runs it in a worker thread, so a long command never holds the loop.
     return CurlImportView.model_validate(import_curl(body.command).to_dict())
+
+
+class CurlExport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    connection: str | None = Field(default=None, description="Connection id or name, or null.")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class CurlCommandView(BaseModel):
+    command: str = Field(
+        description="The curl command; the connection's secrets as placeholders (<password>, "
+        "<header_value>, <access_token>)."
+    )
+
+
+@router.post("/{card_id}/curl", responses=errors(404, 422))
+def card_as_curl(
+    card_id: str, body: CurlExport, cf: CardflowDep, _token: TokenDep
+) -> CurlCommandView:
+    """Copy as cURL: the curl command making this card's request, secrets as placeholders."""
+    get_card(card_id)
+    view = cf.connections.get(body.connection) if body.connection else None
+    command = card_to_curl(
+        card_id,
+        body.inputs,
+        auth_type=view.auth_type if view else None,
+        config=view.config if view else None,
+    )
+    return CurlCommandView(command=command)
 
 
 @router.get("")
