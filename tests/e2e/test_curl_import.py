@@ -1,6 +1,7 @@
 """cURL import in the builder (issue 13): "+ Add card" → "Paste cURL" → the card with its
 inputs filled, and the New Connection dialog prefilled with the command's credentials. The
-pasted secret ends up only in the new connection: not in the flow, not in the server's log."""
+pasted secret ends up only in the new connection: not in the flow, not in the server's log,
+not in the card's "Copy as cURL"."""
 
 from __future__ import annotations
 
@@ -91,6 +92,19 @@ def test_paste_curl_adds_the_card_and_offers_the_connection(web: WebServer, page
     assert SENTINEL not in json.dumps(flow)
     assert connection["config"] == {"username": "bot@example.com", "password": {"set": True}}
     assert connection["allowed_hosts"] == ["acme.atlassian.net"]
+
+    # Copy as cURL gives the request back, the connection's secret as a placeholder.
+    step.get_by_role("button", name="Copy as cURL").click()
+    shown = page.get_by_role("dialog", name="Copy as cURL: post")
+    command = shown.get_by_label("curl command").input_value()
+    assert command.splitlines()[:2] == [
+        "curl -X POST https://acme.atlassian.net/rest/api/3/issue \\",
+        "  -H 'Accept: application/json' \\",
+    ]
+    assert "-u 'bot@example.com:<password>'" in command
+    assert SENTINEL not in command
+    shown.get_by_role("button", name="Close").click()
+
     logged = "".join(web.output)
     assert "/api/v1/cards/from-curl" in logged  # the output is the server's, read so far
     assert SENTINEL not in logged
