@@ -66,7 +66,7 @@ class WebServer:
     login_link: str
     api_token: str
     process: subprocess.Popen[str]
-    output: list[str] = field(default_factory=list)
+    output: list[str] = field(default_factory=list)  # everything it printed, so far
 
     @property
     def headers(self) -> dict[str, str]:
@@ -94,8 +94,9 @@ class WebServer:
         }
 
 
-def _read_lines(stream: object, sink: queue.Queue[str]) -> None:
+def _read_lines(stream: object, sink: queue.Queue[str], kept: list[str]) -> None:
     for line in stream:
+        kept.append(line)  # all of it, for tests that read what the server logged
         sink.put(line)
 
 
@@ -126,7 +127,9 @@ def web(tmp_path: Path, web_home: tuple[Path, str]) -> Iterator[WebServer]:
     )
     server.process = process
     lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=_read_lines, args=(process.stdout, lines), daemon=True)
+    reader = threading.Thread(
+        target=_read_lines, args=(process.stdout, lines, server.output), daemon=True
+    )
     reader.start()
     try:
         deadline = time.monotonic() + 30
@@ -135,7 +138,6 @@ def web(tmp_path: Path, web_home: tuple[Path, str]) -> Iterator[WebServer]:
                 line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
             except queue.Empty:
                 pytest.fail("cardflow serve printed no login link:\n" + "".join(server.output))
-            server.output.append(line)
             found = LINK.search(line)
             if found:
                 server.login_link = found.group(1)

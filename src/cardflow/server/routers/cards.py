@@ -9,6 +9,8 @@ from fastapi import APIRouter, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from cardflow.cards.base import CardSpec, RetryPolicy
+from cardflow.cards.curl import MAX_COMMAND_CHARS, import_curl
+from cardflow.cards.curl.export import card_to_curl
 from cardflow.cards.registry import CARDS, get_card
 from cardflow.jsondata import dumps_async
 from cardflow.server.bodies import JsonRoute
@@ -90,6 +92,77 @@ class CardTestResult(BaseModel):
     answer: dict[str, Any] | None = Field(
         default=None, description="Return / Close cards: what the caller would be answered."
     )
+
+
+class CurlCommand(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    command: str = Field(
+        description=f"A curl command as API docs show it (at most {MAX_COMMAND_CHARS:,} "
+        "characters; line continuations with \\ or Windows ^ are fine).",
+        examples=["curl -u bot:token https://jira.example.com/rest/api/3/myself"],
+    )
+
+
+class ConnectionProposalView(BaseModel):
+    """A new connection for the command's credentials. It holds the secrets: it is only
+    this answer's, to prefill the New Connection dialog; nothing is stored or logged."""
+
+    name: str = Field(description="A suggested nickname.")
+    auth_type: str = Field(examples=["basic", "custom"])
+    config: dict[str, str] = Field(description="The auth type's config, secrets included.")
+    allowed_hosts: list[str] = Field(description="The host of the command's URL.")
+    secret_fields: list[str] = Field(description="The config fields holding a secret.")
+    to_fill: list[str] = Field(
+        description="Config fields the command left as placeholders ($TOKEN, <api-key>)."
+    )
+
+
+class CurlImportView(BaseModel):
+    card: dict[str, Any] = Field(
+        description='The card as a flow lists it: {"card": "api_connector.post", "inputs": '
+        "{...}}; it names no connection and holds no credential."
+    )
+    connection: ConnectionProposalView | None
+    warnings: list[str] = Field(description="What the card could not keep as curl had it.")
+
+
+@router.post("/from-curl", responses=errors(422))
+def card_from_curl(body: CurlCommand, _token: TokenDep) -> CurlImportView:
+    """cURL import: the card for a pasted curl command, and its credentials as a proposed
+    connection (never in the card)."""
+    # A plain def: FastAPI runs it in a worker thread, so a long command never holds the loop.
+    return CurlImportView.model_validate(import_curl(body.command).to_dict())
+
+
+class CurlExport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    connection: str | None = Field(default=None, description="Connection id or name, or null.")
+    inputs: dict[str, Any] = Field(default_factory=dict)
+
+
+class CurlCommandView(BaseModel):
+    command: str = Field(
+        description="The curl command; the connection's secrets as placeholders (<password>, "
+        "<header_value>, <access_token>)."
+    )
+
+
+@router.post("/{card_id}/curl", responses=errors(404, 422))
+def card_as_curl(
+    card_id: str, body: CurlExport, cf: CardflowDep, _token: TokenDep
+) -> CurlCommandView:
+    """Copy as cURL: the curl command making this card's request, secrets as placeholders."""
+    get_card(card_id)
+    view = cf.connections.get(body.connection) if body.connection else None
+    command = card_to_curl(
+        card_id,
+        body.inputs,
+        auth_type=view.auth_type if view else None,
+        config=view.config if view else None,
+    )
+    return CurlCommandView(command=command)
 
 
 @router.get("")

@@ -40,9 +40,10 @@ function mustFill(field, connection, typeName) {
   return field.kind === "text" && field.required && !stored(field, connection, typeName);
 }
 
-function configField(field, connection, typeName) {
+// prefill: a new connection's values to start from (cURL import), secrets included.
+function configField(field, connection, typeName, prefill = null) {
   const id = nextId("cfg");
-  const current = connection && connection.auth_type === typeName ? connection.config[field.name] : undefined;
+  const current = connection && connection.auth_type === typeName ? connection.config[field.name] : prefill?.[field.name];
   const path = `config.${field.name}`;
   const required = mustFill(field, connection, typeName);
   let control;
@@ -60,6 +61,7 @@ function configField(field, connection, typeName) {
   } else if (field.secret) {
     control = h("input", {
       type: "password", id, name: field.name, autocomplete: "new-password", "data-secret": "true",
+      value: !connection && prefill ? prefill[field.name] : undefined,
       required, "aria-required": required ? "true" : null,
       placeholder: stored(field, connection, typeName) ? "Saved — leave blank to keep it" : "",
     });
@@ -109,10 +111,10 @@ const hasUrls = (type) => type.fields.some((field) => field.name.endsWith("_url"
 
 // The "Allowed hosts" field: where the connection's credentials may be sent. Prefilled from
 // the token / authorize URL until the user types in it; empty shows a warning.
-function allowedHostsField(connection) {
+function allowedHostsField(connection, initial = null) {
   const id = nextId("hosts");
   const editing = Boolean(connection);
-  const original = connection?.allowed_hosts ?? [];
+  const original = connection?.allowed_hosts ?? initial ?? [];
   const input = h("input", {
     type: "text", id, name: "allowed_hosts", value: original.join(", "), autocomplete: "off",
     spellcheck: "false", placeholder: "api.example.com, *.example.com", "aria-describedby": `${id}-hint ${id}-warn`,
@@ -125,7 +127,7 @@ function allowedHostsField(connection) {
   let type = null;
   // Creating: follow the suggestion until the user types here. Editing: only if the saved list
   // is what the suggestion was for the saved URLs (decided on the first update).
-  let auto = editing ? null : true;
+  let auto = editing ? null : !initial?.length;
   const showWarning = () => { warning.hidden = !type || !hasSecrets(type) || splitHosts(input.value).length > 0; };
   input.addEventListener("input", () => { auto = false; showWarning(); });
   return {
@@ -169,8 +171,9 @@ function readConfig(form, type, editing) {
 }
 
 // Opens the dialog; resolves with the saved connection, or null if cancelled.
-// connection: the one to edit (null: a new one); name: a new one's suggested nickname.
-export async function openConnectionDialog(connection = null, { name = "" } = {}) {
+// connection: the one to edit (null: a new one); name: a new one's suggested nickname;
+// authType, config, allowedHosts: a new one's values to start from (cURL import's proposal).
+export async function openConnectionDialog(connection = null, { name = "", authType = null, config = null, allowedHosts = null } = {}) {
   const types = await authTypes();
   const editing = Boolean(connection);
   return new Promise((resolve) => {
@@ -178,9 +181,9 @@ export async function openConnectionDialog(connection = null, { name = "" } = {}
     const nameId = nextId("name");
     const typeId = nextId("type");
     const typeSelect = h("select", { id: typeId, name: "auth_type" },
-      types.map((t) => h("option", { value: t.name, selected: connection ? connection.auth_type === t.name : t.name === "basic" }, t.title)));
+      types.map((t) => h("option", { value: t.name, selected: connection ? connection.auth_type === t.name : t.name === (authType || "basic") }, t.title)));
     const fields = h("div", { class: "type-fields" });
-    const hosts = allowedHostsField(connection);
+    const hosts = allowedHostsField(connection, allowedHosts);
     const formError = h("div", { class: "form-error", role: "alert" });
     const formId = nextId("form");
     const form = h("form", { class: "form", id: formId, novalidate: true },
@@ -197,7 +200,8 @@ export async function openConnectionDialog(connection = null, { name = "" } = {}
     };
     const renderFields = () => {
       const type = types.find((t) => t.name === typeSelect.value);
-      clear(fields, type.fields.length ? type.fields.map((f) => configField(f, connection, type.name))
+      const prefill = type.name === authType ? config : null;
+      clear(fields, type.fields.length ? type.fields.map((f) => configField(f, connection, type.name, prefill))
         : h("p", { class: "muted" }, "No credentials: requests are sent as they are."));
       if (type.user_authorizes && connection?.redirect_uri) fields.append(redirectUriBlock(connection.redirect_uri));
       syncHosts();

@@ -2,7 +2,7 @@
 // earlier cards' last test outputs as steps, and shows the answer under the card.
 import { ApiError, enc, post } from "../api.js";
 import { InputError, pathPart } from "../card-inputs.js";
-import { badge, clear, formatDuration, h } from "../dom.js";
+import { badge, clear, copyButton, formatDuration, h, modal, nextId, toast } from "../dom.js";
 import { bodyView, jsonView } from "../json-view.js";
 import { allStepInputs } from "./document.js";
 import { clearErrors, showError, showErrors } from "./fields.js";
@@ -57,6 +57,35 @@ export async function testStep(state, place, resultBox) {
     if (field) showError(state, field, error.message);
     else clear(resultBox, h("div", { class: "test-result test-failed", role: "alert" }, h("strong", {}, "Could not test: "), error.message));
   }
+}
+
+// "Copy as cURL": the card's request (inputs as typed) as a curl command, made by the server
+// from the connection as users see it, so its secrets are placeholders (<password>, …).
+export async function showAsCurl(state, place) {
+  const { step, path } = place;
+  clearErrors(state);
+  let inputs;
+  try { inputs = allStepInputs(state, step, path); } catch (error) {
+    if (error instanceof InputError) { showErrors(state, error.all || [error]); return; }
+    throw error;
+  }
+  let answer;
+  try {
+    answer = await post(`/cards/${enc(step.card)}/curl`, { connection: step.connection || null, inputs });
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    toast(error.message, "error");
+    return;
+  }
+  const id = nextId("curl");
+  const text = h("textarea", { id, class: "code curl-command", rows: Math.min(12, answer.command.split("\n").length + 1), readonly: true, spellcheck: "false" });
+  text.value = answer.command;
+  modal(`Copy as cURL: ${step.id}`,
+    h("div", { class: "field" }, h("label", { for: id }, "curl command"), text,
+      h("p", { class: "hint" }, "The connection's secrets are placeholders (<password>, <header_value>, <access_token>); {{ }} references are left as typed.")),
+    { actions: [copyButton(() => answer.command, "Copy")], wide: true });
+  text.focus();
+  text.select();
 }
 
 // pick: {base: "steps.<id>", onPick(path)} makes the output's keys insert references.

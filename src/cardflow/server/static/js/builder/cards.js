@@ -4,7 +4,7 @@ import { inputKind, isFreeform } from "../card-inputs.js";
 import { fieldError, h, toast } from "../dom.js";
 import { connectionField, freeformField, inputField } from "./card-fields.js";
 import { openCardPicker } from "./card-picker.js";
-import { outputPick, pinButton, testResultView, testStep } from "./card-test.js";
+import { outputPick, pinButton, showAsCurl, testResultView, testStep } from "./card-test.js";
 import { keepTests } from "./kept-tests.js";
 import { textsOf } from "./document.js";
 import { busy, labelled } from "./fields.js";
@@ -96,6 +96,9 @@ function stepPanel(state, place) {
     h("div", { class: "step-foot" },
       h("button", { type: "button", class: "btn", "data-action": "test-card", onclick: (event) => busy(event.currentTarget, () => testStep(state, place, resultBox)) }, "▶ Test this card"),
       pinButton(state, step),
+      step.card.startsWith("api_connector.") && step.card !== "api_connector.close"
+        ? h("button", { type: "button", class: "btn btn-quiet", "data-action": "copy-curl", onclick: (event) => busy(event.currentTarget, () => showAsCurl(state, place)) }, "Copy as cURL")
+        : null,
       h("span", { class: "hint" }, last?.pinned
         ? "Its outputs are pinned: later cards' tests use them, and testing this card again shows a new answer without replacing them. Real runs never use pinned outputs."
         : "Runs it now with these inputs; references use the test data and earlier cards' last tests.")),
