@@ -35,11 +35,11 @@ def test_from_curl_answers_the_card_and_a_connection_proposal(
         },
     }
     assert data["connection"] == {
-        "name": "example.com - Authorization",
-        "auth_type": "custom",
-        "config": {"header_name": "Authorization", "header_value": f"Bearer {SENTINEL}"},
+        "name": "example.com - Bearer",
+        "auth_type": "bearer",
+        "config": {"token": SENTINEL},
         "allowed_hosts": ["api.example.com"],
-        "secret_fields": ["header_value"],
+        "secret_fields": ["token"],
         "to_fill": [],
     }
     assert data["warnings"] == []

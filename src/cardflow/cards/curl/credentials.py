@@ -2,8 +2,9 @@
 the card.
 
 What counts as a credential (documented in README "cURL import"):
-``-u/--user`` (a ``basic`` connection), ``--oauth2-bearer`` and an ``Authorization``
-header (``custom``: the header as typed; ``Basic …`` decodes to a ``basic`` one), and the
+``-u/--user`` (a ``basic`` connection), ``--oauth2-bearer`` and ``Authorization: Bearer …``
+(a ``bearer`` one), another ``Authorization`` header (``custom``: the header as typed;
+``Basic …`` decodes to a ``basic`` one), and the
 API-key headers of :data:`API_KEY_HEADERS` (``custom``). A connection holds one
 credential: any other one is left out of the card too, with a warning naming the header.
 """
@@ -180,6 +181,8 @@ def basic_proposal(
 
 def header_proposal(url: str, name: str, value: str, warnings: list[str]) -> ConnectionProposal:
     scheme, _, token = value.partition(" ")
+    if name.lower() == "authorization" and scheme.lower() == "bearer" and token.strip():
+        return bearer_proposal(url, token.strip(), warnings)
     with_scheme = bool(token) and name.lower() in ("authorization", "proxy-authorization")
     to_fill = ["header_value"] if is_placeholder(token if with_scheme else value) else []
     if to_fill:
@@ -192,6 +195,21 @@ def header_proposal(url: str, name: str, value: str, warnings: list[str]) -> Con
         config={"header_name": name, "header_value": value},
         allowed_hosts=allowed_hosts_for(url),
         secret_fields=["header_value"],
+        to_fill=to_fill,
+    )
+
+
+def bearer_proposal(url: str, token: str, warnings: list[str]) -> ConnectionProposal:
+    """``Authorization: Bearer …`` or ``--oauth2-bearer …``: a ``bearer`` connection."""
+    to_fill = ["token"] if is_placeholder(token) else []
+    if to_fill:
+        warnings.append(_fill_warning(to_fill))
+    return ConnectionProposal(
+        name=f"{service_name(url)} - Bearer",
+        auth_type="bearer",
+        config={"token": "" if to_fill else token},
+        allowed_hosts=allowed_hosts_for(url),
+        secret_fields=["token"],
         to_fill=to_fill,
     )
 
