@@ -42,7 +42,6 @@ class RunCardView(View):
     duration_ms: float | None
     status_code: int | None = Field(description="The HTTP status its request got, if any.")
     pages: int | None = Field(
-        default=None,
         description="A paginating card (Get, Post, Raw Request with pagination): the pages "
         "it read, each one request; null for other cards.",
     )
