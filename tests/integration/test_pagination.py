@@ -266,6 +266,41 @@ def test_an_api_that_pages_forever_is_stopped_by_the_byte_cap_over_all_pages(
         assert result.pages == len(sent) - 1
 
 
+def test_a_paginating_card_keeps_to_the_runs_wall_time(tmp_path: Path, upstream: Upstream) -> None:
+    """An API that pages forever, 50 ms a page: a card tested alone stops at
+    CARDFLOW_MAX_RUN_SECONDS as a flow's run does."""
+    paging = {"mode": "next_url", "next": "body.next", "max_pages": 1000}
+    url = f"{upstream.url}/pages/next?forever=1&size=1&delay=0.05"
+    with cardflow.open(home=tmp_path, max_run_seconds=0.5) as cf:
+        result = cf.test_card(
+            "api_connector.get",
+            inputs={"url": url, "pagination": paging},
+            options={"on_error": "continue"},
+        )
+        assert not result.ok
+        assert result.error is not None and result.error["type"] == "timeout"
+        assert "CARDFLOW_MAX_RUN_SECONDS" in result.error["message"]
+        assert result.outputs is not None and result.outputs["pages"] < 20
+
+        flow = cf.flows.create(
+            {
+                "name": "slow paging",
+                "trigger": {"type": "manual"},
+                "cards": [
+                    {
+                        "id": "all",
+                        "card": "api_connector.get",
+                        "on_error": "continue",  # the run's limit is not the card's to catch
+                        "inputs": {"url": url, "pagination": paging},
+                    }
+                ],
+            }
+        )
+        run = cf.run_flow(flow.id)
+        assert run.status == "failed"
+        assert run.error is not None and run.error.type == "run_limit"
+
+
 def test_stop_when_is_evaluated_on_each_page(cf: Cardflow, upstream: Upstream) -> None:
     result = _get(
         cf,

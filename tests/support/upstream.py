@@ -438,7 +438,8 @@ class Upstream:
     async def _pages(self, request: web.Request) -> web.Response:
         """A paging API over items ``{"id": 0}``, ``{"id": 1}``… (``total``, default 25;
         ``size`` per page, default 10; ``pad``: that many x's in each item, to make pages
-        big; ``forever``: every page has a next one, however far). Where the next page is
+        big; ``forever``: every page has a next one, however far; ``delay``: seconds each
+        page takes). Where the next page is
         (``style``):
 
         - ``next``: ``{"data", "next", "links": {"next"}}`` with an absolute next URL
@@ -476,6 +477,8 @@ class Upstream:
             return web.json_response(
                 {"error": "slow down"}, status=429, headers={"Retry-After": "0"}
             )
+        if "delay" in query:
+            await self._sleep_unless_stopping(float(query["delay"]))
         forever = "forever" in query
         end = start + size if forever else min(start + size, total)
         items = [{"id": i, **({"pad": "x" * pad} if pad else {})} for i in range(start, end)]

@@ -15,7 +15,8 @@ body}``; a ``{{ }}`` in them is the flow's, filled in once before the card runs.
 
 Bounds: ``max_pages`` (at most ``CARDFLOW_MAX_PAGES``), ``max_items``, the response byte
 cap (``CARDFLOW_MAX_RESPONSE_BYTES``) over all pages together, and the run's wall time
-(``CARDFLOW_MAX_RUN_SECONDS``, also for a card tested alone).
+(``CARDFLOW_MAX_RUN_SECONDS``: in a flow the run's own limit; a card tested or run alone
+starts no page past it).
 """
 
 from __future__ import annotations
@@ -301,15 +302,15 @@ class _Pager:
         return {**outputs, "items": self.items, "pages": self.pages, "stopped_by": None}
 
     async def fetch(self, request: OutboundRequest, deadline: float) -> InboundResponse:
-        """One page, sent as the card's single request is, within what is left of the
-        byte cap and the wall time."""
+        """One page, sent as the card's single request is (its timeout included), within
+        what is left of the byte cap; none is started past the wall-time ``deadline``.
+
+        A page's timeout is not cut to the deadline: in a flow the run's own timer ends the
+        card at its limit, and an HTTP timer set to the same moment could win that race
+        and turn the run's limit into a card failure that ``on_error: continue`` hides."""
         ctx, cap = self.ctx, self.ctx.transport.max_response_bytes
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise UpstreamTimeout(
-                f"Paging stopped after {self.pages} page{_s(self.pages)}: the card went over "
-                f"CARDFLOW_MAX_RUN_SECONDS ({ctx.limits.max_run_seconds:g} s)."
-            ).with_outputs(self.progress(self.outputs))
+        if time.monotonic() >= deadline:
+            raise self._too_long()
         room = cap - self.received
         try:
             if room <= 0:
@@ -317,7 +318,7 @@ class _Pager:
             response = await client.send(
                 ctx.transport,
                 request,
-                timeout=min(ctx.timeout, remaining),
+                timeout=ctx.timeout,
                 auth=ctx.auth,
                 allowed_hosts=ctx.allowed_hosts,
                 secrets=ctx.secrets,
@@ -338,6 +339,14 @@ class _Pager:
         self.pages += 1
         self.received += len(response.body)
         return response
+
+    def _too_long(self) -> UpstreamTimeout:
+        error = UpstreamTimeout(
+            f"Paging stopped after {self.pages} page{_s(self.pages)}: the card went over "
+            f"CARDFLOW_MAX_RUN_SECONDS ({self.ctx.limits.max_run_seconds:g} s)."
+        )
+        error.with_outputs(self.progress(self.outputs))
+        return error
 
     async def after(
         self, request: OutboundRequest, response: InboundResponse
