@@ -301,6 +301,21 @@ def test_a_paginating_card_keeps_to_the_runs_wall_time(tmp_path: Path, upstream:
         assert run.error is not None and run.error.type == "run_limit"
 
 
+def test_the_items_of_all_pages_together_are_bounded(tmp_path: Path, upstream: Upstream) -> None:
+    """Each page's items fit CARDFLOW_MAX_EXPRESSION_VALUE_BYTES; two pages' do not."""
+    with cardflow.open(home=tmp_path, max_expression_value_bytes=20_000) as cf:
+        result = _get(
+            cf,
+            f"{upstream.url}/pages/next?forever=1&pad=1000",
+            {"mode": "next_url", "next": "body.next", "items": "body.data"},
+        )
+        assert not result.ok
+        assert result.error is not None and result.error["type"] == "invalid_input"
+        assert result.error["field"] == "inputs.pagination.items"
+        assert "of 2 pages" in result.error["message"]
+        assert "CARDFLOW_MAX_EXPRESSION_VALUE_BYTES" in result.error["message"]
+
+
 def test_stop_when_is_evaluated_on_each_page(cf: Cardflow, upstream: Upstream) -> None:
     result = _get(
         cf,

@@ -52,6 +52,7 @@ from cardflow.errors import (
     ResponseTooLarge,
     UpstreamTimeout,
 )
+from cardflow.jsondata import json_size
 from cardflow.net import client
 from cardflow.net.transport import InboundResponse, OutboundRequest, safe_url
 from cardflow.net.urls import parse_http_url
@@ -90,7 +91,8 @@ class _Pagination(BaseModel):
         default=None,
         min_length=1,
         description=f"{_EXPRESSION}, e.g. body.data: the page's items, added to the items "
-        "output (a list is added item by item, null adds nothing).",
+        "output (a list is added item by item, null adds nothing); all pages' items together "
+        "at most CARDFLOW_MAX_EXPRESSION_VALUE_BYTES as JSON.",
     )
     stop_when: str | None = Field(
         default=None,
@@ -293,6 +295,7 @@ class _Pager:
         self.items: list[Any] = []
         self.pages = 0
         self.received = 0  # response bytes, all pages together
+        self.items_size = 0  # the items so far, as JSON
         self.counter = _start(pagination)
         self.stopped_by = "last_page"
         self.outputs: dict[str, Any] = {}  # the last page's
@@ -340,6 +343,20 @@ class _Pager:
         self.received += len(response.body)
         return response
 
+    def _count(self, value: Any) -> None:
+        """The items of all pages together are bounded as one expression's value is (an
+        items expression may repeat what a page holds)."""
+        limit = self.ctx.limits.max_expression_value_bytes
+        room = limit - self.items_size
+        size = json_size(value, room)[0]
+        if size > room:
+            raise InvalidInput(
+                f"{FIELD}.items: the items of {self.pages} pages together are more than "
+                f"{limit:,} bytes as JSON (CARDFLOW_MAX_EXPRESSION_VALUE_BYTES).",
+                field=f"{FIELD}.items",
+            )
+        self.items_size += size
+
     def _too_long(self) -> UpstreamTimeout:
         error = UpstreamTimeout(
             f"Paging stopped after {self.pages} page{_s(self.pages)}: the card went over "
@@ -357,6 +374,7 @@ class _Pager:
         got = 0
         if pagination.items is not None:
             value = await _evaluate(pagination.items, page, limits, "items")
+            self._count(value)
             if isinstance(value, list):
                 self.items.extend(value)
                 got = len(value)
