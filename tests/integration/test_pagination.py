@@ -417,6 +417,7 @@ def test_a_flow_run_records_one_card_with_its_page_count(cf: Cardflow, upstream:
         {
             "name": f"paging-{_key()}",
             "trigger": {"type": "manual"},
+            "save_data": True,
             "cards": [
                 {
                     "id": "users",
@@ -427,6 +428,8 @@ def test_a_flow_run_records_one_card_with_its_page_count(cf: Cardflow, upstream:
                             "mode": "next_url",
                             "next": "body.next",
                             "items": "body.data[].id",
+                            # the flow's {{ }}: filled in once, before the card runs
+                            "max_items": "{{ trigger.body.limit }}",
                         },
                     },
                 },
@@ -438,15 +441,19 @@ def test_a_flow_run_records_one_card_with_its_page_count(cf: Cardflow, upstream:
             ],
         }
     )
-    run = cf.run_flow(flow.id)
+    run = cf.run_flow(flow.id, {"limit": 15})
     assert run.status == "succeeded", run.error
     assert [card.id for card in run.cards] == ["users", "count"]
-    assert run.cards[0].pages == 3 and run.cards[0].status_code == 200
+    assert run.cards[0].pages == 2 and run.cards[0].status_code == 200
     assert run.cards[1].pages is None
-    assert cf.runs.get(run.id).cards[0].pages == 3
+    assert cf.runs.get(run.id).cards[0].pages == 2
+    users = run.cards[0].outputs
+    assert users is not None
+    assert users["items"] == list(range(15)) and users["stopped_by"] == "max_items"
+    assert run.cards[1].outputs == {"output": {"n": 15}}
     # each page is one call in the metrics
     after = CARD_CALLS.labels("api_connector.get", "127.0.0.1", "2xx")._value.get()
-    assert after - before == 3
+    assert after - before == 2
 
 
 def test_max_pages_over_the_setting_is_refused_naming_the_field(
