@@ -153,6 +153,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Most items a For Each card loops over (a card may set a lower max_items).",
     )
+    max_pages: int = Field(
+        default=1000,
+        gt=0,
+        description="Most pages one paginating card (Get, Post, Raw Request with pagination) "
+        "may fetch; its pagination.max_pages may not be higher. All its pages together are "
+        "bounded by CARDFLOW_MAX_RESPONSE_BYTES and the run by CARDFLOW_MAX_RUN_SECONDS.",
+    )
     max_cards_per_run: int = Field(
         default=50_000,
         gt=0,

@@ -215,6 +215,7 @@ class Upstream:
         app.router.add_route("*", "/reflect/{tail:.*}", self._reflect)
         app.router.add_post("/token-echo", self._token_echo)
         app.router.add_post("/token-relay/{key}", self._token_relay)
+        app.router.add_route("*", "/pages/{style}", self._pages)
         return app
 
     @web.middleware
@@ -442,6 +443,75 @@ class Upstream:
             },
             status=_int_param(request, "status", 400),
         )
+
+    async def _pages(self, request: web.Request) -> web.Response:
+        """A paging API over items ``{"id": 0}``, ``{"id": 1}``… (``total``, default 25;
+        ``size`` per page, default 10; ``pad``: that many x's in each item, to make pages
+        big; ``forever``: every page has a next one, however far; ``delay``: seconds each
+        page takes). Where the next page is
+        (``style``):
+
+        - ``next``: ``{"data", "next", "links": {"next"}}`` with an absolute next URL
+          (``relative``: a path; ``next_host``: on that host, same port), ``page`` counts;
+        - ``link``: a list, and ``Link: <…>; rel="next"`` with a relative URL;
+        - ``page`` / ``offset``: ``{"data"}``, from ``page`` (from 1) or ``offset`` (from 0)
+          in the query or the JSON body;
+        - ``cursor``: ``{"data", "meta": {"next_cursor"}}``, from ``cursor`` in the query or
+          the JSON body.
+
+        ``fail_page=N`` with ``key``: page N answers 429 (Retry-After: 0) the first time."""
+        style = request.match_info["style"]
+        query = request.query
+        raw = await request.read()
+        sent = json.loads(raw) if raw else {}
+
+        def param(name: str) -> str | None:
+            value = sent.get(name, query.get(name)) if isinstance(sent, dict) else None
+            return None if value is None else str(value)
+
+        total = _int_param(request, "total", 25)
+        size = _int_param(request, "size", 10)
+        pad = _int_param(request, "pad", 0)
+        if style == "offset":
+            start = int(param("offset") or 0)
+        elif style == "cursor":
+            start = int((param("cursor") or "c0")[1:])
+        else:
+            start = (int(param("page") or 1) - 1) * size
+        number = start // size + 1
+        if (
+            str(number) == query.get("fail_page")
+            and self._bump("pages", f"{query.get('key')}:{number}") == 1
+        ):
+            return web.json_response(
+                {"error": "slow down"}, status=429, headers={"Retry-After": "0"}
+            )
+        if "delay" in query:
+            await self._sleep_unless_stopping(float(query["delay"]))
+        forever = "forever" in query
+        end = start + size if forever else min(start + size, total)
+        items = [{"id": i, **({"pad": "x" * pad} if pad else {})} for i in range(start, end)]
+        more = forever or start + size < total
+        following = request.rel_url.update_query({"page": str(number + 1)})
+        if style == "link":
+            headers = {}
+            if more:
+                last = request.rel_url.update_query({"page": "999"})
+                headers["Link"] = f'<{last}>; rel="last", <{following}>; rel="next"'
+            return web.json_response(items, headers=headers)
+        if style == "next":
+            target: str | None = None
+            if more:
+                if "relative" in query:
+                    target = str(following)
+                else:
+                    host = query.get("next_host", request.url.host or HOST)
+                    target = str(request.url.join(following).with_host(host))
+            return web.json_response({"data": items, "next": target, "links": {"next": target}})
+        if style == "cursor":
+            cursor = f"c{start + size}" if more else None
+            return web.json_response({"data": items, "meta": {"next_cursor": cursor}})
+        return web.json_response({"data": items, "has_more": more})
 
     # -- helpers -----------------------------------------------------------------------------
 

@@ -8,11 +8,20 @@ from functools import lru_cache
 from typing import Any
 
 from multidict import CIMultiDict
-from pydantic import Field, field_validator
+from pydantic import Field, ValidatorFunctionWrapHandler, field_validator
 from yarl import URL
 
 from cardflow import jsondata
-from cardflow.cards.base import CardContext, CardInputs, CardOutcome, CardSpec
+from cardflow.cards.base import CardContext, CardInputs, CardLimits, CardOutcome, CardSpec
+from cardflow.cards.pagination import (
+    PAGINATION_DESCRIPTION,
+    AnyPagination,
+    FirstPage,
+    Pagination,
+    check_pagination,
+    paginate,
+    pagination_field_validator,
+)
 from cardflow.errors import InvalidInput, InvalidResponse, UpstreamStatusError
 from cardflow.jsondata import LARGE, TooDeep, clean_text, exceeds
 from cardflow.net import client
@@ -61,14 +70,49 @@ class BodyInputs(RequestInputs):
         return value
 
 
+def _pagination_field() -> Any:
+    return Field(default=None, description=PAGINATION_DESCRIPTION)
+
+
+def _validate_pagination(
+    cls: type[CardInputs], value: Any, handler: ValidatorFunctionWrapHandler
+) -> Any:
+    return pagination_field_validator(value, handler)
+
+
+class GetInputs(RequestInputs):
+    pagination: Pagination | None = _pagination_field()
+
+    _pagination = field_validator("pagination", mode="wrap")(_validate_pagination)
+
+
+class PostInputs(BodyInputs):
+    pagination: Pagination | None = _pagination_field()
+
+    _pagination = field_validator("pagination", mode="wrap")(_validate_pagination)
+
+
 class RawInputs(RequestInputs):
     method: str = Field(description="Any HTTP method, e.g. PROPFIND or POST.")
     body: str | None = Field(default=None, description="Text sent byte for byte (UTF-8).")
+    pagination: Pagination | None = _pagination_field()
+
+    _pagination = field_validator("pagination", mode="wrap")(_validate_pagination)
 
     @field_validator("method")
     @classmethod
     def _method(cls, value: str) -> str:
         return check_method(value)
+
+
+def _check_paginated(inputs: GetInputs | PostInputs | RawInputs, limits: CardLimits) -> None:
+    """Pagination's checks against the settings (the card's ``check``)."""
+    pagination = inputs.pagination
+    if pagination is not None:
+        if isinstance(inputs, PostInputs):
+            check_pagination(pagination, limits, json_body=True, body=inputs.body)
+        else:
+            check_pagination(pagination, limits, json_body=False)
 
 
 def build_url(url: str, query: dict[str, QueryValue]) -> URL:
@@ -190,13 +234,15 @@ def _excerpt(response: InboundResponse) -> str:
     return decode_text(response.body[:_EXCERPT], charset)
 
 
-def _json_card(method: str) -> Any:
+def _json_card(method: str, *, paginated: bool = False) -> Any:
     async def run(ctx: CardContext, inputs: RequestInputs) -> CardOutcome:
         body = await encode_json_body(inputs.body) if isinstance(inputs, BodyInputs) else None
         headers = CIMultiDict(inputs.headers)
         if body is not None and "Content-Type" not in headers:
             headers["Content-Type"] = "application/json"
         request = OutboundRequest(method, build_url(inputs.url, inputs.query), headers, body)
+        if paginated and inputs.pagination is not None:  # type: ignore[attr-defined]
+            return await _paginate_json(ctx, inputs, request)
         response = await send(ctx, request)
         ok = 200 <= response.status_code < 300
         body = await parse_body(response, strict=ok, max_depth=ctx.limits.max_nesting_depth)
@@ -205,40 +251,76 @@ def _json_card(method: str) -> Any:
     return run
 
 
+async def _paginate_json(
+    ctx: CardContext, inputs: RequestInputs, request: OutboundRequest
+) -> CardOutcome:
+    pagination: AnyPagination = inputs.pagination  # type: ignore[attr-defined]
+    depth = ctx.limits.max_nesting_depth
+
+    async def read(response: InboundResponse) -> CardOutcome:
+        ok = 200 <= response.status_code < 300
+        return _outcome(response, await parse_body(response, strict=ok, max_depth=depth))
+
+    body = inputs.body if isinstance(inputs, BodyInputs) else None
+    first = FirstPage(request, body if isinstance(body, dict) else None, read, encode_json_body)
+    return await paginate(ctx, pagination, first)
+
+
+async def _read_raw(response: InboundResponse) -> CardOutcome:
+    _, charset = media_type(response.headers.get("Content-Type", ""))
+    return _outcome(response, decode_text(response.body, charset))
+
+
 async def _raw(ctx: CardContext, inputs: RawInputs) -> CardOutcome:
     body = inputs.body.encode("utf-8", "replace") if inputs.body is not None else None
     request = OutboundRequest(
         inputs.method, build_url(inputs.url, inputs.query), CIMultiDict(inputs.headers), body
     )
+    if inputs.pagination is not None:
+        return await paginate(
+            ctx, inputs.pagination, FirstPage(request, None, _read_raw, encode_json_body)
+        )
     response = await send(ctx, request)
     _, charset = media_type(response.headers.get("Content-Type", ""))
     return _outcome(response, decode_text(response.body, charset))
 
 
 _OUTPUTS = ("status_code", "headers", "body")
+# With pagination: the items of every page, how many pages, and why it stopped.
+_PAGED_OUTPUTS = (*_OUTPUTS, "items", "pages", "stopped_by")
 _EXAMPLE_URL = "https://api.example.com/v1/users"
 
 
 def _spec(method: str, inputs: type[CardInputs], description: str) -> CardSpec:
     example: dict[str, Any] = {"url": _EXAMPLE_URL, "query": {"limit": 10}}
-    if inputs is BodyInputs:
+    if issubclass(inputs, BodyInputs):
         example["body"] = {"name": "Ada"}
+    paginated = inputs in (GetInputs, PostInputs)
+    if inputs is GetInputs:
+        example["pagination"] = {"mode": "next_url", "next": "body.next", "items": "body.data"}
     return CardSpec(
         id=f"api_connector.{method.lower()}",
         family="API Connector",
         title=method.capitalize(),
         description=description,
         inputs=inputs,
-        run=_json_card(method),
+        run=_json_card(method, paginated=paginated),
         uses_connection=True,
-        outputs=_OUTPUTS,
+        outputs=_PAGED_OUTPUTS if paginated else _OUTPUTS,
         example=example,
+        check=_check_paginated if paginated else None,
     )
 
 
+_PAGES = " With pagination, fetches page after page and combines their items."
+
 CARDS = (
-    _spec("GET", RequestInputs, "GET a URL with the connection's auth; JSON answers are parsed."),
-    _spec("POST", BodyInputs, "POST a JSON (or text) body with the connection's auth."),
+    _spec(
+        "GET",
+        GetInputs,
+        "GET a URL with the connection's auth; JSON answers are parsed." + _PAGES,
+    ),
+    _spec("POST", PostInputs, "POST a JSON (or text) body with the connection's auth." + _PAGES),
     _spec("PUT", BodyInputs, "PUT a JSON (or text) body with the connection's auth."),
     _spec("PATCH", BodyInputs, "PATCH a JSON (or text) body with the connection's auth."),
     _spec("DELETE", BodyInputs, "DELETE with the connection's auth; the body is optional."),
@@ -247,16 +329,17 @@ CARDS = (
         family="API Connector",
         title="Raw Request",
         description="Any method; the body is sent byte for byte and the answer returned as "
-        "text, unparsed (XML/SOAP, form-encoded and other formats).",
+        "text, unparsed (XML/SOAP, form-encoded and other formats)." + _PAGES,
         inputs=RawInputs,
         run=_raw,
         uses_connection=True,
-        outputs=_OUTPUTS,
+        outputs=_PAGED_OUTPUTS,
         example={
             "url": "https://soap.example.com/service",
             "method": "POST",
             "headers": {"Content-Type": "text/xml; charset=utf-8"},
             "body": "<Envelope/>",
         },
+        check=_check_paginated,
     ),
 )

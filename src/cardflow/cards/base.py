@@ -86,6 +86,8 @@ class CardLimits:
     max_expression_bytes: int = 1024 * 1024
     max_expression_value_bytes: int = 32 * 1024 * 1024
     expression_timeout: float = 2.0
+    max_pages: int = 1000
+    max_run_seconds: float = 3600.0
 
 
 DEFAULT_LIMITS = CardLimits()
@@ -114,9 +116,14 @@ class CardOutcome:
 
     outputs: dict[str, Any]
     status_code: int | None = None
+    # A paginating card: how many pages (requests) it read.
+    pages: int | None = None
 
 
 RunFn = Callable[[CardContext, Any], Awaitable[CardOutcome]]
+# A card's own check of its validated inputs against the CARDFLOW_* limits, which its
+# input model cannot know; raises InvalidInput.
+CheckFn = Callable[[Any, CardLimits], None]
 
 
 @dataclass(frozen=True)
@@ -132,3 +139,4 @@ class CardSpec:
     nested_inputs: tuple[str, ...] = ()
     outputs: tuple[str, ...] = ()
     example: dict[str, Any] = field(default_factory=dict)
+    check: CheckFn | None = None

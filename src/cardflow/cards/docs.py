@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, get_args
 
 import yaml
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from cardflow.cards.base import CardInputs, CardSpec
+from cardflow.cards.base import CardSpec
 
 COMMAND = "python -m cardflow.cards.docs > docs/cards.md"
 
@@ -63,8 +64,9 @@ def schema_type(schema: dict[str, Any], *, nested: bool = False) -> str:
     if "enum" in schema:
         text = " or ".join(_json(value) for value in schema["enum"])
         return f"({text})" if nested and len(schema["enum"]) > 1 else text
-    if "anyOf" in schema:
-        names = list(dict.fromkeys(schema_type(item, nested=True) for item in schema["anyOf"]))
+    if "anyOf" in schema or "oneOf" in schema:
+        options = schema.get("anyOf") or schema["oneOf"]
+        names = list(dict.fromkeys(schema_type(item, nested=True) for item in options))
         text = " or ".join(names)
         return f"({text})" if nested and len(names) > 1 else text
     kind = schema.get("type")
@@ -95,7 +97,7 @@ def _default(field: FieldInfo | None) -> str:
         return f"`{value!r}`"
 
 
-def inputs_table(model: type[CardInputs]) -> list[str]:
+def inputs_table(model: type[BaseModel], heading: str = "input") -> list[str]:
     """The inputs as Markdown lines: a table from the model's JSON schema, plus any extra keys."""
     schema = model.model_json_schema()
     properties: dict[str, Any] = schema.get("properties", {})
@@ -105,7 +107,7 @@ def inputs_table(model: type[CardInputs]) -> list[str]:
     if not properties:
         return ["Inputs: any keys, with any values." if extra else "Inputs: none."]
     lines = [
-        "| input | type | required | default | description |",
+        f"| {heading} | type | required | default | description |",
         "|---|---|---|---|---|",
     ]
     for name, prop in properties.items():
@@ -117,6 +119,44 @@ def inputs_table(model: type[CardInputs]) -> list[str]:
         )
     if extra:
         lines += ["", "Any other keys are accepted too, with any values."]
+    return lines
+
+
+def object_models(model: type[BaseModel]) -> dict[str, type[BaseModel]]:
+    """The models an input's value may be (e.g. each pagination mode), by schema name."""
+    found: dict[str, type[BaseModel]] = {}
+
+    def walk(annotation: Any) -> None:
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            found.setdefault(annotation.__name__, annotation)
+            return
+        for arg in get_args(annotation):
+            walk(arg)
+
+    for info in model.model_fields.values():
+        walk(info.annotation)
+    return found
+
+
+def _objects(cards: Iterable[CardSpec]) -> list[str]:
+    """One table per object an input takes (described once, whichever cards use it)."""
+    models: dict[str, tuple[type[BaseModel], list[str]]] = {}
+    for spec in cards:
+        for name, model in object_models(spec.inputs).items():
+            models.setdefault(name, (model, []))[1].append(spec.id)
+    if not models:
+        return []
+    lines = [
+        "## Input objects",
+        "",
+        "Objects some inputs take, one table per kind (`mode` says which). The builder "
+        "edits such an input as JSON.",
+        "",
+    ]
+    for name, (model, users) in models.items():
+        used = ", ".join(f"`{card}`" for card in users)
+        lines += [f"### {name}", "", (model.__doc__ or "").strip(), "", f"Taken by {used}.", ""]
+        lines += [*inputs_table(model, "field"), ""]
     return lines
 
 
@@ -169,6 +209,7 @@ def render_card_reference(cards: Iterable[CardSpec]) -> str:
         lines += [f"## {family}", ""]
         for spec in specs:
             lines += _card(spec)
+    lines += _objects(spec for specs in families.values() for spec in specs)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

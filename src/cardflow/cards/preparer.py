@@ -46,6 +46,8 @@ class CardPreparer:
             max_expression_bytes=settings.max_expression_bytes,
             max_expression_value_bytes=settings.max_expression_value_bytes,
             expression_timeout=settings.expression_timeout,
+            max_pages=settings.max_pages,
+            max_run_seconds=settings.max_run_seconds,
         )
 
     async def prepare(
@@ -61,6 +63,8 @@ class CardPreparer:
     ) -> PreparedCard:
         """Validate a card's inputs and options and find its connection's auth."""
         parsed = validate_inputs(spec, inputs)
+        if spec.check is not None:
+            spec.check(parsed, self.limits)
         opts = _options(options)
         runtime = None
         if connection is not None:
@@ -84,6 +88,8 @@ class CardPreparer:
         """Run a card once, alone: not recorded, nothing redacted (library use)."""
         spec = get_card(card_id)
         parsed = validate_inputs(spec, inputs)
+        if spec.check is not None:
+            spec.check(parsed, self.limits)
         opts = _options(options)
         runtime = None
         if connection is not None:

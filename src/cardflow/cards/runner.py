@@ -27,6 +27,8 @@ class CardResult:
     run_id: str | None = None
     # Card tests only: the answer a Return or Close card would give the caller.
     answer: dict[str, Any] | None = None
+    # A paginating card: the pages (requests) it read.
+    pages: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -56,16 +58,19 @@ def failed_result(exc: CardflowError, duration_ms: float, on_error: str) -> Card
     (whatever the card got, plus ``error``) for the cards after it."""
     error = exc.to_dict()
     status_code = exc.status_code if isinstance(exc, CardFailed) else None
+    base = exc.outputs if isinstance(exc, CardFailed) and exc.outputs else {}
+    pages = base.get("pages")
     outputs = None
     if on_error == "continue":
-        base = exc.outputs if isinstance(exc, CardFailed) and exc.outputs else {}
         outputs = {
             "status_code": base.get("status_code", status_code),
             "headers": base.get("headers", {}),
             "body": base.get("body"),
             "error": error,
         }
-    return CardResult(False, outputs, error, duration_ms, status_code)
+        if pages is not None:  # a paginating card: what it had before it failed
+            outputs.update(items=base.get("items"), pages=pages, stopped_by=None)
+    return CardResult(False, outputs, error, duration_ms, status_code, pages=pages)
 
 
 async def run_card(spec: CardSpec, inputs: CardInputs, ctx: CardContext) -> CardResult:
@@ -85,4 +90,6 @@ async def run_card(spec: CardSpec, inputs: CardInputs, ctx: CardContext) -> Card
         error = {**internal_error(incident), "status_code": None}
         return CardResult(False, None, error, duration, None)
     duration = (time.perf_counter() - started) * 1000
-    return CardResult(True, outcome.outputs, None, duration, outcome.status_code)
+    return CardResult(
+        True, outcome.outputs, None, duration, outcome.status_code, pages=outcome.pages
+    )

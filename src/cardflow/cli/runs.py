@@ -181,8 +181,11 @@ def print_run(run: RunView) -> None:
     )
     for card in run.cards:
         ms = None if card.duration_ms is None else f"{card.duration_ms:.1f}"
+        http: object = card.status_code
+        if card.pages is not None:  # a paginating card: the last page's status
+            http = f"{card.status_code} ({card.pages} page{'' if card.pages == 1 else 's'})"
         table.add_row(
-            *cells(card.id, card.card, card.status, ms, card.status_code),
+            *cells(card.id, card.card, card.status, ms, http),
             *cells(error_text(card.error)),
         )
     out.print(table)

@@ -333,9 +333,10 @@ class StepExecutor:
             connection_id = prepared.connection_id
             result = await run_card(spec, prepared.inputs, prepared.ctx)
             if spec.uses_connection:  # an HTTP call: counted by card, host and status
+                # (a paginating card: each page is a call, counted with the last one's status)
                 CARD_CALLS.labels(
                     step.card, host_label(inputs.get("url")), status_class(result.status_code)
-                ).inc()
+                ).inc(result.pages or 1)
                 CARD_SECONDS.labels(step.card).observe(result.duration_ms / 1000)
                 # A 401/403, or the first success after one, is recorded on the connection;
                 # any other answer costs a set lookup (connections.rejections).
@@ -359,6 +360,7 @@ class StepExecutor:
             card.status = "succeeded" if result.ok else "failed"
             card.duration_ms = result.duration_ms
             card.status_code = result.status_code
+            card.pages = result.pages
             card.connection_id = connection_id
             card.error = result.error
             if execution.save_data:

@@ -41,6 +41,10 @@ class RunCardView(View):
     status: Literal["running", "succeeded", "failed"]
     duration_ms: float | None
     status_code: int | None = Field(description="The HTTP status its request got, if any.")
+    pages: int | None = Field(
+        description="A paginating card (Get, Post, Raw Request with pagination): the pages "
+        "it read, each one request; null for other cards.",
+    )
     error: ErrorDetail | None
     inputs: dict[str, Any] | None = Field(description=_SAVED)
     outputs: dict[str, Any] | None = Field(description=_SAVED)
@@ -98,6 +102,7 @@ class RunView(View):
                     status=card.status,
                     duration_ms=card.duration_ms,
                     status_code=card.status_code,
+                    pages=card.pages,
                     error=card.error,
                     inputs=card.inputs,
                     outputs=card.outputs,
@@ -144,6 +149,7 @@ class RunService:
                     status_code=result.status_code,
                     error=result.error,
                     connection_id=connection_id,
+                    pages=result.pages,
                 )
             ],
         )

@@ -41,6 +41,7 @@ class CardRecord:
     inputs: dict[str, Any] | None = None
     outputs: dict[str, Any] | None = None
     connection_id: str | None = None
+    pages: int | None = None  # a paginating card: the pages it read
 
 
 @dataclass
@@ -126,6 +127,7 @@ class RunRecord:
                 "status": card.status,
                 "duration_ms": card.duration_ms,
                 "status_code": card.status_code,
+                "pages": card.pages,
                 "error": card.error,
                 "inputs": card.inputs,
                 "outputs": card.outputs,

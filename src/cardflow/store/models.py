@@ -220,6 +220,8 @@ class RunCard(Base):
     status: Mapped[str] = mapped_column(String(16))
     duration_ms: Mapped[float | None] = mapped_column(nullable=True)
     status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # A paginating card (Get, Post, Raw Request with pagination): the pages it read.
+    pages: Mapped[int | None] = mapped_column(Integer, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     inputs: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     outputs: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
