@@ -17,7 +17,7 @@ serve: $(BIN)/.installed  ## start cardflow on http://127.0.0.1:8080 (SQLite und
 	$(BIN)/cardflow serve
 
 test: $(BIN)/.installed  ## the whole test suite (SQLite and PostgreSQL), two workers, one file each
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --durations=25
 
 check: $(BIN)/.installed  ## ruff (lint + format) and mypy --strict
 	PATH=$(BIN):$$PATH scripts/check

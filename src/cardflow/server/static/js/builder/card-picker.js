@@ -38,7 +38,7 @@ function focusStep(state, step) {
 // holds them). What the card could not keep stays listed in the tab.
 function curlPanel(state, target, close) {
   const id = nextId("curl");
-  const textarea = h("textarea", { id, name: "command", rows: 8, spellcheck: "false", autocomplete: "off", class: "curl-command", placeholder: "curl -X POST https://api.example.com/v1/users -u me:token -d '{\"name\": \"Ada\"}'" });
+  const textarea = h("textarea", { id, name: "command", rows: 8, spellcheck: "false", autocomplete: "off", class: "curl-command", placeholder: "curl -X POST api.example.com/v1/users -u me:token -d '{\"name\": \"Ada\"}'" });
   const error = h("div", { class: "form-error", role: "alert" });
   const result = h("div", { class: "curl-result", "aria-live": "polite" });
   const importButton = h("button", { type: "submit", class: "btn btn-primary" }, "Import as a card");
