@@ -69,6 +69,12 @@ def test_a_query_key_connection_made_in_the_builder_is_used_and_never_shown(
     expect(result.locator(".json-view")).to_contain_text("[redacted]")
     sent = [r for r in upstream.requests[before:] if r["path"] == "/echo/weather"]
     assert [r["query"] for r in sent] == [{"appid": [KEY]}]  # the key went on the wire
+    # the test's request as curl: the key a placeholder in the URL
+    result.get_by_text("Request as cURL").click()
+    expect(result.locator(".curl-command")).to_have_text(
+        f"curl '{upstream.url}/echo/weather?appid=<param_value>'"
+    )
+    expect(result.get_by_role("button", name="Copy as cURL")).to_be_visible()
 
     with web.api() as api:
         connection = api.get("/api/v1/connections").json()[0]

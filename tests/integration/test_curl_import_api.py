@@ -4,11 +4,13 @@ this answer), 422 naming `command`, and the secret in no log line."""
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
 
 from tests.conftest import RunningServer
+from tests.support.upstream import Upstream
 
 SENTINEL = "s3cr3t-SENTINEL-curl-4d2e"
 
@@ -115,3 +117,56 @@ def test_copy_as_curl_gives_the_command_with_placeholders_never_the_secret(
         headers=server.headers,
     )
     assert missing.status_code == 404
+
+
+def test_a_card_test_answers_its_request_as_curl_filled_in_with_placeholders(
+    server: RunningServer, upstream: Upstream
+) -> None:
+    """Copy as cURL in a test result: the request as the test sent it — {{ }} filled in
+    from the test data, the query connection's key a placeholder in place of the card's
+    same-name parameter, and no secret in any form."""
+    key = f"{SENTINEL}-k&="
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=30) as api:
+        created = api.post(
+            "/api/v1/connections",
+            json={"name": "Weather key", "auth_type": "query",
+                  "config": {"param_name": "appid", "param_value": key},
+                  "allowed_hosts": ["127.0.0.1"]},
+        )  # fmt: skip
+        assert created.status_code == 201, created.text
+        tested = api.post(
+            "/api/v1/cards/api_connector.post/test",
+            json={
+                "connection": "Weather key",
+                "inputs": {
+                    "url": f"{upstream.url}/echo/{{{{ trigger.body.city }}}}",
+                    "query": {"units": "metric", "appid": "typed-by-hand"},
+                    "headers": {"X-Trace": "{{ steps.first.trace }}"},
+                    "body": {"note": "{{ steps.first.note }}", "n": 2},
+                },
+                "context": {
+                    "trigger": {"body": {"city": "Lyon"}},
+                    # a value that happens to hold the secret: blanked in the command
+                    "steps": {"first": {"trace": "t-42", "note": f"says {key}"}},
+                },
+            },
+        )
+    assert tested.status_code == 200, tested.text
+    result = tested.json()
+    assert result["ok"] is True, result
+    assert result["curl"] == (
+        f"curl -X POST '{upstream.url}/echo/Lyon?units=metric&appid=<param_value>' \\\n"
+        "  -H 'X-Trace: t-42' \\\n"
+        "  -H 'Content-Type: application/json' \\\n"
+        """  --data-raw '{"note": "says [redacted]", "n": 2}'"""
+    )
+    for form in (key, quote(key, safe=""), quote_plus(key), SENTINEL):
+        assert form not in tested.text
+    # Close sends nothing: no command
+    closed = httpx.post(
+        f"{server.url}/api/v1/cards/api_connector.close/test",
+        json={"inputs": {"status_code": 200}},
+        headers=server.headers,
+    )
+    assert closed.status_code == 200, closed.text
+    assert "curl" not in closed.json()

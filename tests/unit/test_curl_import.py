@@ -121,9 +121,32 @@ def test_a_query_that_is_not_all_name_value_pairs_stays_in_the_url() -> None:
     assert inputs == {"url": "https://es.example.com/_cat/indices?v&pretty"}
 
 
-def test_a_query_parameter_named_like_a_credential_is_left_empty_with_a_warning() -> None:
+def test_an_api_key_in_the_query_becomes_a_query_connection_and_leaves_the_card() -> None:
     result = import_curl(f"curl 'https://api.example.com/x?api_key={SENTINEL}&page=2'")
+    assert result.card["inputs"]["query"] == {"page": "2"}
+    assert SENTINEL not in json.dumps(result.card)
+    assert result.connection is not None
+    assert result.connection.to_dict() == {
+        "name": "example.com - api_key",
+        "auth_type": "query",
+        "config": {"param_name": "api_key", "param_value": SENTINEL},
+        "allowed_hosts": ["api.example.com"],
+        "secret_fields": ["param_value"],
+        "to_fill": [],
+    }
+    assert SENTINEL not in json.dumps(result.to_dict(show_secrets=False))
+    shown = import_curl(
+        "curl 'https://api.openweathermap.org/data/2.5/weather?q=Lyon&appid={API key}'"
+    )
+    assert shown.card["inputs"]["query"] == {"q": "Lyon"}
+    assert shown.connection is not None and shown.connection.to_fill == ["param_value"]
+    assert shown.connection.config == {"param_name": "appid", "param_value": ""}
+
+
+def test_a_query_key_beside_another_credential_is_left_empty_with_a_warning() -> None:
+    result = import_curl(f"curl -u bot:pw 'https://api.example.com/x?api_key={SENTINEL}&page=2'")
     assert result.card["inputs"]["query"] == {"api_key": "", "page": "2"}
+    assert result.connection is not None and result.connection.auth_type == "basic"
     assert SENTINEL not in json.dumps(result.to_dict())
     assert any("'api_key' looks like a credential" in w for w in result.warnings)
 
@@ -471,6 +494,21 @@ def test_copy_as_curl_puts_placeholders_for_the_connections_secrets(
         assert command.splitlines()[1].strip() == shown
         result = import_curl(command)
         assert result.connection is not None and result.connection.to_fill
+
+
+def test_copy_as_curl_puts_a_query_connections_key_in_the_url_as_a_placeholder() -> None:
+    command = card_to_curl(
+        "api_connector.get",
+        {"url": "https://api.example.com/w", "query": {"appid": "typed", "q": "a b"}},
+        auth_type="query",
+        config={"param_name": "appid", "param_value": {"set": True}},
+    )
+    # the connection's key replaces the card's same-name parameter, as on the wire
+    assert command == "curl 'https://api.example.com/w?q=a+b&appid=<param_value>'"
+    result = import_curl(command)
+    assert result.connection is not None
+    assert result.connection.auth_type == "query"
+    assert result.connection.to_fill == ["param_value"]
 
 
 def test_copy_as_curl_is_only_for_request_cards() -> None:

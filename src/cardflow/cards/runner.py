@@ -29,6 +29,8 @@ class CardResult:
     answer: dict[str, Any] | None = None
     # A paginating card: the pages (requests) it read.
     pages: int | None = None
+    # Card tests of request cards only: the request as a curl command (Copy as cURL).
+    curl: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = {
@@ -39,6 +41,8 @@ class CardResult:
             "run_id": self.run_id,
             "answer": self.answer,
         }
+        if self.curl is not None:
+            data["curl"] = self.curl
         return data
 
 

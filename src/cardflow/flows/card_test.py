@@ -7,14 +7,18 @@ outputs as ``steps``. What comes back has every secret the test put on the wire 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from cardflow.cards.base import CardOptions
+from cardflow.cards.base import CardOptions, CardSpec
+from cardflow.cards.curl.export import card_to_curl, copies_as_curl
 from cardflow.cards.registry import get_card
 from cardflow.cards.runner import CardResult
+from cardflow.errors import CardflowError
 from cardflow.flows.engine import Execution, StepExecutor
+from cardflow.flows.expressions import ExpressionError, render_async
 from cardflow.flows.model import CardStep
 from cardflow.redaction import SecretSet
 from cardflow.runs.service import RunService
@@ -73,7 +77,41 @@ async def run_card_test(
         result.outputs = await executor.shown(execution, result.outputs)
     if execution.answer is not None:
         result.answer = await executor.shown(execution, execution.answer.to_dict())
+    if copies_as_curl(spec.id):
+        result.curl = await _as_curl(
+            executor, execution, spec, step, scope, connection_id, render=context is not None
+        )
     return CardTestOutcome(result, connection_id)
+
+
+async def _as_curl(
+    executor: StepExecutor,
+    execution: Execution,
+    spec: CardSpec,
+    step: CardStep,
+    scope: dict[str, Any],
+    connection_id: str | None,
+    *,
+    render: bool,
+) -> str | None:
+    """The request the test sent, as a curl command: its ``{{ }}`` filled in as they were
+    for the test, the connection's secrets as placeholders, anything secret blanked."""
+    try:
+        data = step.data_inputs
+        inputs = await render_async(data, scope, executor.preparer.limits) if render else data
+        ref = connection_id or step.connection
+        connections = executor.preparer.runtimes.connections
+        view = await asyncio.to_thread(connections.get, ref) if ref else None
+        command = card_to_curl(
+            spec.id,
+            inputs,
+            auth_type=view.auth_type if view else None,
+            config=view.config if view else None,
+        )
+    except (CardflowError, ExpressionError):
+        return None  # the test's answer already says what was wrong
+    shown: str = await executor.shown(execution, command)
+    return shown
 
 
 class CardTests:

@@ -31,6 +31,7 @@ from cardflow.cards.curl.credentials import (
     basic_proposal,
     header_proposal,
     is_credential_header,
+    query_proposal,
 )
 from cardflow.cards.curl.options import CurlRequest, Data, DataPart, read_options
 from cardflow.cards.curl.words import FIELD, split_command
@@ -43,7 +44,8 @@ JSON_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 FORM = "application/x-www-form-urlencoded"
 # Query parameters named like credentials: left empty in the card, never stored in a flow.
 _CREDENTIAL_PARAM = re.compile(
-    r"^(?:api[-_]?key|apikey|key|access[-_]?token|auth[-_]?token|token|secret|client[-_]?secret"
+    r"^(?:api[-_]?key|apikey|appid|key|access[-_]?token|auth[-_]?token|api[-_]?token|token"
+    r"|secret|client[-_]?secret"
     r"|password|passwd|sig|signature)$",
     re.IGNORECASE,
 )
@@ -77,7 +79,8 @@ def import_curl(command: str) -> CurlImport:
     if request.get and request.data:
         extra = "&".join(_data_text(part, warnings) or "" for part in request.data)
         query_string = "&".join(p for p in (query_string, extra) if p)
-    query, kept_query = _query(query_string, warnings)
+    query, kept_query, keys = _query(query_string)
+    proposal = _query_key(query, keys, proposal, url, warnings)
     if kept_query:
         url = f"{url}?{kept_query}"
     if content_type is not None:
@@ -342,27 +345,47 @@ def _form(
     return text, text, FORM
 
 
-def _query(query_string: str, warnings: list[str]) -> tuple[dict[str, Any], str]:
-    """(the card's query input, what stays in the URL)."""
+def _query(query_string: str) -> tuple[dict[str, Any], str, list[tuple[str, str]]]:
+    """(the card's query input, what stays in the URL, the parameters that look like a
+    credential with their values — left empty in the card's query)."""
     pieces = [p for p in query_string.split("&") if p]
     if not pieces:
-        return {}, ""
+        return {}, "", []
     if any("=" not in p for p in pieces):
-        return {}, query_string
+        return {}, query_string, []
     query: dict[str, Any] = {}
+    keys: list[tuple[str, str]] = []
     for name, value in parse_qsl(query_string, keep_blank_values=True):
         if _CREDENTIAL_PARAM.match(name) and value:
-            warnings.append(
-                f"The query parameter {name!r} looks like a credential: it was left empty in "
-                "the card (never stored in a flow); give it its value before running the card."
-            )
+            keys.append((name, value))
             value = ""
         if name in query:
             current = query[name]
             query[name] = [*current, value] if isinstance(current, list) else [current, value]
         else:
             query[name] = value
-    return query, ""
+    return query, "", keys
+
+
+def _query_key(
+    query: dict[str, Any],
+    keys: list[tuple[str, str]],
+    proposal: ConnectionProposal | None,
+    url: str,
+    warnings: list[str],
+) -> ConnectionProposal | None:
+    """A key in the query, when the command has no other credential, becomes a ``query``
+    connection (and leaves the card's query); any other is left empty, with a warning."""
+    if keys and proposal is None:
+        name, value = keys.pop(0)
+        query.pop(name, None)
+        proposal = query_proposal(url, name, value, warnings)
+    for name, _ in keys:
+        warnings.append(
+            f"The query parameter {name!r} looks like a credential: it was left empty in "
+            "the card (never stored in a flow); give it its value before running the card."
+        )
+    return proposal
 
 
 def _header_dict(headers: list[tuple[str, str]], warnings: list[str]) -> dict[str, str]:

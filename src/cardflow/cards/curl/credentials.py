@@ -214,6 +214,21 @@ def bearer_proposal(url: str, token: str, warnings: list[str]) -> ConnectionProp
     )
 
 
+def query_proposal(url: str, name: str, value: str, warnings: list[str]) -> ConnectionProposal:
+    """An API key in the URL's query (``?api_key=…``): a ``query`` connection."""
+    to_fill = ["param_value"] if is_placeholder(value) else []
+    if to_fill:
+        warnings.append(_fill_warning(to_fill))
+    return ConnectionProposal(
+        name=f"{service_name(url)} - {name}",
+        auth_type="query",
+        config={"param_name": name, "param_value": "" if to_fill else value},
+        allowed_hosts=allowed_hosts_for(url),
+        secret_fields=["param_value"],
+        to_fill=to_fill,
+    )
+
+
 def _fill_warning(fields: list[str]) -> str:
     names = ", ".join(fields)
     return (

@@ -12,7 +12,7 @@ import json
 import shlex
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from cardflow.cards.curl.card import JSON_METHODS
 from cardflow.errors import InvalidInput
@@ -28,16 +28,16 @@ def card_to_curl(
     config: Mapping[str, Any] | None = None,
 ) -> str:
     """The curl command making this card's request (``{{ }}`` expressions left as typed)."""
-    family, _, name = card_id.partition(".")
-    if family != "api_connector" or name == "close":
+    if not copies_as_curl(card_id):
         raise InvalidInput(
             "Copy as cURL is for the API Connector request cards (Get, Post, Put, Patch, "
             "Delete, Raw Request).",
             field="card",
         )
+    name = card_id.partition(".")[2]
     method = str(inputs.get("method") or "GET") if name == "raw_request" else name.upper()
     url = str(inputs.get("url") or "")
-    query = _query(inputs.get("query") or {})
+    query = _query(inputs.get("query") or {}, _query_key(auth_type, config or {}))
     if query:
         url = f"{url}{'&' if '?' in url else '?'}{query}"
     body = inputs.get("body")
@@ -58,15 +58,33 @@ def card_to_curl(
     return " \\\n  ".join(" ".join(shlex.quote(word) for word in line) for line in lines)
 
 
-def _query(query: Mapping[str, Any]) -> str:
+def copies_as_curl(card_id: str) -> bool:
+    """The cards Copy as cURL is for: the API Connector cards that send a request."""
+    family, _, name = card_id.partition(".")
+    return family == "api_connector" and name != "close"
+
+
+def _query_key(auth_type: str | None, config: Mapping[str, Any]) -> str | None:
+    """The name of a ``query`` connection's parameter."""
+    name = config.get("param_name")
+    return str(name) if auth_type == "query" and name else None
+
+
+def _query(query: Mapping[str, Any], key: str | None) -> str:
+    """The query string; a ``query`` connection's parameter ``key`` last, its value the
+    placeholder ``<param_value>`` (left unencoded so cURL import knows it), in place of a
+    same-name parameter, as the connection's key replaces it on the wire."""
     pairs: list[tuple[str, str]] = []
-    for key, value in query.items():
+    for name, value in query.items():
         for item in value if isinstance(value, list) else [value]:
             if item is None:
                 continue
             text = ("true" if item else "false") if isinstance(item, bool) else str(item)
-            pairs.append((key, text))
-    return urlencode(pairs)
+            pairs.append((name, text))
+    text = urlencode([pair for pair in pairs if pair[0] != key])
+    if key is None:
+        return text
+    return f"{text}{'&' if text else ''}{quote(key, safe='')}=<param_value>"
 
 
 def _auth(auth_type: str | None, config: Mapping[str, Any]) -> list[list[str]]:
@@ -76,6 +94,8 @@ def _auth(auth_type: str | None, config: Mapping[str, Any]) -> list[list[str]]:
         return [["-H", f"{config.get('header_name') or 'Authorization'}: <header_value>"]]
     if auth_type in _TOKEN_TYPES or auth_type == "bearer":
         return [["-H", "Authorization: Bearer <access_token>"]]
-    if auth_type in (None, "none"):
+    if auth_type == "digest":
+        return [["--digest", "-u", f"{config.get('username') or '<username>'}:<password>"]]
+    if auth_type in (None, "none", "query"):  # a query key is in the URL
         return []
     return [["-H", f"Authorization: <{auth_type} credentials>"]]

@@ -92,6 +92,11 @@ class CardTestResult(BaseModel):
     answer: dict[str, Any] | None = Field(
         default=None, description="Return / Close cards: what the caller would be answered."
     )
+    curl: str | None = Field(
+        default=None,
+        description="Request cards: the request as the test sent it, as a curl command "
+        "({{ }} filled in, the connection's secrets as placeholders).",
+    )
 
 
 class CurlCommand(BaseModel):

@@ -112,6 +112,11 @@ export function testResultView(result, missing, pick = null) {
       h("div", { class: "test-body" }, h("p", { class: "muted small" }, "Body"), bodyView(outputs.body, under("body"))),
     ] : (result.outputs ? h("div", { class: "test-body" }, h("p", { class: "muted small" }, "Outputs"), jsonView(result.outputs, pick)) : null),
     pick && result.outputs ? h("p", { class: "hint" }, "Click a key to insert its {{ reference }} into the input of a later card you were last in.") : null,
+    result.curl ? h("details", { class: "test-curl" },
+      h("summary", {}, "Request as cURL"),
+      h("pre", { class: "code curl-command" }, result.curl),
+      h("p", { class: "hint" }, "As the test sent it, {{ }} filled in; the connection's secrets are placeholders."),
+      copyButton(() => result.curl, "Copy as cURL")) : null,
     result.answer ? h("div", { class: "test-body test-answer" },
       h("p", { class: "muted small" }, `The caller would get: HTTP ${result.answer.status_code}`),
       bodyView(result.answer.body)) : null);
