@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: serve test check bench docs screenshots install clean
+.PHONY: serve test soak check bench docs screenshots install clean
 
 $(BIN)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ serve: $(BIN)/.installed  ## start cardflow on http://127.0.0.1:8080 (SQLite und
 
 test: $(BIN)/.installed  ## the whole test suite (SQLite and PostgreSQL), two workers, one file each
 	$(BIN)/pytest -n 2 --dist loadfile --durations=25
+
+soak: $(BIN)/.installed  ## the kill -9 crash tests with 5x the cycles of make test (~15 min)
+	CARDFLOW_TEST_SOAK=1 $(BIN)/pytest -n 2 --durations=10 \
+		tests/integration/test_refresh_crash.py tests/integration/test_queue.py
 
 check: $(BIN)/.installed  ## ruff (lint + format) and mypy --strict
 	PATH=$(BIN):$$PATH scripts/check

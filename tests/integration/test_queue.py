@@ -24,7 +24,7 @@ import psycopg
 import pytest
 
 import cardflow
-from tests.conftest import MASTER_KEY, PostgresDatabases, free_port
+from tests.conftest import MASTER_KEY, PostgresDatabases, free_port, repeats
 from tests.support.oauth_server import OAuthServer
 from tests.support.provider_login import authorize_in_browser
 from tests.support.upstream import Upstream
@@ -234,7 +234,7 @@ def test_kill_9_of_a_worker_mid_run_loses_no_run(
         # (a kill just after it ended, before its progress was kept, would legitimately
         # run and record it twice)
         token = three_cards(queued.api, upstream, "killed", slow=3)
-        for round_ in range(10):
+        for round_ in range(repeats(4, 20)):
             # The trigger holds a secret: the run's kept progress must hold it encrypted only.
             accepted = queued.invoke(
                 "killed",

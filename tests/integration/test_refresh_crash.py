@@ -41,14 +41,14 @@ import httpx
 
 import cardflow
 from cardflow.app import Cardflow
-from tests.conftest import free_port
+from tests.conftest import free_port, repeats
 from tests.support.oauth_server import OAuthServer
 from tests.support.provider_login import authorize_in_browser
 
 CLIENT_ID = "crash-app"
 CLIENT_SECRET = "crash-client-secret-7d1"
 GRACE = 10.0
-CYCLES = 15
+CYCLES = repeats(8, 40)  # half of them killed while a refresh is at the provider
 SLOTS = 3  # serve processes of the deployment: one storming, one up, one restarting
 WORKERS = 16
 ANSWER_DELAY = 0.2  # the provider rotates, then waits this long before answering
