@@ -220,3 +220,16 @@ def server(cf: Cardflow, server_port: int) -> Iterator[RunningServer]:
 def captured_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     caplog.set_level(logging.DEBUG)
     return caplog
+
+
+# The kill -9 files take minutes each and run as a unit on one worker (--dist loadfile):
+# started first, they run beside the rest instead of ending the run alone.
+_LONGEST_FIRST = ("tests/integration/test_queue.py", "tests/integration/test_refresh_crash.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        path = item.nodeid.partition("::")[0]
+        return _LONGEST_FIRST.index(path) if path in _LONGEST_FIRST else len(_LONGEST_FIRST)
+
+    items.sort(key=rank)  # stable: the rest keep their order

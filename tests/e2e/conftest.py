@@ -1,8 +1,10 @@
-"""Browser tests: Debian's chromium driven by Playwright against a real `cardflow serve`.
+"""Browser tests: Debian's chromium driven by Playwright against cardflow's web app.
 
-`cardflow serve` runs as its own process (SQLite in a temp home) and prints its first-start
-login link, which the tests open like a user would. Chromium is the system's
-(/usr/bin/chromium, or CARDFLOW_CHROMIUM); Playwright's own browser download is never used.
+Each test gets its own server (SQLite in a fresh temp home) and its first login link, which
+it opens like a user would: ``web`` serves the app with uvicorn in this process,
+``web_process`` runs a real `cardflow serve` process for the tests about the process.
+Chromium is the system's (/usr/bin/chromium, or CARDFLOW_CHROMIUM); Playwright's own
+browser download is never used.
 Without chromium the tests skip, unless CARDFLOW_REQUIRE_BROWSER=1 (CI) makes that a failure.
 Screenshots go to CARDFLOW_SCREENSHOTS (``make screenshots`` points it at docs/screenshots).
 """
@@ -26,7 +28,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 import cardflow
-from tests.conftest import MASTER_KEY, free_port
+from tests.conftest import MASTER_KEY, free_port, serving
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -65,8 +67,9 @@ class WebServer:
     home: Path
     login_link: str
     api_token: str
-    process: subprocess.Popen[str]
-    output: list[str] = field(default_factory=list)  # everything it printed, so far
+    # `cardflow serve` as its own process (web_process), or None: served in this process
+    process: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)  # what the process printed, so far
 
     @property
     def headers(self) -> dict[str, str]:
@@ -112,12 +115,31 @@ def web_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 @pytest.fixture
 def web(tmp_path: Path, web_home: tuple[Path, str]) -> Iterator[WebServer]:
-    """`cardflow serve` on a free loopback port, first start (so it prints a login link)."""
+    """cardflow's app served by uvicorn on a free loopback port, in this process (as the
+    integration tests' ``server``): a fresh copy of the prepared home, its first login link.
+
+    In this process rather than a `cardflow serve` child: starting Python and importing
+    cardflow took 5-20 s per test on a loaded 2-core machine. ``web_process`` is the real
+    `serve` process, for the tests about what it prints and where it listens."""
     home = tmp_path / "home"
     shutil.copytree(web_home[0], home)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = WebServer(url, home, "", web_home[1], None)  # type: ignore[arg-type]
+    with cardflow.open(home=home, master_key=MASTER_KEY, port=port) as cf:
+        token, _ = cf.web_sessions.create_login_link()
+        with serving(cf, port):
+            yield WebServer(url, home, f"{url}/login?token={token}", web_home[1])
+
+
+@pytest.fixture
+def web_process(tmp_path: Path, web_home: tuple[Path, str]) -> Iterator[WebServer]:
+    """`cardflow serve` as its own process on a free loopback port, first start (so it
+    prints a login link)."""
+    home = tmp_path / "home"
+    shutil.copytree(web_home[0], home)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = WebServer(url, home, "", web_home[1])
     process = subprocess.Popen(
         [sys.executable, "-c", "from cardflow.cli import main; main()", "serve"],
         env=server.env(),
@@ -132,7 +154,7 @@ def web(tmp_path: Path, web_home: tuple[Path, str]) -> Iterator[WebServer]:
     )
     reader.start()
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while not server.login_link:
             try:
                 line = lines.get(timeout=max(0.1, deadline - time.monotonic()))

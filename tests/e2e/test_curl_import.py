@@ -20,7 +20,10 @@ COMMAND = f"""curl -X POST https://acme.atlassian.net/rest/api/3/issue \\
   -d '{{"fields": {{"project": {{"key": "OPS"}}, "summary": "Printer on fire"}}}}' -k"""
 
 
-def test_paste_curl_adds_the_card_and_offers_the_connection(web: WebServer, page: Page) -> None:
+def test_paste_curl_adds_the_card_and_offers_the_connection(
+    web_process: WebServer, page: Page
+) -> None:
+    web = web_process  # what `cardflow serve` logs is read at the end
     login(page, web)
     page.goto(f"{web.url}/flows/new")
     page.get_by_label("Name", exact=True).fill("From curl")

@@ -44,8 +44,9 @@ def _keys_as_json(step: Locator) -> Locator:
 
 
 def test_login_link_session_cookie_csrf_and_logout(
-    web: WebServer, context: BrowserContext, page: Page, browser: Browser
+    web_process: WebServer, context: BrowserContext, page: Page, browser: Browser
 ) -> None:
+    web = web_process  # the link `cardflow serve` prints on first start, then login-link's
     page.goto(f"{web.url}/flows")
     expect(page).to_have_url(f"{web.url}/login")  # not logged in yet
     expect(page.locator("#result")).to_have_text("Log in to cardflow")
