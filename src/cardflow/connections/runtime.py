@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 from cardflow.cache import Recent
 from cardflow.connections.rejections import Rejections
@@ -36,6 +37,9 @@ class ConnectionRuntime:
     allowed_hosts: AllowedHosts | None
     # The connection's fixed secrets in every form (tokens are added as they are sent).
     secret_forms: frozenset[str]
+    auth_type: str
+    # Its config without the secrets (for Copy as cURL in a test result).
+    public_config: dict[str, Any]
 
     def add_secrets_to(self, secrets: SecretSet) -> None:
         secrets.add_forms(self.secret_forms)
@@ -131,6 +135,8 @@ class ConnectionRuntimes:
             auth_type.uses_tokens,
             allowed,
             forms,
+            loaded.auth_type,
+            loaded.config.public(),
         )
 
     def _token_manager(self, connection_id: str, grant: TokenGrant) -> TokenManager:

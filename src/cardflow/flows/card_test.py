@@ -7,7 +7,6 @@ outputs as ``steps``. What comes back has every secret the test put on the wire 
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -100,13 +99,13 @@ async def _as_curl(
         data = step.data_inputs
         inputs = await render_async(data, scope, executor.preparer.limits) if render else data
         ref = connection_id or step.connection
-        connections = executor.preparer.runtimes.connections
-        view = await asyncio.to_thread(connections.get, ref) if ref else None
+        # the runtime the card just used: cached, no I/O
+        runtime = await executor.preparer.runtimes.get(ref) if ref else None
         command = card_to_curl(
             spec.id,
             inputs,
-            auth_type=view.auth_type if view else None,
-            config=view.config if view else None,
+            auth_type=runtime.auth_type if runtime else None,
+            config=runtime.public_config if runtime else None,
         )
     except (CardflowError, ExpressionError):
         return None  # the test's answer already says what was wrong
