@@ -30,6 +30,8 @@ from tests.integration.test_secrets_and_keys import _database_text
 from tests.support.oauth_server import OAuthServer
 from tests.support.provider_login import authorize_in_browser
 
+BAD_PEM = "-----BEGIN PRIVATE KEY-----\nSENTINELxx\n-----END PRIVATE KEY-----"
+
 
 def new_pem(kind: str) -> str:
     key = (
@@ -260,7 +262,7 @@ def test_the_rest_api_refuses_a_bad_key_with_a_422(server: RunningServer) -> Non
                     "token_url": "https://id.example/token",
                     "client_id": "c",
                     "token_auth_method": "private_key_jwt",
-                    "private_key": "-----BEGIN PRIVATE KEY-----\nSENTINELxx\n-----END PRIVATE KEY-----",
+                    "private_key": BAD_PEM,
                 },
             },
         )
