@@ -158,7 +158,11 @@ def test_auth_types_describe_the_dialog_fields(server: RunningServer) -> None:
     assert basic["password"]["secret"] and not basic["username"]["secret"]
     oauth = {f["name"]: f for f in types["oauth"]["fields"]}
     assert oauth["pkce"]["kind"] == "boolean" and oauth["pkce"]["default"] is True
-    assert oauth["token_auth_method"]["options"] == ["client_secret_basic", "client_secret_post"]
+    assert oauth["token_auth_method"]["options"] == [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ]
     assert oauth["authorize_url"]["title"] == "Authorize URL"
     assert types["none"]["fields"] == []
 
