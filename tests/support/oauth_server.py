@@ -10,7 +10,13 @@
   redirects to the client's redirect_uri with ``code`` and ``state`` (``confirm=no``:
   ``error=access_denied``);
 - ``GET|POST /login``: a username/password form that sets the provider's session cookie;
-- ``GET /api/me``: a resource protected by Authlib's `ResourceProtector` (RFC 6750 bearer).
+- ``GET /api/me``: a resource protected by Authlib's `ResourceProtector` (RFC 6750 bearer);
+- ``POST /oauth/revoke``: Authlib's RFC 7009 `RevocationEndpoint` (a refresh token revoked
+  ends its access token too); ``fail_revocations`` makes it answer an error instead.
+
+Clients authenticate with client_secret_basic, client_secret_post or private_key_jwt (RFC
+7523 §2.2, Authlib's `JWTBearerClientAssertion`: the assertion's signature is checked with
+the JWK registered for the client, its iss/sub/aud/exp, and its ``jti`` is single-use).
 
 It is strict the way a real provider is: redirect URIs match exactly, codes are single-use and
 short-lived and tied to their client, redirect_uri and PKCE challenge, each refresh token works
@@ -49,13 +55,18 @@ from authlib.oauth2.rfc6749 import (
 )
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
 from flask import Flask, Response, jsonify, redirect, request, session
+from joserfc.jwk import KeySet
 from markupsafe import escape
 from werkzeug.serving import BaseWSGIServer, make_server
 
 HOST = "127.0.0.1"
 TOKEN_PATH = "/oauth/token"
+REVOKE_PATH = "/oauth/revoke"
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
 AUTHORIZE_PATH = "/oauth/authorize"
 LOGIN_PATH = "/login"
 DEFAULT_USER = ("alice", "wonderland")
@@ -72,6 +83,7 @@ class Client(ClientMixin):  # type: ignore[misc]
     grant_types: tuple[str, ...] = ("client_credentials",)
     redirect_uris: tuple[str, ...] = ()
     response_types: tuple[str, ...] = ()
+    jwks: dict[str, Any] | None = None  # private_key_jwt: the client's public keys
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -93,9 +105,8 @@ class Client(ClientMixin):  # type: ignore[misc]
         return secrets.compare_digest(self.client_secret, client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        if endpoint == "token":
-            return method == self.token_endpoint_auth_method
-        return True
+        # the revocation endpoint authenticates a client as its token endpoint does
+        return method == self.token_endpoint_auth_method
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type in self.response_types
@@ -195,6 +206,7 @@ class MemoryStore:
         self._users: dict[str, User] = {}
         self._codes: dict[str, AuthorizationCode] = {}
         self._tokens: dict[str, Token] = {}  # by access token, in the order issued
+        self._jtis: set[tuple[str, str]] = set()  # (client_id, jti) of assertions seen
         #: Refresh tokens presented after rotation made them unusable (grace included).
         self.late_refresh_uses = 0
         #: Refresh tokens used again, after their rotation, within the grace window.
@@ -296,6 +308,30 @@ class MemoryStore:
         with self._lock:
             return [t.refresh_token for t in self._tokens.values() if t.refresh_token]
 
+    def find_any(self, token_string: str, hint: str | None) -> Token | None:
+        """The token whose access or refresh token is ``token_string`` (hint first)."""
+        with self._lock:
+            tokens = list(self._tokens.values())
+        by_access = next((t for t in tokens if t.access_token == token_string), None)
+        by_refresh = next((t for t in tokens if t.refresh_token == token_string), None)
+        if hint == "refresh_token":
+            return by_refresh or by_access
+        return by_access or by_refresh
+
+    def revoke_token(self, token: Token, refresh_too: bool) -> None:
+        with self._lock:
+            token.revoked = True
+            token.refresh_revoked = token.refresh_revoked or refresh_too
+
+    def use_jti(self, client_id: str, jti: str) -> bool:
+        """Record an assertion's jti; False if this client used it before (a replay)."""
+        with self._lock:
+            key = (client_id, jti)
+            if key in self._jtis:
+                return False
+            self._jtis.add(key)
+            return True
+
     def revoke_grants(self, client_id: str | None) -> None:
         with self._lock:
             for token in self._tokens.values():
@@ -316,12 +352,60 @@ class _AuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         )
 
 
+class _PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
+    """private_key_jwt (RFC 7523 §2.2) as Authlib verifies it, with a single-use jti."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self, owner: OAuthServer) -> None:
+        super().__init__(validate_jti=True, leeway=5)
+        self.owner = owner
+
+    def get_audiences(self) -> list[str]:
+        # the endpoint the assertion is sent to (token or revocation), or the issuer
+        return [self.owner.token_url, self.owner.revocation_url, self.owner.url]
+
+    def resolve_client_public_key(self, client: Client) -> KeySet:
+        return KeySet.import_key_set(client.jwks or {"keys": []})
+
+    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
+        if self.owner.store.use_jti(str(claims["sub"]), str(jti)):
+            self.owner.assertions.append(dict(claims))
+            return True
+        self.owner.replayed_assertions += 1
+        return False
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
+        claims = super().process_assertion_claims(assertion, resolve_key)
+        self.owner.assertion_headers.append(self.extract_assertion(assertion)[0])
+        return claims
+
+
+class _RevocationEndpoint(RevocationEndpoint):  # type: ignore[misc]
+    CLIENT_AUTH_METHODS = AUTH_METHODS
+
+    @property
+    def owner(self) -> OAuthServer:
+        owner: OAuthServer = self.server.owner
+        return owner
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
+        return self.owner.store.find_any(token_string, token_type_hint)
+
+    def revoke_token(self, token: Token, request: OAuth2Request) -> None:
+        # RFC 7009 §2.1: revoking a refresh token ends the grant's access token too; an
+        # access token revoked alone leaves the refresh token working
+        refresh_too = request.form.get("token") == token.refresh_token
+        self.owner.store.revoke_token(token, refresh_too)
+        self.owner.revocations.append(request.form.get("token_type_hint") or "")
+
+
 class _ClientCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
 
 class _AuthorizationCodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     @property
     def owner(self) -> OAuthServer:
@@ -380,7 +464,7 @@ class _CodeChallenge(CodeChallenge):  # type: ignore[misc]
 
 
 class _RefreshTokenGrant(RefreshTokenGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: every refresh returns a new refresh token
 
     @property
@@ -456,6 +540,15 @@ class OAuthServer:
         self._last_authorize_params: dict[str, str] = {}
         self._faults: deque[_Fault] = deque()
         self._delays: deque[float] = deque()
+        #: Claims of each private_key_jwt assertion accepted, and each one's JOSE header.
+        self.assertions: list[dict[str, Any]] = []
+        self.assertion_headers: list[dict[str, Any]] = []
+        #: Assertions refused because their jti was used before.
+        self.replayed_assertions = 0
+        #: token_type_hint of each token revoked at the revocation endpoint.
+        self.revocations: list[str] = []
+        #: Answer revocation requests with this HTTP status (an error) instead. Mutable.
+        self.fail_revocations: int | None = None
         self._stopping = threading.Event()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -474,9 +567,12 @@ class OAuthServer:
         self.authorization.register_grant(_ClientCredentialsGrant)
         self.authorization.register_grant(_AuthorizationCodeGrant, [_CodeChallenge(self)])
         self.authorization.register_grant(_RefreshTokenGrant)
+        self.authorization.register_client_auth_method("private_key_jwt", _PrivateKeyJWT(self))
+        self.authorization.register_endpoint(_RevocationEndpoint)
         self.resource_protector = ResourceProtector()
         self.resource_protector.register_token_validator(_BearerTokenValidator(self.store))
         self.app.add_url_rule(TOKEN_PATH, "token", self._token_endpoint, methods=["POST"])
+        self.app.add_url_rule(REVOKE_PATH, "revoke", self._revoke_endpoint, methods=["POST"])
         self.app.add_url_rule(
             AUTHORIZE_PATH, "authorize", self._authorize_endpoint, methods=["GET", "POST"]
         )
@@ -495,6 +591,10 @@ class OAuthServer:
     @property
     def token_url(self) -> str:
         return f"{self.url}{TOKEN_PATH}"
+
+    @property
+    def revocation_url(self) -> str:
+        return f"{self.url}{REVOKE_PATH}"
 
     @property
     def authorize_url(self) -> str:
@@ -555,10 +655,12 @@ class OAuthServer:
         grant_types: tuple[str, ...] = ("client_credentials",),
         redirect_uris: tuple[str, ...] = (),
         response_types: tuple[str, ...] | None = None,
+        jwks: dict[str, Any] | None = None,
     ) -> Client:
         """Register a client. For the code flow give ``grant_types=("authorization_code",
         "refresh_token")`` (without "refresh_token" no refresh token is issued) and the exact
-        ``redirect_uris``; `response_types` defaults to ("code",) for such clients."""
+        ``redirect_uris``; `response_types` defaults to ("code",) for such clients. For
+        ``private_key_jwt``, ``jwks`` is its public JWK Set ({"keys": [jwk]})."""
         if response_types is None:
             response_types = ("code",) if "authorization_code" in grant_types else ()
         return self.store.add_client(
@@ -570,6 +672,7 @@ class OAuthServer:
                 grant_types=grant_types,
                 redirect_uris=redirect_uris,
                 response_types=response_types,
+                jwks=jwks,
             )
         )
 
@@ -719,6 +822,13 @@ class OAuthServer:
             with self._lock:
                 self._invalid_grants += 1
         return response
+
+    def _revoke_endpoint(self) -> Response:
+        if self.fail_revocations is not None:
+            response = jsonify(error="server_error", error_description="injected failure")
+            response.status_code = self.fail_revocations
+            return response
+        return self._response(self.authorization.create_endpoint_response("revocation"))
 
     def _me(self) -> Response:
         with self.resource_protector.acquire() as token:

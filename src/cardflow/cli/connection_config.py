@@ -1,5 +1,6 @@
 """A connection's config from the command line: ``--set`` fields, secrets from an
-environment variable, standard input or a hidden prompt, never from a plain argument."""
+environment variable, a file (a PEM key), standard input or a hidden prompt, never from a
+plain argument."""
 
 from __future__ import annotations
 
@@ -39,6 +40,16 @@ SecretEnvOpt = Annotated[
         help="Read a secret field from an environment variable (repeatable).",
     ),
 ]
+SecretFileOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secret-file",
+        metavar="FIELD=PATH",
+        help="Read a secret field from a file, whole (repeatable), e.g. "
+        "--secret-file private_key=key.pem.",
+    ),
+]
+MAX_SECRET_FILE_BYTES = 64 * 1024
 SecretStdinOpt = Annotated[
     str | None,
     typer.Option(
@@ -62,10 +73,18 @@ def config_patch(
     sets: Sequence[str] | None,
     secret_env: Sequence[str] | None,
     secret_stdin: str | None,
+    secret_file: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The config given on the command line: --set for fields, secrets from env or stdin."""
+    """The config given on the command line: --set for fields, secrets from env, a file
+    or stdin."""
     config: dict[str, Any] = {}
     for key, value in parse_pairs(sets, "--set", "KEY=VALUE"):
+        if key in kind.config.secret_fields and value.startswith("@"):
+            raise InvalidInput(
+                f"config.{key} is a secret: read it from a file with "
+                f"--secret-file {key}={value[1:] or 'PATH'}.",
+                field=f"config.{key}",
+            )
         if key in kind.config.secret_fields:
             raise InvalidInput(
                 f"config.{key} is a secret and is never taken from a command-line argument "
@@ -81,6 +100,9 @@ def config_patch(
                 field=f"config.{field}",
             )
         config[field] = os.environ[variable]
+    for field, path in parse_pairs(secret_file, "--secret-file", "FIELD=PATH"):
+        _check_secret_field(kind, field, "--secret-file")
+        config[field] = _read_secret_file(field, path)
     if secret_stdin is not None:
         _check_secret_field(kind, secret_stdin, "--secret-stdin")
         config[secret_stdin] = _read_secret_line(secret_stdin)
@@ -88,10 +110,19 @@ def config_patch(
 
 
 def ask_missing_secrets(kind: AuthType, config: dict[str, Any]) -> None:
-    """Prompt (hidden) for each secret not given; without a terminal, fail naming it."""
+    """Prompt (hidden) for each secret not given that applies (a client secret with a
+    client_secret_* method, a private key with private_key_jwt); without a terminal, fail
+    naming it. A PEM key is never prompted for: it spans lines."""
     for field in kind.config.secret_fields:
-        if field in config:
+        if field in config or not kind.config.field_applies(field, config):
             continue
+        if field == "private_key":
+            raise InvalidInput(
+                f"config.{field}: a {kind.name} connection with token_auth_method="
+                f"private_key_jwt needs its private key: pass it with --secret-file "
+                f"{field}=key.pem (or --secret-stdin {field} < key.pem).",
+                field=f"config.{field}",
+            )
         optional = field in OPTIONAL_SECRETS
         if _common.stdin_is_tty():
             label = f"{kind.title} {field}" + (" (may be empty)" if optional else "")
@@ -141,11 +172,44 @@ def _config_value(model: type[AuthConfig], key: str, value: str) -> Any:
     return value
 
 
+def _read_secret_file(field: str, path: str) -> str:
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as exc:
+        raise InvalidInput(
+            f"--secret-file {field}={path}: cannot read it ({exc.strerror or exc}).",
+            field=f"config.{field}",
+        ) from None
+    if len(data) > MAX_SECRET_FILE_BYTES:
+        raise InvalidInput(
+            f"--secret-file {field}={path}: larger than {MAX_SECRET_FILE_BYTES} bytes.",
+            field=f"config.{field}",
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            f"--secret-file {field}={path}: not UTF-8 text (a PEM file is expected).",
+            field=f"config.{field}",
+        ) from None
+    # A file's last line break is not part of a one-line secret (a PEM keeps its own).
+    return text if "\n" in text.rstrip("\r\n") else text.rstrip("\r\n")
+
+
 def _read_secret_line(field: str) -> str:
     if _common.stdin_is_tty():
         value: str = typer.prompt(f"{field}", hide_input=True, err=True)
         return value
     line = sys.stdin.readline()
+    if line.startswith("-----BEGIN "):  # a PEM block: read it up to its END line
+        lines = [line]
+        while not line.startswith("-----END ") and len(lines) < 1000:
+            line = sys.stdin.readline()
+            if not line:
+                break
+            lines.append(line)
+        return "".join(lines)
     if not line:
         raise InvalidInput(
             f"--secret-stdin {field}: nothing on standard input "

@@ -6,6 +6,7 @@ OAuth connection is authorized in ``authorize``.
 
 from __future__ import annotations
 
+import json
 import shlex
 from typing import Annotated, Any
 
@@ -29,6 +30,7 @@ from cardflow.cli._common import (
 from cardflow.cli.authorize import connection_authorize
 from cardflow.cli.connection_config import (
     SecretEnvOpt,
+    SecretFileOpt,
     SecretStdinOpt,
     SetOpt,
     ask_missing_secrets,
@@ -70,6 +72,8 @@ def _show_value(value: Any) -> str:
         return "-"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value)  # a public JWK: copied as it is shown
     return str(value)
 
 
@@ -86,13 +90,18 @@ def _print_connection(view: ConnectionView) -> None:
     if view.rejected:
         grid_row(details, "rejected", _show_rejection(view.rejected))
     for key, value in view.config.items():
-        grid_row(details, f"config.{key}", _show_value(value))
+        if key != "public_jwk" or value is None:
+            grid_row(details, f"config.{key}", _show_value(value))
     grid_row(details, "allowed hosts", _show_hosts(view))
     if view.redirect_uri:
         grid_row(details, "redirect URI", view.redirect_uri)
     grid_row(details, "created", view.created_at.isoformat())
     grid_row(details, "updated", view.updated_at.isoformat())
     console().print(details)
+    jwk = view.config.get("public_jwk")
+    if jwk:  # one line, never wrapped, to copy whole into the provider's client settings
+        console().print("public JWK (register it with the provider for private_key_jwt):")
+        console().print(Text(json.dumps(jwk)), soft_wrap=True)
     _print_warnings(view)
 
 
@@ -166,6 +175,7 @@ def connection_create(
     ],
     sets: SetOpt = None,
     secret_env: SecretEnvOpt = None,
+    secret_file: SecretFileOpt = None,
     secret_stdin: SecretStdinOpt = None,
     allowed_host: AllowedHostOpt = None,
     json_output: JsonOpt = False,
@@ -178,9 +188,14 @@ def connection_create(
     custom: header_name, header_value*
     bearer: token*
     query: param_name, param_value* (the key as ?param_name=…)
-    client_credentials: token_url, client_id, client_secret*, scope, token_auth_method
+    client_credentials: token_url, client_id, client_secret*, scope, token_auth_method,
+    private_key*, key_id, revocation_url
     oauth: authorize_url, token_url, client_id, client_secret*, scope, pkce,
-    token_auth_method (then: cardflow connection authorize NAME)
+    token_auth_method, private_key*, key_id, revocation_url
+    (then: cardflow connection authorize NAME)
+    With token_auth_method=private_key_jwt, give private_key (a PEM file) with
+    --secret-file private_key=key.pem instead of client_secret, and register the
+    public_jwk shown with the provider.
 
     --allowed-host limits where the credentials may be sent (a card calling another host
     fails with host_not_allowed before anything is sent); without it, any host.
@@ -198,12 +213,15 @@ def connection_create(
         --set authorize_url=https://accounts.google.com/o/oauth2/v2/auth \
         --set token_url=https://oauth2.googleapis.com/token --set client_id=ID \
         --set scope="openid email" --secret-env client_secret=GOOGLE_SECRET
+      cardflow connection create "Okta - service" --type client_credentials \
+        --set token_url=https://acme.okta.com/oauth2/v1/token --set client_id=ID \
+        --set token_auth_method=private_key_jwt --secret-file private_key=key.pem
     """
     as_json = want_json(json_output)
     with guard(as_json):
         kind = auth_type_named(auth_type)
         hosts = _allowed_hosts(allowed_host)
-        config = config_patch(kind, sets, secret_env, secret_stdin)
+        config = config_patch(kind, sets, secret_env, secret_stdin, secret_file)
         ask_missing_secrets(kind, config)
     with open_cardflow(as_json) as cf:
         view = cf.connections.create(name, kind.name, config, hosts)
@@ -282,6 +300,7 @@ def connection_update(
     ] = None,
     sets: SetOpt = None,
     secret_env: SecretEnvOpt = None,
+    secret_file: SecretFileOpt = None,
     secret_stdin: SecretStdinOpt = None,
     allowed_host: Annotated[
         list[str] | None,
@@ -318,14 +337,15 @@ def connection_update(
                 field="allowed_hosts",
             )
         hosts = [] if any_host else _allowed_hosts(allowed_host)
-        if not (new_name or auth_type or sets or secret_env or secret_stdin or hosts is not None):
+        given = sets or secret_env or secret_file or secret_stdin
+        if not (new_name or auth_type or given or hosts is not None):
             raise InvalidInput(
                 "Nothing to change: give --name, --type, --set, --allowed-host, --any-host "
                 "or a secret option."
             )
         current = cf.connections.get(ref)
         kind = auth_type_named(auth_type or current.auth_type)
-        config = config_patch(kind, sets, secret_env, secret_stdin)
+        config = config_patch(kind, sets, secret_env, secret_stdin, secret_file)
         if kind.name != current.auth_type:
             ask_missing_secrets(kind, config)
         try:
@@ -361,11 +381,26 @@ def connection_delete(
     with open_cardflow(as_json) as cf:
         view = cf.connections.get(ref)
         _common.confirm_delete("connection", view.name, view.id, yes)
-        cf.connections.delete(view.id)
+        deleted = cf.connections.delete(view.id)
     if as_json:
-        print_json({"deleted": True, "id": view.id, "name": view.name})
-    else:
-        console().print(Text(f"Deleted connection {view.name!r} ({view.id})."))
+        print_json(deleted)
+        return
+    console().print(Text(f"Deleted connection {view.name!r} ({view.id})."))
+    revocation = deleted.revocation
+    if revocation is not None and revocation.revoked:
+        console().print(
+            Text(f"Revoked its {' and '.join(revocation.tokens)} at the provider."),
+            soft_wrap=True,
+        )
+    elif revocation is not None:
+        console().print(
+            Text(
+                f"warning: its tokens could not be revoked at the provider "
+                f"({revocation.error}); they stay valid there until they expire.",
+                style="yellow",
+            ),
+            soft_wrap=True,
+        )
 
 
 connection_app.command("authorize")(connection_authorize)

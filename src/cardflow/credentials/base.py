@@ -43,14 +43,40 @@ class AuthConfig(BaseModel):
     destination_fields: ClassVar[tuple[str, ...]] = ()
     # Secret fields that may legitimately be empty (a Basic password).
     optional_secret_fields: ClassVar[tuple[str, ...]] = ()
+    # Fields that apply only while a choice field has one of some values (a client secret
+    # only with the client_secret_* methods): field -> (choice field, those values). A
+    # required secret is required only while it applies; forms hide what does not apply.
+    applies_when: ClassVar[Mapping[str, tuple[str, frozenset[str]]]] = MappingProxyType({})
+    # Non-secret values worked out from the secrets (a public key), stored and shown with
+    # the config but never given: see derived().
+    derived_fields: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def required_secret_fields(cls) -> tuple[str, ...]:
-        """The secrets a connection of this type cannot work without."""
+        """The secrets a connection of this type cannot work without (where they apply)."""
         return tuple(f for f in cls.secret_fields if f not in cls.optional_secret_fields)
 
+    @classmethod
+    def field_applies(cls, name: str, values: Mapping[str, Any]) -> bool:
+        """Whether ``name`` applies to a config with these ``values`` (defaults fill gaps)."""
+        rule = cls.applies_when.get(name)
+        if rule is None:
+            return True
+        choice, allowed = rule
+        value = values.get(choice, cls.model_fields[choice].default)
+        return value in allowed
+
+    def needed_secrets(self) -> tuple[str, ...]:
+        """The secrets this config cannot work without."""
+        values = self.model_dump()
+        return tuple(f for f in self.required_secret_fields() if self.field_applies(f, values))
+
+    def derived(self) -> dict[str, Any]:
+        """The ``derived_fields``' values (JSON-ready)."""
+        return {}
+
     def public(self) -> dict[str, Any]:
-        return self.model_dump(exclude=set(self.secret_fields), mode="json")
+        return self.model_dump(exclude=set(self.secret_fields), mode="json") | self.derived()
 
     def secrets(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.secret_fields if getattr(self, name)}

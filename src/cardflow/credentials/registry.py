@@ -39,6 +39,9 @@ _LABELS = {
     "token_auth_method": "Token endpoint authentication",
     "param_name": "Parameter Name",
     "param_value": "Parameter Value",
+    "private_key": "Private key (PEM)",
+    "key_id": "Key ID (kid)",
+    "revocation_url": "Revocation URL",
 }
 
 
@@ -47,11 +50,17 @@ def auth_type_info(auth_type: AuthType) -> dict[str, Any]:
     schema = auth_type.config.model_json_schema()
     # Required: fields without a default, and secrets that may not be empty (their default
     # is "" so that an update may leave them out and keep the stored one).
-    required = set(schema.get("required", ())) | set(auth_type.config.required_secret_fields())
+    # A secret required only with some choice (a client secret with client_secret_* methods)
+    # is marked required as the defaults have it; ``applies_when`` tells forms the rule.
+    config = auth_type.config
+    required = set(schema.get("required", ())) | {
+        name for name in config.required_secret_fields() if config.field_applies(name, {})
+    }
     fields = []
     for name, prop in schema.get("properties", {}).items():
         options = prop.get("enum")
         kind = "boolean" if prop.get("type") == "boolean" else "choice" if options else "text"
+        rule = config.applies_when.get(name)
         fields.append(
             {
                 "name": name,
@@ -61,7 +70,11 @@ def auth_type_info(auth_type: AuthType) -> dict[str, Any]:
                 "options": options,
                 "required": name in required,
                 "default": prop.get("default"),
-                "secret": name in auth_type.config.secret_fields,
+                "secret": name in config.secret_fields,
+                "required_if_applies": name in config.required_secret_fields(),
+                "applies_when": (
+                    {"field": rule[0], "values": sorted(rule[1])} if rule is not None else None
+                ),
             }
         )
     return {

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, status
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from cardflow.connections.service import ConnectionView
+from cardflow.connections.service import ConnectionDeleted, ConnectionView
 from cardflow.credentials.registry import AUTH_TYPES, auth_type_info
 from cardflow.server.bodies import JsonRoute
 from cardflow.server.deps import CardflowDep, NavigationTokenDep, TokenDep
@@ -26,6 +26,11 @@ auth_types_router = APIRouter(
 )
 
 
+class AppliesWhen(View):
+    field: str = Field(examples=["token_auth_method"])
+    values: list[str] = Field(examples=[["private_key_jwt"]])
+
+
 class AuthTypeField(View):
     """One config field of an auth type, as a form shows it."""
 
@@ -37,6 +42,14 @@ class AuthTypeField(View):
     required: bool
     default: Any
     secret: bool = Field(description='Write-only: shown back only as {"set": true|false}.')
+    required_if_applies: bool = Field(
+        description="Required whenever it applies (see applies_when); `required` says "
+        "whether it is with the defaults."
+    )
+    applies_when: AppliesWhen | None = Field(
+        description="The field applies only while another (choice) field has one of these "
+        "values; forms hide it otherwise. null: always."
+    )
 
 
 class AuthTypeView(View):
@@ -135,7 +148,9 @@ def authorize_connection(
     )
 
 
-@router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404, 409))
-def delete_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> Response:
-    cf.connections.delete(ref)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{ref}", responses=errors(404, 409))
+def delete_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> ConnectionDeleted:
+    """Delete a connection, its secrets and tokens. With a revocation_url, the tokens it
+    held are then revoked at the provider; a failed revocation does not stop the delete
+    and is said in ``revocation``."""
+    return cf.connections.delete(ref)

@@ -28,7 +28,39 @@ function redirectUriBlock(uri) {
     h("code", { class: "redirect-uri-value" }, uri), " ", copyButton(() => uri, "Copy"));
 }
 
+// private_key_jwt: the public JWK to register with the provider (the private key is never shown).
+function publicJwkBlock(jwk) {
+  const text = JSON.stringify(jwk);
+  return h("div", { class: "public-jwk", "data-public-jwk": "true" },
+    h("span", { class: "muted" }, "Public JWK (register it with the provider for private_key_jwt): "),
+    h("code", { class: "public-jwk-value" }, text), " ", copyButton(() => text, "Copy JWK"));
+}
+
 const reqMark = () => h("span", { class: "req", "aria-hidden": "true" }, " *");
+
+// A field that applies only with some value of a choice field (a private key with
+// private_key_jwt, a client secret with client_secret_*).
+function applies(field, form) {
+  const rule = field.applies_when;
+  const control = rule && form ? form.elements.namedItem(rule.field) : null;
+  return !control || rule.values.includes(control.value);
+}
+
+// Show the fields that apply now, and mark those then required.
+function syncApplies(form, type, connection) {
+  for (const field of type.fields) {
+    if (!field.applies_when) continue;
+    const holder = form.querySelector(`[data-field="${CSS.escape(`config.${field.name}`)}"]`);
+    if (!holder) continue;
+    holder.hidden = !applies(field, form);
+    const required = mustFill(field, connection, type.name, form);
+    const input = holder.querySelector("input");
+    if (input) { input.required = required; input.setAttribute("aria-required", required ? "true" : "false"); }
+    const label = holder.querySelector("label");
+    label.querySelector(".req")?.remove();
+    if (required) label.append(reqMark());
+  }
+}
 
 // A secret already stored need not be typed again (blank keeps it): only a missing one is required.
 function stored(field, connection, typeName) {
@@ -36,8 +68,10 @@ function stored(field, connection, typeName) {
   return Boolean(field.secret && current && typeof current === "object" && current.set);
 }
 
-function mustFill(field, connection, typeName) {
-  return field.kind === "text" && field.required && !stored(field, connection, typeName);
+function mustFill(field, connection, typeName, form = null) {
+  if (field.kind !== "text" || stored(field, connection, typeName)) return false;
+  if (field.applies_when && form) return field.required_if_applies && applies(field, form);
+  return field.required;
 }
 
 // prefill: a new connection's values to start from (cURL import), secrets included.
@@ -74,7 +108,8 @@ function configField(field, connection, typeName, prefill = null) {
       ? " Left empty, an empty password is sent: right for APIs that take an API key as the username (e.g. Stripe); otherwise enter it."
       : " Optional: left empty, none is sent.")
     : "";
-  const hint = field.secret ? `Stored encrypted; never shown again.${emptyNote}` : field.description;
+  const secretNote = field.secret && field.applies_when && field.description ? ` ${field.description}` : "";
+  const hint = field.secret ? `Stored encrypted; never shown again.${emptyNote}${secretNote}` : field.description;
   return h("div", { class: "field", "data-field": path },
     h("label", { for: id }, field.title, required ? reqMark() : null),
     control, hint ? h("p", { class: "hint" }, hint) : null);
@@ -204,9 +239,17 @@ export async function openConnectionDialog(connection = null, { name = "", authT
       clear(fields, type.fields.length ? type.fields.map((f) => configField(f, connection, type.name, prefill))
         : h("p", { class: "muted" }, "No credentials: requests are sent as they are."));
       if (type.user_authorizes && connection?.redirect_uri) fields.append(redirectUriBlock(connection.redirect_uri));
+      if (connection?.auth_type === type.name && connection.config.public_jwk) fields.append(publicJwkBlock(connection.config.public_jwk));
+      syncApplies(form, type, connection?.auth_type === type.name ? connection : null);
       syncHosts();
     };
     typeSelect.addEventListener("change", renderFields);
+    fields.addEventListener("change", (event) => {
+      if (event.target.tagName === "SELECT") {
+        const type = types.find((t) => t.name === typeSelect.value);
+        syncApplies(form, type, connection?.auth_type === type.name ? connection : null);
+      }
+    });
     fields.addEventListener("input", (event) => { if (event.target.name?.endsWith("_url")) syncHosts(); });
     renderFields();
     const submit = h("button", { type: "submit", class: "btn btn-primary", form: formId }, editing ? "Save" : "Create");
@@ -222,7 +265,7 @@ export async function openConnectionDialog(connection = null, { name = "", authT
       // Every required field left empty at once, named by its label, before anything is sent.
       const sameType = editing && connection.auth_type === type.name ? connection : null;
       const empty = [{ path: "name", input: form.elements.namedItem("name") }]
-        .concat(type.fields.filter((f) => mustFill(f, sameType, type.name))
+        .concat(type.fields.filter((f) => mustFill(f, sameType, type.name, form))
           .map((f) => ({ path: `config.${f.name}`, input: form.elements.namedItem(f.name), secret: f.secret })))
         .filter(({ input, secret }) => input && (secret ? input.value === "" : input.value.trim() === ""));
       if (empty.length) {
@@ -245,7 +288,8 @@ export async function openConnectionDialog(connection = null, { name = "", authT
         if (type.user_authorizes && saved.status !== "ready") {
           clear(dialog.querySelector(".dialog-body"),
             h("p", {}, "Register the redirect URI below with the provider, then authorize cardflow to use the account."),
-            redirectUriBlock(saved.redirect_uri));
+            redirectUriBlock(saved.redirect_uri),
+            saved.config.public_jwk ? publicJwkBlock(saved.config.public_jwk) : null);
           clear(dialog.querySelector(".dialog-actions"),
             h("button", { type: "button", class: "btn", onclick: () => dialog.close() }, "Later"),
             h("a", { class: "btn btn-primary", href: authorizeUrl(saved), "data-action": "authorize" }, "Authorize now"));
@@ -355,7 +399,8 @@ export async function connectionsPage(root) {
     clear(list, h("table", { class: "table", id: "connections-table" },
       h("thead", {}, h("tr", {}, ["Name", "Auth type", "Allowed hosts", "Status", "Used by", "Updated", h("span", { class: "sr-only" }, "Actions")].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, connections.map((conn) => h("tr", { "data-connection": conn.name },
-        h("td", {}, h("strong", { class: "conn-name" }, conn.name), conn.redirect_uri ? redirectUriBlock(conn.redirect_uri) : null),
+        h("td", {}, h("strong", { class: "conn-name" }, conn.name), conn.redirect_uri ? redirectUriBlock(conn.redirect_uri) : null,
+          conn.config.public_jwk ? publicJwkBlock(conn.config.public_jwk) : null),
         h("td", { class: "nowrap" }, typeTitles[conn.auth_type] || conn.auth_type),
         hostsCell(conn),
         statusCell(conn),
@@ -367,7 +412,12 @@ export async function connectionsPage(root) {
           h("button", { type: "button", class: "btn btn-small btn-danger-quiet", "aria-label": `Delete ${conn.name}`, onclick: async () => {
             if (conn.used_by.length) { inUseDialog(conn); return; }
             if (!await confirmDialog(`Delete “${conn.name}”?`, "Its stored secrets and tokens are deleted.")) return;
-            try { await del(`/connections/${enc(conn.id)}`); toast(`Deleted “${conn.name}”.`, "ok"); await load(); }
+            try {
+              const revocation = (await del(`/connections/${enc(conn.id)}`))?.revocation;
+              if (revocation && !revocation.revoked) toast(`Deleted “${conn.name}”, but its tokens could not be revoked at the provider: ${revocation.error}`, "error");
+              else toast(`Deleted “${conn.name}”${revocation ? "; its tokens were revoked at the provider" : ""}.`, "ok");
+              await load();
+            }
             catch (error) { toast(error.message, "error"); }
           } }, "Delete")))))));
   }
