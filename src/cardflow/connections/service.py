@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from cardflow.connections import status
 from cardflow.connections.rejections import CallSite
 from cardflow.connections.status import ConnectionStatus
-from cardflow.credentials.base import AuthConfig, AuthType
+from cardflow.credentials.base import CLIENT_TLS_SECRET_FIELDS, AuthConfig, AuthType
 from cardflow.credentials.registry import AUTH_TYPES
 from cardflow.errors import Conflict, ConnectionInUse, ConnectionNotFound, InvalidInput
 from cardflow.net.hosts import normalize_allowed_hosts, widened
@@ -219,9 +219,7 @@ class ConnectionService:
         with self._db.session() as session:
             row = self._find(session, ref)
             auth_type = AUTH_TYPES[row.auth_type]
-            data = dict(row.config)
-            data.update(self._secrets(session, row))
-            config = auth_type.config.model_validate(data)
+            config = auth_type.config.model_validate(self._full_config(session, row))
             return LoadedConnection(
                 row.id, row.name, row.version, row.auth_type, config, tuple(row.allowed_hosts)
             )
@@ -299,11 +297,7 @@ class ConnectionService:
                         )
                     row.allowed_hosts = hosts
                 if config is not None or new_kind is not kind:
-                    if new_kind is kind:
-                        data = dict(row.config)
-                        data.update(self._secrets(session, row))
-                    else:
-                        data = {}
+                    data = self._full_config(session, row) if new_kind is kind else {}
                     for key, value in patch.items():
                         if key in new_kind.config.secret_fields and _kept(value):
                             continue  # keep the stored secret
@@ -383,7 +377,9 @@ class ConnectionService:
     # -- helpers -------------------------------------------------------------------------
 
     def _full_config(self, session: Session, row: Connection) -> dict[str, Any]:
-        data = dict(row.config)
+        secret_fields = AUTH_TYPES[row.auth_type].config.secret_fields
+        # (the stored config holds what may be shown of a secret under its name: drop it)
+        data = {key: value for key, value in row.config.items() if key not in secret_fields}
         data.update(self._secrets(session, row))
         return data
 
@@ -425,7 +421,8 @@ class ConnectionService:
         return data
 
     def _store_config(self, session: Session, row: Connection, model: AuthConfig) -> None:
-        row.config = model.public()
+        # what may be shown of a secret (a certificate's subject) is kept under its name
+        row.config = {**model.public(), **model.secret_summaries()}
         secrets = model.secrets()
         row.secret_fields = sorted(secrets)
         if secrets:
@@ -453,6 +450,7 @@ class ConnectionService:
         for name in model.required_secret_fields():
             if not getattr(model, name):
                 raise InvalidInput(f"config.{name}: this field is required", field=f"config.{name}")
+        model.check_before_save()
 
     @staticmethod
     def _duplicate(name: str) -> Conflict:
@@ -462,13 +460,16 @@ class ConnectionService:
         config: dict[str, Any] = dict(row.config)
         secret_fields = AUTH_TYPES[row.auth_type].config.secret_fields
         for secret in secret_fields:
-            config[secret] = {"set": secret in row.secret_fields}
+            summary = row.config.get(secret)
+            shown = summary if isinstance(summary, dict) and secret in row.secret_fields else {}
+            config[secret] = {"set": secret in row.secret_fields, **shown}
+        own_secrets = [f for f in secret_fields if f not in CLIENT_TLS_SECRET_FIELDS]
         warnings = (
             (
                 "allowed_hosts is empty: this connection's credentials go to any host a card "
                 "names. List the hosts of the service it is for.",
             )
-            if secret_fields and not row.allowed_hosts
+            if (own_secrets or row.secret_fields) and not row.allowed_hosts
             else ()
         )
         return ConnectionView(

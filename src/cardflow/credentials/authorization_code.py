@@ -6,7 +6,12 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from cardflow.credentials.base import AuthConfig, AuthSetup, AuthType
+from cardflow.credentials.base import (
+    AuthConfig,
+    AuthSetup,
+    AuthType,
+    require_client_authentication,
+)
 from cardflow.credentials.bearer import BearerTokenAuth
 from cardflow.credentials.grants import RefreshTokenGrant
 from cardflow.credentials.token_endpoint import ClientCredentials
@@ -18,6 +23,7 @@ GRANT_FIELDS = ("authorize_url", "token_url", "scope", "client_id", "client_secr
 
 class OAuthConfig(AuthConfig):
     secret_fields = ("client_secret",)
+    optional_secret_fields = ("client_secret",)  # not with tls_client_auth
     destination_fields = ("authorize_url", "token_url")
 
     authorize_url: str = Field(
@@ -29,17 +35,29 @@ class OAuthConfig(AuthConfig):
         default=None, description="Sent exactly as typed (spaces or commas, as the service wants)."
     )
     client_id: str = Field(min_length=1)
-    client_secret: str = Field(default="", description="Client secret (secret).")
+    client_secret: str = Field(
+        default="",
+        description="Client secret (secret); not used with tls_client_auth.",
+    )
     pkce: bool = Field(default=True, description="Send an S256 PKCE code challenge.")
-    token_auth_method: Literal["client_secret_basic", "client_secret_post"] = Field(
+    token_auth_method: Literal[
+        "client_secret_basic",
+        "client_secret_post",
+        "tls_client_auth",  # RFC 8705: the client certificate authenticates
+    ] = Field(
         default="client_secret_basic",
-        description="How the client authenticates at the token endpoint.",
+        description="How the client authenticates at the token endpoint (tls_client_auth: "
+        "with the client certificate, RFC 8705).",
     )
 
     @field_validator("authorize_url", "token_url")
     @classmethod
     def _urls(cls, value: str) -> str:
         return check_http_url(value)
+
+    def check_before_save(self) -> None:
+        require_client_authentication(self, self.token_auth_method, self.client_secret)
+        super().check_before_save()
 
 
 def _build(config: OAuthConfig, setup: AuthSetup) -> BearerTokenAuth:
@@ -49,6 +67,7 @@ def _build(config: OAuthConfig, setup: AuthSetup) -> BearerTokenAuth:
         client=ClientCredentials(config.client_id, config.client_secret),
         auth_method=config.token_auth_method,
         timeout=setup.timeout,
+        client_tls=setup.client_tls,
     )
     return BearerTokenAuth(setup.token_manager(refresh), refresh.sensitive_values())
 

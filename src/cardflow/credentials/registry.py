@@ -13,7 +13,7 @@ from cardflow.credentials import (
     query_param,
     static_bearer,
 )
-from cardflow.credentials.base import AuthType
+from cardflow.credentials.base import CLIENT_TLS_FIELDS, AuthType
 
 # One line per auth type; each module's AUTH_TYPE says everything about it.
 AUTH_TYPES: dict[str, AuthType] = {
@@ -39,6 +39,9 @@ _LABELS = {
     "token_auth_method": "Token endpoint authentication",
     "param_name": "Parameter Name",
     "param_value": "Parameter Value",
+    "client_certificate": "Client certificate (PEM)",
+    "client_key": "Client private key (PEM)",
+    "ca_certificate": "Server CA certificates (PEM)",
 }
 
 
@@ -49,9 +52,16 @@ def auth_type_info(auth_type: AuthType) -> dict[str, Any]:
     # is "" so that an update may leave them out and keep the stored one).
     required = set(schema.get("required", ())) | set(auth_type.config.required_secret_fields())
     fields = []
-    for name, prop in schema.get("properties", {}).items():
+    properties = schema.get("properties", {})
+    # the type's own fields first, then the mutual-TLS ones every type has
+    names = [n for n in properties if n not in CLIENT_TLS_FIELDS]
+    names += [n for n in CLIENT_TLS_FIELDS if n in properties]
+    for name in names:
+        prop = properties[name]
         options = prop.get("enum")
         kind = "boolean" if prop.get("type") == "boolean" else "choice" if options else "text"
+        if name in CLIENT_TLS_FIELDS:
+            kind = "pem"  # several lines of PEM text
         fields.append(
             {
                 "name": name,
@@ -62,6 +72,8 @@ def auth_type_info(auth_type: AuthType) -> dict[str, Any]:
                 "required": name in required,
                 "default": prop.get("default"),
                 "secret": name in auth_type.config.secret_fields,
+                # fields shown together under one heading ("client_tls": mutual TLS)
+                "group": "client_tls" if name in CLIENT_TLS_FIELDS else None,
             }
         )
     return {

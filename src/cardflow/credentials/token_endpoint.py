@@ -11,10 +11,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
+from authlib.common.urls import add_params_to_qs
 from authlib.oauth2.auth import encode_client_secret_basic, encode_client_secret_post
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
 
-TokenAuthMethod = Literal["client_secret_basic", "client_secret_post"]
+TokenAuthMethod = Literal[
+    "client_secret_basic",
+    "client_secret_post",
+    # RFC 8705 §2.1: the client certificate authenticates; the body names the client only.
+    "tls_client_auth",
+]
 
 
 @dataclass(frozen=True)
@@ -81,11 +87,17 @@ def prepare_refresh_request(
 def authenticate_token_request(
     token_url: str, client: ClientCredentials, auth_method: TokenAuthMethod, body: str
 ) -> TokenRequest:
-    """Add client authentication (RFC 6749 §2.3.1): a Basic header, or the body."""
+    """Add client authentication (RFC 6749 §2.3.1): a Basic header, or the body; with
+    ``tls_client_auth`` (RFC 8705 §2.1) only ``client_id`` in the body, the certificate
+    presented on the connection authenticating the client."""
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",
         "Accept": "application/json",
     }
+    if auth_method == "tls_client_auth":
+        return TokenRequest(
+            token_url, headers, add_params_to_qs(body, {"client_id": client.client_id})
+        )
     encode = (
         encode_client_secret_basic
         if auth_method == "client_secret_basic"

@@ -7,6 +7,7 @@ on the same box (see bench/card_overhead.py); auth stays in httpx.Auth-style gen
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 import weakref
@@ -30,6 +31,7 @@ from cardflow.jsondata import clean_text
 from cardflow.net.hosts import AllowedHosts
 from cardflow.net.policy import NetworkPolicy, PolicyResolver
 from cardflow.net.query import drop_query_params, set_query_params
+from cardflow.net.tls import ClientTls
 from cardflow.redaction import forms_of
 
 MAX_REDIRECTS = 5
@@ -134,13 +136,16 @@ class HttpTransport:
         allowed_hosts: AllowedHosts | None = None,
         hop: int = 0,
         follow_redirects: bool = True,
+        client_tls: ClientTls | None = None,
     ) -> InboundResponse:
         """Send, following at most 5 redirects (none without ``follow_redirects``: a 3xx
-        comes back as it is); the connection's headers and query parameters
-        (``auth_query``) stay on their origin and, with ``allowed_hosts``, no request
-        (redirects included) leaves those hosts."""
+        comes back as it is); the connection's headers, query parameters (``auth_query``)
+        and client certificate (``client_tls``) stay on their origin and, with
+        ``allowed_hosts``, no request (redirects included) leaves those hosts."""
         limit = max_response_bytes or self.max_response_bytes
         current = request
+        origin = _origin(request.url)
+        tls: ssl.SSLContext | bool = True if client_tls is None else client_tls.identity
         deadline = time.monotonic() + timeout
         hop_timeout = _client_timeout(timeout)
         try:
@@ -156,7 +161,11 @@ class HttpTransport:
                     if remaining <= 0:
                         raise TimeoutError
                     hop_timeout = aiohttp.ClientTimeout(total=remaining)
-                response = await self._send_once(current, limit, hop_timeout)
+                    if client_tls is not None:
+                        # the certificate is this origin's only; the CA bundle still holds
+                        same = _origin(url) == origin
+                        tls = client_tls.identity if same else client_tls.trust
+                response = await self._send_once(current, limit, hop_timeout, tls, client_tls)
                 if not follow_redirects or response.status_code not in _REDIRECT_CODES:
                     return response
                 location = response.headers.get("Location")
@@ -166,7 +175,7 @@ class HttpTransport:
                     current,
                     response,
                     location,
-                    _origin(request.url),
+                    origin,
                     strip_on_cross_origin,
                     auth_query,
                 )
@@ -180,7 +189,12 @@ class HttpTransport:
         )
 
     async def _send_once(
-        self, request: OutboundRequest, limit: int, timeout: aiohttp.ClientTimeout
+        self,
+        request: OutboundRequest,
+        limit: int,
+        timeout: aiohttp.ClientTimeout,
+        tls: ssl.SSLContext | bool = True,
+        client_tls: ClientTls | None = None,
     ) -> InboundResponse:
         url = request.url
         host = url.raw_host
@@ -197,6 +211,7 @@ class HttpTransport:
                 data=body,
                 allow_redirects=False,
                 timeout=timeout,
+                ssl=tls,
                 skip_auto_headers=(
                     None
                     if body is None and request.method in _NO_CONTENT_TYPE_ADDED
@@ -236,6 +251,7 @@ class HttpTransport:
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamConnectionError(
                 f"{request.method} {safe_url(request.url)} failed: {_describe(exc)}."
+                + _tls_hint(exc, tls, client_tls)
             ) from None
 
 
@@ -318,6 +334,28 @@ def _describe(exc: BaseException) -> str:
         return "the response body was cut off"
     text = str(exc) or type(exc).__name__
     return text
+
+
+def _tls_hint(exc: BaseException, tls: ssl.SSLContext | bool, client_tls: ClientTls | None) -> str:
+    """What to check when a TLS handshake failed (``tls``: the context it used)."""
+    if not isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError)):
+        return ""
+    if client_tls is None or tls is not client_tls.identity:
+        return (
+            " The server may want a client certificate (set the connection's "
+            "client_certificate and client_key), or its certificate is not trusted "
+            "(ca_certificate)."
+            if "certificate" in str(exc).lower() or "handshake" in str(exc).lower()
+            else ""
+        )
+    if client_tls.expired():
+        return " The connection's client certificate has expired: give it a new one."
+    if client_tls.not_after is None:
+        return " The connection has no client certificate, which the server may want."
+    return (
+        " Check that the server accepts the connection's client certificate and that "
+        "ca_certificate (if set) is the server's CA."
+    )
 
 
 def header_dict(headers: Mapping[str, str]) -> dict[str, str]:
