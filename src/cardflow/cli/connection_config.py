@@ -14,7 +14,7 @@ import typer
 
 from cardflow.cli import _common
 from cardflow.cli._common import parse_pairs
-from cardflow.credentials.base import AuthConfig, AuthType
+from cardflow.credentials.base import CLIENT_TLS_FIELDS, AuthConfig, AuthType
 from cardflow.credentials.registry import AUTH_TYPES
 from cardflow.errors import InvalidInput
 
@@ -49,6 +49,18 @@ SecretStdinOpt = Annotated[
     ),
 ]
 
+FromFileOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--from-file",
+        metavar="FIELD=PATH",
+        help="Read a config field, secret or not, from a file (repeatable): PEM "
+        "certificates and keys, e.g. --from-file client_key=client.key.",
+    ),
+]
+# A file read for a field is at most this long (each field has its own, smaller limit).
+MAX_FIELD_FILE_BYTES = 1024 * 1024
+
 
 def auth_type_named(name: str) -> AuthType:
     kind = AUTH_TYPES.get(name)
@@ -62,8 +74,10 @@ def config_patch(
     sets: Sequence[str] | None,
     secret_env: Sequence[str] | None,
     secret_stdin: str | None,
+    from_file: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The config given on the command line: --set for fields, secrets from env or stdin."""
+    """The config given on the command line: --set for fields, secrets from env or stdin,
+    any field from a file."""
     config: dict[str, Any] = {}
     for key, value in parse_pairs(sets, "--set", "KEY=VALUE"):
         if key in kind.config.secret_fields:
@@ -84,13 +98,43 @@ def config_patch(
     if secret_stdin is not None:
         _check_secret_field(kind, secret_stdin, "--secret-stdin")
         config[secret_stdin] = _read_secret_line(secret_stdin)
+    for field, path in parse_pairs(from_file, "--from-file", "FIELD=PATH"):
+        config[field] = _read_field_file(kind, field, path)
     return config
+
+
+def _read_field_file(kind: AuthType, field: str, path: str) -> str:
+    if field not in kind.config.model_fields:
+        raise InvalidInput(
+            f"--from-file {field}: not a config field of a {kind.name} connection.",
+            field=f"config.{field}",
+        )
+    try:
+        with open(os.path.expanduser(path), "rb") as file:
+            data = file.read(MAX_FIELD_FILE_BYTES + 1)
+    except OSError as exc:
+        raise InvalidInput(
+            f"--from-file {field}: cannot read {path} ({exc.strerror or exc}).",
+            field=f"config.{field}",
+        ) from None
+    if len(data) > MAX_FIELD_FILE_BYTES:
+        raise InvalidInput(
+            f"--from-file {field}: {path} is larger than {MAX_FIELD_FILE_BYTES:,} bytes.",
+            field=f"config.{field}",
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            f"--from-file {field}: {path} is not UTF-8 text (give PEM, not DER).",
+            field=f"config.{field}",
+        ) from None
 
 
 def ask_missing_secrets(kind: AuthType, config: dict[str, Any]) -> None:
     """Prompt (hidden) for each secret not given; without a terminal, fail naming it."""
     for field in kind.config.secret_fields:
-        if field in config:
+        if field in config or field in CLIENT_TLS_FIELDS:  # (mutual TLS is optional)
             continue
         optional = field in OPTIONAL_SECRETS
         if _common.stdin_is_tty():
@@ -111,6 +155,8 @@ def ask_missing_secrets(kind: AuthType, config: dict[str, Any]) -> None:
 
 
 def secret_hint(field: str) -> str:
+    if field in CLIENT_TLS_FIELDS:
+        return f"pass it with --from-file {field}=PATH (a PEM file)"
     return (
         f"pass it with --secret-stdin {field} (a hidden prompt on a terminal, or one line "
         f"piped to standard input) or --secret-env {field}=ENV_VAR"

@@ -28,6 +28,7 @@ from cardflow.cli._common import (
 )
 from cardflow.cli.authorize import connection_authorize
 from cardflow.cli.connection_config import (
+    FromFileOpt,
     SecretEnvOpt,
     SecretStdinOpt,
     SetOpt,
@@ -60,12 +61,22 @@ AllowedHostOpt = Annotated[
 
 
 def _is_secret(value: Any) -> bool:
-    return isinstance(value, dict) and set(value) == {"set"}
+    return isinstance(value, dict) and "set" in value
 
 
 def _show_value(value: Any) -> str:
     if _is_secret(value):
-        return "set" if value["set"] else "not set"
+        if not value["set"]:
+            return "not set"
+        if "subject" in value:  # a client certificate: what may be shown of it
+            return (
+                f"set ({value['subject']}, issued by {value['issuer']}, "
+                f"valid until {value['not_after']}, SHA-256 {value['sha256']})"
+            )
+        return "set"
+    if isinstance(value, str) and value.startswith("-----BEGIN"):
+        count = value.count("-----BEGIN CERTIFICATE-----")
+        return f"PEM, {count} certificate{'' if count == 1 else 's'}"
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -167,6 +178,7 @@ def connection_create(
     sets: SetOpt = None,
     secret_env: SecretEnvOpt = None,
     secret_stdin: SecretStdinOpt = None,
+    from_file: FromFileOpt = None,
     allowed_host: AllowedHostOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
@@ -181,6 +193,8 @@ def connection_create(
     client_credentials: token_url, client_id, client_secret*, scope, token_auth_method
     oauth: authorize_url, token_url, client_id, client_secret*, scope, pkce,
     token_auth_method (then: cardflow connection authorize NAME)
+    every type, mutual TLS: client_certificate*, client_key*, ca_certificate (PEM: give
+    them with --from-file; token_auth_method=tls_client_auth needs no client_secret)
 
     --allowed-host limits where the credentials may be sent (a card calling another host
     fails with host_not_allowed before anything is sent); without it, any host.
@@ -198,12 +212,15 @@ def connection_create(
         --set authorize_url=https://accounts.google.com/o/oauth2/v2/auth \
         --set token_url=https://oauth2.googleapis.com/token --set client_id=ID \
         --set scope="openid email" --secret-env client_secret=GOOGLE_SECRET
+      cardflow connection create "Bank - mTLS" --type none \
+        --from-file client_certificate=client.pem --from-file client_key=client.key \
+        --from-file ca_certificate=bank-ca.pem --allowed-host api.bank.example
     """
     as_json = want_json(json_output)
     with guard(as_json):
         kind = auth_type_named(auth_type)
         hosts = _allowed_hosts(allowed_host)
-        config = config_patch(kind, sets, secret_env, secret_stdin)
+        config = config_patch(kind, sets, secret_env, secret_stdin, from_file)
         ask_missing_secrets(kind, config)
     with open_cardflow(as_json) as cf:
         view = cf.connections.create(name, kind.name, config, hosts)
@@ -283,6 +300,7 @@ def connection_update(
     sets: SetOpt = None,
     secret_env: SecretEnvOpt = None,
     secret_stdin: SecretStdinOpt = None,
+    from_file: FromFileOpt = None,
     allowed_host: Annotated[
         list[str] | None,
         typer.Option(
@@ -318,14 +336,15 @@ def connection_update(
                 field="allowed_hosts",
             )
         hosts = [] if any_host else _allowed_hosts(allowed_host)
-        if not (new_name or auth_type or sets or secret_env or secret_stdin or hosts is not None):
+        given = (new_name, auth_type, sets, secret_env, secret_stdin, from_file)
+        if not (any(given) or hosts is not None):
             raise InvalidInput(
-                "Nothing to change: give --name, --type, --set, --allowed-host, --any-host "
-                "or a secret option."
+                "Nothing to change: give --name, --type, --set, --from-file, --allowed-host, "
+                "--any-host or a secret option."
             )
         current = cf.connections.get(ref)
         kind = auth_type_named(auth_type or current.auth_type)
-        config = config_patch(kind, sets, secret_env, secret_stdin)
+        config = config_patch(kind, sets, secret_env, secret_stdin, from_file)
         if kind.name != current.auth_type:
             ask_missing_secrets(kind, config)
         try:

@@ -251,7 +251,7 @@ class HttpTransport:
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamConnectionError(
                 f"{request.method} {safe_url(request.url)} failed: {_describe(exc)}."
-                + _tls_hint(exc, tls, client_tls)
+                + _tls_hint(exc, url, tls, client_tls)
             ) from None
 
 
@@ -336,26 +336,42 @@ def _describe(exc: BaseException) -> str:
     return text
 
 
-def _tls_hint(exc: BaseException, tls: ssl.SSLContext | bool, client_tls: ClientTls | None) -> str:
-    """What to check when a TLS handshake failed (``tls``: the context it used)."""
-    if not isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError)):
+def _tls_hint(
+    exc: BaseException, url: URL, tls: ssl.SSLContext | bool, client_tls: ClientTls | None
+) -> str:
+    """What to check when a TLS connection failed (``tls``: the context it used).
+
+    Under TLS 1.3 a server refusing a client certificate (or its absence) does so after
+    the client's side of the handshake is done: the client sees only a closed connection."""
+    refused_quietly = isinstance(exc, aiohttp.ServerDisconnectedError) and url.scheme == "https"
+    if not (refused_quietly or isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError))):
         return ""
-    if client_tls is None or tls is not client_tls.identity:
-        return (
-            " The server may want a client certificate (set the connection's "
-            "client_certificate and client_key), or its certificate is not trusted "
-            "(ca_certificate)."
-            if "certificate" in str(exc).lower() or "handshake" in str(exc).lower()
-            else ""
-        )
-    if client_tls.expired():
+    presented = client_tls is not None and client_tls.not_after is not None
+    if client_tls is not None and tls is client_tls.identity and client_tls.expired():
         return " The connection's client certificate has expired: give it a new one."
-    if client_tls.not_after is None:
-        return " The connection has no client certificate, which the server may want."
-    return (
-        " Check that the server accepts the connection's client certificate and that "
-        "ca_certificate (if set) is the server's CA."
-    )
+    if refused_quietly:
+        if presented and tls is client_tls.identity:  # type: ignore[union-attr]
+            return (
+                " Over TLS this is also how a server refuses a client certificate: check "
+                "that it accepts the connection's client_certificate."
+            )
+        return (
+            " Over TLS this is also how a server that wants a client certificate (mutual "
+            "TLS) refuses a client without one: set the connection's client_certificate "
+            "and client_key."
+        )
+    text = str(exc).lower()
+    if "verify failed" in text:
+        return (
+            " The server's certificate is not trusted: for a private CA, set the "
+            "connection's ca_certificate."
+        )
+    if "certificate" in text or "handshake" in text:
+        return (
+            " Check the connection's client_certificate and client_key, which the server "
+            "may want or refuse."
+        )
+    return ""
 
 
 def header_dict(headers: Mapping[str, str]) -> dict[str, str]:
