@@ -8,15 +8,20 @@ checks the certificate against the one registered for the client (RFC 8705 §2.1
 
 from __future__ import annotations
 
+import json
 import ssl
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
+from cardflow.cli import app as cli_app
 from tests.conftest import RunningServer
+from tests.integration.test_secret_sentinels import Kit, Place, find_leaks
 from tests.support.certificates import Issued, TestPki
 from tests.support.oauth_server import OAuthServer
 from tests.support.upstream import Upstream
@@ -286,3 +291,108 @@ def test_tls_client_auth_gets_a_client_credentials_token_with_the_certificate_al
     assert not refused["ok"], refused
     assert "invalid_client" in refused["error"]["message"], refused
     assert len(tls_provider.issued_tokens) == issued_before + 2
+
+
+# -- the key (and the certificate) kept out of everything ---------------------------------
+
+
+def test_the_client_key_and_certificate_are_kept_out_of_everything(
+    server: RunningServer,
+    upstream: Upstream,
+    oauth_server: OAuthServer,
+    captured_logs: pytest.LogCaptureFixture,
+    pki: TestPki,
+    demanding: Upstream,
+    tmp_path: Path,
+) -> None:
+    kit = Kit(server, upstream, oauth_server, captured_logs)
+    holder = pki.client("sentinel-holder")
+    bob = pki.client("bob")
+    for who, issued in (("holder", holder), ("bob", bob)):
+        kit.add(f"{who}'s key (PEM)", issued.key_pem)
+        kit.add(f"{who}'s certificate (PEM)", issued.certificate_pem)
+        for number, line in enumerate(issued.body_lines()):
+            kit.add(f"{who}'s key, line {number}", line)
+    for number, line in enumerate(Issued.body_lines_of(holder.certificate_pem)):
+        if line not in pki.ca_pem:  # (the issuer's name, encoded as in the CA's certificate)
+            kit.add(f"holder's certificate, line {number}", line)
+    try:
+        connection = kit.connection("mTLS", "bearer", {"token": TOKEN, **_tls(holder, pki)})
+        peer = kit.card_test(connection, f"{demanding.url}/tls/peer")
+        assert peer["outputs"]["body"] == {"subject": holder.subject}, peer
+        failed = kit.card_test(connection, f"{demanding.url}/reflect?status=401")
+        assert failed["error"]["status_code"] == 401, failed
+        # a refused update names the field, not the key it was given
+        refused = kit.api.patch(
+            f"/api/v1/connections/{connection}", json={"config": {"client_key": bob.key_pem}}
+        )
+        assert refused.json()["error"]["field"] == "config.client_key", refused.text
+        flow = kit.flow(
+            {
+                "name": "mtls sentinel",
+                "trigger": {"type": "manual"},
+                "save_data": True,
+                "cards": [
+                    {
+                        "id": "peer",
+                        "card": "api_connector.get",
+                        "connection": connection,
+                        "inputs": {"url": f"{demanding.url}/tls/peer"},
+                    },
+                    {
+                        "id": "echo",
+                        "card": "api_connector.get",
+                        "connection": connection,
+                        "inputs": {"url": f"{demanding.url}/echo"},
+                    },
+                ],
+            }
+        )
+        manual = kit.api.post(f"/api/v1/flows/{flow['id']}/runs", json={"inputs": {}})
+        assert manual.status_code == 201, manual.text
+        run = manual.json()
+        kit.run_ids.append(run["id"])
+        assert [card["status"] for card in run["cards"]] == ["succeeded"] * 2, run
+
+        # the CLI, on the server's database: create from files, show, list
+        settings = server.cf.settings
+        env = {
+            "CARDFLOW_HOME": str(settings.home),
+            "CARDFLOW_MASTER_KEY": settings.master_key.get_secret_value(),  # type: ignore[union-attr]
+            "CARDFLOW_PUBLIC_URL": settings.public_url,
+        }
+        if settings.database_url:
+            env["CARDFLOW_DATABASE_URL"] = settings.database_url
+        (tmp_path / "client.pem").write_text(holder.certificate_pem)
+        (tmp_path / "client.key").write_text(holder.key_pem)
+        (tmp_path / "ca.pem").write_text(pki.ca_pem)
+        runner = CliRunner()
+        outputs = []
+        for args in (
+            [
+                "connection", "create", "cli mtls", "--type", "none",
+                "--from-file", f"client_certificate={tmp_path / 'client.pem'}",
+                "--from-file", f"client_key={tmp_path / 'client.key'}",
+                "--from-file", f"ca_certificate={tmp_path / 'ca.pem'}",
+                "--allowed-host", _host(demanding),
+            ],
+            ["connection", "show", "cli mtls"],
+            ["connection", "show", "cli mtls", "--json"],
+            ["connection", "list"],
+            ["connection", "list", "--json"],
+        ):  # fmt: skip
+            result = runner.invoke(cli_app, args, env=env)
+            assert result.exit_code == 0, result.output
+            outputs.append(result.output)
+        shown = json.loads(outputs[2])
+        assert shown["config"]["client_certificate"]["subject"] == holder.subject
+        assert holder.subject in outputs[1] and "PEM, 1 certificate" in outputs[1]
+        kit.connection_ids.append(shown["id"])
+        cli_peer = kit.card_test(shown["id"], f"{demanding.url}/tls/peer")
+        assert cli_peer["outputs"]["body"] == {"subject": holder.subject}, cli_peer
+        cli_place = Place("the CLI's output", "\n".join(outputs))
+        leaks = find_leaks(cli_place, kit.secrets.values())
+        assert not leaks, leaks
+        kit.assert_nothing_leaked()
+    finally:
+        kit.api.close()

@@ -52,7 +52,11 @@ class Issued:
 
     def body_lines(self) -> list[str]:
         """The key's base64 lines (what a leak of part of it would show)."""
-        return [line for line in self.key_pem.splitlines() if line and "-----" not in line]
+        return self.body_lines_of(self.key_pem)
+
+    @staticmethod
+    def body_lines_of(pem: str) -> list[str]:
+        return [line for line in pem.splitlines() if line and "-----" not in line]
 
 
 @dataclass(frozen=True)
