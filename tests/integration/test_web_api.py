@@ -158,9 +158,27 @@ def test_auth_types_describe_the_dialog_fields(server: RunningServer) -> None:
     assert basic["password"]["secret"] and not basic["username"]["secret"]
     oauth = {f["name"]: f for f in types["oauth"]["fields"]}
     assert oauth["pkce"]["kind"] == "boolean" and oauth["pkce"]["default"] is True
-    assert oauth["token_auth_method"]["options"] == ["client_secret_basic", "client_secret_post"]
+    assert oauth["token_auth_method"]["options"] == [
+        "client_secret_basic",
+        "client_secret_post",
+        "tls_client_auth",
+    ]
     assert oauth["authorize_url"]["title"] == "Authorize URL"
-    assert types["none"]["fields"] == []
+    # every type may add a client certificate (mutual TLS): after its own fields, grouped
+    for kind in types.values():
+        tls = [(f["name"], f["kind"], f["secret"]) for f in kind["fields"][-3:]]
+        assert tls == [
+            ("client_certificate", "pem", True),
+            ("client_key", "pem", True),
+            ("ca_certificate", "pem", False),
+        ]
+        assert {f["group"] for f in kind["fields"][-3:]} == {"client_tls"}
+        assert not any(f["required"] for f in kind["fields"][-3:])
+    assert [f["name"] for f in types["none"]["fields"]] == [
+        "client_certificate",
+        "client_key",
+        "ca_certificate",
+    ]
 
 
 def test_required_fields_are_marked_and_a_missing_one_is_refused_by_name(
@@ -176,8 +194,9 @@ def test_required_fields_are_marked_and_a_missing_one_is_refused_by_name(
             "custom": ["header_name", "header_value"],
             "bearer": ["token"],
             "query": ["param_name", "param_value"],
-            "oauth": ["authorize_url", "client_id", "client_secret", "token_url"],
-            "client_credentials": ["client_id", "client_secret", "token_url"],
+            # the client secret: not with tls_client_auth (refused by name when needed)
+            "oauth": ["authorize_url", "client_id", "token_url"],
+            "client_credentials": ["client_id", "token_url"],
             "none": [],
         }
         config = {"token_url": "https://id.example.com/token", "client_id": "c"}

@@ -460,6 +460,8 @@ class ConnectionService:
         config: dict[str, Any] = dict(row.config)
         secret_fields = AUTH_TYPES[row.auth_type].config.secret_fields
         for secret in secret_fields:
+            if secret in CLIENT_TLS_SECRET_FIELDS and secret not in row.secret_fields:
+                continue  # mutual TLS shows only where it is used
             summary = row.config.get(secret)
             shown = summary if isinstance(summary, dict) and secret in row.secret_fields else {}
             config[secret] = {"set": secret in row.secret_fields, **shown}

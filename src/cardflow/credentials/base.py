@@ -119,7 +119,10 @@ class AuthConfig(BaseModel):
         return tuple(f for f in cls.secret_fields if f not in cls.optional_secret_fields)
 
     def public(self) -> dict[str, Any]:
-        return self.model_dump(exclude=set(self.secret_fields), mode="json")
+        data = self.model_dump(exclude=set(self.secret_fields), mode="json")
+        if data.get("ca_certificate") is None:
+            del data["ca_certificate"]  # mutual TLS shows only where it is used
+        return data
 
     def secrets(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.secret_fields if getattr(self, name)}

@@ -32,11 +32,16 @@ class AuthTypeField(View):
     name: str
     title: str
     description: str | None
-    kind: Literal["text", "choice", "boolean"]
+    kind: Literal["text", "choice", "boolean", "pem"] = Field(
+        description="pem: several lines of PEM text (certificates, a private key)."
+    )
     options: list[Any] | None = Field(description="choice: the values to choose from.")
     required: bool
     default: Any
     secret: bool = Field(description='Write-only: shown back only as {"set": true|false}.')
+    group: Literal["client_tls"] | None = Field(
+        description="client_tls: the mutual-TLS fields every auth type has (optional).",
+    )
 
 
 class AuthTypeView(View):

@@ -40,6 +40,33 @@ function mustFill(field, connection, typeName) {
   return field.kind === "text" && field.required && !stored(field, connection, typeName);
 }
 
+// A PEM field (client certificate, key, CA bundle): a textarea, and a button reading a file into it.
+function pemControl(field, id, current, storedAlready) {
+  const area = h("textarea", {
+    id, name: field.name, rows: 4, autocomplete: "off", spellcheck: "false", class: field.secret ? "pem masked" : "pem",
+    "data-secret": field.secret ? "true" : null,
+    placeholder: storedAlready ? "Saved — leave blank to keep it" : "-----BEGIN …-----",
+  });
+  if (!field.secret && typeof current === "string") area.value = current;
+  const picker = h("input", { type: "file", accept: ".pem,.crt,.cer,.key,text/plain", hidden: true, "aria-label": `${field.title}: file` });
+  picker.addEventListener("change", async () => {
+    const file = picker.files?.[0];
+    if (!file) return;
+    if (file.size > 1024 * 1024) { toast(`${file.name} is larger than 1 MiB.`, "error"); return; }
+    area.value = await file.text();
+    picker.value = "";
+    area.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+  const load = h("button", { type: "button", class: "btn btn-small", "data-action": "pem-file", onclick: () => picker.click() }, "Load from file…");
+  return h("div", { class: "pem-control" }, area, h("div", { class: "pem-actions" }, load, picker));
+}
+
+// What may be shown of a stored client certificate.
+function certificateNote(current) {
+  if (!current || typeof current !== "object" || !current.set || !current.subject) return "";
+  return ` Saved: ${current.subject}, issued by ${current.issuer}, valid until ${formatTime(current.not_after)}; SHA-256 ${current.sha256}.`;
+}
+
 // prefill: a new connection's values to start from (cURL import), secrets included.
 function configField(field, connection, typeName, prefill = null) {
   const id = nextId("cfg");
@@ -54,7 +81,9 @@ function configField(field, connection, typeName, prefill = null) {
       control, h("label", { for: id }, field.title),
       field.description ? h("p", { class: "hint" }, field.description) : null);
   }
-  if (field.kind === "choice") {
+  if (field.kind === "pem") {
+    control = pemControl(field, id, current, stored(field, connection, typeName));
+  } else if (field.kind === "choice") {
     const value = current ?? field.default;
     control = h("select", { id, name: field.name },
       field.options.map((option) => h("option", { value: option, selected: option === value }, option)));
@@ -69,12 +98,14 @@ function configField(field, connection, typeName, prefill = null) {
     control = h("input", { type: field.name.endsWith("_url") ? "url" : "text", id, name: field.name, value: current ?? "", required, "aria-required": required ? "true" : null, autocomplete: "off", spellcheck: "false" });
   }
   // An optional secret left empty is sent empty: say so, as it is not always a slip.
-  const emptyNote = field.secret && !required && !stored(field, connection, typeName)
+  const emptyNote = field.group === "client_tls" ? certificateNote(current)
+    : field.secret && !required && !stored(field, connection, typeName)
     ? (typeName === "basic" && field.name === "password"
       ? " Left empty, an empty password is sent: right for APIs that take an API key as the username (e.g. Stripe); otherwise enter it."
       : " Optional: left empty, none is sent.")
     : "";
-  const hint = field.secret ? `Stored encrypted; never shown again.${emptyNote}` : field.description;
+  const hint = field.group === "client_tls" ? `${field.description}${emptyNote}`
+    : field.secret ? `Stored encrypted; never shown again.${emptyNote}` : field.description;
   return h("div", { class: "field", "data-field": path },
     h("label", { for: id }, field.title, required ? reqMark() : null),
     control, hint ? h("p", { class: "hint" }, hint) : null);
@@ -106,7 +137,9 @@ function suggestedHosts(type, valueOf) {
   return hosts;
 }
 
-const hasSecrets = (type) => type.fields.some((field) => field.secret);
+// The type's own secrets; the mutual-TLS fields every type has count once one is filled in.
+const hasSecrets = (type, tlsSet = () => false) =>
+  type.fields.some((field) => field.secret && field.group !== "client_tls") || tlsSet();
 const hasUrls = (type) => type.fields.some((field) => field.name.endsWith("_url"));
 
 // The "Allowed hosts" field: where the connection's credentials may be sent. Prefilled from
@@ -125,21 +158,24 @@ function allowedHostsField(connection, initial = null) {
   const element = h("div", { class: "field", "data-field": "allowed_hosts" },
     h("label", { for: id }, "Allowed hosts"), input, hint, warning);
   let type = null;
+  let tlsSet = () => false;
   // Creating: follow the suggestion until the user types here. Editing: only if the saved list
   // is what the suggestion was for the saved URLs (decided on the first update).
   let auto = editing ? null : !initial?.length;
-  const showWarning = () => { warning.hidden = !type || !hasSecrets(type) || splitHosts(input.value).length > 0; };
+  const showWarning = () => { warning.hidden = !type || !hasSecrets(type, tlsSet) || splitHosts(input.value).length > 0; };
   input.addEventListener("input", () => { auto = false; showWarning(); });
   return {
     element,
     // Called when the auth type changes or one of its fields is edited.
-    update(newType, valueOf) {
+    // tlsGiven: whether a client certificate is entered or stored.
+    update(newType, valueOf, tlsGiven = () => false) {
       type = newType;
+      tlsSet = tlsGiven;
       if (auto === null) {
         const saved = suggestedHosts(type, (name) => connection.config[name]);
         auto = saved.length > 0 && saved.join(",") === original.join(",");
       }
-      element.hidden = !hasSecrets(type);
+      element.hidden = !hasSecrets(type, tlsSet);
       if (auto && hasUrls(type)) input.value = suggestedHosts(type, valueOf).join(", ");
       else if (auto && !editing) input.value = "";
       clear(hint,
@@ -152,7 +188,7 @@ function allowedHostsField(connection, initial = null) {
     },
     // The list to send, or undefined when this type has nothing to protect.
     value() {
-      return type && hasSecrets(type) ? splitHosts(input.value) : undefined;
+      return type && hasSecrets(type, tlsSet) ? splitHosts(input.value) : undefined;
     },
   };
 }
@@ -194,20 +230,33 @@ export async function openConnectionDialog(connection = null, { name = "", authT
       h("div", { class: "field", "data-field": "auth_type" },
         h("label", { for: typeId }, "Auth type"), typeSelect),
       fields, hosts.element, formError);
+    const tlsGiven = () => {
+      const type = types.find((t) => t.name === typeSelect.value);
+      const field = type.fields.find((f) => f.name === "client_certificate");
+      return Boolean(field && (form.elements.namedItem(field.name)?.value || stored(field, connection, type.name)));
+    };
     const syncHosts = () => {
       const type = types.find((t) => t.name === typeSelect.value);
-      hosts.update(type, (name) => form.elements.namedItem(name)?.value);
+      hosts.update(type, (name) => form.elements.namedItem(name)?.value, tlsGiven);
     };
     const renderFields = () => {
       const type = types.find((t) => t.name === typeSelect.value);
       const prefill = type.name === authType ? config : null;
-      clear(fields, type.fields.length ? type.fields.map((f) => configField(f, connection, type.name, prefill))
-        : h("p", { class: "muted" }, "No credentials: requests are sent as they are."));
+      const own = type.fields.filter((f) => f.group !== "client_tls");
+      const tls = type.fields.filter((f) => f.group === "client_tls");
+      // Mutual TLS, which every type may add, folded away unless the connection has it.
+      const tlsOpen = tls.some((f) => stored(f, connection, type.name) || (!f.secret && connection?.auth_type === type.name && connection.config[f.name]));
+      clear(fields, own.length ? own.map((f) => configField(f, connection, type.name, prefill))
+        : h("p", { class: "muted" }, "No credentials: requests are sent as they are (add a client certificate below if the API wants one)."),
+      tls.length ? h("details", { class: "tls-fields", open: tlsOpen },
+        h("summary", {}, "Client certificate (mutual TLS)"),
+        h("p", { class: "hint" }, "For APIs that want a client certificate: it is presented to the allowed hosts (and the token endpoint), never on a redirect elsewhere."),
+        tls.map((f) => configField(f, connection, type.name, prefill))) : null);
       if (type.user_authorizes && connection?.redirect_uri) fields.append(redirectUriBlock(connection.redirect_uri));
       syncHosts();
     };
     typeSelect.addEventListener("change", renderFields);
-    fields.addEventListener("input", (event) => { if (event.target.name?.endsWith("_url")) syncHosts(); });
+    fields.addEventListener("input", (event) => { if (event.target.name?.endsWith("_url") || event.target.name === "client_certificate") syncHosts(); });
     renderFields();
     const submit = h("button", { type: "submit", class: "btn btn-primary", form: formId }, editing ? "Save" : "Create");
     const cancel = h("button", { type: "button", class: "btn", onclick: () => dialog.close() }, "Cancel");
