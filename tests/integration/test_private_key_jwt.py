@@ -309,19 +309,19 @@ def test_the_private_key_never_shows(
 
     client_id = f"svc-{secrets.token_hex(3)}"
     name = f"cc-jwt-{client_id}"
-    # a secret given as --set name=@file is pointed at --secret-file, never taken
+    # a secret given as --set name=@file is pointed at --from-file, never taken
     refused = runner.invoke(
         cli_app,
         ["connection", "create", name, "--type", "client_credentials",
          "--set", f"private_key=@{key_file}"],
         env=env,
     )  # fmt: skip
-    assert refused.exit_code != 0 and "--secret-file private_key=" in refused.output
+    assert refused.exit_code != 0 and "--from-file private_key=" in refused.output
     cli_text = cli(
         "connection", "create", name, "--type", "client_credentials",
         "--set", f"token_url={oauth_server.token_url}", "--set", f"client_id={client_id}",
         "--set", "token_auth_method=private_key_jwt", "--set", "scope=read",
-        "--secret-file", f"private_key={key_file}", "--allowed-host", "127.0.0.1",
+        "--from-file", f"private_key={key_file}", "--allowed-host", "127.0.0.1",
     )  # fmt: skip
     jwk = cf.connections.get(name).config["public_jwk"]
     assert json.dumps(jwk) in cli_text  # shown for registration, copyable

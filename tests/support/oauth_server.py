@@ -32,6 +32,7 @@ refresh, rotated) before it answers — the window in which a client that dies l
 from __future__ import annotations
 
 import secrets
+import ssl
 import threading
 import time
 from collections import deque
@@ -58,6 +59,7 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
+from cryptography import x509
 from flask import Flask, Response, jsonify, redirect, request, session
 from joserfc.jwk import KeySet
 from markupsafe import escape
@@ -66,7 +68,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 HOST = "127.0.0.1"
 TOKEN_PATH = "/oauth/token"
 REVOKE_PATH = "/oauth/revoke"
-AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth"]
 AUTHORIZE_PATH = "/oauth/authorize"
 LOGIN_PATH = "/login"
 DEFAULT_USER = ("alice", "wonderland")
@@ -84,6 +86,24 @@ class Client(ClientMixin):  # type: ignore[misc]
     redirect_uris: tuple[str, ...] = ()
     response_types: tuple[str, ...] = ()
     jwks: dict[str, Any] | None = None  # private_key_jwt: the client's public keys
+    # RFC 8705 §2.1.2: which client certificate is this client's (tls_client_auth)
+    tls_client_auth_subject_dn: str | None = None
+    tls_client_auth_san_dns: str | None = None
+
+    def check_tls_client_certificate(self, certificate: x509.Certificate) -> bool:
+        """The certificate (already validated by the TLS handshake against the server's
+        CA) is the one registered for this client: its subject DN or a DNS SAN."""
+        if self.tls_client_auth_subject_dn is not None:
+            return certificate.subject.rfc4514_string() == self.tls_client_auth_subject_dn
+        if self.tls_client_auth_san_dns is not None:
+            try:
+                san = certificate.extensions.get_extension_for_class(
+                    x509.SubjectAlternativeName
+                ).value
+            except x509.ExtensionNotFound:
+                return False
+            return self.tls_client_auth_san_dns in san.get_values_for_type(x509.DNSName)
+        return False
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -400,6 +420,21 @@ class _RevocationEndpoint(RevocationEndpoint):  # type: ignore[misc]
         self.owner.revocations.append(request.form.get("token_type_hint") or "")
 
 
+def _authenticate_tls_client(query_client: Any, oauth_request: Any) -> Client | None:
+    """RFC 8705 §2.1 ``tls_client_auth``: the body names the client, the certificate the
+    TLS handshake verified (werkzeug puts it in SSL_CLIENT_CERT) must be the one registered
+    for it, and no client secret is involved."""
+    client_id = oauth_request.form.get("client_id")
+    pem = request.environ.get("SSL_CLIENT_CERT")
+    if not client_id or not pem or oauth_request.form.get("client_secret"):
+        return None
+    client: Client | None = query_client(client_id)
+    if client is None:
+        return None
+    certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    return client if client.check_tls_client_certificate(certificate) else None
+
+
 class _ClientCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
@@ -517,7 +552,10 @@ class OAuthServer:
         code_lifetime: int = 60,
         rotation_grace: float = 0.0,
         answer_delay: float = 0.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        #: Serve HTTPS with this context (one demanding client certificates: mutual TLS).
+        self.ssl_context = ssl_context
         #: Lifetime in seconds of tokens issued from now on (0: no expiry). Mutable at runtime.
         self.expires_in = expires_in
         #: Seconds a rotated refresh token stays usable (0: strict rotation). Mutable.
@@ -569,6 +607,7 @@ class OAuthServer:
         self.authorization.register_grant(_RefreshTokenGrant)
         self.authorization.register_client_auth_method("private_key_jwt", _PrivateKeyJWT(self))
         self.authorization.register_endpoint(_RevocationEndpoint)
+        self.authorization.register_client_auth_method("tls_client_auth", _authenticate_tls_client)
         self.resource_protector = ResourceProtector()
         self.resource_protector.register_token_validator(_BearerTokenValidator(self.store))
         self.app.add_url_rule(TOKEN_PATH, "token", self._token_endpoint, methods=["POST"])
@@ -586,7 +625,7 @@ class OAuthServer:
     def url(self) -> str:
         if not self.port:
             raise RuntimeError("OAuthServer is not running")
-        return f"http://{HOST}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{HOST}:{self.port}"
 
     @property
     def token_url(self) -> str:
@@ -608,7 +647,7 @@ class OAuthServer:
         if self._thread is not None:
             raise RuntimeError("OAuthServer already started")
         self._stopping.clear()
-        self._server = make_server(HOST, 0, self.app, threaded=True)
+        self._server = make_server(HOST, 0, self.app, threaded=True, ssl_context=self.ssl_context)
         self.port = self._server.server_port
         # Cookies ignore ports: a per-port name keeps this provider's session its own.
         self.app.config["SESSION_COOKIE_NAME"] = f"provider_session_{self.port}"
@@ -656,6 +695,8 @@ class OAuthServer:
         redirect_uris: tuple[str, ...] = (),
         response_types: tuple[str, ...] | None = None,
         jwks: dict[str, Any] | None = None,
+        tls_client_auth_subject_dn: str | None = None,
+        tls_client_auth_san_dns: str | None = None,
     ) -> Client:
         """Register a client. For the code flow give ``grant_types=("authorization_code",
         "refresh_token")`` (without "refresh_token" no refresh token is issued) and the exact
@@ -673,6 +714,8 @@ class OAuthServer:
                 redirect_uris=redirect_uris,
                 response_types=response_types,
                 jwks=jwks,
+                tls_client_auth_subject_dn=tls_client_auth_subject_dn,
+                tls_client_auth_san_dns=tls_client_auth_san_dns,
             )
         )
 

@@ -29,8 +29,8 @@ from cardflow.cli._common import (
 )
 from cardflow.cli.authorize import connection_authorize
 from cardflow.cli.connection_config import (
+    FromFileOpt,
     SecretEnvOpt,
-    SecretFileOpt,
     SecretStdinOpt,
     SetOpt,
     ask_missing_secrets,
@@ -39,6 +39,7 @@ from cardflow.cli.connection_config import (
     secret_hint,
 )
 from cardflow.connections.service import ConnectionView, Rejection
+from cardflow.credentials.base import AuthType
 from cardflow.credentials.registry import AUTH_TYPES
 from cardflow.errors import InvalidInput
 from cardflow.net.hosts import normalize_allowed_hosts
@@ -62,12 +63,22 @@ AllowedHostOpt = Annotated[
 
 
 def _is_secret(value: Any) -> bool:
-    return isinstance(value, dict) and set(value) == {"set"}
+    return isinstance(value, dict) and "set" in value
 
 
 def _show_value(value: Any) -> str:
     if _is_secret(value):
-        return "set" if value["set"] else "not set"
+        if not value["set"]:
+            return "not set"
+        if "subject" in value:  # a client certificate: what may be shown of it
+            return (
+                f"set ({value['subject']}, issued by {value['issuer']}, "
+                f"valid until {value['not_after']}, SHA-256 {value['sha256']})"
+            )
+        return "set"
+    if isinstance(value, str) and value.startswith("-----BEGIN"):
+        count = value.count("-----BEGIN CERTIFICATE-----")
+        return f"PEM, {count} certificate{'' if count == 1 else 's'}"
     if value is None:
         return "-"
     if isinstance(value, bool):
@@ -148,11 +159,11 @@ def _allowed_hosts(hosts: list[str] | None) -> list[str] | None:
         ) from None
 
 
-def _reentry_hint(exc: InvalidInput, secret_fields: tuple[str, ...], given: set[str]) -> None:
+def _reentry_hint(exc: InvalidInput, kind: AuthType, given: set[str]) -> None:
     """When the change needs a secret entered again, say how to give it on the command line."""
     field = (exc.field or "").removeprefix("config.")
-    if field in secret_fields and field not in given:
-        exc.message = f"{exc.message} Run the same command again and {secret_hint(field)}."
+    if field in kind.config.secret_fields and field not in given:
+        exc.message = f"{exc.message} Run the same command again and {secret_hint(kind, field)}."
         exc.args = (exc.message,)
 
 
@@ -175,14 +186,15 @@ def connection_create(
     ],
     sets: SetOpt = None,
     secret_env: SecretEnvOpt = None,
-    secret_file: SecretFileOpt = None,
     secret_stdin: SecretStdinOpt = None,
+    from_file: FromFileOpt = None,
     allowed_host: AllowedHostOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     r"""Create a connection. Secrets never come from a plain argument.
 
-    A secret not given with --secret-stdin or --secret-env is asked for with a hidden prompt;
+    A secret not given with --secret-stdin, --secret-env or --from-file is asked for with a
+    hidden prompt (PEM never is);
     with no terminal to ask on, the command fails and says how to pass it.
     Fields (* secret): basic: username, password*
     custom: header_name, header_value*
@@ -193,9 +205,12 @@ def connection_create(
     oauth: authorize_url, token_url, client_id, client_secret*, scope, pkce,
     token_auth_method, private_key*, key_id, revocation_url
     (then: cardflow connection authorize NAME)
-    With token_auth_method=private_key_jwt, give private_key (a PEM file) with
-    --secret-file private_key=key.pem instead of client_secret, and register the
-    public_jwk shown with the provider.
+    every type, mutual TLS: client_certificate*, client_key*, ca_certificate
+    Give PEM (private_key, certificates) with --from-file FIELD=PATH. The two OAuth
+    types' token_auth_method picks what authenticates the client: client_secret
+    (client_secret_basic, client_secret_post), private_key (private_key_jwt: register
+    the public_jwk shown with the provider) or client_certificate and client_key
+    (tls_client_auth).
 
     --allowed-host limits where the credentials may be sent (a card calling another host
     fails with host_not_allowed before anything is sent); without it, any host.
@@ -215,13 +230,16 @@ def connection_create(
         --set scope="openid email" --secret-env client_secret=GOOGLE_SECRET
       cardflow connection create "Okta - service" --type client_credentials \
         --set token_url=https://acme.okta.com/oauth2/v1/token --set client_id=ID \
-        --set token_auth_method=private_key_jwt --secret-file private_key=key.pem
+        --set token_auth_method=private_key_jwt --from-file private_key=key.pem
+      cardflow connection create "Bank - mTLS" --type none \
+        --from-file client_certificate=client.pem --from-file client_key=client.key \
+        --from-file ca_certificate=bank-ca.pem --allowed-host api.bank.example
     """
     as_json = want_json(json_output)
     with guard(as_json):
         kind = auth_type_named(auth_type)
         hosts = _allowed_hosts(allowed_host)
-        config = config_patch(kind, sets, secret_env, secret_stdin, secret_file)
+        config = config_patch(kind, sets, secret_env, secret_stdin, from_file)
         ask_missing_secrets(kind, config)
     with open_cardflow(as_json) as cf:
         view = cf.connections.create(name, kind.name, config, hosts)
@@ -300,8 +318,8 @@ def connection_update(
     ] = None,
     sets: SetOpt = None,
     secret_env: SecretEnvOpt = None,
-    secret_file: SecretFileOpt = None,
     secret_stdin: SecretStdinOpt = None,
+    from_file: FromFileOpt = None,
     allowed_host: Annotated[
         list[str] | None,
         typer.Option(
@@ -337,15 +355,15 @@ def connection_update(
                 field="allowed_hosts",
             )
         hosts = [] if any_host else _allowed_hosts(allowed_host)
-        given = sets or secret_env or secret_file or secret_stdin
-        if not (new_name or auth_type or given or hosts is not None):
+        given = (new_name, auth_type, sets, secret_env, secret_stdin, from_file)
+        if not (any(given) or hosts is not None):
             raise InvalidInput(
-                "Nothing to change: give --name, --type, --set, --allowed-host, --any-host "
-                "or a secret option."
+                "Nothing to change: give --name, --type, --set, --from-file, --allowed-host, "
+                "--any-host or a secret option."
             )
         current = cf.connections.get(ref)
         kind = auth_type_named(auth_type or current.auth_type)
-        config = config_patch(kind, sets, secret_env, secret_stdin, secret_file)
+        config = config_patch(kind, sets, secret_env, secret_stdin, from_file)
         if kind.name != current.auth_type:
             ask_missing_secrets(kind, config)
         try:
@@ -357,7 +375,7 @@ def connection_update(
                 allowed_hosts=hosts,
             )
         except InvalidInput as exc:
-            _reentry_hint(exc, kind.config.secret_fields, set(config))
+            _reentry_hint(exc, kind, set(config))
             raise
     if as_json:
         print_json(view)

@@ -193,7 +193,7 @@ class AuthorizationService:
         )
         try:
             token: TokenResponse = await request_token(
-                self._transport, request, timeout=self._timeout
+                self._transport, request, timeout=self._timeout, client_tls=config.client_tls()
             )
         except CardFailed as exc:
             return CallbackOutcome(

@@ -83,6 +83,7 @@ class TokenRevoker:
                 config.token_auth_method,
                 tokens,
                 timeout=self._timeout,
+                client_tls=config.client_tls(),  # tls_client_auth: the certificate authenticates
             )
         except Exception as exc:  # never stops a delete or an authorization
             log.warning(

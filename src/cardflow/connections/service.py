@@ -24,7 +24,7 @@ from cardflow.connections.revocation import (
 )
 from cardflow.connections.status import ConnectionStatus
 from cardflow.connections.token_store import read_token
-from cardflow.credentials.base import AuthConfig, AuthType
+from cardflow.credentials.base import CLIENT_TLS_SECRET_FIELDS, AuthConfig, AuthType
 from cardflow.credentials.registry import AUTH_TYPES
 from cardflow.errors import Conflict, ConnectionInUse, ConnectionNotFound, InvalidInput
 from cardflow.net.hosts import normalize_allowed_hosts, widened
@@ -424,8 +424,11 @@ class ConnectionService:
     # -- helpers -------------------------------------------------------------------------
 
     def _full_config(self, session: Session, row: Connection) -> dict[str, Any]:
-        """The config as given (derived fields left out), with its secrets."""
-        data = _given(AUTH_TYPES[row.auth_type], dict(row.config))
+        """The config as given, with its secrets: derived fields (a public key) and what
+        may be shown of a secret under its name (a certificate's subject) left out."""
+        kind = AUTH_TYPES[row.auth_type]
+        given = _given(kind, dict(row.config))
+        data = {key: value for key, value in given.items() if key not in kind.config.secret_fields}
         data.update(self._secrets(session, row))
         return data
 
@@ -467,7 +470,8 @@ class ConnectionService:
         return data
 
     def _store_config(self, session: Session, row: Connection, model: AuthConfig) -> None:
-        row.config = model.public()
+        # what may be shown of a secret (a certificate's subject) is kept under its name
+        row.config = {**model.public(), **model.secret_summaries()}
         secrets = model.secrets()
         row.secret_fields = sorted(secrets)
         if secrets:
@@ -492,9 +496,12 @@ class ConnectionService:
 
     @staticmethod
     def _require_secrets(model: AuthConfig) -> None:
+        """Each secret the config's rules need (applies_when, required_when) is given, then
+        the checks only a save makes (a client certificate valid now, its key its own)."""
         for name in model.needed_secrets():
             if not getattr(model, name):
-                raise InvalidInput(f"config.{name}: this field is required", field=f"config.{name}")
+                raise InvalidInput(model.missing_message(name), field=f"config.{name}")
+        model.check_before_save()
 
     @staticmethod
     def _duplicate(name: str) -> Conflict:
@@ -504,13 +511,18 @@ class ConnectionService:
         config: dict[str, Any] = dict(row.config)
         secret_fields = AUTH_TYPES[row.auth_type].config.secret_fields
         for secret in secret_fields:
-            config[secret] = {"set": secret in row.secret_fields}
+            if secret in CLIENT_TLS_SECRET_FIELDS and secret not in row.secret_fields:
+                continue  # mutual TLS shows only where it is used
+            summary = row.config.get(secret)
+            shown = summary if isinstance(summary, dict) and secret in row.secret_fields else {}
+            config[secret] = {"set": secret in row.secret_fields, **shown}
+        own_secrets = [f for f in secret_fields if f not in CLIENT_TLS_SECRET_FIELDS]
         warnings = (
             (
                 "allowed_hosts is empty: this connection's credentials go to any host a card "
                 "names. List the hosts of the service it is for.",
             )
-            if secret_fields and not row.allowed_hosts
+            if (own_secrets or row.secret_fields) and not row.allowed_hosts
             else ()
         )
         return ConnectionView(

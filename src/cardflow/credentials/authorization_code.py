@@ -20,6 +20,8 @@ class OAuthConfig(AuthConfig):
     secret_fields = ("client_secret", "private_key")
     destination_fields = ("authorize_url", "token_url", "revocation_url")
     applies_when = client_auth.APPLIES_WHEN
+    required_when = client_auth.REQUIRED_WHEN
+    pem_fields = ("private_key",)
     derived_fields = ("public_jwk",)
 
     authorize_url: str = Field(
@@ -31,15 +33,21 @@ class OAuthConfig(AuthConfig):
         default=None, description="Sent exactly as typed (spaces or commas, as the service wants)."
     )
     client_id: str = Field(min_length=1)
-    client_secret: str = Field(default="", description="Client secret (secret).")
+    client_secret: str = Field(
+        default="",
+        description="Client secret (secret): client_secret_basic and client_secret_post only.",
+    )
     pkce: bool = Field(default=True, description="Send an S256 PKCE code challenge.")
     token_auth_method: Literal[
         "client_secret_basic",
         "client_secret_post",
-        "private_key_jwt",
+        "private_key_jwt",  # RFC 7523 §2.2: a JWT signed with private_key
+        "tls_client_auth",  # RFC 8705: the client certificate authenticates
     ] = Field(
         default="client_secret_basic",
-        description="How the client authenticates at the token endpoint.",
+        description="How the client authenticates at the token endpoint: with client_secret "
+        "(client_secret_basic, client_secret_post), a JWT signed with private_key "
+        "(private_key_jwt, RFC 7523) or the client certificate (tls_client_auth, RFC 8705).",
     )
     private_key: str = Field(default="", description=client_auth.PRIVATE_KEY_DESCRIPTION)
     key_id: str | None = Field(default=None, description=client_auth.KEY_ID_DESCRIPTION)
@@ -67,6 +75,7 @@ def _build(config: OAuthConfig, setup: AuthSetup) -> BearerTokenAuth:
         client=client_auth.client_of(config),
         auth_method=config.token_auth_method,
         timeout=setup.timeout,
+        client_tls=setup.client_tls,
     )
     static = refresh.sensitive_values() + client_auth.private_key_values(config)
     return BearerTokenAuth(setup.token_manager(refresh), static)

@@ -1,5 +1,6 @@
 """What the two OAuth grants' configs share about client authentication and revocation:
-which secret each ``token_auth_method`` needs, the private key's checks, and the public
+which secret each ``token_auth_method`` needs (the client secret, the private key, or the
+client certificate and key every auth type may carry), the private key's checks, and the public
 JWK shown for registration."""
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from cardflow.net.urls import check_http_url
 # The methods that send the client secret (any other needs none).
 CLIENT_SECRET_METHODS = frozenset({"client_secret_basic", "client_secret_post"})
 PRIVATE_KEY_METHODS = frozenset({"private_key_jwt"})
+# The method the client certificate authenticates with (RFC 8705 §2.1).
+TLS_CLIENT_AUTH_METHODS = frozenset({"tls_client_auth"})
 
 # AuthConfig.applies_when for both configs.
 APPLIES_WHEN = MappingProxyType(
@@ -27,6 +30,14 @@ APPLIES_WHEN = MappingProxyType(
         "client_secret": ("token_auth_method", CLIENT_SECRET_METHODS),
         "private_key": ("token_auth_method", PRIVATE_KEY_METHODS),
         "key_id": ("token_auth_method", PRIVATE_KEY_METHODS),
+    }
+)
+# AuthConfig.required_when for both configs: the mutual-TLS fields every type has (and may
+# leave empty) are needed when the certificate authenticates the client.
+REQUIRED_WHEN = MappingProxyType(
+    {
+        "client_certificate": ("token_auth_method", TLS_CLIENT_AUTH_METHODS),
+        "client_key": ("token_auth_method", TLS_CLIENT_AUTH_METHODS),
     }
 )
 

@@ -17,20 +17,27 @@ class ClientCredentialsConfig(AuthConfig):
     secret_fields = ("client_secret", "private_key")
     destination_fields = ("token_url", "revocation_url")
     applies_when = client_auth.APPLIES_WHEN
+    required_when = client_auth.REQUIRED_WHEN
+    pem_fields = ("private_key",)
     derived_fields = ("public_jwk",)
 
     token_url: str = Field(description="Token endpoint URL.")
     client_id: str = Field(min_length=1)
-    client_secret: str = Field(default="", description="Client secret (secret).")
+    client_secret: str = Field(
+        default="",
+        description="Client secret (secret): client_secret_basic and client_secret_post only.",
+    )
     scope: str | None = Field(default=None, description="Sent exactly as typed.")
     token_auth_method: Literal[
         "client_secret_post",
         "client_secret_basic",
-        "private_key_jwt",
+        "private_key_jwt",  # RFC 7523 §2.2: a JWT signed with private_key
+        "tls_client_auth",  # RFC 8705: the client certificate authenticates
     ] = Field(
         default="client_secret_post",
         description="client_secret_post sends the credentials in the body (default); "
-        "private_key_jwt a JWT signed with private_key.",
+        "private_key_jwt a JWT signed with private_key; tls_client_auth authenticates "
+        "with the client certificate (RFC 8705).",
     )
     private_key: str = Field(default="", description=client_auth.PRIVATE_KEY_DESCRIPTION)
     key_id: str | None = Field(default=None, description=client_auth.KEY_ID_DESCRIPTION)
@@ -59,6 +66,7 @@ def _build(config: ClientCredentialsConfig, setup: AuthSetup) -> BearerTokenAuth
         scope=config.scope,
         auth_method=config.token_auth_method,
         timeout=setup.timeout,
+        client_tls=setup.client_tls,
     )
     static = grant.sensitive_values() + client_auth.private_key_values(config)
     return BearerTokenAuth(setup.token_manager(grant), static)

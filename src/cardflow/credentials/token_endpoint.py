@@ -25,6 +25,7 @@ TokenAuthMethod = Literal[
     "client_secret_basic",
     "client_secret_post",
     "private_key_jwt",  # RFC 7523 §2.2: a JWT signed with the client's private key
+    "tls_client_auth",  # RFC 8705 §2.1: the client certificate presented authenticates
 ]
 
 
@@ -107,7 +108,9 @@ def authenticate_token_request(
     token_url: str, client: ClientCredentials, auth_method: TokenAuthMethod, body: str
 ) -> TokenRequest:
     """Add client authentication (RFC 6749 §2.3.1): a Basic header, or the body; for
-    private_key_jwt a fresh assertion for this URL in the body (RFC 7523 §2.2)."""
+    private_key_jwt a fresh assertion for this URL in the body (RFC 7523 §2.2); with
+    ``tls_client_auth`` (RFC 8705 §2.1) only ``client_id`` in the body, the certificate
+    presented on the connection authenticating the client."""
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",
         "Accept": "application/json",
@@ -124,6 +127,10 @@ def authenticate_token_request(
             ("client_assertion", assertion),
         ]
         return TokenRequest(token_url, headers, add_params_to_qs(body, params))
+    if auth_method == "tls_client_auth":
+        return TokenRequest(
+            token_url, headers, add_params_to_qs(body, {"client_id": client.client_id})
+        )
     encode = (
         encode_client_secret_basic
         if auth_method == "client_secret_basic"

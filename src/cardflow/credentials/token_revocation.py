@@ -15,11 +15,13 @@ from multidict import CIMultiDict
 from cardflow.credentials.token_endpoint import (
     ClientCredentials,
     TokenAuthMethod,
+    TokenRequest,
     TokenResponse,
     prepare_revocation_request,
 )
 from cardflow.errors import CardFailed
 from cardflow.net import client
+from cardflow.net.tls import ClientTls
 from cardflow.net.transport import HttpTransport, OutboundRequest
 from cardflow.net.urls import parse_http_url
 from cardflow.redaction import LOG_SECRETS, SecretSet
@@ -64,8 +66,11 @@ async def revoke_tokens(
     tokens: list[tuple[TokenKind, str]],
     *,
     timeout: float,
+    client_tls: ClientTls | None = None,
 ) -> RevocationResult:
-    """Ask the provider to revoke each token, authenticating as at the token endpoint."""
+    """Ask the provider to revoke each token, authenticating as at the token endpoint (with
+    ``client_tls``, the connection's client certificate is presented as it is there: what
+    authenticates a ``tls_client_auth`` client)."""
     revoked: list[TokenKind] = []
     failed: list[tuple[TokenKind, str]] = []
     for kind, token in tokens:
@@ -78,7 +83,7 @@ async def revoke_tokens(
         )
         secrets = SecretSet([*request.sensitive_values(), token])
         LOG_SECRETS.register(secrets.forms)
-        problem = await _send(transport, request.url, request.headers, request.body, timeout)
+        problem = await _send(transport, request, timeout, client_tls)
         if problem is None:
             revoked.append(kind)
         else:
@@ -87,10 +92,12 @@ async def revoke_tokens(
 
 
 async def _send(
-    transport: HttpTransport, url: str, headers: dict[str, str], body: str, timeout: float
+    transport: HttpTransport, request: TokenRequest, timeout: float, client_tls: ClientTls | None
 ) -> str | None:
     """None if the provider revoked the token (RFC 7009 §2.2: a 200), else why not."""
-    outbound = OutboundRequest("POST", parse_http_url(url), CIMultiDict(headers), body.encode())
+    outbound = OutboundRequest(
+        "POST", parse_http_url(request.url), CIMultiDict(request.headers), request.body.encode()
+    )
     try:
         # Never redirected: the request carries the token and the client's credentials.
         response = await client.send(
@@ -99,6 +106,7 @@ async def _send(
             timeout=timeout,
             max_response_bytes=REVOCATION_RESPONSE_LIMIT,
             follow_redirects=False,
+            client_tls=client_tls,
         )
     except CardFailed as exc:
         return f"the revocation endpoint was not reached: {exc.message}"

@@ -26,7 +26,9 @@ auth_types_router = APIRouter(
 )
 
 
-class AppliesWhen(View):
+class FieldCondition(View):
+    """A rule on a choice field: it has one of these values."""
+
     field: str = Field(examples=["token_auth_method"])
     values: list[str] = Field(examples=[["private_key_jwt"]])
 
@@ -37,7 +39,9 @@ class AuthTypeField(View):
     name: str
     title: str
     description: str | None
-    kind: Literal["text", "choice", "boolean"]
+    kind: Literal["text", "choice", "boolean", "pem"] = Field(
+        description="pem: several lines of PEM text (certificates, a private key)."
+    )
     options: list[Any] | None = Field(description="choice: the values to choose from.")
     required: bool
     default: Any
@@ -46,9 +50,16 @@ class AuthTypeField(View):
         description="Required whenever it applies (see applies_when); `required` says "
         "whether it is with the defaults."
     )
-    applies_when: AppliesWhen | None = Field(
+    applies_when: FieldCondition | None = Field(
         description="The field applies only while another (choice) field has one of these "
         "values; forms hide it otherwise. null: always."
+    )
+    required_when: FieldCondition | None = Field(
+        description="An optional field required while another (choice) field has one of "
+        "these values (the client certificate and key with tls_client_auth). null: never."
+    )
+    group: Literal["client_tls"] | None = Field(
+        description="client_tls: the mutual-TLS fields every auth type has (optional).",
     )
 
 
