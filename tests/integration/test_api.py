@@ -205,8 +205,10 @@ def test_card_test_endpoint(server: RunningServer, upstream: Upstream) -> None:
         )
         assert response.status_code == 200
         result = response.json()
-        # PRODUCT.md's fields, plus "answer" (what a Return / Close card would answer)
-        assert set(result) == {"ok", "outputs", "error", "duration_ms", "run_id", "answer"}
+        # PRODUCT.md's fields, plus "answer" (what a Return / Close card would answer) and,
+        # for a request card, "curl" (the request as sent, its secret as a placeholder)
+        assert set(result) == {"ok", "outputs", "error", "duration_ms", "run_id", "answer", "curl"}
+        assert result["curl"].startswith("curl ") and SENTINEL not in result["curl"]
         assert result["ok"] is True and result["answer"] is None
         assert result["outputs"]["status_code"] == 200
         assert result["outputs"]["body"] == {"hello": "world", "n": 1}
