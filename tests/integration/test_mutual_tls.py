@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from cardflow.cli import app as cli_app
 from tests.conftest import RunningServer
+from tests.integration.test_private_key_jwt import new_pem
 from tests.integration.test_secret_sentinels import Kit, Place, find_leaks
 from tests.support.certificates import Issued, TestPki
 from tests.support.oauth_server import OAuthServer
@@ -293,6 +294,58 @@ def test_tls_client_auth_gets_a_client_credentials_token_with_the_certificate_al
     assert not refused["ok"], refused
     assert "invalid_client" in refused["error"]["message"], refused
     assert len(tls_provider.issued_tokens) == issued_before + 2
+
+
+def test_client_authentication_over_mutual_tls_also_revokes_with_the_certificate(
+    server: RunningServer, pki: TestPki, alice: Issued, tls_provider: OAuthServer
+) -> None:
+    """The two client authentications issue 13 adds, each with a client certificate at a
+    provider that demands one: tls_client_auth (the certificate alone authenticates) and
+    private_key_jwt (an assertion, over the certificate). Deleting either connection revokes
+    its token at the revocation URL, presenting the certificate there too."""
+    tls_provider.add_client(
+        "svc-tls", "", "tls_client_auth", scope="read", tls_client_auth_subject_dn=alice.subject
+    )
+    common = {
+        "token_url": tls_provider.token_url,
+        "revocation_url": tls_provider.revocation_url,
+        "scope": "read",
+        **_tls(alice, pki),
+    }
+    with _api(server) as client:
+        by_certificate = {**common, "client_id": "svc-tls", "token_auth_method": "tls_client_auth"}
+        created = _create(client, "IdP - tls", "client_credentials", by_certificate, [])
+        assert created.status_code == 201, created.text
+        jwt = {
+            **common,
+            "client_id": "svc-jwt",
+            "token_auth_method": "private_key_jwt",
+            "private_key": new_pem("ES256"),
+        }
+        created = _create(client, "IdP - jwt", "client_credentials", jwt, [])
+        assert created.status_code == 201, created.text
+        tls_provider.add_client(
+            "svc-jwt",
+            "",
+            "private_key_jwt",
+            jwks={"keys": [created.json()["config"]["public_jwk"]]},
+        )
+        for name, client_id in (("IdP - tls", "svc-tls"), ("IdP - jwt", "svc-jwt")):
+            result = _get(client, name, f"{tls_provider.url}/api/me")
+            assert result["ok"], result
+            assert result["outputs"]["body"]["client_id"] == client_id, result
+        assert tls_provider.assertions[-1]["aud"] == tls_provider.token_url
+        revoked_before = len(tls_provider.revocations)
+        for name in ("IdP - tls", "IdP - jwt"):
+            deleted = client.delete(f"/api/v1/connections/{name}")
+            assert deleted.status_code == 200, deleted.text
+            assert deleted.json()["revocation"] == {
+                "revoked": True,
+                "tokens": ["access_token"],
+                "error": None,
+            }, deleted.text
+    assert tls_provider.revocations[revoked_before:] == ["access_token", "access_token"]
+    assert tls_provider.assertions[-1]["aud"] == tls_provider.revocation_url
 
 
 # -- the key (and the certificate) kept out of everything ---------------------------------
