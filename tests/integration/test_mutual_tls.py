@@ -217,7 +217,11 @@ def test_what_cannot_work_is_refused_on_save_naming_the_field(
         cc = {"token_url": "https://127.0.0.1:9/token", "client_id": "svc"}
         method = {"token_auth_method": "tls_client_auth"}
         no_cert = _create(client, "Refused", "client_credentials", {**cc, **method}, [])
-        assert _pem_error(no_cert)[0] == "config.client_certificate"
+        assert _pem_error(no_cert) == (
+            "config.client_certificate",
+            "config.client_certificate: this field is required with token_auth_method "
+            "tls_client_auth",
+        )
         no_secret = _create(client, "Refused", "client_credentials", cc, [])
         assert _pem_error(no_secret)[0] == "config.client_secret"
         assert client.get("/api/v1/connections").json() == []
@@ -346,6 +350,60 @@ def test_client_authentication_over_mutual_tls_also_revokes_with_the_certificate
             }, deleted.text
     assert tls_provider.revocations[revoked_before:] == ["access_token", "access_token"]
     assert tls_provider.assertions[-1]["aud"] == tls_provider.revocation_url
+
+
+def test_the_cli_reads_fields_from_files_within_their_limits(
+    server: RunningServer, pki: TestPki, alice: Issued, tmp_path: Path
+) -> None:
+    """--from-file is the one way to give a field from a file: a secret or not, UTF-8, at
+    most the field's own limit; a certificate tls_client_auth needs is asked for by name."""
+    settings = server.cf.settings
+    env = {
+        "CARDFLOW_HOME": str(settings.home),
+        "CARDFLOW_MASTER_KEY": settings.master_key.get_secret_value(),  # type: ignore[union-attr]
+        "CARDFLOW_PUBLIC_URL": settings.public_url,
+    }
+    if settings.database_url:
+        env["CARDFLOW_DATABASE_URL"] = settings.database_url
+    files = {
+        "client.pem": alice.certificate_pem,
+        "client.key": alice.key_pem,
+        "big.key": "A" * (16 * 1024 + 1),
+        "scope.txt": "read write\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    (tmp_path / "client.der").write_bytes(b"\x30\x82\xff\xfe")
+
+    def create(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(
+            cli_app,
+            ["connection", "create", "cli-files", "--type", "client_credentials",
+             "--set", "token_url=http://127.0.0.1:9/token", "--set", "client_id=svc",
+             "--set", "token_auth_method=tls_client_auth", *args],
+            env=env,
+        )  # fmt: skip
+        return result.exit_code, " ".join(result.output.split())
+
+    code, said = create()
+    assert code != 0 and "config.client_certificate" in said, said
+    assert "--from-file client_certificate=PATH" in said, said
+    cert = f"client_certificate={tmp_path / 'client.pem'}"
+    code, said = create("--from-file", cert, "--from-file", f"client_key={tmp_path / 'big.key'}")
+    assert code != 0 and "larger than 16,384 bytes" in said, said
+    code, said = create("--from-file", cert, "--from-file", f"client_key={tmp_path / 'client.der'}")
+    assert code != 0 and "not UTF-8" in said, said
+    code, said = create(
+        "--from-file", cert,
+        "--from-file", f"client_key={tmp_path / 'client.key'}",
+        "--from-file", f"scope={tmp_path / 'scope.txt'}",
+        "--json",
+    )  # fmt: skip
+    assert code == 0, said
+    made = json.loads(said)
+    assert made["config"]["scope"] == "read write"  # a one-line file's line break dropped
+    assert made["config"]["client_certificate"]["subject"] == alice.subject
+    assert alice.body_lines()[1] not in said
 
 
 # -- the key (and the certificate) kept out of everything ---------------------------------
