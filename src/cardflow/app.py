@@ -17,6 +17,7 @@ from cardflow.cards.base import CardOptions
 from cardflow.cards.preparer import CardPreparer
 from cardflow.cards.runner import CardResult
 from cardflow.connections.authorization import AuthorizationService
+from cardflow.connections.revocation import PendingRevocation, RevocationReport, TokenRevoker
 from cardflow.connections.runtime import ConnectionRuntimes
 from cardflow.connections.service import ConnectionService
 from cardflow.connections.token_store import SqlTokenStore
@@ -57,11 +58,13 @@ class Cardflow:
             max_response_bytes=self.settings.max_response_bytes,
             own_origins=self.settings.own_origins,
         )
+        self.revoker = TokenRevoker(self.transport, timeout=self.settings.default_timeout)
         self.connections = ConnectionService(
             self.db,
             self.keyring,
             redirect_uri=self.settings.public_url.rstrip("/") + "/oauth/callback",
             on_change=self._forget,
+            revoke=self._revoke,
         )
         self.authorizations = AuthorizationService(
             self.db,
@@ -71,6 +74,7 @@ class Cardflow:
             self.transport,
             timeout=self.settings.default_timeout,
             on_authorized=self._forget,
+            revoker=self.revoker,
         )
         self.run_writer = RunWriter(self.db)
         self.runs = RunService(self.db, self.run_writer)
@@ -244,6 +248,10 @@ class Cardflow:
 
     def _forget(self, connection_id: str) -> None:
         self.runtimes.forget(connection_id)
+
+    def _revoke(self, pending: PendingRevocation) -> RevocationReport:
+        # connections.delete is sync (called from threads): the request runs on the portal
+        return self._portal.run(self.revoker.revoke(pending))
 
     # -- lifecycle -------------------------------------------------------------------------
 

@@ -74,7 +74,7 @@ def test_connection_crud_keeps_secrets_write_only(server: RunningServer) -> None
         )
         assert echoed.status_code == 200
         assert server.cf.connections.load(cid).config.password == SENTINEL  # type: ignore[attr-defined]
-        assert client.delete(f"/api/v1/connections/{cid}").status_code == 204
+        assert client.delete(f"/api/v1/connections/{cid}").status_code == 200
         gone = client.get(f"/api/v1/connections/{cid}")
         assert gone.status_code == 404
         assert gone.json()["error"]["type"] == "connection_not_found"

@@ -99,7 +99,7 @@ def test_session_needs_csrf_for_every_change(server: RunningServer) -> None:
         assert client.delete(f"/api/v1/connections/{ref}").status_code == 403
         assert (
             client.delete(f"/api/v1/connections/{ref}", headers={"X-CSRF-Token": csrf}).status_code
-            == 204
+            == 200
         )
         # an API token needs no CSRF token (it is not ambient like a cookie)
         with httpx.Client(base_url=server.url, headers=server.headers) as api:
@@ -158,9 +158,41 @@ def test_auth_types_describe_the_dialog_fields(server: RunningServer) -> None:
     assert basic["password"]["secret"] and not basic["username"]["secret"]
     oauth = {f["name"]: f for f in types["oauth"]["fields"]}
     assert oauth["pkce"]["kind"] == "boolean" and oauth["pkce"]["default"] is True
-    assert oauth["token_auth_method"]["options"] == ["client_secret_basic", "client_secret_post"]
+    assert oauth["token_auth_method"]["options"] == [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "tls_client_auth",
+    ]
     assert oauth["authorize_url"]["title"] == "Authorize URL"
-    assert types["none"]["fields"] == []
+    # every type may add a client certificate (mutual TLS): after its own fields, grouped
+    for kind in types.values():
+        tls = [(f["name"], f["kind"], f["secret"]) for f in kind["fields"][-3:]]
+        assert tls == [
+            ("client_certificate", "pem", True),
+            ("client_key", "pem", True),
+            ("ca_certificate", "pem", False),
+        ]
+        assert {f["group"] for f in kind["fields"][-3:]} == {"client_tls"}
+        assert not any(f["required"] for f in kind["fields"][-3:])
+        assert kind["fields"][-1]["required_when"] is None
+    # the client certificate and key are required with tls_client_auth only
+    for name in ("client_certificate", "client_key"):
+        assert oauth[name]["required_when"] == {
+            "field": "token_auth_method",
+            "values": ["tls_client_auth"],
+        }
+        assert oauth[name]["applies_when"] is None
+    assert types["basic"]["fields"][-3]["required_when"] is None
+    assert oauth["client_secret"]["applies_when"] == {
+        "field": "token_auth_method",
+        "values": ["client_secret_basic", "client_secret_post"],
+    }
+    assert [f["name"] for f in types["none"]["fields"]] == [
+        "client_certificate",
+        "client_key",
+        "ca_certificate",
+    ]
 
 
 def test_required_fields_are_marked_and_a_missing_one_is_refused_by_name(
@@ -176,6 +208,7 @@ def test_required_fields_are_marked_and_a_missing_one_is_refused_by_name(
             "custom": ["header_name", "header_value"],
             "bearer": ["token"],
             "query": ["param_name", "param_value"],
+            # with the default token_auth_method (the rules: applies_when, required_when)
             "oauth": ["authorize_url", "client_id", "client_secret", "token_url"],
             "client_credentials": ["client_id", "client_secret", "token_url"],
             "none": [],

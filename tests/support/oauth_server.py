@@ -10,7 +10,13 @@
   redirects to the client's redirect_uri with ``code`` and ``state`` (``confirm=no``:
   ``error=access_denied``);
 - ``GET|POST /login``: a username/password form that sets the provider's session cookie;
-- ``GET /api/me``: a resource protected by Authlib's `ResourceProtector` (RFC 6750 bearer).
+- ``GET /api/me``: a resource protected by Authlib's `ResourceProtector` (RFC 6750 bearer);
+- ``POST /oauth/revoke``: Authlib's RFC 7009 `RevocationEndpoint` (a refresh token revoked
+  ends its access token too); ``fail_revocations`` makes it answer an error instead.
+
+Clients authenticate with client_secret_basic, client_secret_post or private_key_jwt (RFC
+7523 §2.2, Authlib's `JWTBearerClientAssertion`: the assertion's signature is checked with
+the JWK registered for the client, its iss/sub/aud/exp, and its ``jti`` is single-use).
 
 It is strict the way a real provider is: redirect URIs match exactly, codes are single-use and
 short-lived and tied to their client, redirect_uri and PKCE challenge, each refresh token works
@@ -26,6 +32,7 @@ refresh, rotated) before it answers — the window in which a client that dies l
 from __future__ import annotations
 
 import secrets
+import ssl
 import threading
 import time
 from collections import deque
@@ -49,13 +56,19 @@ from authlib.oauth2.rfc6749 import (
 )
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
+from cryptography import x509
 from flask import Flask, Response, jsonify, redirect, request, session
+from joserfc.jwk import KeySet
 from markupsafe import escape
 from werkzeug.serving import BaseWSGIServer, make_server
 
 HOST = "127.0.0.1"
 TOKEN_PATH = "/oauth/token"
+REVOKE_PATH = "/oauth/revoke"
+AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth"]
 AUTHORIZE_PATH = "/oauth/authorize"
 LOGIN_PATH = "/login"
 DEFAULT_USER = ("alice", "wonderland")
@@ -72,6 +85,25 @@ class Client(ClientMixin):  # type: ignore[misc]
     grant_types: tuple[str, ...] = ("client_credentials",)
     redirect_uris: tuple[str, ...] = ()
     response_types: tuple[str, ...] = ()
+    jwks: dict[str, Any] | None = None  # private_key_jwt: the client's public keys
+    # RFC 8705 §2.1.2: which client certificate is this client's (tls_client_auth)
+    tls_client_auth_subject_dn: str | None = None
+    tls_client_auth_san_dns: str | None = None
+
+    def check_tls_client_certificate(self, certificate: x509.Certificate) -> bool:
+        """The certificate (already validated by the TLS handshake against the server's
+        CA) is the one registered for this client: its subject DN or a DNS SAN."""
+        if self.tls_client_auth_subject_dn is not None:
+            return certificate.subject.rfc4514_string() == self.tls_client_auth_subject_dn
+        if self.tls_client_auth_san_dns is not None:
+            try:
+                san = certificate.extensions.get_extension_for_class(
+                    x509.SubjectAlternativeName
+                ).value
+            except x509.ExtensionNotFound:
+                return False
+            return self.tls_client_auth_san_dns in san.get_values_for_type(x509.DNSName)
+        return False
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -93,9 +125,8 @@ class Client(ClientMixin):  # type: ignore[misc]
         return secrets.compare_digest(self.client_secret, client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        if endpoint == "token":
-            return method == self.token_endpoint_auth_method
-        return True
+        # the revocation endpoint authenticates a client as its token endpoint does
+        return method == self.token_endpoint_auth_method
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type in self.response_types
@@ -195,6 +226,7 @@ class MemoryStore:
         self._users: dict[str, User] = {}
         self._codes: dict[str, AuthorizationCode] = {}
         self._tokens: dict[str, Token] = {}  # by access token, in the order issued
+        self._jtis: set[tuple[str, str]] = set()  # (client_id, jti) of assertions seen
         #: Refresh tokens presented after rotation made them unusable (grace included).
         self.late_refresh_uses = 0
         #: Refresh tokens used again, after their rotation, within the grace window.
@@ -296,6 +328,30 @@ class MemoryStore:
         with self._lock:
             return [t.refresh_token for t in self._tokens.values() if t.refresh_token]
 
+    def find_any(self, token_string: str, hint: str | None) -> Token | None:
+        """The token whose access or refresh token is ``token_string`` (hint first)."""
+        with self._lock:
+            tokens = list(self._tokens.values())
+        by_access = next((t for t in tokens if t.access_token == token_string), None)
+        by_refresh = next((t for t in tokens if t.refresh_token == token_string), None)
+        if hint == "refresh_token":
+            return by_refresh or by_access
+        return by_access or by_refresh
+
+    def revoke_token(self, token: Token, refresh_too: bool) -> None:
+        with self._lock:
+            token.revoked = True
+            token.refresh_revoked = token.refresh_revoked or refresh_too
+
+    def use_jti(self, client_id: str, jti: str) -> bool:
+        """Record an assertion's jti; False if this client used it before (a replay)."""
+        with self._lock:
+            key = (client_id, jti)
+            if key in self._jtis:
+                return False
+            self._jtis.add(key)
+            return True
+
     def revoke_grants(self, client_id: str | None) -> None:
         with self._lock:
             for token in self._tokens.values():
@@ -316,12 +372,75 @@ class _AuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         )
 
 
+class _PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
+    """private_key_jwt (RFC 7523 §2.2) as Authlib verifies it, with a single-use jti."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __init__(self, owner: OAuthServer) -> None:
+        super().__init__(validate_jti=True, leeway=5)
+        self.owner = owner
+
+    def get_audiences(self) -> list[str]:
+        # the endpoint the assertion is sent to (token or revocation), or the issuer
+        return [self.owner.token_url, self.owner.revocation_url, self.owner.url]
+
+    def resolve_client_public_key(self, client: Client) -> KeySet:
+        return KeySet.import_key_set(client.jwks or {"keys": []})
+
+    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
+        if self.owner.store.use_jti(str(claims["sub"]), str(jti)):
+            self.owner.assertions.append(dict(claims))
+            return True
+        self.owner.replayed_assertions += 1
+        return False
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
+        claims = super().process_assertion_claims(assertion, resolve_key)
+        self.owner.assertion_headers.append(self.extract_assertion(assertion)[0])
+        return claims
+
+
+class _RevocationEndpoint(RevocationEndpoint):  # type: ignore[misc]
+    CLIENT_AUTH_METHODS = AUTH_METHODS
+
+    @property
+    def owner(self) -> OAuthServer:
+        owner: OAuthServer = self.server.owner
+        return owner
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
+        return self.owner.store.find_any(token_string, token_type_hint)
+
+    def revoke_token(self, token: Token, request: OAuth2Request) -> None:
+        # RFC 7009 §2.1: revoking a refresh token ends the grant's access token too; an
+        # access token revoked alone leaves the refresh token working
+        refresh_too = request.form.get("token") == token.refresh_token
+        self.owner.store.revoke_token(token, refresh_too)
+        self.owner.revocations.append(request.form.get("token_type_hint") or "")
+
+
+def _authenticate_tls_client(query_client: Any, oauth_request: Any) -> Client | None:
+    """RFC 8705 §2.1 ``tls_client_auth``: the body names the client, the certificate the
+    TLS handshake verified (werkzeug puts it in SSL_CLIENT_CERT) must be the one registered
+    for it, and no client secret is involved."""
+    client_id = oauth_request.form.get("client_id")
+    pem = request.environ.get("SSL_CLIENT_CERT")
+    if not client_id or not pem or oauth_request.form.get("client_secret"):
+        return None
+    client: Client | None = query_client(client_id)
+    if client is None:
+        return None
+    certificate = x509.load_pem_x509_certificate(pem.encode("ascii"))
+    return client if client.check_tls_client_certificate(certificate) else None
+
+
 class _ClientCredentialsGrant(ClientCredentialsGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
 
 class _AuthorizationCodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
     @property
     def owner(self) -> OAuthServer:
@@ -380,7 +499,7 @@ class _CodeChallenge(CodeChallenge):  # type: ignore[misc]
 
 
 class _RefreshTokenGrant(RefreshTokenGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+    TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: every refresh returns a new refresh token
 
     @property
@@ -433,7 +552,10 @@ class OAuthServer:
         code_lifetime: int = 60,
         rotation_grace: float = 0.0,
         answer_delay: float = 0.0,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
+        #: Serve HTTPS with this context (one demanding client certificates: mutual TLS).
+        self.ssl_context = ssl_context
         #: Lifetime in seconds of tokens issued from now on (0: no expiry). Mutable at runtime.
         self.expires_in = expires_in
         #: Seconds a rotated refresh token stays usable (0: strict rotation). Mutable.
@@ -456,6 +578,15 @@ class OAuthServer:
         self._last_authorize_params: dict[str, str] = {}
         self._faults: deque[_Fault] = deque()
         self._delays: deque[float] = deque()
+        #: Claims of each private_key_jwt assertion accepted, and each one's JOSE header.
+        self.assertions: list[dict[str, Any]] = []
+        self.assertion_headers: list[dict[str, Any]] = []
+        #: Assertions refused because their jti was used before.
+        self.replayed_assertions = 0
+        #: token_type_hint of each token revoked at the revocation endpoint.
+        self.revocations: list[str] = []
+        #: Answer revocation requests with this HTTP status (an error) instead. Mutable.
+        self.fail_revocations: int | None = None
         self._stopping = threading.Event()
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
@@ -474,9 +605,13 @@ class OAuthServer:
         self.authorization.register_grant(_ClientCredentialsGrant)
         self.authorization.register_grant(_AuthorizationCodeGrant, [_CodeChallenge(self)])
         self.authorization.register_grant(_RefreshTokenGrant)
+        self.authorization.register_client_auth_method("private_key_jwt", _PrivateKeyJWT(self))
+        self.authorization.register_endpoint(_RevocationEndpoint)
+        self.authorization.register_client_auth_method("tls_client_auth", _authenticate_tls_client)
         self.resource_protector = ResourceProtector()
         self.resource_protector.register_token_validator(_BearerTokenValidator(self.store))
         self.app.add_url_rule(TOKEN_PATH, "token", self._token_endpoint, methods=["POST"])
+        self.app.add_url_rule(REVOKE_PATH, "revoke", self._revoke_endpoint, methods=["POST"])
         self.app.add_url_rule(
             AUTHORIZE_PATH, "authorize", self._authorize_endpoint, methods=["GET", "POST"]
         )
@@ -490,11 +625,15 @@ class OAuthServer:
     def url(self) -> str:
         if not self.port:
             raise RuntimeError("OAuthServer is not running")
-        return f"http://{HOST}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{HOST}:{self.port}"
 
     @property
     def token_url(self) -> str:
         return f"{self.url}{TOKEN_PATH}"
+
+    @property
+    def revocation_url(self) -> str:
+        return f"{self.url}{REVOKE_PATH}"
 
     @property
     def authorize_url(self) -> str:
@@ -508,7 +647,7 @@ class OAuthServer:
         if self._thread is not None:
             raise RuntimeError("OAuthServer already started")
         self._stopping.clear()
-        self._server = make_server(HOST, 0, self.app, threaded=True)
+        self._server = make_server(HOST, 0, self.app, threaded=True, ssl_context=self.ssl_context)
         self.port = self._server.server_port
         # Cookies ignore ports: a per-port name keeps this provider's session its own.
         self.app.config["SESSION_COOKIE_NAME"] = f"provider_session_{self.port}"
@@ -555,10 +694,14 @@ class OAuthServer:
         grant_types: tuple[str, ...] = ("client_credentials",),
         redirect_uris: tuple[str, ...] = (),
         response_types: tuple[str, ...] | None = None,
+        jwks: dict[str, Any] | None = None,
+        tls_client_auth_subject_dn: str | None = None,
+        tls_client_auth_san_dns: str | None = None,
     ) -> Client:
         """Register a client. For the code flow give ``grant_types=("authorization_code",
         "refresh_token")`` (without "refresh_token" no refresh token is issued) and the exact
-        ``redirect_uris``; `response_types` defaults to ("code",) for such clients."""
+        ``redirect_uris``; `response_types` defaults to ("code",) for such clients. For
+        ``private_key_jwt``, ``jwks`` is its public JWK Set ({"keys": [jwk]})."""
         if response_types is None:
             response_types = ("code",) if "authorization_code" in grant_types else ()
         return self.store.add_client(
@@ -570,6 +713,9 @@ class OAuthServer:
                 grant_types=grant_types,
                 redirect_uris=redirect_uris,
                 response_types=response_types,
+                jwks=jwks,
+                tls_client_auth_subject_dn=tls_client_auth_subject_dn,
+                tls_client_auth_san_dns=tls_client_auth_san_dns,
             )
         )
 
@@ -719,6 +865,13 @@ class OAuthServer:
             with self._lock:
                 self._invalid_grants += 1
         return response
+
+    def _revoke_endpoint(self) -> Response:
+        if self.fail_revocations is not None:
+            response = jsonify(error="server_error", error_description="injected failure")
+            response.status_code = self.fail_revocations
+            return response
+        return self._response(self.authorization.create_endpoint_response("revocation"))
 
     def _me(self) -> Response:
         with self.resource_protector.acquire() as token:

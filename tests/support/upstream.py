@@ -18,6 +18,7 @@ import binascii
 import contextlib
 import json
 import socket
+import ssl
 import struct
 import threading
 from collections import Counter
@@ -28,6 +29,7 @@ from urllib.parse import parse_qsl, quote
 import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from cryptography import x509
 
 HOST = "127.0.0.1"
 MIB = 1024 * 1024
@@ -62,7 +64,16 @@ def _int_param(request: web.Request, name: str, default: int) -> int:
 class Upstream:
     """Background aiohttp server on 127.0.0.1 serving the test routes."""
 
-    def __init__(self, *, shutdown_timeout: float = 2.0, client_max_size: int = 64 * MIB) -> None:
+    def __init__(
+        self,
+        *,
+        shutdown_timeout: float = 2.0,
+        client_max_size: int = 64 * MIB,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """``ssl_context``: serve HTTPS (a server context demanding client certificates
+        makes the TLS handshake refuse a client without one)."""
+        self.ssl_context = ssl_context
         self.shutdown_timeout = shutdown_timeout
         self.client_max_size = client_max_size
         self.port = 0
@@ -82,7 +93,7 @@ class Upstream:
     def url(self) -> str:
         if not self.port:
             raise RuntimeError("Upstream is not running")
-        return f"http://{HOST}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{HOST}:{self.port}"
 
     def start(self) -> Self:
         if self._thread is not None:
@@ -151,7 +162,7 @@ class Upstream:
         self._stopping = asyncio.Event()
         self._runner = web.AppRunner(self._make_app(), shutdown_timeout=self.shutdown_timeout)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, HOST, 0)
+        site = web.TCPSite(self._runner, HOST, 0, ssl_context=self.ssl_context)
         await site.start()
         address = self._runner.addresses[0]
         self.port = int(address[1])
@@ -216,6 +227,7 @@ class Upstream:
         app.router.add_post("/token-echo", self._token_echo)
         app.router.add_post("/token-relay/{key}", self._token_relay)
         app.router.add_route("*", "/pages/{style}", self._pages)
+        app.router.add_get("/tls/peer", self._tls_peer)
         return app
 
     @web.middleware
@@ -241,6 +253,20 @@ class Upstream:
             "body": raw.decode("utf-8", errors="replace"),
             "body_b64": base64.b64encode(raw).decode("ascii"),
         }
+
+    @staticmethod
+    async def _tls_peer(request: web.Request) -> web.Response:
+        """The client certificate presented in the TLS handshake: {"subject": RFC 4514 DN}
+        (null without one)."""
+        transport = request.transport
+        der = None
+        if transport is not None:
+            tls = transport.get_extra_info("ssl_object")
+            der = tls.getpeercert(binary_form=True) if tls is not None else None
+        subject = None
+        if der:
+            subject = x509.load_der_x509_certificate(der).subject.rfc4514_string()
+        return web.json_response({"subject": subject})
 
     async def _echo(self, request: web.Request) -> web.Response:
         return web.json_response(await self._describe(request))

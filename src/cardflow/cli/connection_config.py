@@ -1,5 +1,6 @@
 """A connection's config from the command line: ``--set`` fields, secrets from an
-environment variable, standard input or a hidden prompt, never from a plain argument."""
+environment variable, standard input or a hidden prompt, never from a plain argument;
+``--from-file`` reads any field (a PEM key or certificate) from a file."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import typing
 from collections.abc import Sequence
 from typing import Annotated, Any, Union
 
+import annotated_types
 import typer
 
 from cardflow.cli import _common
@@ -49,6 +51,19 @@ SecretStdinOpt = Annotated[
     ),
 ]
 
+FromFileOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--from-file",
+        metavar="FIELD=PATH",
+        help="Read a config field, secret or not, from a file, whole (repeatable): PEM "
+        "keys and certificates, e.g. --from-file private_key=key.pem.",
+    ),
+]
+# A file read for a field is at most the field's own max_length (a CA bundle: 512 KiB), or
+# this for a field without one.
+MAX_FIELD_FILE_BYTES = 64 * 1024
+
 
 def auth_type_named(name: str) -> AuthType:
     kind = AUTH_TYPES.get(name)
@@ -62,14 +77,22 @@ def config_patch(
     sets: Sequence[str] | None,
     secret_env: Sequence[str] | None,
     secret_stdin: str | None,
+    from_file: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """The config given on the command line: --set for fields, secrets from env or stdin."""
+    """The config given on the command line: --set for fields, secrets from env or stdin,
+    any field from a file."""
     config: dict[str, Any] = {}
     for key, value in parse_pairs(sets, "--set", "KEY=VALUE"):
+        if key in kind.config.secret_fields and value.startswith("@"):
+            raise InvalidInput(
+                f"config.{key} is a secret: read it from a file with "
+                f"--from-file {key}={value[1:] or 'PATH'}.",
+                field=f"config.{key}",
+            )
         if key in kind.config.secret_fields:
             raise InvalidInput(
                 f"config.{key} is a secret and is never taken from a command-line argument "
-                f"(shells and process lists keep those): {secret_hint(key)}.",
+                f"(shells and process lists keep those): {secret_hint(kind, key)}.",
                 field=f"config.{key}",
             )
         config[key] = _config_value(kind.config, key, value)
@@ -84,15 +107,68 @@ def config_patch(
     if secret_stdin is not None:
         _check_secret_field(kind, secret_stdin, "--secret-stdin")
         config[secret_stdin] = _read_secret_line(secret_stdin)
+    for field, path in parse_pairs(from_file, "--from-file", "FIELD=PATH"):
+        config[field] = _read_field_file(kind, field, path)
     return config
 
 
+def _read_field_file(kind: AuthType, field: str, path: str) -> str:
+    if field not in kind.config.model_fields:
+        raise InvalidInput(
+            f"--from-file {field}: not a config field of a {kind.name} connection.",
+            field=f"config.{field}",
+        )
+    limit = _file_limit(kind.config, field)
+    try:
+        with open(os.path.expanduser(path), "rb") as file:
+            data = file.read(limit + 1)
+    except OSError as exc:
+        raise InvalidInput(
+            f"--from-file {field}: cannot read {path} ({exc.strerror or exc}).",
+            field=f"config.{field}",
+        ) from None
+    if len(data) > limit:
+        raise InvalidInput(
+            f"--from-file {field}: {path} is larger than {limit:,} bytes.",
+            field=f"config.{field}",
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidInput(
+            f"--from-file {field}: {path} is not UTF-8 text (give PEM, not DER).",
+            field=f"config.{field}",
+        ) from None
+    # A file's last line break is not part of a one-line value (a PEM keeps its own).
+    return text if "\n" in text.rstrip("\r\n") else text.rstrip("\r\n")
+
+
+def _file_limit(model: type[AuthConfig], field: str) -> int:
+    """The most a file for ``field`` may hold: the field's max_length, or 64 KiB."""
+    for rule in model.model_fields[field].metadata:
+        if isinstance(rule, annotated_types.MaxLen):
+            return int(rule.max_length)
+    return MAX_FIELD_FILE_BYTES
+
+
 def ask_missing_secrets(kind: AuthType, config: dict[str, Any]) -> None:
-    """Prompt (hidden) for each secret not given; without a terminal, fail naming it."""
-    for field in kind.config.secret_fields:
-        if field in config:
-            continue
+    """Prompt (hidden) for each secret not given that the config's rules need (a client
+    secret with a client_secret_* method, a private key with private_key_jwt, the client
+    certificate and key with tls_client_auth), and for an optional Basic password; without
+    a terminal, fail naming it. PEM is never prompted for: it spans lines."""
+    model = kind.config
+    for field in model.secret_fields:
         optional = field in OPTIONAL_SECRETS
+        if field in config or not (optional or model.field_required(field, config)):
+            continue
+        if field in model.pem_fields:
+            rule = model.required_when.get(field) or model.applies_when.get(field)
+            why = f" with {rule[0]}={config.get(rule[0])}" if rule else ""
+            raise InvalidInput(
+                f"config.{field}: a {kind.name} connection{why} needs it: "
+                f"{secret_hint(kind, field)} (or --secret-stdin {field} < file.pem).",
+                field=f"config.{field}",
+            )
         if _common.stdin_is_tty():
             label = f"{kind.title} {field}" + (" (may be empty)" if optional else "")
             config[field] = typer.prompt(
@@ -105,12 +181,14 @@ def ask_missing_secrets(kind: AuthType, config: dict[str, Any]) -> None:
         elif not optional:
             raise InvalidInput(
                 f"config.{field}: a {kind.name} connection needs this secret and standard "
-                f"input is not a terminal to ask for it: {secret_hint(field)}.",
+                f"input is not a terminal to ask for it: {secret_hint(kind, field)}.",
                 field=f"config.{field}",
             )
 
 
-def secret_hint(field: str) -> str:
+def secret_hint(kind: AuthType, field: str) -> str:
+    if field in kind.config.pem_fields:
+        return f"pass it with --from-file {field}=PATH (a PEM file)"
     return (
         f"pass it with --secret-stdin {field} (a hidden prompt on a terminal, or one line "
         f"piped to standard input) or --secret-env {field}=ENV_VAR"
@@ -146,6 +224,14 @@ def _read_secret_line(field: str) -> str:
         value: str = typer.prompt(f"{field}", hide_input=True, err=True)
         return value
     line = sys.stdin.readline()
+    if line.startswith("-----BEGIN "):  # a PEM block: read it up to its END line
+        lines = [line]
+        while not line.startswith("-----END ") and len(lines) < 1000:
+            line = sys.stdin.readline()
+            if not line:
+                break
+            lines.append(line)
+        return "".join(lines)
     if not line:
         raise InvalidInput(
             f"--secret-stdin {field}: nothing on standard input "

@@ -6,6 +6,7 @@ OAuth connection is authorized in ``authorize``.
 
 from __future__ import annotations
 
+import json
 import shlex
 from typing import Annotated, Any
 
@@ -28,6 +29,7 @@ from cardflow.cli._common import (
 )
 from cardflow.cli.authorize import connection_authorize
 from cardflow.cli.connection_config import (
+    FromFileOpt,
     SecretEnvOpt,
     SecretStdinOpt,
     SetOpt,
@@ -37,6 +39,7 @@ from cardflow.cli.connection_config import (
     secret_hint,
 )
 from cardflow.connections.service import ConnectionView, Rejection
+from cardflow.credentials.base import AuthType
 from cardflow.credentials.registry import AUTH_TYPES
 from cardflow.errors import InvalidInput
 from cardflow.net.hosts import normalize_allowed_hosts
@@ -60,16 +63,28 @@ AllowedHostOpt = Annotated[
 
 
 def _is_secret(value: Any) -> bool:
-    return isinstance(value, dict) and set(value) == {"set"}
+    return isinstance(value, dict) and "set" in value
 
 
 def _show_value(value: Any) -> str:
     if _is_secret(value):
-        return "set" if value["set"] else "not set"
+        if not value["set"]:
+            return "not set"
+        if "subject" in value:  # a client certificate: what may be shown of it
+            return (
+                f"set ({value['subject']}, issued by {value['issuer']}, "
+                f"valid until {value['not_after']}, SHA-256 {value['sha256']})"
+            )
+        return "set"
+    if isinstance(value, str) and value.startswith("-----BEGIN"):
+        count = value.count("-----BEGIN CERTIFICATE-----")
+        return f"PEM, {count} certificate{'' if count == 1 else 's'}"
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, dict | list):
+        return json.dumps(value)  # a public JWK: copied as it is shown
     return str(value)
 
 
@@ -86,13 +101,18 @@ def _print_connection(view: ConnectionView) -> None:
     if view.rejected:
         grid_row(details, "rejected", _show_rejection(view.rejected))
     for key, value in view.config.items():
-        grid_row(details, f"config.{key}", _show_value(value))
+        if key != "public_jwk" or value is None:
+            grid_row(details, f"config.{key}", _show_value(value))
     grid_row(details, "allowed hosts", _show_hosts(view))
     if view.redirect_uri:
         grid_row(details, "redirect URI", view.redirect_uri)
     grid_row(details, "created", view.created_at.isoformat())
     grid_row(details, "updated", view.updated_at.isoformat())
     console().print(details)
+    jwk = view.config.get("public_jwk")
+    if jwk:  # one line, never wrapped, to copy whole into the provider's client settings
+        console().print("public JWK (register it with the provider for private_key_jwt):")
+        console().print(Text(json.dumps(jwk)), soft_wrap=True)
     _print_warnings(view)
 
 
@@ -139,11 +159,11 @@ def _allowed_hosts(hosts: list[str] | None) -> list[str] | None:
         ) from None
 
 
-def _reentry_hint(exc: InvalidInput, secret_fields: tuple[str, ...], given: set[str]) -> None:
+def _reentry_hint(exc: InvalidInput, kind: AuthType, given: set[str]) -> None:
     """When the change needs a secret entered again, say how to give it on the command line."""
     field = (exc.field or "").removeprefix("config.")
-    if field in secret_fields and field not in given:
-        exc.message = f"{exc.message} Run the same command again and {secret_hint(field)}."
+    if field in kind.config.secret_fields and field not in given:
+        exc.message = f"{exc.message} Run the same command again and {secret_hint(kind, field)}."
         exc.args = (exc.message,)
 
 
@@ -167,20 +187,30 @@ def connection_create(
     sets: SetOpt = None,
     secret_env: SecretEnvOpt = None,
     secret_stdin: SecretStdinOpt = None,
+    from_file: FromFileOpt = None,
     allowed_host: AllowedHostOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     r"""Create a connection. Secrets never come from a plain argument.
 
-    A secret not given with --secret-stdin or --secret-env is asked for with a hidden prompt;
+    A secret not given with --secret-stdin, --secret-env or --from-file is asked for with a
+    hidden prompt (PEM never is);
     with no terminal to ask on, the command fails and says how to pass it.
     Fields (* secret): basic: username, password*
     custom: header_name, header_value*
     bearer: token*
     query: param_name, param_value* (the key as ?param_name=…)
-    client_credentials: token_url, client_id, client_secret*, scope, token_auth_method
+    client_credentials: token_url, client_id, client_secret*, scope, token_auth_method,
+    private_key*, key_id, revocation_url
     oauth: authorize_url, token_url, client_id, client_secret*, scope, pkce,
-    token_auth_method (then: cardflow connection authorize NAME)
+    token_auth_method, private_key*, key_id, revocation_url
+    (then: cardflow connection authorize NAME)
+    every type, mutual TLS: client_certificate*, client_key*, ca_certificate
+    Give PEM (private_key, certificates) with --from-file FIELD=PATH. The two OAuth
+    types' token_auth_method picks what authenticates the client: client_secret
+    (client_secret_basic, client_secret_post), private_key (private_key_jwt: register
+    the public_jwk shown with the provider) or client_certificate and client_key
+    (tls_client_auth).
 
     --allowed-host limits where the credentials may be sent (a card calling another host
     fails with host_not_allowed before anything is sent); without it, any host.
@@ -198,12 +228,18 @@ def connection_create(
         --set authorize_url=https://accounts.google.com/o/oauth2/v2/auth \
         --set token_url=https://oauth2.googleapis.com/token --set client_id=ID \
         --set scope="openid email" --secret-env client_secret=GOOGLE_SECRET
+      cardflow connection create "Okta - service" --type client_credentials \
+        --set token_url=https://acme.okta.com/oauth2/v1/token --set client_id=ID \
+        --set token_auth_method=private_key_jwt --from-file private_key=key.pem
+      cardflow connection create "Bank - mTLS" --type none \
+        --from-file client_certificate=client.pem --from-file client_key=client.key \
+        --from-file ca_certificate=bank-ca.pem --allowed-host api.bank.example
     """
     as_json = want_json(json_output)
     with guard(as_json):
         kind = auth_type_named(auth_type)
         hosts = _allowed_hosts(allowed_host)
-        config = config_patch(kind, sets, secret_env, secret_stdin)
+        config = config_patch(kind, sets, secret_env, secret_stdin, from_file)
         ask_missing_secrets(kind, config)
     with open_cardflow(as_json) as cf:
         view = cf.connections.create(name, kind.name, config, hosts)
@@ -283,6 +319,7 @@ def connection_update(
     sets: SetOpt = None,
     secret_env: SecretEnvOpt = None,
     secret_stdin: SecretStdinOpt = None,
+    from_file: FromFileOpt = None,
     allowed_host: Annotated[
         list[str] | None,
         typer.Option(
@@ -318,14 +355,15 @@ def connection_update(
                 field="allowed_hosts",
             )
         hosts = [] if any_host else _allowed_hosts(allowed_host)
-        if not (new_name or auth_type or sets or secret_env or secret_stdin or hosts is not None):
+        given = (new_name, auth_type, sets, secret_env, secret_stdin, from_file)
+        if not (any(given) or hosts is not None):
             raise InvalidInput(
-                "Nothing to change: give --name, --type, --set, --allowed-host, --any-host "
-                "or a secret option."
+                "Nothing to change: give --name, --type, --set, --from-file, --allowed-host, "
+                "--any-host or a secret option."
             )
         current = cf.connections.get(ref)
         kind = auth_type_named(auth_type or current.auth_type)
-        config = config_patch(kind, sets, secret_env, secret_stdin)
+        config = config_patch(kind, sets, secret_env, secret_stdin, from_file)
         if kind.name != current.auth_type:
             ask_missing_secrets(kind, config)
         try:
@@ -337,7 +375,7 @@ def connection_update(
                 allowed_hosts=hosts,
             )
         except InvalidInput as exc:
-            _reentry_hint(exc, kind.config.secret_fields, set(config))
+            _reentry_hint(exc, kind, set(config))
             raise
     if as_json:
         print_json(view)
@@ -361,11 +399,26 @@ def connection_delete(
     with open_cardflow(as_json) as cf:
         view = cf.connections.get(ref)
         _common.confirm_delete("connection", view.name, view.id, yes)
-        cf.connections.delete(view.id)
+        deleted = cf.connections.delete(view.id)
     if as_json:
-        print_json({"deleted": True, "id": view.id, "name": view.name})
-    else:
-        console().print(Text(f"Deleted connection {view.name!r} ({view.id})."))
+        print_json(deleted)
+        return
+    console().print(Text(f"Deleted connection {view.name!r} ({view.id})."))
+    revocation = deleted.revocation
+    if revocation is not None and revocation.revoked:
+        console().print(
+            Text(f"Revoked its {' and '.join(revocation.tokens)} at the provider."),
+            soft_wrap=True,
+        )
+    elif revocation is not None:
+        console().print(
+            Text(
+                f"warning: its tokens could not be revoked at the provider "
+                f"({revocation.error}); they stay valid there until they expire.",
+                style="yellow",
+            ),
+            soft_wrap=True,
+        )
 
 
 connection_app.command("authorize")(connection_authorize)

@@ -10,8 +10,10 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from cardflow.connections.revocation import TokenRevoker, pending_revocation
 from cardflow.connections.service import ConnectionService, ConnectionView
 from cardflow.connections.token_store import SqlTokenStore
+from cardflow.credentials import client_auth
 from cardflow.credentials.authorization_code import OAuthConfig
 from cardflow.credentials.authorize_endpoint import (
     build_authorization_url,
@@ -56,6 +58,7 @@ class AuthorizationService:
         *,
         timeout: float,
         on_authorized: Callable[[str], None],
+        revoker: TokenRevoker | None = None,
     ) -> None:
         self._db = db
         self._keyring = keyring
@@ -64,6 +67,7 @@ class AuthorizationService:
         self._transport = transport
         self._timeout = timeout
         self._on_authorized = on_authorized
+        self._revoker = revoker
 
     @property
     def redirect_uri(self) -> str:
@@ -181,7 +185,7 @@ class AuthorizationService:
             )
         request = prepare_authorization_code_request(
             config.token_url,
-            ClientCredentials(config.client_id, config.client_secret),
+            client_auth.client_of(config),
             code=code,
             redirect_uri=row.redirect_uri,
             code_verifier=verifier,
@@ -189,7 +193,7 @@ class AuthorizationService:
         )
         try:
             token: TokenResponse = await request_token(
-                self._transport, request, timeout=self._timeout
+                self._transport, request, timeout=self._timeout, client_tls=config.client_tls()
             )
         except CardFailed as exc:
             return CallbackOutcome(
@@ -198,12 +202,32 @@ class AuthorizationService:
                 f"{exc.message} The connection's stored tokens were not changed.",
                 view,
             )
-        await asyncio.to_thread(self._tokens.replace, row.connection_id, token)
+        previous = await asyncio.to_thread(self._tokens.replace, row.connection_id, token)
         self._on_authorized(row.connection_id)
         view = await asyncio.to_thread(self._connections.get, row.connection_id)
         return CallbackOutcome(
             True,
             "Connection ready",
-            f"{view.name} is authorized and ready to use.",
+            f"{view.name} is authorized and ready to use."
+            + await self._revoke_replaced(view, config, previous, token),
             view,
+        )
+
+    async def _revoke_replaced(
+        self,
+        view: ConnectionView,
+        config: OAuthConfig,
+        previous: TokenResponse | None,
+        token: TokenResponse,
+    ) -> str:
+        """Revoke the tokens a new authorization replaced; say how it went (or nothing)."""
+        pending = pending_revocation(view.id, view.name, config, previous, replaced_by=token)
+        if pending is None or self._revoker is None:
+            return ""
+        report = await self._revoker.revoke(pending)
+        if report.revoked:
+            return " The tokens it replaced were revoked at the provider."
+        return (
+            f" The tokens it replaced could not be revoked at the provider ({report.error}); "
+            "they stay valid there until they expire."
         )

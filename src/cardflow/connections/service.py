@@ -17,8 +17,14 @@ from sqlalchemy.orm import Session
 
 from cardflow.connections import status
 from cardflow.connections.rejections import CallSite
+from cardflow.connections.revocation import (
+    PendingRevocation,
+    RevocationReport,
+    pending_revocation,
+)
 from cardflow.connections.status import ConnectionStatus
-from cardflow.credentials.base import AuthConfig, AuthType
+from cardflow.connections.token_store import read_token
+from cardflow.credentials.base import CLIENT_TLS_SECRET_FIELDS, AuthConfig, AuthType
 from cardflow.credentials.registry import AUTH_TYPES
 from cardflow.errors import Conflict, ConnectionInUse, ConnectionNotFound, InvalidInput
 from cardflow.net.hosts import normalize_allowed_hosts, widened
@@ -81,6 +87,24 @@ class ConnectionView(View):
     updated_at: Timestamp
 
 
+class ConnectionDeleted(View):
+    """A deleted connection, and what became of its tokens at the provider."""
+
+    deleted: bool = True
+    id: str
+    name: str
+    revocation: RevocationReport | None = Field(
+        description="The tokens it held, revoked at its revocation_url (RFC 7009); null "
+        "when it has no revocation_url or held no token. A failed revocation does not "
+        "stop the delete: it is said here."
+    )
+
+
+# Sends a revocation and says how it went (cardflow.connections.revocation.TokenRevoker,
+# run to the end; it never raises).
+Revoke = Callable[[PendingRevocation], RevocationReport]
+
+
 class Resolved(NamedTuple):
     """A connection found by id or name: what a process checks its cache against."""
 
@@ -122,6 +146,12 @@ def _origin(url: object) -> tuple[str, str, int | None] | None:
         return None
     parts = httpx.URL(url)
     return parts.scheme, parts.host, parts.port
+
+
+def _given(kind: AuthType, config: dict[str, Any]) -> dict[str, Any]:
+    """A config without its derived fields (a public key shown with it): those are worked
+    out, never given, and one sent back as it was shown is ignored."""
+    return {key: value for key, value in config.items() if key not in kind.config.derived_fields}
 
 
 def _auth_type(value: object) -> AuthType:
@@ -168,11 +198,13 @@ class ConnectionService:
         *,
         redirect_uri: str,
         on_change: Callable[[str], None] = lambda _id: None,
+        revoke: Revoke | None = None,
     ) -> None:
         self._db = db
         self._keyring = keyring
         self.redirect_uri = redirect_uri
         self._on_change = on_change
+        self._revoke = revoke
         self._usage_indexes: list[UsageIndex] = []
 
     def add_usage_index(self, index: UsageIndex) -> None:
@@ -219,9 +251,7 @@ class ConnectionService:
         with self._db.session() as session:
             row = self._find(session, ref)
             auth_type = AUTH_TYPES[row.auth_type]
-            data = dict(row.config)
-            data.update(self._secrets(session, row))
-            config = auth_type.config.model_validate(data)
+            config = auth_type.config.model_validate(self._full_config(session, row))
             return LoadedConnection(
                 row.id, row.name, row.version, row.auth_type, config, tuple(row.allowed_hosts)
             )
@@ -235,7 +265,7 @@ class ConnectionService:
         (``api.example.com``, ``*.example.com``, with an optional ``:port``); empty: any."""
         checked_name = _check_name(name)
         kind = _auth_type(auth_type)
-        model = validate(kind.config, _config_dict(config), "config")
+        model = validate(kind.config, _given(kind, _config_dict(config)), "config")
         self._require_secrets(model)
         hosts = _allowed_hosts(allowed_hosts)
         connection_id = new_id("con")
@@ -279,7 +309,7 @@ class ConnectionService:
                     row.name = _check_name(name)
                 kind = AUTH_TYPES[row.auth_type]
                 new_kind = _auth_type(auth_type) if auth_type is not None else kind
-                patch = _config_dict(config) if config is not None else {}
+                patch = _given(new_kind, _config_dict(config)) if config is not None else {}
                 entered = {
                     key
                     for key, value in patch.items()
@@ -299,11 +329,7 @@ class ConnectionService:
                         )
                     row.allowed_hosts = hosts
                 if config is not None or new_kind is not kind:
-                    if new_kind is kind:
-                        data = dict(row.config)
-                        data.update(self._secrets(session, row))
-                    else:
-                        data = {}
+                    data = self._full_config(session, row) if new_kind is kind else {}
                     for key, value in patch.items():
                         if key in new_kind.config.secret_fields and _kept(value):
                             continue  # keep the stored secret
@@ -333,7 +359,10 @@ class ConnectionService:
         self._on_change(view.id)
         return view
 
-    def delete(self, ref: str) -> None:
+    def delete(self, ref: str) -> ConnectionDeleted:
+        """Delete a connection and its secrets and tokens; then, with a revocation URL,
+        revoke the tokens it held at the provider (whatever the provider says, the
+        connection stays deleted: the answer tells)."""
         with self._db.session() as session:
             row = self._find(session, ref)
             users = self._users(self._usage(session), row)
@@ -343,9 +372,21 @@ class ConnectionService:
                     f"Connection {row.name!r} is used by {named}; change or delete those first.",
                     field="connection",
                 )
+            pending = self._pending_revocation(session, row) if self._revoke else None
             session.delete(row)
-            connection_id = row.id
+            connection_id, name = row.id, row.name
         self._on_change(connection_id)
+        report = self._revoke(pending) if self._revoke and pending else None
+        return ConnectionDeleted(id=connection_id, name=name, revocation=report)
+
+    def _pending_revocation(self, session: Session, row: Connection) -> PendingRevocation | None:
+        if "revocation_url" not in AUTH_TYPES[row.auth_type].config.model_fields:
+            return None
+        if not row.config.get("revocation_url"):
+            return None
+        config = AUTH_TYPES[row.auth_type].config.model_validate(self._full_config(session, row))
+        token = read_token(session, self._keyring, session.get(ConnectionToken, row.id))
+        return pending_revocation(row.id, row.name, config, token)
 
     # -- rejections (connections.rejections decides when) ---------------------------------
 
@@ -383,7 +424,11 @@ class ConnectionService:
     # -- helpers -------------------------------------------------------------------------
 
     def _full_config(self, session: Session, row: Connection) -> dict[str, Any]:
-        data = dict(row.config)
+        """The config as given, with its secrets: derived fields (a public key) and what
+        may be shown of a secret under its name (a certificate's subject) left out."""
+        kind = AUTH_TYPES[row.auth_type]
+        given = _given(kind, dict(row.config))
+        data = {key: value for key, value in given.items() if key not in kind.config.secret_fields}
         data.update(self._secrets(session, row))
         return data
 
@@ -425,7 +470,8 @@ class ConnectionService:
         return data
 
     def _store_config(self, session: Session, row: Connection, model: AuthConfig) -> None:
-        row.config = model.public()
+        # what may be shown of a secret (a certificate's subject) is kept under its name
+        row.config = {**model.public(), **model.secret_summaries()}
         secrets = model.secrets()
         row.secret_fields = sorted(secrets)
         if secrets:
@@ -450,9 +496,12 @@ class ConnectionService:
 
     @staticmethod
     def _require_secrets(model: AuthConfig) -> None:
-        for name in model.required_secret_fields():
+        """Each secret the config's rules need (applies_when, required_when) is given, then
+        the checks only a save makes (a client certificate valid now, its key its own)."""
+        for name in model.needed_secrets():
             if not getattr(model, name):
-                raise InvalidInput(f"config.{name}: this field is required", field=f"config.{name}")
+                raise InvalidInput(model.missing_message(name), field=f"config.{name}")
+        model.check_before_save()
 
     @staticmethod
     def _duplicate(name: str) -> Conflict:
@@ -462,13 +511,18 @@ class ConnectionService:
         config: dict[str, Any] = dict(row.config)
         secret_fields = AUTH_TYPES[row.auth_type].config.secret_fields
         for secret in secret_fields:
-            config[secret] = {"set": secret in row.secret_fields}
+            if secret in CLIENT_TLS_SECRET_FIELDS and secret not in row.secret_fields:
+                continue  # mutual TLS shows only where it is used
+            summary = row.config.get(secret)
+            shown = summary if isinstance(summary, dict) and secret in row.secret_fields else {}
+            config[secret] = {"set": secret in row.secret_fields, **shown}
+        own_secrets = [f for f in secret_fields if f not in CLIENT_TLS_SECRET_FIELDS]
         warnings = (
             (
                 "allowed_hosts is empty: this connection's credentials go to any host a card "
                 "names. List the hosts of the service it is for.",
             )
-            if secret_fields and not row.allowed_hosts
+            if (own_secrets or row.secret_fields) and not row.allowed_hosts
             else ()
         )
         return ConnectionView(

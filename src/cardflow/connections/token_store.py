@@ -77,10 +77,8 @@ class SqlTokenStore:
     def load(self, connection_id: str) -> tuple[TokenResponse, int] | None:
         with self._db.session() as session:
             row = session.get(ConnectionToken, connection_id)
-            if row is None or row.token_enc is None:
-                return None
-            plain = self._keyring.decrypt(session, row.token_enc, token_aad(connection_id))
-            return TokenResponse.from_json(json.loads(plain)), row.generation
+            token = read_token(session, self._keyring, row)
+            return None if token is None or row is None else (token, row.generation)
 
     def save(self, connection_id: str, owner: str, token: TokenResponse) -> int:
         """Store a new token set and clear the refresh mark; the connection is ready."""
@@ -95,20 +93,22 @@ class SqlTokenStore:
             session.flush()
             return row.generation
 
-    def replace(self, connection_id: str, token: TokenResponse) -> int:
+    def replace(self, connection_id: str, token: TokenResponse) -> TokenResponse | None:
         """Store the tokens of a new authorization, in one transaction: the connection is
-        ready, and its version moves so every process drops what it cached."""
+        ready, and its version moves so every process drops what it cached. Returns the
+        tokens it replaced (to revoke), if any."""
         with self._db.session() as session:
             connection = session.get(Connection, connection_id, with_for_update=True)
             if connection is None:
-                return 0
+                return None
             row = self._row(session, connection_id, lock=True)
+            previous = read_token(session, self._keyring, row)
             self._write(session, row, token)
             row.refresh_owner = None
             row.refresh_started_at = None
             status.authorized(connection)
             session.flush()
-            return row.generation
+            return previous
 
     def clear(self, connection_id: str) -> None:
         """Forget a connection's token (its config changed)."""
@@ -227,6 +227,16 @@ class SqlTokenStore:
         row.expires_at = datetime.fromtimestamp(token.expires_at, UTC) if token.expires_at else None
         row.generation = (row.generation or 0) + 1
         row.updated_at = utcnow()
+
+
+def read_token(
+    session: Session, keyring: Keyring, row: ConnectionToken | None
+) -> TokenResponse | None:
+    """The token set a row holds, decrypted; None if it holds none."""
+    if row is None or row.token_enc is None:
+        return None
+    plain = keyring.decrypt(session, row.token_enc, token_aad(row.connection_id))
+    return TokenResponse.from_json(json.loads(plain))
 
 
 def _default_lock_dir(db: Database) -> Path:

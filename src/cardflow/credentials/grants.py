@@ -28,6 +28,7 @@ from cardflow.errors import (
     TokenRequestFailed,
 )
 from cardflow.net import client
+from cardflow.net.tls import ClientTls
 from cardflow.net.transport import HttpTransport, InboundResponse, OutboundRequest, safe_url
 from cardflow.net.urls import parse_http_url
 from cardflow.redaction import LOG_SECRETS, SecretSet
@@ -44,6 +45,9 @@ class _TokenEndpoint:
     client: ClientCredentials
     auth_method: TokenAuthMethod
     timeout: float
+    # The connection's client certificate (presented at the token endpoint: tls_client_auth
+    # needs it) and CA bundle.
+    client_tls: ClientTls | None = None
 
     def sensitive_values(self) -> list[str]:
         """The client secret, and the Basic credentials it makes at the token endpoint."""
@@ -80,11 +84,17 @@ class ClientCredentialsGrant(_TokenEndpoint):
         request = prepare_client_credentials_request(
             self.token_url, self.client, scope=self.scope, auth_method=self.auth_method
         )
-        return await request_token(self.transport, request, timeout=self.timeout)
+        return await request_token(
+            self.transport, request, timeout=self.timeout, client_tls=self.client_tls
+        )
 
 
 async def request_token(
-    transport: HttpTransport, request: TokenRequest, *, timeout: float
+    transport: HttpTransport,
+    request: TokenRequest,
+    *,
+    timeout: float,
+    client_tls: ClientTls | None = None,
 ) -> TokenResponse:
     """POST a token request and read the answer, translating failures into card errors.
 
@@ -94,7 +104,7 @@ async def request_token(
     secrets = SecretSet(request.sensitive_values())
     LOG_SECRETS.register(secrets.forms)
     try:
-        return await _request_token(transport, request, timeout)
+        return await _request_token(transport, request, timeout, client_tls)
     except CardFailed as exc:
         exc.message = secrets.redact_text(exc.message)
         exc.args = (exc.message,)
@@ -104,7 +114,10 @@ async def request_token(
 
 
 async def _request_token(
-    transport: HttpTransport, request: TokenRequest, timeout: float
+    transport: HttpTransport,
+    request: TokenRequest,
+    timeout: float,
+    client_tls: ClientTls | None,
 ) -> TokenResponse:
     outbound = OutboundRequest(
         "POST", parse_http_url(request.url), CIMultiDict(request.headers), request.body.encode()
@@ -118,6 +131,7 @@ async def _request_token(
             timeout=timeout,
             max_response_bytes=TOKEN_RESPONSE_LIMIT,
             follow_redirects=False,
+            client_tls=client_tls,
         )
     except NetworkDenied:
         raise
@@ -151,7 +165,7 @@ async def _request_token(
             ) from None
         raise TokenRejected(
             f"The token endpoint refused the request ({exc}). Check the connection's "
-            "client_id, client_secret, scope and token_auth_method.",
+            "client_id, client_secret (or client certificate), scope and token_auth_method.",
             status_code=exc.status,
         ) from None
     except MalformedTokenResponse as exc:
@@ -181,7 +195,9 @@ class RefreshTokenGrant(_TokenEndpoint):
             refresh_token=current.refresh_token,
             auth_method=self.auth_method,
         )
-        fresh = await request_token(self.transport, request, timeout=self.timeout)
+        fresh = await request_token(
+            self.transport, request, timeout=self.timeout, client_tls=self.client_tls
+        )
         if fresh.refresh_token is None:
             # RFC 6749 §6: no new refresh token means the old one stays valid.
             fresh = replace(fresh, refresh_token=current.refresh_token)

@@ -13,7 +13,7 @@ from cardflow.credentials import (
     query_param,
     static_bearer,
 )
-from cardflow.credentials.base import AuthType
+from cardflow.credentials.base import CLIENT_TLS_FIELDS, AuthType, Condition
 
 # One line per auth type; each module's AUTH_TYPE says everything about it.
 AUTH_TYPES: dict[str, AuthType] = {
@@ -39,19 +39,44 @@ _LABELS = {
     "token_auth_method": "Token endpoint authentication",
     "param_name": "Parameter Name",
     "param_value": "Parameter Value",
+    "private_key": "Private key (PEM)",
+    "key_id": "Key ID (kid)",
+    "revocation_url": "Revocation URL",
+    "client_certificate": "Client certificate (PEM)",
+    "client_key": "Client private key (PEM)",
+    "ca_certificate": "Server CA certificates (PEM)",
 }
+
+
+def _condition(rule: Condition | None) -> dict[str, Any] | None:
+    return {"field": rule[0], "values": sorted(rule[1])} if rule is not None else None
 
 
 def auth_type_info(auth_type: AuthType) -> dict[str, Any]:
     """An auth type and its config fields, as forms need them (JSON-ready)."""
     schema = auth_type.config.model_json_schema()
     # Required: fields without a default, and secrets that may not be empty (their default
-    # is "" so that an update may leave them out and keep the stored one).
-    required = set(schema.get("required", ())) | set(auth_type.config.required_secret_fields())
+    # is "" so that an update may leave them out and keep the stored one). A secret needed
+    # only with some choice (a client secret with client_secret_* methods, the client
+    # certificate with tls_client_auth) is marked required as the defaults have it;
+    # ``applies_when`` and ``required_when`` tell forms the rule.
+    config = auth_type.config
+    required = set(schema.get("required", ())) | {
+        name for name in config.secret_fields if config.field_required(name, {})
+    }
     fields = []
-    for name, prop in schema.get("properties", {}).items():
+    properties = schema.get("properties", {})
+    # the type's own fields first, then the mutual-TLS ones every type has
+    names = [n for n in properties if n not in CLIENT_TLS_FIELDS]
+    names += [n for n in CLIENT_TLS_FIELDS if n in properties]
+    for name in names:
+        prop = properties[name]
         options = prop.get("enum")
         kind = "boolean" if prop.get("type") == "boolean" else "choice" if options else "text"
+        if name in config.pem_fields:
+            kind = "pem"  # several lines of PEM text
+        applies = config.applies_when.get(name)
+        required_when = config.required_when.get(name)
         fields.append(
             {
                 "name": name,
@@ -61,7 +86,12 @@ def auth_type_info(auth_type: AuthType) -> dict[str, Any]:
                 "options": options,
                 "required": name in required,
                 "default": prop.get("default"),
-                "secret": name in auth_type.config.secret_fields,
+                "secret": name in config.secret_fields,
+                "required_if_applies": name in config.required_secret_fields(),
+                "applies_when": _condition(applies),
+                "required_when": _condition(required_when),
+                # fields shown together under one heading ("client_tls": mutual TLS)
+                "group": "client_tls" if name in CLIENT_TLS_FIELDS else None,
             }
         )
     return {

@@ -1,4 +1,5 @@
-"""Pure OAuth 2.0 token-endpoint pieces (RFC 6749 §4.4, §5, §6): build requests, read answers."""
+"""Pure OAuth 2.0 token-endpoint pieces (RFC 6749 §4.4, §5, §6): build requests, read answers;
+client authentication (RFC 6749 §2.3.1, RFC 7523 §2.2) and revocation requests (RFC 7009)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,28 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl
 
+from authlib.common.urls import add_params_to_qs
 from authlib.oauth2.auth import encode_client_secret_basic, encode_client_secret_post
 from authlib.oauth2.rfc6749.parameters import prepare_token_request
+from authlib.oauth2.rfc7009 import prepare_revoke_token_request
+from authlib.oauth2.rfc7523.client import ASSERTION_TYPE
 
-TokenAuthMethod = Literal["client_secret_basic", "client_secret_post"]
+from cardflow.credentials.client_assertion import SigningKey, sign_client_assertion
+
+# How a client authenticates at the token endpoint (one value per method).
+TokenAuthMethod = Literal[
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",  # RFC 7523 §2.2: a JWT signed with the client's private key
+    "tls_client_auth",  # RFC 8705 §2.1: the client certificate presented authenticates
+]
 
 
 @dataclass(frozen=True)
 class ClientCredentials:
     client_id: str
     client_secret: str
+    signing_key: SigningKey | None = None  # for private_key_jwt
 
 
 # Token request parameters that are secrets (RFC 6749, RFC 7636, RFC 7523).
@@ -78,14 +91,46 @@ def prepare_refresh_request(
     return authenticate_token_request(token_url, client, auth_method, body)
 
 
+def prepare_revocation_request(
+    revocation_url: str,
+    client: ClientCredentials,
+    *,
+    token: str,
+    token_type_hint: Literal["access_token", "refresh_token"],
+    auth_method: TokenAuthMethod,
+) -> TokenRequest:
+    """A token revocation request (RFC 7009 §2.1), authenticated as at the token endpoint."""
+    body, _ = prepare_revoke_token_request(token, token_type_hint)
+    return authenticate_token_request(revocation_url, client, auth_method, body)
+
+
 def authenticate_token_request(
     token_url: str, client: ClientCredentials, auth_method: TokenAuthMethod, body: str
 ) -> TokenRequest:
-    """Add client authentication (RFC 6749 §2.3.1): a Basic header, or the body."""
+    """Add client authentication (RFC 6749 §2.3.1): a Basic header, or the body; for
+    private_key_jwt a fresh assertion for this URL in the body (RFC 7523 §2.2); with
+    ``tls_client_auth`` (RFC 8705 §2.1) only ``client_id`` in the body, the certificate
+    presented on the connection authenticating the client."""
     headers = {
         "Content-Type": "application/x-www-form-urlencoded",
         "Accept": "application/json",
     }
+    if auth_method == "private_key_jwt":
+        if client.signing_key is None:
+            raise ValueError("private_key_jwt needs the client's private key")
+        assertion = sign_client_assertion(
+            client.signing_key, client_id=client.client_id, audience=token_url
+        )
+        params = [
+            ("client_id", client.client_id),
+            ("client_assertion_type", ASSERTION_TYPE),
+            ("client_assertion", assertion),
+        ]
+        return TokenRequest(token_url, headers, add_params_to_qs(body, params))
+    if auth_method == "tls_client_auth":
+        return TokenRequest(
+            token_url, headers, add_params_to_qs(body, {"client_id": client.client_id})
+        )
     encode = (
         encode_client_secret_basic
         if auth_method == "client_secret_basic"

@@ -21,6 +21,7 @@ from typing import Protocol
 
 from cardflow.net.hosts import AllowedHosts
 from cardflow.net.query import set_query_params
+from cardflow.net.tls import ClientTls
 from cardflow.net.transport import HttpTransport, InboundResponse, OutboundRequest
 from cardflow.redaction import LOG_SECRETS, SecretSet, forms_of
 
@@ -40,6 +41,10 @@ class RequestAuth(Protocol):
     @property
     def retries_unauthorized(self) -> bool:
         """A 401 may be answered by new headers (:meth:`unauthorized`)."""
+
+    @property
+    def client_tls(self) -> ClientTls | None:
+        """The connection's client certificate and CA bundle (mutual TLS), if any."""
 
     def ready_headers(self) -> Mapping[str, str] | None:
         """Headers for a first attempt known now, without I/O; None: drive
@@ -81,9 +86,11 @@ async def send(
     hop: int = 0,
     max_response_bytes: int | None = None,
     follow_redirects: bool = True,
+    client_tls: ClientTls | None = None,
 ) -> InboundResponse:
     """Send ``request`` with ``auth``, retrying 429 (and 503 with Retry-After) as ``retry``
-    says.
+    says. The auth's client certificate (or, without an auth, ``client_tls``: a token
+    request's) is presented on the request's origin.
 
     With ``allowed_hosts``, no request (token requests the auth makes aside) leaves those
     hosts, redirects included, and none is sent at all when the first URL is not among
@@ -91,8 +98,10 @@ async def send(
     (a token fetched just now) is added to ``secrets`` and kept out of the log. Auths set
     their headers idempotently, so a retry reuses the same request. The auth's query
     parameters are set here, once, as its ready headers are."""
-    if auth is not None and auth.added_query:
-        request.url = set_query_params(request.url, auth.added_query)
+    if auth is not None:
+        if auth.added_query:
+            request.url = set_query_params(request.url, auth.added_query)
+        client_tls = auth.client_tls
     attempt = 0
     while True:
         if auth is None:
@@ -103,6 +112,7 @@ async def send(
                 hop=hop,
                 max_response_bytes=max_response_bytes,
                 follow_redirects=follow_redirects,
+                client_tls=client_tls,
             )
         else:
             ready = auth.ready_headers()
@@ -117,6 +127,7 @@ async def send(
                     hop=hop,
                     max_response_bytes=max_response_bytes,
                     follow_redirects=follow_redirects,
+                    client_tls=client_tls,
                 )
             else:
                 # What driving the auth flow does, without the generator's cost, when the
@@ -137,6 +148,7 @@ async def send(
                     hop=hop,
                     max_response_bytes=max_response_bytes,
                     follow_redirects=follow_redirects,
+                    client_tls=client_tls,
                 )
                 if (
                     response.status_code == 401
@@ -153,6 +165,7 @@ async def send(
                         hop=hop,
                         max_response_bytes=max_response_bytes,
                         follow_redirects=follow_redirects,
+                        client_tls=client_tls,
                     )
         if retry is None or response.status_code not in _RETRIED or attempt >= retry.count:
             return response
@@ -174,6 +187,7 @@ async def _send_handling_auth(
     hop: int,
     max_response_bytes: int | None,
     follow_redirects: bool,
+    client_tls: ClientTls | None,
 ) -> InboundResponse:
     if allowed_hosts is not None:
         allowed_hosts.check(request.url)  # before the auth flow may even fetch a token
@@ -191,6 +205,7 @@ async def _send_handling_auth(
             hop=hop,
             max_response_bytes=max_response_bytes,
             follow_redirects=follow_redirects,
+            client_tls=client_tls,
         )
         try:
             outgoing = await flow.asend(response)

@@ -7,6 +7,7 @@ on the same box (see bench/card_overhead.py); auth stays in httpx.Auth-style gen
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 import time
 import weakref
@@ -30,6 +31,7 @@ from cardflow.jsondata import clean_text
 from cardflow.net.hosts import AllowedHosts
 from cardflow.net.policy import NetworkPolicy, PolicyResolver
 from cardflow.net.query import drop_query_params, set_query_params
+from cardflow.net.tls import ClientTls
 from cardflow.redaction import forms_of
 
 MAX_REDIRECTS = 5
@@ -134,13 +136,16 @@ class HttpTransport:
         allowed_hosts: AllowedHosts | None = None,
         hop: int = 0,
         follow_redirects: bool = True,
+        client_tls: ClientTls | None = None,
     ) -> InboundResponse:
         """Send, following at most 5 redirects (none without ``follow_redirects``: a 3xx
-        comes back as it is); the connection's headers and query parameters
-        (``auth_query``) stay on their origin and, with ``allowed_hosts``, no request
-        (redirects included) leaves those hosts."""
+        comes back as it is); the connection's headers, query parameters (``auth_query``)
+        and client certificate (``client_tls``) stay on their origin and, with
+        ``allowed_hosts``, no request (redirects included) leaves those hosts."""
         limit = max_response_bytes or self.max_response_bytes
         current = request
+        origin = _origin(request.url)
+        tls: ssl.SSLContext | bool = True if client_tls is None else client_tls.identity
         deadline = time.monotonic() + timeout
         hop_timeout = _client_timeout(timeout)
         try:
@@ -156,7 +161,11 @@ class HttpTransport:
                     if remaining <= 0:
                         raise TimeoutError
                     hop_timeout = aiohttp.ClientTimeout(total=remaining)
-                response = await self._send_once(current, limit, hop_timeout)
+                    if client_tls is not None:
+                        # the certificate is this origin's only; the CA bundle still holds
+                        same = _origin(url) == origin
+                        tls = client_tls.identity if same else client_tls.trust
+                response = await self._send_once(current, limit, hop_timeout, tls, client_tls)
                 if not follow_redirects or response.status_code not in _REDIRECT_CODES:
                     return response
                 location = response.headers.get("Location")
@@ -166,7 +175,7 @@ class HttpTransport:
                     current,
                     response,
                     location,
-                    _origin(request.url),
+                    origin,
                     strip_on_cross_origin,
                     auth_query,
                 )
@@ -180,7 +189,12 @@ class HttpTransport:
         )
 
     async def _send_once(
-        self, request: OutboundRequest, limit: int, timeout: aiohttp.ClientTimeout
+        self,
+        request: OutboundRequest,
+        limit: int,
+        timeout: aiohttp.ClientTimeout,
+        tls: ssl.SSLContext | bool = True,
+        client_tls: ClientTls | None = None,
     ) -> InboundResponse:
         url = request.url
         host = url.raw_host
@@ -197,6 +211,7 @@ class HttpTransport:
                 data=body,
                 allow_redirects=False,
                 timeout=timeout,
+                ssl=tls,
                 skip_auto_headers=(
                     None
                     if body is None and request.method in _NO_CONTENT_TYPE_ADDED
@@ -236,6 +251,7 @@ class HttpTransport:
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamConnectionError(
                 f"{request.method} {safe_url(request.url)} failed: {_describe(exc)}."
+                + _tls_hint(exc, url, tls, client_tls)
             ) from None
 
 
@@ -318,6 +334,44 @@ def _describe(exc: BaseException) -> str:
         return "the response body was cut off"
     text = str(exc) or type(exc).__name__
     return text
+
+
+def _tls_hint(
+    exc: BaseException, url: URL, tls: ssl.SSLContext | bool, client_tls: ClientTls | None
+) -> str:
+    """What to check when a TLS connection failed (``tls``: the context it used).
+
+    Under TLS 1.3 a server refusing a client certificate (or its absence) does so after
+    the client's side of the handshake is done: the client sees only a closed connection."""
+    refused_quietly = isinstance(exc, aiohttp.ServerDisconnectedError) and url.scheme == "https"
+    if not (refused_quietly or isinstance(exc, (aiohttp.ClientSSLError, ssl.SSLError))):
+        return ""
+    presented = client_tls is not None and client_tls.not_after is not None
+    if client_tls is not None and tls is client_tls.identity and client_tls.expired():
+        return " The connection's client certificate has expired: give it a new one."
+    if refused_quietly:
+        if presented and tls is client_tls.identity:  # type: ignore[union-attr]
+            return (
+                " Over TLS this is also how a server refuses a client certificate: check "
+                "that it accepts the connection's client_certificate."
+            )
+        return (
+            " Over TLS this is also how a server that wants a client certificate (mutual "
+            "TLS) refuses a client without one: set the connection's client_certificate "
+            "and client_key."
+        )
+    text = str(exc).lower()
+    if "verify failed" in text:
+        return (
+            " The server's certificate is not trusted: for a private CA, set the "
+            "connection's ca_certificate."
+        )
+    if "certificate" in text or "handshake" in text:
+        return (
+            " Check the connection's client_certificate and client_key, which the server "
+            "may want or refuse."
+        )
+    return ""
 
 
 def header_dict(headers: Mapping[str, str]) -> dict[str, str]:

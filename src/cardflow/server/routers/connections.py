@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, status
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from cardflow.connections.service import ConnectionView
+from cardflow.connections.service import ConnectionDeleted, ConnectionView
 from cardflow.credentials.registry import AUTH_TYPES, auth_type_info
 from cardflow.server.bodies import JsonRoute
 from cardflow.server.deps import CardflowDep, NavigationTokenDep, TokenDep
@@ -26,17 +26,41 @@ auth_types_router = APIRouter(
 )
 
 
+class FieldCondition(View):
+    """A rule on a choice field: it has one of these values."""
+
+    field: str = Field(examples=["token_auth_method"])
+    values: list[str] = Field(examples=[["private_key_jwt"]])
+
+
 class AuthTypeField(View):
     """One config field of an auth type, as a form shows it."""
 
     name: str
     title: str
     description: str | None
-    kind: Literal["text", "choice", "boolean"]
+    kind: Literal["text", "choice", "boolean", "pem"] = Field(
+        description="pem: several lines of PEM text (certificates, a private key)."
+    )
     options: list[Any] | None = Field(description="choice: the values to choose from.")
     required: bool
     default: Any
     secret: bool = Field(description='Write-only: shown back only as {"set": true|false}.')
+    required_if_applies: bool = Field(
+        description="Required whenever it applies (see applies_when); `required` says "
+        "whether it is with the defaults."
+    )
+    applies_when: FieldCondition | None = Field(
+        description="The field applies only while another (choice) field has one of these "
+        "values; forms hide it otherwise. null: always."
+    )
+    required_when: FieldCondition | None = Field(
+        description="An optional field required while another (choice) field has one of "
+        "these values (the client certificate and key with tls_client_auth). null: never."
+    )
+    group: Literal["client_tls"] | None = Field(
+        description="client_tls: the mutual-TLS fields every auth type has (optional).",
+    )
 
 
 class AuthTypeView(View):
@@ -135,7 +159,9 @@ def authorize_connection(
     )
 
 
-@router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404, 409))
-def delete_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> Response:
-    cf.connections.delete(ref)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{ref}", responses=errors(404, 409))
+def delete_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> ConnectionDeleted:
+    """Delete a connection, its secrets and tokens. With a revocation_url, the tokens it
+    held are then revoked at the provider; a failed revocation does not stop the delete
+    and is said in ``revocation``."""
+    return cf.connections.delete(ref)

@@ -28,7 +28,43 @@ function redirectUriBlock(uri) {
     h("code", { class: "redirect-uri-value" }, uri), " ", copyButton(() => uri, "Copy"));
 }
 
+// private_key_jwt: the public JWK to register with the provider (the private key is never shown).
+function publicJwkBlock(jwk) {
+  const text = JSON.stringify(jwk);
+  return h("div", { class: "public-jwk", "data-public-jwk": "true" },
+    h("span", { class: "muted" }, "Public JWK (register it with the provider for private_key_jwt): "),
+    h("code", { class: "public-jwk-value" }, text), " ", copyButton(() => text, "Copy JWK"));
+}
+
 const reqMark = () => h("span", { class: "req", "aria-hidden": "true" }, " *");
+
+// A rule on a choice field ({field, values}: applies_when, required_when) holds for the form now.
+function holds(rule, form) {
+  const control = rule && form ? form.elements.namedItem(rule.field) : null;
+  return !control || rule.values.includes(control.value);
+}
+
+// A field that applies only with some value of a choice field (a private key with
+// private_key_jwt, a client secret with client_secret_*).
+const applies = (field, form) => !field.applies_when || holds(field.applies_when, form);
+
+// Show the fields that apply now, and mark those then required (the client certificate and
+// key with tls_client_auth: their folded section is opened).
+function syncApplies(form, type, connection) {
+  for (const field of type.fields) {
+    if (!field.applies_when && !field.required_when) continue;
+    const holder = form.querySelector(`[data-field="${CSS.escape(`config.${field.name}`)}"]`);
+    if (!holder) continue;
+    holder.hidden = !applies(field, form);
+    const required = mustFill(field, connection, type.name, form);
+    const input = holder.querySelector("input:not([type=file]), textarea");
+    if (input) { input.required = required; input.setAttribute("aria-required", required ? "true" : "false"); }
+    const label = holder.querySelector("label");
+    label.querySelector(".req")?.remove();
+    if (required) label.append(reqMark());
+    if (required) holder.closest("details")?.setAttribute("open", "");
+  }
+}
 
 // A secret already stored need not be typed again (blank keeps it): only a missing one is required.
 function stored(field, connection, typeName) {
@@ -36,8 +72,41 @@ function stored(field, connection, typeName) {
   return Boolean(field.secret && current && typeof current === "object" && current.set);
 }
 
-function mustFill(field, connection, typeName) {
-  return field.kind === "text" && field.required && !stored(field, connection, typeName);
+// Whether a field must be filled in: without the form, as the defaults have it; with it, as
+// its rules say for the choices made (applies_when, then required_when).
+function mustFill(field, connection, typeName, form = null) {
+  if ((field.kind !== "text" && field.kind !== "pem") || stored(field, connection, typeName)) return false;
+  if (!form) return field.required;
+  if (!applies(field, form)) return false;
+  if (field.required_when && holds(field.required_when, form)) return true;
+  return field.applies_when ? field.required_if_applies : field.required;
+}
+
+// A PEM field (client certificate, key, CA bundle): a textarea, and a button reading a file into it.
+function pemControl(field, id, current, storedAlready) {
+  const area = h("textarea", {
+    id, name: field.name, rows: 4, autocomplete: "off", spellcheck: "false", class: field.secret ? "pem masked" : "pem",
+    "data-secret": field.secret ? "true" : null,
+    placeholder: storedAlready ? "Saved — leave blank to keep it" : "-----BEGIN …-----",
+  });
+  if (!field.secret && typeof current === "string") area.value = current;
+  const picker = h("input", { type: "file", accept: ".pem,.crt,.cer,.key,text/plain", hidden: true, "aria-label": `${field.title}: file` });
+  picker.addEventListener("change", async () => {
+    const file = picker.files?.[0];
+    if (!file) return;
+    if (file.size > 1024 * 1024) { toast(`${file.name} is larger than 1 MiB.`, "error"); return; }
+    area.value = await file.text();
+    picker.value = "";
+    area.dispatchEvent(new Event("input", { bubbles: true }));
+  });
+  const load = h("button", { type: "button", class: "btn btn-small", "data-action": "pem-file", onclick: () => picker.click() }, "Load from file…");
+  return h("div", { class: "pem-control" }, area, h("div", { class: "pem-actions" }, load, picker));
+}
+
+// What may be shown of a stored client certificate.
+function certificateNote(current) {
+  if (!current || typeof current !== "object" || !current.set || !current.subject) return "";
+  return ` Saved: ${current.subject}, issued by ${current.issuer}, valid until ${formatTime(current.not_after)}; SHA-256 ${current.sha256}.`;
 }
 
 // prefill: a new connection's values to start from (cURL import), secrets included.
@@ -54,7 +123,9 @@ function configField(field, connection, typeName, prefill = null) {
       control, h("label", { for: id }, field.title),
       field.description ? h("p", { class: "hint" }, field.description) : null);
   }
-  if (field.kind === "choice") {
+  if (field.kind === "pem") {
+    control = pemControl(field, id, current, stored(field, connection, typeName));
+  } else if (field.kind === "choice") {
     const value = current ?? field.default;
     control = h("select", { id, name: field.name },
       field.options.map((option) => h("option", { value: option, selected: option === value }, option)));
@@ -69,12 +140,16 @@ function configField(field, connection, typeName, prefill = null) {
     control = h("input", { type: field.name.endsWith("_url") ? "url" : "text", id, name: field.name, value: current ?? "", required, "aria-required": required ? "true" : null, autocomplete: "off", spellcheck: "false" });
   }
   // An optional secret left empty is sent empty: say so, as it is not always a slip.
-  const emptyNote = field.secret && !required && !stored(field, connection, typeName)
+  const emptyNote = field.group === "client_tls" ? certificateNote(current)
+    : field.secret && !field.applies_when && !required && !stored(field, connection, typeName)
     ? (typeName === "basic" && field.name === "password"
       ? " Left empty, an empty password is sent: right for APIs that take an API key as the username (e.g. Stripe); otherwise enter it."
       : " Optional: left empty, none is sent.")
     : "";
-  const hint = field.secret ? `Stored encrypted; never shown again.${emptyNote}` : field.description;
+  // A field with a rule (applies_when, required_when) has its description beside the secret note.
+  const ruleNote = field.secret && (field.applies_when || field.required_when) && field.description ? ` ${field.description}` : "";
+  const hint = field.group === "client_tls" ? `${field.description}${emptyNote}`
+    : field.secret ? `Stored encrypted; never shown again.${emptyNote}${ruleNote}` : field.description;
   return h("div", { class: "field", "data-field": path },
     h("label", { for: id }, field.title, required ? reqMark() : null),
     control, hint ? h("p", { class: "hint" }, hint) : null);
@@ -106,7 +181,9 @@ function suggestedHosts(type, valueOf) {
   return hosts;
 }
 
-const hasSecrets = (type) => type.fields.some((field) => field.secret);
+// The type's own secrets; the mutual-TLS fields every type has count once one is filled in.
+const hasSecrets = (type, tlsSet = () => false) =>
+  type.fields.some((field) => field.secret && field.group !== "client_tls") || tlsSet();
 const hasUrls = (type) => type.fields.some((field) => field.name.endsWith("_url"));
 
 // The "Allowed hosts" field: where the connection's credentials may be sent. Prefilled from
@@ -125,21 +202,24 @@ function allowedHostsField(connection, initial = null) {
   const element = h("div", { class: "field", "data-field": "allowed_hosts" },
     h("label", { for: id }, "Allowed hosts"), input, hint, warning);
   let type = null;
+  let tlsSet = () => false;
   // Creating: follow the suggestion until the user types here. Editing: only if the saved list
   // is what the suggestion was for the saved URLs (decided on the first update).
   let auto = editing ? null : !initial?.length;
-  const showWarning = () => { warning.hidden = !type || !hasSecrets(type) || splitHosts(input.value).length > 0; };
+  const showWarning = () => { warning.hidden = !type || !hasSecrets(type, tlsSet) || splitHosts(input.value).length > 0; };
   input.addEventListener("input", () => { auto = false; showWarning(); });
   return {
     element,
     // Called when the auth type changes or one of its fields is edited.
-    update(newType, valueOf) {
+    // tlsGiven: whether a client certificate is entered or stored.
+    update(newType, valueOf, tlsGiven = () => false) {
       type = newType;
+      tlsSet = tlsGiven;
       if (auto === null) {
         const saved = suggestedHosts(type, (name) => connection.config[name]);
         auto = saved.length > 0 && saved.join(",") === original.join(",");
       }
-      element.hidden = !hasSecrets(type);
+      element.hidden = !hasSecrets(type, tlsSet);
       if (auto && hasUrls(type)) input.value = suggestedHosts(type, valueOf).join(", ");
       else if (auto && !editing) input.value = "";
       clear(hint,
@@ -152,7 +232,7 @@ function allowedHostsField(connection, initial = null) {
     },
     // The list to send, or undefined when this type has nothing to protect.
     value() {
-      return type && hasSecrets(type) ? splitHosts(input.value) : undefined;
+      return type && hasSecrets(type, tlsSet) ? splitHosts(input.value) : undefined;
     },
   };
 }
@@ -161,7 +241,7 @@ function readConfig(form, type, editing) {
   const config = {};
   for (const field of type.fields) {
     const input = form.elements.namedItem(field.name);
-    if (!input) continue;
+    if (!input || !applies(field, form)) continue; // hidden: it does not apply, it is not sent
     if (field.kind === "boolean") config[field.name] = input.checked;
     else if (field.secret) {
       if (input.value !== "" || !editing) config[field.name] = input.value;
@@ -194,20 +274,42 @@ export async function openConnectionDialog(connection = null, { name = "", authT
       h("div", { class: "field", "data-field": "auth_type" },
         h("label", { for: typeId }, "Auth type"), typeSelect),
       fields, hosts.element, formError);
+    const tlsGiven = () => {
+      const type = types.find((t) => t.name === typeSelect.value);
+      const field = type.fields.find((f) => f.name === "client_certificate");
+      return Boolean(field && (form.elements.namedItem(field.name)?.value || stored(field, connection, type.name)));
+    };
     const syncHosts = () => {
       const type = types.find((t) => t.name === typeSelect.value);
-      hosts.update(type, (name) => form.elements.namedItem(name)?.value);
+      hosts.update(type, (name) => form.elements.namedItem(name)?.value, tlsGiven);
     };
     const renderFields = () => {
       const type = types.find((t) => t.name === typeSelect.value);
       const prefill = type.name === authType ? config : null;
-      clear(fields, type.fields.length ? type.fields.map((f) => configField(f, connection, type.name, prefill))
-        : h("p", { class: "muted" }, "No credentials: requests are sent as they are."));
+      const own = type.fields.filter((f) => f.group !== "client_tls");
+      const tls = type.fields.filter((f) => f.group === "client_tls");
+      // Mutual TLS, which every type may add, folded away unless the connection has it.
+      const tlsOpen = tls.some((f) => stored(f, connection, type.name) || (!f.secret && connection?.auth_type === type.name && connection.config[f.name]));
+      clear(fields, own.length ? own.map((f) => configField(f, connection, type.name, prefill))
+        : h("p", { class: "muted" }, "No credentials: requests are sent as they are (add a client certificate below if the API wants one)."),
+      tls.length ? h("details", { class: "tls-fields", open: tlsOpen },
+        h("summary", {}, "Client certificate (mutual TLS)"),
+        h("p", { class: "hint" }, "For APIs that want a client certificate: it is presented to the allowed hosts (and the token endpoint), never on a redirect elsewhere."),
+        tls.map((f) => configField(f, connection, type.name, prefill))) : null);
       if (type.user_authorizes && connection?.redirect_uri) fields.append(redirectUriBlock(connection.redirect_uri));
+      if (connection?.auth_type === type.name && connection.config.public_jwk) fields.append(publicJwkBlock(connection.config.public_jwk));
+      syncApplies(form, type, connection?.auth_type === type.name ? connection : null);
       syncHosts();
     };
     typeSelect.addEventListener("change", renderFields);
-    fields.addEventListener("input", (event) => { if (event.target.name?.endsWith("_url")) syncHosts(); });
+    // A choice (token_auth_method) shows, hides and requires the fields whose rules name it.
+    fields.addEventListener("change", (event) => {
+      if (event.target.tagName === "SELECT") {
+        const type = types.find((t) => t.name === typeSelect.value);
+        syncApplies(form, type, connection?.auth_type === type.name ? connection : null);
+      }
+    });
+    fields.addEventListener("input", (event) => { if (event.target.name?.endsWith("_url") || event.target.name === "client_certificate") syncHosts(); });
     renderFields();
     const submit = h("button", { type: "submit", class: "btn btn-primary", form: formId }, editing ? "Save" : "Create");
     const cancel = h("button", { type: "button", class: "btn", onclick: () => dialog.close() }, "Cancel");
@@ -222,12 +324,13 @@ export async function openConnectionDialog(connection = null, { name = "", authT
       // Every required field left empty at once, named by its label, before anything is sent.
       const sameType = editing && connection.auth_type === type.name ? connection : null;
       const empty = [{ path: "name", input: form.elements.namedItem("name") }]
-        .concat(type.fields.filter((f) => mustFill(f, sameType, type.name))
+        .concat(type.fields.filter((f) => mustFill(f, sameType, type.name, form))
           .map((f) => ({ path: `config.${f.name}`, input: form.elements.namedItem(f.name), secret: f.secret })))
         .filter(({ input, secret }) => input && (secret ? input.value === "" : input.value.trim() === ""));
       if (empty.length) {
         for (const { path, input } of empty) {
           const holder = form.querySelector(`[data-field="${CSS.escape(path)}"]`);
+          holder.closest("details")?.setAttribute("open", "");
           const label = holder.querySelector("label").textContent.replace(/\s*\*\s*$/, "").trim();
           input.setAttribute("aria-invalid", "true");
           holder.append(fieldError(path, requiredMessage(label)));
@@ -245,7 +348,8 @@ export async function openConnectionDialog(connection = null, { name = "", authT
         if (type.user_authorizes && saved.status !== "ready") {
           clear(dialog.querySelector(".dialog-body"),
             h("p", {}, "Register the redirect URI below with the provider, then authorize cardflow to use the account."),
-            redirectUriBlock(saved.redirect_uri));
+            redirectUriBlock(saved.redirect_uri),
+            saved.config.public_jwk ? publicJwkBlock(saved.config.public_jwk) : null);
           clear(dialog.querySelector(".dialog-actions"),
             h("button", { type: "button", class: "btn", onclick: () => dialog.close() }, "Later"),
             h("a", { class: "btn btn-primary", href: authorizeUrl(saved), "data-action": "authorize" }, "Authorize now"));
@@ -268,6 +372,7 @@ export function showFormError(form, formError, error) {
   const holder = field && (form.querySelector(`[data-field="${CSS.escape(field)}"]`)
     || form.querySelector(`[data-field="${CSS.escape(field.split(".").slice(0, 2).join("."))}"]`));
   if (holder) {
+    holder.closest("details")?.setAttribute("open", "");
     holder.append(fieldError(field, message, holder));
     const input = holder.querySelector("input, select, textarea");
     if (input) { input.setAttribute("aria-invalid", "true"); input.focus(); }
@@ -355,7 +460,8 @@ export async function connectionsPage(root) {
     clear(list, h("table", { class: "table", id: "connections-table" },
       h("thead", {}, h("tr", {}, ["Name", "Auth type", "Allowed hosts", "Status", "Used by", "Updated", h("span", { class: "sr-only" }, "Actions")].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, connections.map((conn) => h("tr", { "data-connection": conn.name },
-        h("td", {}, h("strong", { class: "conn-name" }, conn.name), conn.redirect_uri ? redirectUriBlock(conn.redirect_uri) : null),
+        h("td", {}, h("strong", { class: "conn-name" }, conn.name), conn.redirect_uri ? redirectUriBlock(conn.redirect_uri) : null,
+          conn.config.public_jwk ? publicJwkBlock(conn.config.public_jwk) : null),
         h("td", { class: "nowrap" }, typeTitles[conn.auth_type] || conn.auth_type),
         hostsCell(conn),
         statusCell(conn),
@@ -367,7 +473,12 @@ export async function connectionsPage(root) {
           h("button", { type: "button", class: "btn btn-small btn-danger-quiet", "aria-label": `Delete ${conn.name}`, onclick: async () => {
             if (conn.used_by.length) { inUseDialog(conn); return; }
             if (!await confirmDialog(`Delete “${conn.name}”?`, "Its stored secrets and tokens are deleted.")) return;
-            try { await del(`/connections/${enc(conn.id)}`); toast(`Deleted “${conn.name}”.`, "ok"); await load(); }
+            try {
+              const revocation = (await del(`/connections/${enc(conn.id)}`))?.revocation;
+              if (revocation && !revocation.revoked) toast(`Deleted “${conn.name}”, but its tokens could not be revoked at the provider: ${revocation.error}`, "error");
+              else toast(`Deleted “${conn.name}”${revocation ? "; its tokens were revoked at the provider" : ""}.`, "ok");
+              await load();
+            }
             catch (error) { toast(error.message, "error"); }
           } }, "Delete")))))));
   }
