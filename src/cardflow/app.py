@@ -86,6 +86,7 @@ class Cardflow:
             cache_seconds=self.settings.config_cache_seconds,
             max_flow_bytes=self.settings.max_flow_bytes,
             max_nesting_depth=self.settings.max_nesting_depth,
+            max_versions=self.settings.max_flow_versions,
         )
         self.runtimes = ConnectionRuntimes(
             self.settings, self.connections, self.transport, self.token_store

@@ -148,6 +148,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Largest flow document (as JSON; YAML aliases count each time used).",
     )
+    max_flow_versions: int = Field(
+        default=200,
+        ge=1,
+        le=100_000,
+        description="Most saved versions kept per flow (its version history); the oldest "
+        "are dropped.",
+    )
     max_for_each_items: int = Field(
         default=10_000,
         gt=0,

@@ -83,6 +83,11 @@ class ApiTokenService:
                 for row in session.scalars(select(ApiToken).order_by(ApiToken.name))
             ]
 
+    def name_of(self, token_id: str) -> str | None:
+        """The token's name (None if it was revoked meanwhile)."""
+        with self.db.session() as session:
+            return session.scalars(select(ApiToken.name).where(ApiToken.id == token_id)).first()
+
     def revoke(self, name_or_id: str) -> None:
         with self.db.session() as session:
             row = session.scalars(

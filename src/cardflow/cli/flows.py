@@ -1,4 +1,5 @@
-"""``cardflow flow``: import, export, list, show, run, enable, disable and delete flows.
+"""``cardflow flow``: import, export, list, show, run, enable, disable and delete flows, and
+their version history (versions, diff, restore).
 
 A flow file is YAML or JSON (one schema, see ``cardflow.flows.model``); ``export`` writes the
 exact text ``import`` reads back. The client token of an API-endpoint flow is the flow's own
@@ -18,6 +19,7 @@ import typer
 from rich.table import Column, Table
 from rich.text import Text
 
+from cardflow.access.actor import CLI
 from cardflow.cli import _common
 from cardflow.cli._common import (
     JsonOpt,
@@ -38,6 +40,7 @@ from cardflow.cli.runs import print_run
 from cardflow.errors import Conflict, InvalidInput, MissingConnections
 from cardflow.flows.model import FlowDocument, dump_document, load_document, parse_text
 from cardflow.flows.service import FlowView
+from cardflow.flows.versions import MAX_NOTE_CHARS
 
 flow_app = typer.Typer(
     help="Manage flows (a trigger plus cards): import and export YAML or JSON, run them.",
@@ -45,6 +48,14 @@ flow_app = typer.Typer(
 )
 
 RefArg = Annotated[str, typer.Argument(help="The flow's id or name.")]
+NoteOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--note",
+        help=f"What this change is for (at most {MAX_NOTE_CHARS} characters), kept with the "
+        "version it makes.",
+    ),
+]
 
 
 class FileFormat(StrEnum):
@@ -152,6 +163,7 @@ def _print_flow(view: FlowView) -> None:
     grid_row(details, "enabled", "yes" if document.enabled else "no")
     grid_row(details, "save data", "yes" if document.save_data else "no")
     grid_row(details, "version", view.version)
+    grid_row(details, "saved version", view.saved_version)
     grid_row(details, "created", view.created_at.isoformat())
     grid_row(details, "updated", view.updated_at.isoformat())
     console().print(details)
@@ -210,6 +222,7 @@ def flow_import(
             "that does not exist here.",
         ),
     ] = None,
+    note: NoteOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     """Create a flow from a YAML or JSON file (or replace one of the same name).
@@ -219,7 +232,7 @@ def flow_import(
     Examples:
       cardflow flow import offboard.yaml
       cardflow flow export "Offboard user" > f.yaml
-      cardflow flow import f.yaml --replace
+      cardflow flow import f.yaml --replace --note "Retry the Jira call"
       cardflow flow import f.yaml --as-copy
       cardflow flow import f.yaml --connection "Jira prod=Jira test"
     """
@@ -239,7 +252,12 @@ def flow_import(
             )
         try:
             view = cf.flows.import_document(
-                document, replace=replace, as_copy=as_copy, connections=mapping
+                document,
+                replace=replace,
+                as_copy=as_copy,
+                connections=mapping,
+                actor=CLI,
+                note=note,
             )
         except MissingConnections as exc:
             raise _missing_connections(exc) from None
@@ -389,10 +407,10 @@ def flow_run(
         raise typer.Exit(1)
 
 
-def _set_enabled(ref: str, enabled: bool, json_output: bool) -> None:
+def _set_enabled(ref: str, enabled: bool, note: str | None, json_output: bool) -> None:
     as_json = want_json(json_output)
     with open_cardflow(as_json) as cf:
-        view = cf.flows.set_enabled(ref, enabled)
+        view = cf.flows.set_enabled(ref, enabled, actor=CLI, note=note)
     if as_json:
         print_json(view)
     else:
@@ -401,21 +419,117 @@ def _set_enabled(ref: str, enabled: bool, json_output: bool) -> None:
 
 
 @flow_app.command("enable")
-def flow_enable(ref: RefArg, json_output: JsonOpt = False) -> None:
+def flow_enable(ref: RefArg, note: NoteOpt = None, json_output: JsonOpt = False) -> None:
     """Enable a flow (an API-endpoint flow answers at its invoke URL again).
 
     Example: cardflow flow enable "Offboard user"
     """
-    _set_enabled(ref, True, json_output)
+    _set_enabled(ref, True, note, json_output)
 
 
 @flow_app.command("disable")
-def flow_disable(ref: RefArg, json_output: JsonOpt = False) -> None:
+def flow_disable(ref: RefArg, note: NoteOpt = None, json_output: JsonOpt = False) -> None:
     """Disable a flow (an API-endpoint flow stops answering at its invoke URL).
 
-    Example: cardflow flow disable "Offboard user"
+    Example: cardflow flow disable "Offboard user" --note "Jira is down"
     """
-    _set_enabled(ref, False, json_output)
+    _set_enabled(ref, False, note, json_output)
+
+
+@flow_app.command("versions")
+def flow_versions(
+    ref: RefArg,
+    limit: Annotated[
+        int, typer.Option("--limit", min=1, max=500, help="Show at most this many.")
+    ] = 50,
+    before: Annotated[
+        int | None,
+        typer.Option("--before", min=1, help="Only versions older than this number."),
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """List a flow's saved versions, newest first: number, when, who, note.
+
+    Examples:
+      cardflow flow versions "Offboard user"
+      cardflow flow versions "Offboard user" --before 40 --json
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        versions = cf.flows.versions(ref, before=before, limit=limit)
+    if as_json:
+        print_json(versions)
+        return
+    if not versions:
+        console().print("No versions kept.")
+        return
+    table = list_table(
+        kept("VERSION", []),
+        kept("SAVED", [v.created_at.isoformat(timespec="seconds") for v in versions]),
+        Column("BY", overflow="fold"),
+        Column("NOTE", ratio=1),
+    )
+    for version in versions:
+        table.add_row(
+            *cells(
+                version.number,
+                version.created_at.isoformat(timespec="seconds"),
+                version.actor,
+                version.note,
+            )
+        )
+    console().print(table)
+
+
+@flow_app.command("diff")
+def flow_diff(
+    ref: RefArg,
+    old: Annotated[int, typer.Argument(min=1, help="The older version's number.")],
+    new: Annotated[int, typer.Argument(min=1, help="The newer version's number.")],
+    fmt: Annotated[
+        FileFormat, typer.Option("--format", help="Compare the YAML (default) or JSON export.")
+    ] = FileFormat.yaml,
+    json_output: JsonOpt = False,
+) -> None:
+    """Show what changed between two saved versions: a unified diff of their export.
+
+    Example: cardflow flow diff "Offboard user" 3 4
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        found = cf.flows.diff(ref, old, new, "json" if fmt is FileFormat.json else "yaml")
+    if as_json:
+        print_json(found)
+    elif not found.changed:
+        console().print(f"Versions {old} and {new} are the same.")
+    else:
+        typer.echo(found.unified, nl=False)
+
+
+@flow_app.command("restore")
+def flow_restore(
+    ref: RefArg,
+    number: Annotated[int, typer.Argument(min=1, help="The version to restore.")],
+    note: NoteOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Save a kept version's document as the flow's newest version (checked as any save).
+
+    Example: cardflow flow restore "Offboard user" 3 --note "Back to the old filter"
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        view = cf.flows.restore(ref, number, actor=CLI, note=note)
+    if as_json:
+        print_json(view)
+    else:
+        console().print(
+            Text(
+                f"Restored flow {view.name!r} to version {number}, saved as version "
+                f"{view.saved_version}.",
+                style="green",
+            )
+        )
 
 
 @flow_app.command("delete")

@@ -164,6 +164,7 @@ def print_run(run: RunView) -> None:
     for key, value in (
         ("id", run.id),
         ("flow_id", run.flow_id),
+        ("flow_version", run.flow_version),
         ("trigger", run.trigger),
         ("status", run.status),
         ("started_at", times["started_at"]),

@@ -428,6 +428,7 @@ def flow_of_state(state: dict[str, Any]) -> FlowSnapshot:
         stored["name"],
         FlowDocument.model_validate(stored["document"]),
         stored.get("client_token"),
+        stored.get("version"),
     )
 
 
@@ -771,6 +772,7 @@ class FlowEngine:
             status="queued" if ticket.granted is not None else "running",
             started_at=datetime.now(UTC),
             process_id=process_id,
+            flow_version=flow.version,
         )
         RUNS_STARTED.labels(flow.id, trigger_type).inc()
         secrets = SecretSet([flow.client_token] if flow.client_token else [])
@@ -852,6 +854,7 @@ class FlowEngine:
             status="queued",
             started_at=datetime.now(UTC),
             retry_of=retry_of,
+            flow_version=flow.version,
         )
         if ticket is not None:  # run by this process: its own, from the start
             try:
@@ -1172,6 +1175,7 @@ class FlowEngine:
                 "name": flow.name,
                 "document": flow.document.model_dump(mode="json"),
                 "client_token": flow.client_token,
+                "version": flow.version,
             },
             "trigger": execution.trigger,
             "waiting_caller": execution.waiting_caller,

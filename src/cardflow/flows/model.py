@@ -292,6 +292,7 @@ class FlowSnapshot:
     name: str
     document: FlowDocument
     client_token: str | None = None
+    version: int | None = None  # its saved version (FlowVersion.number)
 
     @cached_property
     def connections(self) -> frozenset[str]:

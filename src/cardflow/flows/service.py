@@ -6,13 +6,14 @@ import builtins
 import hmac
 import secrets
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cardflow.access.actor import LIBRARY, Actor
 from cardflow.cache import Recent
 from cardflow.connections.service import ConnectionService, FlowUse
 from cardflow.errors import Conflict, InvalidInput, NotFound
@@ -27,10 +28,18 @@ from cardflow.flows.model import (
     walk,
 )
 from cardflow.flows.validate import check_flow
+from cardflow.flows.versions import (
+    FlowVersionDiff,
+    FlowVersionNotFound,
+    FlowVersionSummary,
+    FlowVersionView,
+    clean_note,
+    diff,
+)
 from cardflow.jsondata import DEFAULT_MAX_DEPTH, exceeds
 from cardflow.store.db import Database
 from cardflow.store.keyring import Keyring, client_token_aad
-from cardflow.store.models import Flow, FlowTestState, Run, new_id, utcnow
+from cardflow.store.models import Flow, FlowTestState, FlowVersion, Run, new_id, utcnow
 from cardflow.views import Timestamp, View
 
 
@@ -69,7 +78,11 @@ class FlowView(FlowDocument, _FlowId):  # bases this way round: "id" comes first
     client_token: str | None = Field(
         description="client_token security: the token its callers send (null otherwise)."
     )
-    version: int = Field(description="One more with every change.")
+    version: int = Field(description="One more with every change (client token included).")
+    saved_version: int = Field(
+        description="The number of its newest saved version (its version history); runs "
+        "record the one they ran as flow_version."
+    )
     created_at: Timestamp
     updated_at: Timestamp
     last_run: LastRun | None = Field(
@@ -98,7 +111,9 @@ class FlowService:
         cache_seconds: float,
         max_flow_bytes: int = MAX_FLOW_BYTES,
         max_nesting_depth: int = DEFAULT_MAX_DEPTH,
+        max_versions: int = 200,
     ) -> None:
+        self.max_versions = max_versions
         self.max_flow_bytes = max_flow_bytes
         self.max_nesting_depth = max_nesting_depth
         self._db = db
@@ -129,7 +144,9 @@ class FlowService:
 
     def snapshot(self, ref: str) -> FlowSnapshot:
         view = self.get(ref)
-        return FlowSnapshot(view.id, view.name, view.document, view.client_token)
+        return FlowSnapshot(
+            view.id, view.name, view.document, view.client_token, view.saved_version
+        )
 
     def by_alias_cached(self, alias: str) -> FlowSnapshot | None:
         """The flow at /invoke/{alias} if it was checked recently; no I/O (None: ask
@@ -152,7 +169,9 @@ class FlowService:
                 snapshot = cached[0]
             else:
                 view = self._view(session, row)
-                snapshot = FlowSnapshot(view.id, view.name, view.document, view.client_token)
+                snapshot = FlowSnapshot(
+                    view.id, view.name, view.document, view.client_token, view.saved_version
+                )
         self._by_alias.put(alias, (snapshot, row.version))
         return snapshot
 
@@ -167,7 +186,9 @@ class FlowService:
 
     # -- writing -------------------------------------------------------------------------
 
-    def create(self, data: Any) -> FlowView:
+    def create(self, data: Any, *, actor: Actor = LIBRARY, note: str | None = None) -> FlowView:
+        """Save a new flow; its document is its version 1 (by ``actor``, with ``note``)."""
+        note = clean_note(note)
         document = self._checked(data)
         flow_id = new_id("flw")
         with self._db.session() as session:
@@ -187,20 +208,37 @@ class FlowService:
                 raise Conflict(
                     "A flow with this name or alias already exists.", field="name"
                 ) from None
+            self._keep_version(session, row, actor, note)
+            session.flush()
             return self._view(session, row)
 
-    def replace(self, ref: str, data: Any) -> FlowView:
+    def replace(
+        self,
+        ref: str,
+        data: Any,
+        *,
+        actor: Actor = LIBRARY,
+        note: str | None = None,
+        always_keep: bool = False,
+    ) -> FlowView:
+        """Save a flow's new document: a new version when the document changed (or
+        ``always_keep``), by ``actor`` with ``note``."""
+        note = clean_note(note)
         document = self._checked(data)
         with self._db.session() as session:
             row = self._find(session, ref)
             self._check_unique(session, document, row.id)
+            stored = document.model_dump(mode="json")
+            changed = stored != row.document
             row.name = document.name
             row.alias = self._alias(document)
             row.enabled = document.enabled
-            row.document = document.model_dump(mode="json")
+            row.document = stored
             row.version += 1
             row.updated_at = utcnow()
             self._ensure_token(session, row, document)
+            if changed or always_keep:
+                self._keep_version(session, row, actor, note)
             session.flush()
             view = self._view(session, row, _last_runs(session, [row.id]).get(row.id))
         self._forget()
@@ -213,6 +251,8 @@ class FlowService:
         replace: bool = False,
         as_copy: bool = False,
         connections: Mapping[str, str] | None = None,
+        actor: Actor = LIBRARY,
+        note: str | None = None,
     ) -> FlowView:
         """Create a flow from an imported document, replace the flow of the same name, or
         (``as_copy``) create it beside that one under a free name and alias.
@@ -228,17 +268,17 @@ class FlowService:
             data = data.with_connections(self._mapped_names(data, connections))
         document = self._checked(data)
         if as_copy:
-            return self.create(self._as_copy(document))
+            return self.create(self._as_copy(document), actor=actor, note=note)
         existing = next((v for v in self.list() if v.name == document.name), None)
         if existing is None:
-            return self.create(document)
+            return self.create(document, actor=actor, note=note)
         if not replace:
             raise Conflict(
                 f"A flow named {document.name!r} already exists ({existing.id}); import it "
                 "as a replacement of that flow, or as a copy beside it.",
                 field="name",
             )
-        return self.replace(existing.id, document)
+        return self.replace(existing.id, document, actor=actor, note=note)
 
     def _mapped_names(
         self, document: FlowDocument, connections: Mapping[str, str]
@@ -288,11 +328,70 @@ class FlowService:
             )
         return document.model_copy(update=changes) if changes else document
 
-    def set_enabled(self, ref: str, enabled: bool) -> FlowView:
+    def set_enabled(
+        self, ref: str, enabled: bool, *, actor: Actor = LIBRARY, note: str | None = None
+    ) -> FlowView:
         view = self.get(ref)
         data = view.document.model_dump(mode="json")
         data["enabled"] = enabled
-        return self.replace(view.id, data)
+        return self.replace(view.id, data, actor=actor, note=note)
+
+    # -- version history -------------------------------------------------------------------
+
+    def versions(
+        self, ref: str, *, before: int | None = None, limit: int = 50
+    ) -> builtins.list[FlowVersionSummary]:
+        """A flow's saved versions, newest first; ``before``: those older than that number."""
+        with self._db.session() as session:
+            row = self._find(session, ref)
+            query = select(
+                FlowVersion.number, FlowVersion.actor, FlowVersion.note, FlowVersion.created_at
+            ).where(FlowVersion.flow_id == row.id)
+            if before is not None:
+                query = query.where(FlowVersion.number < before)
+            found = session.execute(query.order_by(FlowVersion.number.desc()).limit(limit))
+            return [
+                FlowVersionSummary(number=number, actor=actor, note=note, created_at=at)
+                for number, actor, note, at in found
+            ]
+
+    def version(self, ref: str, number: int) -> FlowVersionView:
+        """One saved version with its document (FlowVersionNotFound if not kept)."""
+        with self._db.session() as session:
+            row = self._find(session, ref)
+            kept = session.get(FlowVersion, (row.id, number))
+            if kept is None:
+                raise FlowVersionNotFound(
+                    f"Flow {row.name!r} has no version {number} (it was never saved so, or "
+                    "was dropped as one of its oldest: CARDFLOW_MAX_FLOW_VERSIONS).",
+                    field="version",
+                )
+            return FlowVersionView(
+                number=kept.number,
+                actor=kept.actor,
+                note=kept.note,
+                created_at=kept.created_at,
+                document=kept.document,
+            )
+
+    def diff(
+        self, ref: str, old: int, new: int, fmt: Literal["yaml", "json"] = "yaml"
+    ) -> FlowVersionDiff:
+        """Two saved versions, exported, compared line by line."""
+        return diff(self.version(ref, old), self.version(ref, new), fmt)
+
+    def restore(
+        self, ref: str, number: int, *, actor: Actor = LIBRARY, note: str | None = None
+    ) -> FlowView:
+        """Save a kept version's document as the flow's new version (checked as any save)."""
+        kept = self.version(ref, number)
+        return self.replace(
+            ref,
+            kept.document,
+            actor=actor,
+            note=note if note and note.strip() else f"Restored from version {number}",
+            always_keep=True,
+        )
 
     def regenerate_token(self, ref: str) -> FlowView:
         with self._db.session() as session:
@@ -319,8 +418,29 @@ class FlowService:
         with self._db.session() as session:
             row = self._find(session, ref)
             session.execute(delete(FlowTestState).where(FlowTestState.flow_id == row.id))
+            session.execute(delete(FlowVersion).where(FlowVersion.flow_id == row.id))
             session.delete(row)
         self._forget()
+
+    def _keep_version(self, session: Session, row: Flow, actor: Actor, note: str | None) -> None:
+        """The row's document as its next saved version; the oldest past max_versions go."""
+        row.saved_version = (row.saved_version or 0) + 1
+        session.add(
+            FlowVersion(
+                flow_id=row.id,
+                number=row.saved_version,
+                document=row.document,
+                actor=str(actor),
+                note=note,
+                created_at=row.updated_at,
+            )
+        )
+        session.execute(
+            delete(FlowVersion).where(
+                FlowVersion.flow_id == row.id,
+                FlowVersion.number <= row.saved_version - self.max_versions,
+            )
+        )
 
     # -- the builder's testing --------------------------------------------------------------
 
@@ -429,6 +549,7 @@ class FlowService:
                 "invoke_url": invoke_url,
                 "client_token": token,
                 "version": row.version,
+                "saved_version": row.saved_version,
                 "created_at": row.created_at,
                 "updated_at": row.updated_at,
                 "last_run": last_run,

@@ -69,6 +69,10 @@ class RunView(View):
 
     id: str
     flow_id: str | None = Field(description="null for a Test this card run.")
+    flow_version: int | None = Field(
+        description="The flow's saved version the run ran (see /flows/{id}/versions); null "
+        "for a Test this card run and runs from before versions were kept."
+    )
     trigger: str = Field(description="manual, api_endpoint, schedule or card_test.")
     status: Literal["queued", "running", "succeeded", "failed"]
     started_at: Timestamp
@@ -87,6 +91,7 @@ class RunView(View):
         return cls(
             id=run.id,
             flow_id=run.flow_id,
+            flow_version=run.flow_version,
             trigger=run.trigger,
             status=run.status,
             started_at=run.started_at,

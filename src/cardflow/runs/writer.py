@@ -60,6 +60,7 @@ class RunRecord:
     events: list[dict[str, Any]] = field(default_factory=list)
     retry_of: str | None = None
     process_id: str | None = None  # the process executing it
+    flow_version: int | None = None  # the flow's saved version it runs
     # Cards stored by the processes that ran the run before this one took it up: not held
     # here, only counted (the cards above come after them).
     cards_before: int = 0
@@ -86,6 +87,7 @@ class RunRecord:
             events=list(run.events or []),
             retry_of=run.retry_of,
             process_id=run.process_id,
+            flow_version=run.flow_version,
             cards_before=cards_before,
         )
 
@@ -108,6 +110,7 @@ class RunRecord:
             "trigger": self.trigger,
             "started_at": self.started_at,
             "retry_of": self.retry_of,
+            "flow_version": self.flow_version,
             **self.run_values(),
         }
 

@@ -8,6 +8,7 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from cardflow.access.actor import WEB, Actor
 from cardflow.access.web_sessions import csrf_matches
 from cardflow.app import Cardflow
 from cardflow.errors import Forbidden
@@ -98,6 +99,23 @@ async def require_token_navigating(
 
 TokenDep = Annotated[str, Depends(require_token)]
 NavigationTokenDep = Annotated[str, Depends(require_token_navigating)]
+
+
+async def require_actor(
+    request: Request,
+    cf: CardflowDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Actor:
+    """:func:`require_token`, and who the caller is for the record of a change: the web
+    app (a session) or an API token, by its name."""
+    caller = await require_token(request, cf, credentials)
+    if credentials is None and SESSION_COOKIE in request.cookies:
+        return WEB
+    name = await asyncio.to_thread(cf.api_tokens.name_of, caller)
+    return Actor.token(name or caller)
+
+
+ActorDep = Annotated[Actor, Depends(require_actor)]
 
 
 async def authenticate_request(request: Request) -> str:

@@ -173,8 +173,27 @@ class Flow(Base):
     client_token_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     client_token_key_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
+    # The number of its newest saved version (FlowVersion); 0 before the first is written.
+    saved_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FlowVersion(Base):
+    """A flow's document as one save left it: numbered 1, 2, … per flow, with who saved
+    it and an optional note. The oldest are dropped past CARDFLOW_MAX_FLOW_VERSIONS."""
+
+    __tablename__ = "flow_versions"
+
+    flow_id: Mapped[str] = mapped_column(
+        ForeignKey("flows.id", ondelete="CASCADE"), primary_key=True
+    )
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    document: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Who saved it, as cardflow.access.actor.Actor writes it ("token:deploy", "web", "cli").
+    actor: Mapped[str] = mapped_column(String(250))
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Run(Base):
@@ -199,6 +218,9 @@ class Run(Base):
     retry_of: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     # The cardflow process executing it (see Process); None for runs from before.
     process_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    # The flow's saved version (FlowVersion.number) the run ran; None for card tests and
+    # runs from before versions were kept.
+    flow_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
     cards: Mapped[list[RunCard]] = relationship(
         back_populates="run",

@@ -1,25 +1,37 @@
-"""/api/v1/flows: flows, manual runs, client tokens, export."""
+"""/api/v1/flows: flows, their version history, manual runs, client tokens, export."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from cardflow.errors import InvalidInput
 from cardflow.flows.model import FlowDocument, Trigger, dump_document
 from cardflow.flows.service import FlowTestData, FlowView
+from cardflow.flows.versions import (
+    MAX_NOTE_CHARS,
+    FlowVersionDiff,
+    FlowVersionSummary,
+    FlowVersionView,
+)
 from cardflow.runs.service import RunView
 from cardflow.server.bodies import JsonRoute
-from cardflow.server.deps import CardflowDep, TokenDep
+from cardflow.server.deps import ActorDep, CardflowDep, TokenDep
 from cardflow.server.routers.invoke import incoming_hop
 from cardflow.server.schemas import ErrorResponse, errors
 
 router = APIRouter(
     prefix="/api/v1/flows", tags=["flows"], route_class=JsonRoute, responses=errors(401, 422)
 )
+
+
+_NOTE_HELP = (
+    f"What this save is for (at most {MAX_NOTE_CHARS} characters), kept with the version it makes."
+)
+NoteQuery = Annotated[str | None, Query(max_length=MAX_NOTE_CHARS, description=_NOTE_HELP)]
 
 
 class RunRequest(BaseModel):
@@ -47,12 +59,24 @@ class FlowImport(BaseModel):
         "is refused with error.missing_connections listing each, with the cards using it.",
         examples=[{"JIRA - OAuth - service_account": "JIRA - OAuth - bot"}],
     )
+    note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS, description=_NOTE_HELP)
 
 
 class FlowPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     enabled: bool
+    note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS, description=_NOTE_HELP)
+
+
+class RestoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = Field(
+        default=None,
+        max_length=MAX_NOTE_CHARS,
+        description='Kept with the new version (default "Restored from version N").',
+    )
 
 
 _IMPORT_REFUSED: dict[int | str, dict[str, Any]] = {
@@ -70,21 +94,29 @@ _IMPORT_REFUSED: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/import", status_code=status.HTTP_201_CREATED, responses={**errors(409), **_IMPORT_REFUSED}
 )
-def import_flow(body: FlowImport, cf: CardflowDep, _token: TokenDep) -> FlowView:
+def import_flow(body: FlowImport, cf: CardflowDep, actor: ActorDep) -> FlowView:
     """Create a flow from the text of a YAML or JSON flow file (the web app's Import), its
     connections mapped to existing ones with ``connections``."""
     document = cf.flows.parse(body.content, filename=body.filename or "")
     if body.replace and body.as_copy:
         raise InvalidInput("Choose replace or as_copy, not both.", field="as_copy")
     return cf.flows.import_document(
-        document, replace=body.replace, as_copy=body.as_copy, connections=body.connections
+        document,
+        replace=body.replace,
+        as_copy=body.as_copy,
+        connections=body.connections,
+        actor=actor,
+        note=body.note,
     )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=errors(409))
-def create_flow(document: FlowDocument, cf: CardflowDep, _token: TokenDep) -> FlowView:
-    """Save a flow; the answer has its id, invoke_url and (client_token security) client_token."""
-    return cf.flows.create(document)
+def create_flow(
+    document: FlowDocument, cf: CardflowDep, actor: ActorDep, note: NoteQuery = None
+) -> FlowView:
+    """Save a flow; the answer has its id, invoke_url and (client_token security) client_token.
+    Its document is its version 1."""
+    return cf.flows.create(document, actor=actor, note=note)
 
 
 @router.get("")
@@ -119,14 +151,72 @@ def schedule_preview(
 
 
 @router.put("/{ref}", responses=errors(404, 409))
-def replace_flow(ref: str, document: FlowDocument, cf: CardflowDep, _token: TokenDep) -> FlowView:
-    return cf.flows.replace(ref, document)
+def replace_flow(
+    ref: str, document: FlowDocument, cf: CardflowDep, actor: ActorDep, note: NoteQuery = None
+) -> FlowView:
+    """Save a flow's new document: a new version of it when the document changed."""
+    return cf.flows.replace(ref, document, actor=actor, note=note)
 
 
 @router.patch("/{ref}", responses=errors(404))
-def patch_flow(ref: str, body: FlowPatch, cf: CardflowDep, _token: TokenDep) -> FlowView:
-    """Enable or disable a flow (a disabled API-endpoint flow answers 404)."""
-    return cf.flows.set_enabled(ref, body.enabled)
+def patch_flow(ref: str, body: FlowPatch, cf: CardflowDep, actor: ActorDep) -> FlowView:
+    """Enable or disable a flow (a disabled API-endpoint flow answers 404); a change is a
+    new version of its document."""
+    return cf.flows.set_enabled(ref, body.enabled, actor=actor, note=body.note)
+
+
+VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="The version's number.")]
+
+
+@router.get("/{ref}/versions", responses=errors(404))
+def list_versions(
+    ref: str,
+    cf: CardflowDep,
+    _token: TokenDep,
+    before: Annotated[
+        int | None,
+        Query(ge=1, description="A version number: the next page, the versions older than it."),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[FlowVersionSummary]:
+    """The flow's saved versions, newest first (at most CARDFLOW_MAX_FLOW_VERSIONS are kept).
+    Page through them with ``before`` set to the last number shown."""
+    return cf.flows.versions(ref, before=before, limit=limit)
+
+
+@router.get("/{ref}/versions/{number}", responses=errors(404))
+def get_version(
+    ref: str, number: VersionNumber, cf: CardflowDep, _token: TokenDep
+) -> FlowVersionView:
+    """One saved version with its flow document."""
+    return cf.flows.version(ref, number)
+
+
+@router.get("/{ref}/versions/{number}/diff/{other}", responses=errors(404))
+def diff_versions(
+    ref: str,
+    number: VersionNumber,
+    other: VersionNumber,
+    cf: CardflowDep,
+    _token: TokenDep,
+    format: Annotated[Literal["yaml", "json"], Query()] = "yaml",
+) -> FlowVersionDiff:
+    """Version ``number`` (left) and ``other`` (right), exported as YAML (or JSON) and
+    compared line by line: side-by-side rows and a unified diff."""
+    return cf.flows.diff(ref, number, other, format)
+
+
+@router.post("/{ref}/versions/{number}/restore", responses=errors(404, 409))
+def restore_version(
+    ref: str,
+    number: VersionNumber,
+    cf: CardflowDep,
+    actor: ActorDep,
+    body: RestoreRequest | None = None,
+) -> FlowView:
+    """Save that version's document as the flow's newest version (checked as any save:
+    its connections must exist, its name and alias be free)."""
+    return cf.flows.restore(ref, number, actor=actor, note=body.note if body else None)
 
 
 @router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
