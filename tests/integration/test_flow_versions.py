@@ -92,15 +92,11 @@ def test_restore_saves_the_old_document_as_a_new_version(server: RunningServer) 
         assert restored.status_code == 200, restored.text
         assert restored.json()["saved_version"] == 3
         assert restored.json()["cards"][0]["inputs"] == {"word": "hi"}
-        assert client.get(f"/api/v1/flows/{flow_id}").json()["cards"][0]["inputs"] == {
-            "word": "hi"
-        }
+        assert client.get(f"/api/v1/flows/{flow_id}").json()["cards"][0]["inputs"] == {"word": "hi"}
         newest = client.get(f"/api/v1/flows/{flow_id}/versions", params={"limit": 1}).json()
         assert newest[0]["note"] == "Restored from version 1"
         # restoring what the flow already is still records the restore, with a given note
-        again = client.post(
-            f"/api/v1/flows/{flow_id}/versions/3/restore", json={"note": "again"}
-        )
+        again = client.post(f"/api/v1/flows/{flow_id}/versions/3/restore", json={"note": "again"})
         assert again.json()["saved_version"] == 4
         assert client.get(f"/api/v1/flows/{flow_id}/versions/4").json()["note"] == "again"
 
