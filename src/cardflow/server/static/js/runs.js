@@ -255,6 +255,7 @@ export async function runPage(root, runId) {
       h("dl", { class: "facts facts-row", id: "run-facts" },
         h("dt", {}, "Status"), h("dd", { id: "run-status", role: "status" }, badge(run.status), live ? h("span", { class: "live" }, " updating…") : null),
         h("dt", {}, "Trigger"), h("dd", {}, TRIGGERS[run.trigger] || run.trigger),
+        run.flow_version ? [h("dt", {}, "Flow version"), h("dd", { id: "run-flow-version" }, `Version ${run.flow_version}`)] : null,
         h("dt", {}, "Started"), h("dd", {}, formatTime(run.started_at)),
         h("dt", {}, "Duration"), h("dd", {}, formatDuration(runDuration(run)))),
       h("p", { class: "form-error", id: "retry-error", role: "alert" }),

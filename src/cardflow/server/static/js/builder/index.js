@@ -8,6 +8,7 @@ import { openCardPicker } from "./card-picker.js";
 import { containerView } from "./cards.js";
 import { buildDocument, documentOf, newDocument } from "./document.js";
 import { busy, clearErrors, showErrors } from "./fields.js";
+import { openHistory } from "./history.js";
 import { keepTests, restoreTests } from "./kept-tests.js";
 import { settingsSection } from "./settings.js";
 import { trackReferenceTargets } from "./references.js";
@@ -63,8 +64,11 @@ async function save(state) {
   }
   try {
     const { view } = state;
-    state.view = view ? await put(`/flows/${enc(view.id)}`, document) : await post("/flows", document);
+    const note = (state.note || "").trim();
+    const query = note ? `?${new URLSearchParams({ note })}` : "";
+    state.view = view ? await put(`/flows/${enc(view.id)}${query}`, document) : await post(`/flows${query}`, document);
     state.dirty = false;
+    state.note = "";
     if (!state.flowId) { state.flowId = state.view.id; history.replaceState(null, "", `/flows/${enc(state.view.id)}`); }
     toast(`Saved “${state.view.name}”.`, "ok");
     state.undo = null;
@@ -75,6 +79,19 @@ async function save(state) {
     if (error instanceof ApiError) showErrors(state, error.problems);
     else throw error;
   }
+}
+
+// After a restore from the version history: the builder shows the flow as restored.
+async function restored(state, view, number) {
+  state.view = view;
+  state.doc = documentOf(state, view);
+  state.texts = new Map();
+  state.testResults = new Map();
+  state.dirty = false;
+  state.undo = null;
+  await restoreTests(state);
+  render(state);
+  toast(`Restored version ${number}, saved as version ${view.saved_version}.`, "ok");
 }
 
 // After a card is removed: what it means for the cards reading it, and Undo.
@@ -95,6 +112,15 @@ function undoBar(state) {
 // Back to the flows, the save state, run history, export, Run now and Save.
 function actionBar(state) {
   const { view } = state;
+  const noteInput = h("input", {
+    type: "text", id: "save-note", class: "save-note", maxlength: "500", placeholder: "Note for this save (optional)",
+    "aria-label": "Note for this save (optional), kept in the version history", value: state.note || "",
+    oninput: (event) => { state.note = event.currentTarget.value; },
+    onkeydown: (event) => { if (event.key === "Enter") { event.preventDefault(); state.root.querySelector("#save-flow")?.click(); } },
+  });
+  const historyButton = view ? h("button", { type: "button", class: "btn", id: "flow-history", onclick: () => {
+    openHistory(state, (restoredView, number) => restored(state, restoredView, number));
+  } }, "History") : null;
   const saveButton = h("button", { type: "button", class: "btn btn-primary", id: "save-flow", onclick: (event) => busy(event.currentTarget, () => save(state)) }, view ? "Save" : "Create flow");
   const runNow = view ? h("button", { type: "button", class: "btn", id: "run-now", onclick: () => {
     if (state.dirty) { toast("Save the flow first: a run uses the saved version.", "error"); return; }
@@ -106,5 +132,5 @@ function actionBar(state) {
       h("span", { id: "save-status", class: "muted small", "aria-live": "polite" }, state.dirty ? "Unsaved changes" : ""),
       view ? h("a", { class: "btn", href: `/runs?flow=${enc(view.id)}` }, "Run history") : null,
       view ? h("a", { class: "btn", href: `/api/v1/flows/${enc(view.id)}/export`, download: `${view.name.replace(/[^\w.-]+/g, "_")}.yaml` }, "Export") : null,
-      runNow, saveButton));
+      historyButton, runNow, noteInput, saveButton));
 }
