@@ -2,7 +2,7 @@
 // compared side by side (the server diffs their YAML export, line by line), and Restore
 // (saves that version's document as the newest version; the builder then shows it).
 import { enc, get, post } from "../api.js";
-import { confirmDialog, formatTime, h, modal } from "../dom.js";
+import { clear, confirmDialog, formatTime, h, modal } from "../dom.js";
 
 const PAGE = 50;
 const WHO = { web: "Web app", cli: "CLI", library: "Library", migration: "Before history began" };
@@ -18,7 +18,8 @@ export function openHistory(state, onRestored) {
   const error = h("p", { class: "form-error", id: "history-error", role: "alert" });
   const hint = h("p", { class: "hint", id: "history-hint" }, "Choose two versions to compare them side by side.");
   const diffHolder = h("div", { id: "version-diff" });
-  const more = h("button", { type: "button", class: "btn btn-small", id: "history-more", hidden: true, onclick: () => load() }, "Show older versions");
+  const more = h("button", { type: "button", class: "btn btn-small", id: "history-more", onclick: () => load() }, "Show older versions");
+  const moreHolder = h("div", { class: "history-more" });
   const chosen = []; // the version numbers ticked, oldest tick first (at most two)
   let newest = null;
   let oldestShown = null;
@@ -32,7 +33,7 @@ export function openHistory(state, onRestored) {
     if (newest === null && page.length) newest = page[0].number;
     for (const version of page) rows.append(row(version));
     if (page.length) oldestShown = page[page.length - 1].number;
-    more.hidden = page.length < PAGE;
+    clear(moreHolder, page.length < PAGE ? null : more);
   }
 
   function row(version) {
@@ -76,7 +77,7 @@ export function openHistory(state, onRestored) {
       h("td", { class: "diff-number" }, number === null ? "" : String(number)),
       h("td", { class: `diff-line diff-${side}` }, text === null ? "" : text),
     ];
-    diffHolder.replaceChildren(
+    clear(diffHolder,
       h("h3", { class: "section-title" }, `Version ${older} → version ${newer}`),
       found.changed ? null : h("p", { class: "muted", id: "diff-same" }, "The two versions are the same."),
       h("div", { class: "diff-scroll" }, h("table", { class: "diff", id: "diff-table" },
@@ -107,7 +108,7 @@ export function openHistory(state, onRestored) {
     h("table", { class: "table versions-table", id: "versions-table" },
       h("thead", {}, h("tr", {}, h("th", {}, "Compare"), h("th", {}, "Version"), h("th", {}, "Saved"), h("th", {}, "By"), h("th", {}, "Note"), h("th", {}, ""))),
       rows),
-    more, diffHolder), { wide: true });
+    moreHolder, diffHolder), { wide: true });
   load();
   return dialog;
 }
