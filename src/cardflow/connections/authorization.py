@@ -189,7 +189,10 @@ class AuthorizationService:
         )
         try:
             token: TokenResponse = await request_token(
-                self._transport, request, timeout=self._timeout
+                self._transport,
+                request,
+                timeout=self._timeout,
+                token_path=config.token_response_path,
             )
         except CardFailed as exc:
             return CallbackOutcome(

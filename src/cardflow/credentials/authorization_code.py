@@ -35,6 +35,12 @@ class OAuthConfig(AuthConfig):
         default="client_secret_basic",
         description="How the client authenticates at the token endpoint.",
     )
+    token_response_path: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,4}$",
+        description="Where the provider nests the token in its token answer, as "
+        "dot-separated keys (Slack user tokens: authed_user); empty: at the top.",
+    )
 
     @field_validator("authorize_url", "token_url")
     @classmethod
@@ -49,6 +55,7 @@ def _build(config: OAuthConfig, setup: AuthSetup) -> BearerTokenAuth:
         client=ClientCredentials(config.client_id, config.client_secret),
         auth_method=config.token_auth_method,
         timeout=setup.timeout,
+        token_path=config.token_response_path,
     )
     return BearerTokenAuth(setup.token_manager(refresh), refresh.sensitive_values())
 

@@ -44,6 +44,8 @@ class _TokenEndpoint:
     client: ClientCredentials
     auth_method: TokenAuthMethod
     timeout: float
+    # Where the provider nests the token in its answer (OAuthConfig.token_response_path).
+    token_path: str | None = None
 
     def sensitive_values(self) -> list[str]:
         """The client secret, and the Basic credentials it makes at the token endpoint."""
@@ -80,11 +82,17 @@ class ClientCredentialsGrant(_TokenEndpoint):
         request = prepare_client_credentials_request(
             self.token_url, self.client, scope=self.scope, auth_method=self.auth_method
         )
-        return await request_token(self.transport, request, timeout=self.timeout)
+        return await request_token(
+            self.transport, request, timeout=self.timeout, token_path=self.token_path
+        )
 
 
 async def request_token(
-    transport: HttpTransport, request: TokenRequest, *, timeout: float
+    transport: HttpTransport,
+    request: TokenRequest,
+    *,
+    timeout: float,
+    token_path: str | None = None,
 ) -> TokenResponse:
     """POST a token request and read the answer, translating failures into card errors.
 
@@ -94,7 +102,7 @@ async def request_token(
     secrets = SecretSet(request.sensitive_values())
     LOG_SECRETS.register(secrets.forms)
     try:
-        return await _request_token(transport, request, timeout)
+        return await _request_token(transport, request, timeout, token_path)
     except CardFailed as exc:
         exc.message = secrets.redact_text(exc.message)
         exc.args = (exc.message,)
@@ -104,7 +112,7 @@ async def request_token(
 
 
 async def _request_token(
-    transport: HttpTransport, request: TokenRequest, timeout: float
+    transport: HttpTransport, request: TokenRequest, timeout: float, token_path: str | None
 ) -> TokenResponse:
     outbound = OutboundRequest(
         "POST", parse_http_url(request.url), CIMultiDict(request.headers), request.body.encode()
@@ -139,7 +147,10 @@ async def _request_token(
         )
     try:
         return parse_token_response(
-            response.status_code, response.headers.get("Content-Type", ""), response.body
+            response.status_code,
+            response.headers.get("Content-Type", ""),
+            response.body,
+            token_path=token_path,
         )
     except TokenEndpointError as exc:
         if exc.error == "invalid_grant":
@@ -181,7 +192,9 @@ class RefreshTokenGrant(_TokenEndpoint):
             refresh_token=current.refresh_token,
             auth_method=self.auth_method,
         )
-        fresh = await request_token(self.transport, request, timeout=self.timeout)
+        fresh = await request_token(
+            self.transport, request, timeout=self.timeout, token_path=self.token_path
+        )
         if fresh.refresh_token is None:
             # RFC 6749 §6: no new refresh token means the old one stays valid.
             fresh = replace(fresh, refresh_token=current.refresh_token)
