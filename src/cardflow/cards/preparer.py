@@ -125,6 +125,7 @@ class CardPreparer:
             secrets,
             self.limits,
             hop,
+            runtime.base_url if runtime is not None else None,
         )
 
 

@@ -36,6 +36,8 @@ class ConnectionRuntime:
     allowed_hosts: AllowedHosts | None
     # The connection's fixed secrets in every form (tokens are added as they are sent).
     secret_forms: frozenset[str]
+    # Where a card's relative url is resolved (None: cards give whole URLs).
+    base_url: str | None = None
 
     def add_secrets_to(self, secrets: SecretSet) -> None:
         secrets.add_forms(self.secret_forms)
@@ -131,6 +133,7 @@ class ConnectionRuntimes:
             auth_type.uses_tokens,
             allowed,
             forms,
+            loaded.base_url,
         )
 
     def _token_manager(self, connection_id: str, grant: TokenGrant) -> TokenManager:
