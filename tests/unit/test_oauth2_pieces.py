@@ -181,7 +181,10 @@ def test_a_missing_nested_token_is_malformed(body: bytes) -> None:
 def test_errors_are_read_at_the_top_even_with_a_token_path() -> None:
     with pytest.raises(TokenEndpointError) as info:
         parse_token_response(
-            200, "application/json", b'{"ok":false,"error":"invalid_code"}', token_path="authed_user"
+            200,
+            "application/json",
+            b'{"ok":false,"error":"invalid_code"}',
+            token_path="authed_user",
         )
     assert info.value.error == "invalid_code"
 
@@ -198,4 +201,8 @@ def test_a_form_encoded_token_answer_is_read() -> None:
         "application/x-www-form-urlencoded; charset=utf-8",
         b"access_token=gho_16C7&scope=repo%2Cgist&token_type=bearer",
     )
-    assert (token.access_token, token.scope, token.token_type) == ("gho_16C7", "repo,gist", "bearer")
+    assert (token.access_token, token.scope, token.token_type) == (
+        "gho_16C7",
+        "repo,gist",
+        "bearer",
+    )

@@ -250,7 +250,9 @@ def _json_card(method: str, *, paginated: bool = False) -> Any:
         headers = CIMultiDict(inputs.headers)
         if body is not None and "Content-Type" not in headers:
             headers["Content-Type"] = "application/json"
-        request = OutboundRequest(method, build_url(inputs.url, inputs.query, ctx.base_url), headers, body)
+        request = OutboundRequest(
+            method, build_url(inputs.url, inputs.query, ctx.base_url), headers, body
+        )
         if paginated and inputs.pagination is not None:  # type: ignore[attr-defined]
             return await _paginate_json(ctx, inputs, request)
         response = await send(ctx, request)
@@ -284,7 +286,10 @@ async def _read_raw(response: InboundResponse) -> CardOutcome:
 async def _raw(ctx: CardContext, inputs: RawInputs) -> CardOutcome:
     body = inputs.body.encode("utf-8", "replace") if inputs.body is not None else None
     request = OutboundRequest(
-        inputs.method, build_url(inputs.url, inputs.query, ctx.base_url), CIMultiDict(inputs.headers), body
+        inputs.method,
+        build_url(inputs.url, inputs.query, ctx.base_url),
+        CIMultiDict(inputs.headers),
+        body,
     )
     if inputs.pagination is not None:
         return await paginate(

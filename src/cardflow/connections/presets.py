@@ -69,9 +69,9 @@ class PresetPlaceholder(BaseModel):
         for value in HOSTILE_VALUES:
             if compiled.fullmatch(value):
                 raise ValueError(f"placeholder {self.name}: its pattern accepts {value!r}")
-        for value in (self.example, self.default):
-            if value is not None and not compiled.fullmatch(value):
-                raise ValueError(f"placeholder {self.name}: {value!r} does not match its pattern")
+        for given in (self.example, self.default):
+            if given is not None and not compiled.fullmatch(given):
+                raise ValueError(f"placeholder {self.name}: {given!r} does not match its pattern")
         return self
 
     def accepts(self, value: str) -> bool:
@@ -151,7 +151,7 @@ class Preset(BaseModel):
     def _templates(self) -> list[str]:
         texts = [v for v in self.config.values() if isinstance(v, str)]
         texts += [self.base_url or "", *self.authorize_params.values()]
-        return texts + [self.test_request.path if self.test_request else ""]
+        return [*texts, self.test_request.path if self.test_request else ""]
 
     def matches(self, words: list[str]) -> bool:
         text = f"{self.id} {self.title} {self.description}".lower()
@@ -237,8 +237,7 @@ def fill_preset(preset: Preset, params: Mapping[str, object] | None) -> FilledPr
         return _PLACEHOLDER.sub(lambda m: values[m.group(1)], text)
 
     config: dict[str, Any] = {
-        key: put(value) if isinstance(value, str) else value
-        for key, value in preset.config.items()
+        key: put(value) if isinstance(value, str) else value for key, value in preset.config.items()
     }
     if preset.scopes:
         config["scope"] = preset.scope_separator.join(preset.scopes)
@@ -254,7 +253,8 @@ def fill_preset(preset: Preset, params: Mapping[str, object] | None) -> FilledPr
     for url in [*(v for k, v in config.items() if k.endswith("_url")), base_url]:
         if isinstance(url, str) and url:
             parsed = parse_http_url(url)
-            hosts.append(parsed.host if parsed.explicit_port is None else f"{parsed.host}:{parsed.port}")
+            port = "" if parsed.explicit_port is None else f":{parsed.port}"
+            hosts.append(f"{parsed.raw_host}{port}")
     hosts.extend(preset.extra_allowed_hosts)
     return FilledPreset(
         preset,
