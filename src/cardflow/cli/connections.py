@@ -230,7 +230,8 @@ def connection_create(
     query: param_name, param_value* (the key as ?param_name=…)
     client_credentials: token_url, client_id, client_secret*, scope, token_auth_method
     oauth: authorize_url, token_url, client_id, client_secret*, scope, pkce,
-    token_auth_method (then: cardflow connection authorize NAME)
+    token_auth_method, token_response_path (then: cardflow connection authorize NAME)
+    Or start from a provider preset: --preset ID (see: cardflow connection presets).
 
     --allowed-host limits where the credentials may be sent (a card calling another host
     fails with host_not_allowed before anything is sent); without it, any host.
