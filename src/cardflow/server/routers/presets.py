@@ -78,7 +78,7 @@ class PresetParams(BaseModel):
     )
 
 
-@router.get("", response_model=list[PresetView])
+@router.get("", response_model=list[PresetView], responses=errors(422))
 def list_presets(
     _token: TokenDep,
     q: str | None = Query(
@@ -91,7 +91,7 @@ def list_presets(
     return [preset.model_dump() for preset in search_presets(q)]
 
 
-@router.get("/{preset_id}", response_model=PresetView, responses=errors(404))
+@router.get("/{preset_id}", response_model=PresetView, responses=errors(404, 422))
 def get_one_preset(preset_id: str, _token: TokenDep) -> dict[str, Any]:
     return get_preset(preset_id).model_dump()
 
