@@ -175,8 +175,8 @@ function baseUrlField(connection) {
   const id = nextId("base");
   return h("div", { class: "field", "data-field": "base_url" },
     h("label", { for: id }, "Base URL"),
-    h("input", { type: "url", id, name: "base_url", value: connection?.base_url ?? "", autocomplete: "off", spellcheck: "false", placeholder: "https://api.example.com/v1" }),
-    h("p", { class: "hint" }, "Optional. Cards using this connection may then give a path (/user) instead of a whole URL. Its host must be among the allowed hosts."));
+    h("input", { type: "url", id, name: "base_url", value: connection?.base_url ?? "", autocomplete: "off", spellcheck: "false"}),
+    h("p", { class: "hint" }, "Optional: the API's root URL, with its scheme and any path (…/v1). Cards using this connection may then give a path (/user) instead of a whole URL. Its host must be among the allowed hosts."));
 }
 
 // "Start from a preset": search the catalogue, fill in its placeholders, and the form is
