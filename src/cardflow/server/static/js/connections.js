@@ -175,7 +175,7 @@ function baseUrlField(connection) {
   const id = nextId("base");
   return h("div", { class: "field", "data-field": "base_url" },
     h("label", { for: id }, "Base URL"),
-    h("input", { type: "url", id, name: "base_url", value: connection?.base_url ?? "", autocomplete: "off", spellcheck: "false"}),
+    h("input", { type: "url", id, name: "base_url", value: connection?.base_url ?? "", autocomplete: "off", spellcheck: "false" }),
     h("p", { class: "hint" }, "Optional: the API's root URL, with its scheme and any path (…/v1). Cards using this connection may then give a path (/user) instead of a whole URL. Its host must be among the allowed hosts."));
 }
 
