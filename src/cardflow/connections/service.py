@@ -27,7 +27,8 @@ from cardflow.connections.token_store import read_token
 from cardflow.credentials.base import CLIENT_TLS_SECRET_FIELDS, AuthConfig, AuthType
 from cardflow.credentials.registry import AUTH_TYPES
 from cardflow.errors import Conflict, ConnectionInUse, ConnectionNotFound, InvalidInput
-from cardflow.net.hosts import normalize_allowed_hosts, widened
+from cardflow.net.hosts import AllowedHosts, normalize_allowed_hosts, widened
+from cardflow.net.urls import check_base_url, parse_http_url
 from cardflow.store.db import Database
 from cardflow.store.keyring import Keyring, secrets_aad
 from cardflow.store.models import Connection, ConnectionToken, new_id, utcnow
@@ -70,6 +71,9 @@ class ConnectionView(View):
         description='Its config; each secret field only as {"set": true|false}.'
     )
     allowed_hosts: tuple[str, ...] = Field(description="Hosts its credentials may go to; [] = any.")
+    base_url: str | None = Field(
+        description="Where cards' relative URLs (/user, repos/a/b) resolve; null: none."
+    )
     status: ConnectionStatus
     last_error: str | None = Field(description="What went wrong, or what to do, in words.")
     warnings: tuple[str, ...] = Field(description="Things to fix, in words.")
@@ -123,6 +127,7 @@ class LoadedConnection:
     auth_type: str
     config: AuthConfig
     allowed_hosts: tuple[str, ...] = ()
+    base_url: str | None = None
 
 
 def _kept(value: object) -> bool:
@@ -180,6 +185,27 @@ def _allowed_hosts(value: object) -> list[str]:
         return normalize_allowed_hosts(value)
     except ValueError as exc:
         raise InvalidInput(f"allowed_hosts: {exc}.", field="allowed_hosts") from None
+
+
+def _base_url(value: object, hosts: list[str]) -> str | None:
+    """A connection's base_url (None or "": none); its host must be among ``hosts``."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("base_url must be text (a URL) or null.", field="base_url")
+    try:
+        text = check_base_url(value)
+    except ValueError as exc:
+        raise InvalidInput(f"base_url: {exc}.", field="base_url") from None
+    url = parse_http_url(text)
+    if hosts and not AllowedHosts(hosts, "").allows(url):
+        host = url.host if url.explicit_port is None else f"{url.host}:{url.port}"
+        raise InvalidInput(
+            f"base_url: its host {host} is not among the connection's allowed_hosts "
+            f"({', '.join(hosts)}); add it to allowed_hosts too.",
+            field="base_url",
+        )
+    return text
 
 
 def _config_dict(value: object) -> dict[str, Any]:
@@ -253,21 +279,34 @@ class ConnectionService:
             auth_type = AUTH_TYPES[row.auth_type]
             config = auth_type.config.model_validate(self._full_config(session, row))
             return LoadedConnection(
-                row.id, row.name, row.version, row.auth_type, config, tuple(row.allowed_hosts)
+                row.id,
+                row.name,
+                row.version,
+                row.auth_type,
+                config,
+                tuple(row.allowed_hosts),
+                row.base_url,
             )
 
     # -- writing -------------------------------------------------------------------------
 
     def create(
-        self, name: object, auth_type: object, config: object, allowed_hosts: object = None
+        self,
+        name: object,
+        auth_type: object,
+        config: object,
+        allowed_hosts: object = None,
+        base_url: object = None,
     ) -> ConnectionView:
         """A new connection. ``allowed_hosts`` lists where its credentials may be sent
-        (``api.example.com``, ``*.example.com``, with an optional ``:port``); empty: any."""
+        (``api.example.com``, ``*.example.com``, with an optional ``:port``); empty: any.
+        ``base_url``: where cards' relative URLs resolve (its host must be allowed)."""
         checked_name = _check_name(name)
         kind = _auth_type(auth_type)
         model = validate(kind.config, _given(kind, _config_dict(config)), "config")
         self._require_secrets(model)
         hosts = _allowed_hosts(allowed_hosts)
+        base = _base_url(base_url, hosts)
         connection_id = new_id("con")
         try:
             with self._db.session() as session:
@@ -276,6 +315,7 @@ class ConnectionService:
                     name=checked_name,
                     auth_type=kind.name,
                     allowed_hosts=hosts,
+                    base_url=base,
                     status=status.initial(kind),
                 )
                 self._store_config(session, row, model)
@@ -296,8 +336,10 @@ class ConnectionService:
         auth_type: object = None,
         config: object = None,
         allowed_hosts: object = None,
+        base_url: object = None,
     ) -> ConnectionView:
         """Change a connection; secrets left out (or sent back as {"set": true}) are kept.
+        ``base_url``: None keeps it, "" removes it.
 
         Sending a connection's secrets somewhere new — wider ``allowed_hosts``, another
         token or authorize URL — needs its secrets entered again in the same change, so
@@ -328,6 +370,10 @@ class ConnectionService:
                             + ")",
                         )
                     row.allowed_hosts = hosts
+                if base_url is not None or (allowed_hosts is not None and row.base_url):
+                    row.base_url = _base_url(
+                        row.base_url if base_url is None else base_url, row.allowed_hosts
+                    )
                 if config is not None or new_kind is not kind:
                     data = self._full_config(session, row) if new_kind is kind else {}
                     for key, value in patch.items():
@@ -536,6 +582,7 @@ class ConnectionService:
             updated_at=row.updated_at,
             redirect_uri=(self.redirect_uri if AUTH_TYPES[row.auth_type].user_authorizes else None),
             allowed_hosts=tuple(row.allowed_hosts),
+            base_url=row.base_url,
             warnings=warnings,
             used_by=used_by,
             rejected=self._rejection(row, used_by),

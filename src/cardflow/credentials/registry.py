@@ -37,6 +37,7 @@ _LABELS = {
     "client_id": "Client ID",
     "pkce": "Use PKCE (S256)",
     "token_auth_method": "Token endpoint authentication",
+    "token_response_path": "Token response path",
     "param_name": "Parameter Name",
     "param_value": "Parameter Value",
     "private_key": "Private key (PEM)",

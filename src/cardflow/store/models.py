@@ -88,6 +88,8 @@ class Connection(Base):
     secret_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Hosts its credentials may be sent to (exact or *.domain, optional :port); empty: any.
     allowed_hosts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Where cards' relative URLs resolve (not a secret; its host is among allowed_hosts).
+    base_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     secrets_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     secrets_key_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[str] = mapped_column(String(32), default="ready")

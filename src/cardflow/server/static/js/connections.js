@@ -11,6 +11,12 @@ export async function authTypes() {
   return authTypesCache;
 }
 
+let presetsCache = null;
+async function connectionPresets() {
+  if (!presetsCache) presetsCache = await get("/connection-presets");
+  return presetsCache;
+}
+
 // A link the browser follows; the CSRF token in it proves the click came from this app.
 export function authorizeUrl(connection) {
   return `/api/v1/connections/${enc(connection.id)}/authorize?csrf=${enc(csrfToken)}`;
@@ -170,12 +176,13 @@ function urlHost(text) {
   }
 }
 
-// For OAuth and Client Credentials: the hosts of the URLs the connection itself calls.
+// For OAuth and Client Credentials: the hosts of the URLs the connection itself calls,
+// and the base URL's (where cards' relative URLs go).
 function suggestedHosts(type, valueOf) {
   const hosts = [];
-  for (const field of type.fields) {
-    if (!field.name.endsWith("_url")) continue;
-    const host = urlHost(valueOf(field.name) ?? "");
+  for (const name of [...type.fields.map((field) => field.name), "base_url"]) {
+    if (!name.endsWith("_url")) continue;
+    const host = urlHost(valueOf(name) ?? "");
     if (host && !hosts.includes(host)) hosts.push(host);
   }
   return hosts;
@@ -184,7 +191,7 @@ function suggestedHosts(type, valueOf) {
 // The type's own secrets; the mutual-TLS fields every type has count once one is filled in.
 const hasSecrets = (type, tlsSet = () => false) =>
   type.fields.some((field) => field.secret && field.group !== "client_tls") || tlsSet();
-const hasUrls = (type) => type.fields.some((field) => field.name.endsWith("_url"));
+const hasUrls = (type, valueOf = () => "") => type.fields.some((field) => field.name.endsWith("_url")) || Boolean(urlHost(valueOf("base_url") ?? ""));
 
 // The "Allowed hosts" field: where the connection's credentials may be sent. Prefilled from
 // the token / authorize URL until the user types in it; empty shows a warning.
@@ -216,18 +223,24 @@ function allowedHostsField(connection, initial = null) {
       type = newType;
       tlsSet = tlsGiven;
       if (auto === null) {
-        const saved = suggestedHosts(type, (name) => connection.config[name]);
+        const saved = suggestedHosts(type, (name) => (name === "base_url" ? connection.base_url : connection.config[name]));
         auto = saved.length > 0 && saved.join(",") === original.join(",");
       }
       element.hidden = !hasSecrets(type, tlsSet);
-      if (auto && hasUrls(type)) input.value = suggestedHosts(type, valueOf).join(", ");
+      if (auto && hasUrls(type, valueOf)) input.value = suggestedHosts(type, valueOf).join(", ");
       else if (auto && !editing) input.value = "";
       clear(hint,
-        hasUrls(type)
+        hasUrls(type, valueOf)
           ? "Suggested from the URLs above; add the hosts of the API the cards call if they differ. "
           : "The hosts of the service these credentials are for, e.g. api.example.com or *.example.com (any name under it), each with an optional :port; separate several with commas. ",
         "A card calling any other host fails before anything is sent.",
         editing ? " Allowing a host the list did not allow needs the secrets entered again." : "");
+      showWarning();
+    },
+    // A preset's hosts: kept as given, as if typed here.
+    set(list) {
+      auto = false;
+      input.value = list.join(", ");
       showWarning();
     },
     // The list to send, or undefined when this type has nothing to protect.
@@ -235,6 +248,81 @@ function allowedHostsField(connection, initial = null) {
       return type && hasSecrets(type, tlsSet) ? splitHosts(input.value) : undefined;
     },
   };
+}
+
+// Where cards' relative URLs go: "/user" in a card means base URL + "/user".
+function baseUrlField(connection) {
+  const id = nextId("base");
+  return h("div", { class: "field", "data-field": "base_url" },
+    h("label", { for: id }, "Base URL"),
+    h("input", { type: "url", id, name: "base_url", value: connection?.base_url ?? "", autocomplete: "off", spellcheck: "false" }),
+    h("p", { class: "hint" }, "Optional: the API's root URL, with its scheme and any path (…/v1). Cards using this connection may then give a path (/user) instead of a whole URL. Its host must be among the allowed hosts."));
+}
+
+// "Start from a preset": search the catalogue, fill in its placeholders, and the form is
+// filled from it (onFilled(filled, preset)); the user adds the client ID and the secrets.
+function presetPicker(onFilled) {
+  const searchId = nextId("preset-q");
+  const search = h("input", { type: "search", id: searchId, autocomplete: "off", placeholder: "GitHub, Okta, Stripe…", "aria-controls": `${searchId}-list` });
+  const list = h("ul", { class: "preset-list", id: `${searchId}-list`, role: "list" });
+  const chosen = h("div", { class: "preset-chosen" });
+  const element = h("fieldset", { class: "preset-picker", "data-field": "preset" },
+    h("legend", {}, "Start from a preset"),
+    h("label", { for: searchId, class: "sr-only" }, "Search presets"), search, list, chosen);
+  let all = [];
+  const show = () => {
+    const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+    const found = all.filter((p) => words.every((w) => `${p.id} ${p.title} ${p.description}`.toLowerCase().includes(w)));
+    clear(list, words.length
+      ? found.slice(0, 8).map((p) => h("li", {}, h("button", { type: "button", class: "btn btn-small preset-option", "data-preset": p.id, onclick: () => choose(p) }, p.title)))
+      : []);
+    if (words.length && !found.length) list.append(h("li", { class: "muted" }, "No preset matches."));
+  };
+  function choose(preset) {
+    clear(list);
+    search.value = preset.title;
+    const inputs = preset.placeholders.map((p) => {
+      const id = nextId("param");
+      const input = h("input", { id, name: `preset_params.${p.name}`, value: p.default ?? "", placeholder: p.example, autocomplete: "off", spellcheck: "false", "data-param": p.name });
+      return { p, input, holder: h("div", { class: "field", "data-field": `preset_params.${p.name}` },
+        h("label", { for: id }, p.label, p.default ? null : reqMark()), input,
+        h("p", { class: "hint" }, p.description || `e.g. ${p.example}`)) };
+    });
+    const error = h("div", { class: "form-error", role: "alert" });
+    const apply = h("button", { type: "button", class: "btn btn-primary btn-small", "data-action": "apply-preset" }, "Fill the form");
+    apply.addEventListener("click", async () => {
+      chosen.querySelectorAll(".field-error").forEach((e) => e.remove());
+      clear(error);
+      const params = Object.fromEntries(inputs.map(({ p, input }) => [p.name, input.value.trim()]).filter(([, v]) => v));
+      try {
+        const filled = await post(`/connection-presets/${enc(preset.id)}/fill`, { params });
+        onFilled(filled, preset);
+        clear(error, h("span", { class: "preset-applied", role: "status" }, `Filled from “${preset.title}”: add the client ID and secrets below.`));
+      } catch (failure) {
+        const at = failure instanceof ApiError && inputs.find(({ p }) => failure.field === `preset_params.${p.name}`);
+        if (at) {
+          at.input.setAttribute("aria-invalid", "true");
+          at.holder.append(fieldError(failure.field, failure.message, at.holder));
+          at.input.focus();
+        } else clear(error, failure instanceof ApiError ? failure.message : String(failure));
+      }
+    });
+    clear(chosen,
+      h("p", { class: "preset-summary" }, h("strong", {}, preset.title), " — ", preset.description, " ",
+        h("a", { href: preset.docs_url, target: "_blank", rel: "noopener noreferrer", class: "preset-docs" }, "Developer docs ↗")),
+      inputs.map(({ holder }) => holder), apply, error);
+    (inputs[0]?.input ?? apply).focus();
+  }
+  search.addEventListener("input", show);
+  // Enter here picks or fills; it never submits the connection form.
+  element.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    if (event.target === search) list.querySelector("button")?.click();
+    else if (event.target.dataset.param !== undefined) chosen.querySelector('[data-action="apply-preset"]')?.click();
+  });
+  connectionPresets().then((presets) => { all = presets; show(); }).catch(() => { element.hidden = true; });
+  return element;
 }
 
 function readConfig(form, type, editing) {
@@ -256,6 +344,9 @@ function readConfig(form, type, editing) {
 export async function openConnectionDialog(connection = null, { name = "", authType = null, config = null, allowedHosts = null } = {}) {
   const types = await authTypes();
   const editing = Boolean(connection);
+  // A new connection's values to start from: cURL import's proposal, or a preset's.
+  let prefillType = authType;
+  let prefillConfig = config;
   return new Promise((resolve) => {
     let saved = null;
     const nameId = nextId("name");
@@ -273,19 +364,31 @@ export async function openConnectionDialog(connection = null, { name = "", authT
         h("p", { class: "hint" }, "Describe the service, auth type and account, e.g. “JIRA Service Management - OAuth - service_account”.")),
       h("div", { class: "field", "data-field": "auth_type" },
         h("label", { for: typeId }, "Auth type"), typeSelect),
-      fields, hosts.element, formError);
+      fields, baseUrlField(connection), hosts.element, formError);
     const tlsGiven = () => {
       const type = types.find((t) => t.name === typeSelect.value);
       const field = type.fields.find((f) => f.name === "client_certificate");
       return Boolean(field && (form.elements.namedItem(field.name)?.value || stored(field, connection, type.name)));
     };
+    const picker = editing ? null : presetPicker((filled, preset) => {
+      prefillType = filled.auth_type;
+      prefillConfig = filled.config;
+      typeSelect.value = filled.auth_type;
+      form.elements.namedItem("base_url").value = filled.base_url ?? "";
+      renderFields();
+      hosts.set(filled.allowed_hosts);
+      const nameInput = form.elements.namedItem("name");
+      if (!nameInput.value.trim()) nameInput.value = `${preset.title} - ${typeSelect.selectedOptions[0].textContent}`;
+      if (preset.secret_help) fields.prepend(h("p", { class: "hint preset-secret-help" }, preset.secret_help));
+    });
+    if (picker) form.prepend(picker);
     const syncHosts = () => {
       const type = types.find((t) => t.name === typeSelect.value);
       hosts.update(type, (name) => form.elements.namedItem(name)?.value, tlsGiven);
     };
     const renderFields = () => {
       const type = types.find((t) => t.name === typeSelect.value);
-      const prefill = type.name === authType ? config : null;
+      const prefill = type.name === prefillType ? prefillConfig : null;
       const own = type.fields.filter((f) => f.group !== "client_tls");
       const tls = type.fields.filter((f) => f.group === "client_tls");
       // Mutual TLS, which every type may add, folded away unless the connection has it.
@@ -310,6 +413,7 @@ export async function openConnectionDialog(connection = null, { name = "", authT
       }
     });
     fields.addEventListener("input", (event) => { if (event.target.name?.endsWith("_url") || event.target.name === "client_certificate") syncHosts(); });
+    form.elements.namedItem("base_url").addEventListener("input", syncHosts);
     renderFields();
     const submit = h("button", { type: "submit", class: "btn btn-primary", form: formId }, editing ? "Save" : "Create");
     const cancel = h("button", { type: "button", class: "btn", onclick: () => dialog.close() }, "Cancel");
@@ -341,6 +445,8 @@ export async function openConnectionDialog(connection = null, { name = "", authT
       const body = { name: form.elements.namedItem("name").value.trim(), auth_type: type.name, config: readConfig(form, type, editing && connection.auth_type === type.name) };
       const allowedHosts = hosts.value();
       if (allowedHosts !== undefined) body.allowed_hosts = allowedHosts;
+      const baseUrl = form.elements.namedItem("base_url").value.trim();
+      if (baseUrl || (editing && connection.base_url)) body.base_url = baseUrl;
       submit.disabled = true;
       try {
         saved = editing ? await patch(`/connections/${enc(connection.id)}`, body) : await post("/connections", body);
@@ -385,6 +491,7 @@ function hostsCell(connection) {
   const hosts = connection.allowed_hosts || [];
   return h("td", { class: "hosts" },
     hosts.length ? hosts.map((host) => h("code", {}, host)) : h("span", { class: "muted" }, "Any host"),
+    connection.base_url ? h("p", { class: "cell-note conn-base-url" }, "Base URL: ", h("code", {}, connection.base_url)) : null,
     (connection.warnings || []).map((warning) => h("p", { class: "cell-note conn-warning" }, warning)));
 }
 
