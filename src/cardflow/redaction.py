@@ -84,6 +84,16 @@ def forms_of(values: Iterable[str | None]) -> frozenset[str]:
     return frozenset(found)
 
 
+def one_time_forms(values: Iterable[str | None]) -> frozenset[str]:
+    """:func:`forms_of` for values used once (a Digest answer): not cached, so that they
+    push no lasting secret out of the cache."""
+    found: set[str] = set()
+    for value in values:
+        if value and len(value) >= MIN_SECRET_LENGTH:
+            found |= secret_forms.__wrapped__(value)
+    return frozenset(found)
+
+
 def is_sensitive_key(key: object, headers: Collection[str] = SENSITIVE_HEADERS) -> bool:
     return isinstance(key, str) and (
         key.lower() in headers or SENSITIVE_KEY.search(key) is not None

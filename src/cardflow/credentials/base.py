@@ -69,6 +69,10 @@ class ConnectionAuth(httpx.Auth):
     added_query: Mapping[str, str] = MappingProxyType({})
     # True when a 401 may be answered by new headers (a refreshed token): see unauthorized.
     retries_unauthorized: bool = False
+    # True when the added headers' values differ from request to request (Digest): kept
+    # out of what each request's work stores and answers, but not remembered process-wide
+    # for the log (each new value would push out a lasting secret).
+    header_values_vary: bool = False
 
     def ready_headers(self) -> Mapping[str, str] | None:
         """The headers for a first attempt when they are known now, without I/O (fixed

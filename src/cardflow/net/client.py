@@ -22,7 +22,7 @@ from typing import Protocol
 from cardflow.net.hosts import AllowedHosts
 from cardflow.net.query import set_query_params
 from cardflow.net.transport import HttpTransport, InboundResponse, OutboundRequest
-from cardflow.redaction import LOG_SECRETS, SecretSet, forms_of
+from cardflow.redaction import LOG_SECRETS, SecretSet, forms_of, one_time_forms
 
 
 class RequestAuth(Protocol):
@@ -40,6 +40,10 @@ class RequestAuth(Protocol):
     @property
     def retries_unauthorized(self) -> bool:
         """A 401 may be answered by new headers (:meth:`unauthorized`)."""
+
+    @property
+    def header_values_vary(self) -> bool:
+        """Each request gets header values of its own (Digest): not logged process-wide."""
 
     def ready_headers(self) -> Mapping[str, str] | None:
         """Headers for a first attempt known now, without I/O; None: drive
@@ -178,10 +182,14 @@ async def _send_handling_auth(
     if allowed_hosts is not None:
         allowed_hosts.check(request.url)  # before the auth flow may even fetch a token
     strip = auth.added_headers
+    varying = auth.header_values_vary
     flow = auth.async_auth_flow(request)
     outgoing = await flow.__anext__()
     while True:
-        _note_secrets(outgoing, strip, secrets)
+        if varying:
+            _note_varying_secrets(outgoing, strip, secrets)
+        else:
+            _note_secrets(outgoing, strip, secrets)
         response = await transport.send(
             outgoing,
             timeout=timeout,
@@ -210,6 +218,21 @@ def _note_secrets(
             if secrets is not None:
                 secrets.add_forms(forms)
             LOG_SECRETS.register(forms)
+
+
+def _note_varying_secrets(
+    request: OutboundRequest, names: frozenset[str], secrets: SecretSet | None
+) -> None:
+    """Header values made for this request alone (a Digest answer): secrets of the work it
+    is sent for, and not kept anywhere else (nor in the caches of lasting ones)."""
+    if secrets is None:
+        return
+    headers = request.headers
+    for name in names:
+        value = headers.get(name)
+        if value:
+            _scheme, _, credentials = value.partition(" ")
+            secrets.add_forms(one_time_forms((value, credentials)))
 
 
 @lru_cache(maxsize=256)
