@@ -178,6 +178,7 @@ def connection_create(
     custom: header_name, header_value*
     bearer: token*
     query: param_name, param_value* (the key as ?param_name=…)
+    digest: username, password* (HTTP Digest, MD5 or SHA-256)
     client_credentials: token_url, client_id, client_secret*, scope, token_auth_method
     oauth: authorize_url, token_url, client_id, client_secret*, scope, pkce,
     token_auth_method (then: cardflow connection authorize NAME)
