@@ -5,8 +5,9 @@ What counts as a credential (documented in README "cURL import"):
 ``-u/--user`` (a ``basic`` connection; with ``--digest`` a ``digest`` one),
 ``--oauth2-bearer`` and ``Authorization: Bearer …`` (a ``bearer`` one), another
 ``Authorization`` header (``custom``: the header as typed; ``Basic …`` decodes to a
-``basic`` one), and the API-key headers of :data:`API_KEY_HEADERS` (``custom``). A connection holds one
-credential: any other one is left out of the card too, with a warning naming the header.
+``basic`` one), and the API-key headers of :data:`API_KEY_HEADERS` (``custom``). A
+connection holds one credential: any other one is left out of the card too, with a warning
+naming the header.
 """
 
 from __future__ import annotations
