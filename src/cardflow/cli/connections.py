@@ -58,6 +58,26 @@ AllowedHostOpt = Annotated[
     ),
 ]
 
+TestRequestOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--test-request",
+        metavar="'METHOD URL'",
+        help="What `cardflow connection test` sends with the connection's auth: a method "
+        "and an absolute URL, e.g. 'GET https://api.example.com/me' (a URL alone: GET).",
+    ),
+]
+
+
+def _test_request(value: str | None) -> dict[str, str] | None:
+    """'GET https://…' (or a URL alone) as the test request's fields."""
+    if value is None:
+        return None
+    method, _, url = value.strip().partition(" ")
+    if not url.strip():
+        method, url = "GET", method
+    return {"method": method, "url": url.strip()}
+
 
 def _is_secret(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"set"}
@@ -88,6 +108,8 @@ def _print_connection(view: ConnectionView) -> None:
     for key, value in view.config.items():
         grid_row(details, f"config.{key}", _show_value(value))
     grid_row(details, "allowed hosts", _show_hosts(view))
+    if view.test_request:
+        grid_row(details, "test request", f"{view.test_request.method} {view.test_request.url}")
     if view.redirect_uri:
         grid_row(details, "redirect URI", view.redirect_uri)
     grid_row(details, "created", view.created_at.isoformat())
@@ -168,6 +190,7 @@ def connection_create(
     secret_env: SecretEnvOpt = None,
     secret_stdin: SecretStdinOpt = None,
     allowed_host: AllowedHostOpt = None,
+    test_request: TestRequestOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     r"""Create a connection. Secrets never come from a plain argument.
@@ -185,6 +208,7 @@ def connection_create(
 
     --allowed-host limits where the credentials may be sent (a card calling another host
     fails with host_not_allowed before anything is sent); without it, any host.
+    --test-request 'GET https://…' is what `cardflow connection test NAME` sends.
 
     Examples:
       cardflow connection create "JIRA - Basic - bot" --type basic \
@@ -207,7 +231,7 @@ def connection_create(
         config = config_patch(kind, sets, secret_env, secret_stdin)
         ask_missing_secrets(kind, config)
     with open_cardflow(as_json) as cf:
-        view = cf.connections.create(name, kind.name, config, hosts)
+        view = cf.connections.create(name, kind.name, config, hosts, _test_request(test_request))
     if as_json:
         print_json(view)
     else:
@@ -302,6 +326,10 @@ def connection_update(
             "secrets given again).",
         ),
     ] = False,
+    test_request: TestRequestOpt = None,
+    no_test_request: Annotated[
+        bool, typer.Option("--no-test-request", help="Remove the test request.")
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Change a connection. Fields and secrets not given are kept.
@@ -319,10 +347,28 @@ def connection_update(
                 field="allowed_hosts",
             )
         hosts = [] if any_host else _allowed_hosts(allowed_host)
-        if not (new_name or auth_type or sets or secret_env or secret_stdin or hosts is not None):
+        if test_request is not None and no_test_request:
             raise InvalidInput(
-                "Nothing to change: give --name, --type, --set, --allowed-host, --any-host "
-                "or a secret option."
+                "Give either --test-request or --no-test-request, not both.",
+                field="test_request",
+            )
+        probe: dict[str, Any] = (
+            {"test_request": _test_request(test_request)}
+            if test_request is not None or no_test_request
+            else {}
+        )
+        if not (
+            new_name
+            or auth_type
+            or sets
+            or secret_env
+            or secret_stdin
+            or hosts is not None
+            or probe
+        ):
+            raise InvalidInput(
+                "Nothing to change: give --name, --type, --set, --allowed-host, --any-host, "
+                "--test-request, --no-test-request or a secret option."
             )
         current = cf.connections.get(ref)
         kind = auth_type_named(auth_type or current.auth_type)
@@ -336,6 +382,7 @@ def connection_update(
                 auth_type=kind.name if kind.name != current.auth_type else None,
                 config=config if config or kind.name != current.auth_type else None,
                 allowed_hosts=hosts,
+                **probe,
             )
         except InvalidInput as exc:
             _reentry_hint(exc, kind.config.secret_fields, set(config))
@@ -346,6 +393,39 @@ def connection_update(
         console().print(Text(f"Updated connection {view.name!r}.", style="green"))
         _print_connection(view)
         _print_next_step(view)
+
+
+@connection_app.command("test")
+def connection_test(
+    ref: Annotated[str, typer.Argument(help="The connection's id or name.")],
+    json_output: JsonOpt = False,
+) -> None:
+    """Test a connection: send its test request with its auth, as a card would (allowed
+    hosts, network policy, timeout, token refresh). Exits 1 unless the answer is 2xx; a
+    401/403 is recorded as the connection's rejection. The response body is not shown.
+
+    Example: cardflow connection test "GitHub - Bearer - bot"
+    (set the request first: cardflow connection update NAME --test-request 'GET https://…')
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        result = cf.test_connection(ref)
+    if as_json:
+        print_json(result)
+    else:
+        details = grid()
+        grid_row(details, "request", f"{result.request.method} {result.request.url}")
+        grid_row(details, "status", "-" if result.status_code is None else str(result.status_code))
+        grid_row(
+            details, "time", "-" if result.elapsed_ms is None else f"{result.elapsed_ms:.0f} ms"
+        )
+        console().print(
+            Text("OK" if result.ok else "FAILED", style="green" if result.ok else "red")
+        )
+        console().print(details)
+        console().print(Text(result.message), soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 @connection_app.command("delete")

@@ -7,10 +7,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import httpx
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -22,6 +22,7 @@ from cardflow.credentials.base import AuthConfig, AuthType
 from cardflow.credentials.registry import AUTH_TYPES
 from cardflow.errors import Conflict, ConnectionInUse, ConnectionNotFound, InvalidInput
 from cardflow.net.hosts import normalize_allowed_hosts, widened
+from cardflow.net.urls import parse_http_url
 from cardflow.store.db import Database
 from cardflow.store.keyring import Keyring, secrets_aad
 from cardflow.store.models import Connection, ConnectionToken, new_id, utcnow
@@ -54,6 +55,53 @@ class Rejection(View):
     card_id: str | None = Field(description="The card's id in the flow.")
 
 
+MAX_TEST_URL_LENGTH = 2048
+
+
+class ConnectionTestRequest(BaseModel):
+    """What Test connection sends, with the connection's auth: not a secret, and bound
+    to ``allowed_hosts`` like any card call."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_serialization_defaults_required=True
+    )
+
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = Field(
+        default="GET", description="GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS (no body)."
+    )
+    url: str = Field(
+        max_length=MAX_TEST_URL_LENGTH,
+        description="An absolute http:// or https:// URL of the service, e.g. its "
+        "current-user endpoint; a host the connection's allowed_hosts list.",
+        examples=["https://api.github.com/user"],
+    )
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parse_http_url(value)
+        if "#" in value:
+            raise ValueError("the URL must not have a #fragment")
+        return value.strip()
+
+
+def _test_request(value: object) -> dict[str, Any] | None:
+    """A test request as stored (None: none)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput(
+            'test_request must be an object: {"method": "GET", "url": "https://…"}.',
+            field="test_request",
+        )
+    return validate(ConnectionTestRequest, value, "test_request").model_dump()
+
+
 class ConnectionView(View):
     """A connection as users see it: secrets only as ``{"set": true|false}``."""
 
@@ -77,6 +125,10 @@ class ConnectionView(View):
         description="The upstream rejected its credentials (HTTP 401 or 403) at the last "
         "such answer; null once a later call succeeds or the credentials change."
     )
+    test_request: ConnectionTestRequest | None = Field(
+        description="What Test connection (POST /api/v1/connections/{ref}/test) sends; "
+        "null: none set.",
+    )
     created_at: Timestamp
     updated_at: Timestamp
 
@@ -99,6 +151,10 @@ class LoadedConnection:
     auth_type: str
     config: AuthConfig
     allowed_hosts: tuple[str, ...] = ()
+
+
+# An update's "left out" where None means something (a test_request removed).
+UNCHANGED: Any = object()
 
 
 def _kept(value: object) -> bool:
@@ -229,15 +285,22 @@ class ConnectionService:
     # -- writing -------------------------------------------------------------------------
 
     def create(
-        self, name: object, auth_type: object, config: object, allowed_hosts: object = None
+        self,
+        name: object,
+        auth_type: object,
+        config: object,
+        allowed_hosts: object = None,
+        test_request: object = None,
     ) -> ConnectionView:
         """A new connection. ``allowed_hosts`` lists where its credentials may be sent
-        (``api.example.com``, ``*.example.com``, with an optional ``:port``); empty: any."""
+        (``api.example.com``, ``*.example.com``, with an optional ``:port``); empty: any.
+        ``test_request``: what Test connection sends ({"method", "url"}), or None."""
         checked_name = _check_name(name)
         kind = _auth_type(auth_type)
         model = validate(kind.config, _config_dict(config), "config")
         self._require_secrets(model)
         hosts = _allowed_hosts(allowed_hosts)
+        probe = _test_request(test_request)
         connection_id = new_id("con")
         try:
             with self._db.session() as session:
@@ -247,6 +310,7 @@ class ConnectionService:
                     auth_type=kind.name,
                     allowed_hosts=hosts,
                     status=status.initial(kind),
+                    test_request=probe,
                 )
                 self._store_config(session, row, model)
                 session.add(row)
@@ -266,8 +330,10 @@ class ConnectionService:
         auth_type: object = None,
         config: object = None,
         allowed_hosts: object = None,
+        test_request: object = UNCHANGED,
     ) -> ConnectionView:
         """Change a connection; secrets left out (or sent back as {"set": true}) are kept.
+        ``test_request`` None removes it; left out, it is kept.
 
         Sending a connection's secrets somewhere new — wider ``allowed_hosts``, another
         token or authorize URL — needs its secrets entered again in the same change, so
@@ -277,6 +343,8 @@ class ConnectionService:
                 row = self._find(session, ref)
                 if name is not None:
                     row.name = _check_name(name)
+                if test_request is not UNCHANGED:
+                    row.test_request = _test_request(test_request)
                 kind = AUTH_TYPES[row.auth_type]
                 new_kind = _auth_type(auth_type) if auth_type is not None else kind
                 patch = _config_dict(config) if config is not None else {}
@@ -485,6 +553,9 @@ class ConnectionService:
             warnings=warnings,
             used_by=used_by,
             rejected=self._rejection(row, used_by),
+            test_request=(
+                ConnectionTestRequest.model_validate(row.test_request) if row.test_request else None
+            ),
         )
 
     @staticmethod

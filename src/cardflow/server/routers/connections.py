@@ -8,6 +8,7 @@ from fastapi import APIRouter, Response, status
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from cardflow.connections.probe import ConnectionTestResult
 from cardflow.connections.service import ConnectionView
 from cardflow.credentials.registry import AUTH_TYPES, auth_type_info
 from cardflow.server.bodies import JsonRoute
@@ -72,6 +73,11 @@ class ConnectionCreate(BaseModel):
         "addresses, or *.domain for any name under a domain, each with an optional :port. "
         "Empty: any host (the connection then carries a warning).",
     )
+    test_request: dict[str, Any] | None = Field(
+        default=None,
+        examples=[{"method": "GET", "url": "https://api.example.com/me"}],
+        description="What Test connection sends with its auth (method, absolute URL).",
+    )
 
 
 class ConnectionUpdate(BaseModel):
@@ -87,11 +93,18 @@ class ConnectionUpdate(BaseModel):
         description="The new list (replaces the old one). Allowing a host the list did not "
         "allow needs the connection's secrets entered again in config.",
     )
+    test_request: dict[str, Any] | None = Field(
+        default=None,
+        examples=[{"method": "GET", "url": "https://api.example.com/me"}],
+        description="What Test connection sends (replaces the old one); null removes it.",
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=errors(409))
 def create_connection(body: ConnectionCreate, cf: CardflowDep, _token: TokenDep) -> ConnectionView:
-    return cf.connections.create(body.name, body.auth_type, body.config, body.allowed_hosts)
+    return cf.connections.create(
+        body.name, body.auth_type, body.config, body.allowed_hosts, body.test_request
+    )
 
 
 @router.get("")
@@ -114,7 +127,17 @@ def update_connection(
         auth_type=body.auth_type,
         config=body.config,
         allowed_hosts=body.allowed_hosts,
+        **({"test_request": body.test_request} if "test_request" in body.model_fields_set else {}),
     )
+
+
+@router.post("/{ref}/test", responses=errors(404))
+async def test_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> ConnectionTestResult:
+    """Test connection: send its ``test_request`` with its auth, through the client cards
+    use (allowed_hosts, network policy, timeout, token refresh). ``ok``: a 2xx answer; a
+    401/403 is recorded as the connection's rejection. The response body is not returned.
+    No ``test_request``: 422 naming it."""
+    return await cf.test_connection_async(ref)
 
 
 @router.get(
