@@ -1081,6 +1081,12 @@ def test_digest_password_and_answers_are_kept_out_of_everything(
         wrong = kit.connection("Digest wrong", "digest", {"username": "ada", "password": "nope"})
         refused = kit.card_test(wrong, f"{digest.url}/hidden/SHA-256")
         assert refused["error"]["status_code"] == 401, refused
+        # Test connection: its answer (status, time, message) and the rejection it records
+        for ref, algorithm, ok in ((connection, "MD5", True), (wrong, "SHA-256", False)):
+            probe = {"test_request": {"url": f"{digest.url}/hidden/{algorithm}"}}
+            kit.api.patch(f"/api/v1/connections/{ref}", json=probe).raise_for_status()
+            tested = kit.api.post(f"/api/v1/connections/{ref}/test")
+            assert tested.status_code == 200 and tested.json()["ok"] is ok, tested.text
 
         flow = kit.flow(
             {
@@ -1108,18 +1114,23 @@ def test_digest_password_and_answers_are_kept_out_of_everything(
         run = manual.json()
         kit.run_ids.append(run["id"])
         assert [card["status"] for card in run["cards"]] == ["succeeded"] * 2, run
+        env = {"CARDFLOW_HOME": str(settings_kwargs["home"]), "CARDFLOW_MASTER_KEY": MASTER_KEY}
+        if "database_url" in settings_kwargs:
+            env["CARDFLOW_DATABASE_URL"] = str(settings_kwargs["database_url"])
+        runner = CliRunner()
+        for args in (
+            ["connection", "show", connection, "--json"],
+            ["connection", "list"],
+            ["connection", "test", connection],
+            ["connection", "test", connection, "--json"],
+        ):
+            shown = runner.invoke(cli.app, args, env={**env, "COLUMNS": "200"})
+            assert shown.exit_code == 0, shown.output
+            kit.answers.append(Place(f"cardflow {' '.join(args)}", shown.output))
         answers = [auth for _, auth in digest.requests if auth]
     assert len(answers) >= 5
     for n, answer in enumerate(answers):
         kit.add(f"Digest answer {n}", answer)
         kit.add(f"Digest response hash {n}", re.findall(r'response="([0-9a-f]+)"', answer)[0])
 
-    env = {"CARDFLOW_HOME": str(settings_kwargs["home"]), "CARDFLOW_MASTER_KEY": MASTER_KEY}
-    if "database_url" in settings_kwargs:
-        env["CARDFLOW_DATABASE_URL"] = str(settings_kwargs["database_url"])
-    runner = CliRunner()
-    for args in (["connection", "show", connection, "--json"], ["connection", "list"]):
-        shown = runner.invoke(cli.app, args, env={**env, "COLUMNS": "200"})
-        assert shown.exit_code == 0, shown.output
-        kit.answers.append(Place(f"cardflow {' '.join(args)}", shown.output))
     kit.assert_nothing_leaked()
