@@ -16,6 +16,7 @@ from yarl import URL
 from cardflow.credentials.base import IncomingResponse
 from cardflow.credentials.digest import MAX_ORIGINS, DigestAuth
 from cardflow.net.transport import InboundResponse, OutboundRequest
+from cardflow.redaction import MAX_ONE_TIME_SECRETS, REDACTED, SecretSet
 
 NONCE = "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v"
 
@@ -133,3 +134,13 @@ def test_the_password_is_its_secret_and_the_header_values_vary() -> None:
     assert auth.sensitive_values() == ["pass word"] == auth.static_values()
     assert auth.added_headers == {"authorization"} and auth.header_values_vary
     assert auth.ready_headers() is None  # the generator is always driven
+    sent = 'Digest username="u", realm="r", nonce="n", uri="/x", response="9f0a", nc=00000001'
+    assert auth.one_time_values(sent) == ["9f0a"]
+
+
+def test_a_work_keeps_a_bounded_number_of_one_time_values() -> None:
+    secrets = SecretSet()
+    for n in range(MAX_ONE_TIME_SECRETS + 10):
+        secrets.add_one_time(f"{n:08x}")
+    assert len(secrets.forms) == MAX_ONE_TIME_SECRETS
+    assert secrets.redact_text("00000001 and 000003e7") == f"{REDACTED} and {REDACTED}"

@@ -15,10 +15,12 @@ cannot be answered (an unknown algorithm, qop ``auth-int`` alone, a malformed he
 is not answered: the 401 is the answer. Cookies the challenge sets are not sent back
 (cardflow keeps no cookies).
 
-Each request's ``Authorization`` value differs (nonce count, client nonce): it is kept out
-of what the request's work stores and answers, but not added to the process-wide log
-secrets, which it would flood (``header_values_vary``). The password is a secret like any
-other.
+Each request's ``Authorization`` value differs (nonce count, client nonce). Its response
+hash — the part that proves the password, for that nonce — is kept out of what the
+request's work stores and answers (``header_values_vary``, ``one_time_values``), but not
+added to the process-wide log secrets, which it would flood; the rest (user name, realm,
+nonce, URI) is no secret, and a header named ``Authorization`` is blanked whole wherever
+cardflow keeps one. The password is a secret like any other.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from cardflow.net.transport import InboundResponse, OutboundRequest
 # as it is (RFC 7616's ``username*`` for other names is not sent).
 _USERNAME = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_RESPONSE = re.compile(r'(?:^|[\s,])response="?([0-9A-Fa-f]+)')
 # Origins whose last challenge is kept, per connection (the least recently used go first).
 MAX_ORIGINS = 32
 
@@ -99,6 +102,9 @@ class DigestAuth(ConnectionAuth):
 
     def sensitive_values(self) -> list[str]:
         return [self._password]
+
+    def one_time_values(self, header_value: str) -> list[str]:
+        return _RESPONSE.findall(header_value)
 
     def _digest(self, origin: Origin) -> httpx.DigestAuth:
         with self._lock:

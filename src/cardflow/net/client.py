@@ -22,7 +22,7 @@ from typing import Protocol
 from cardflow.net.hosts import AllowedHosts
 from cardflow.net.query import set_query_params
 from cardflow.net.transport import HttpTransport, InboundResponse, OutboundRequest
-from cardflow.redaction import LOG_SECRETS, SecretSet, forms_of, one_time_forms
+from cardflow.redaction import LOG_SECRETS, SecretSet, forms_of
 
 
 class RequestAuth(Protocol):
@@ -43,7 +43,10 @@ class RequestAuth(Protocol):
 
     @property
     def header_values_vary(self) -> bool:
-        """Each request gets header values of its own (Digest): not logged process-wide."""
+        """Each request gets header values of its own (Digest): see one_time_values."""
+
+    def one_time_values(self, header_value: str) -> list[str]:
+        """What in one of its varying header values must not be kept."""
 
     def ready_headers(self) -> Mapping[str, str] | None:
         """Headers for a first attempt known now, without I/O; None: drive
@@ -187,7 +190,7 @@ async def _send_handling_auth(
     outgoing = await flow.__anext__()
     while True:
         if varying:
-            _note_varying_secrets(outgoing, strip, secrets)
+            _note_one_time_secrets(outgoing, auth, secrets)
         else:
             _note_secrets(outgoing, strip, secrets)
         response = await transport.send(
@@ -220,19 +223,19 @@ def _note_secrets(
             LOG_SECRETS.register(forms)
 
 
-def _note_varying_secrets(
-    request: OutboundRequest, names: frozenset[str], secrets: SecretSet | None
+def _note_one_time_secrets(
+    request: OutboundRequest, auth: RequestAuth, secrets: SecretSet | None
 ) -> None:
-    """Header values made for this request alone (a Digest answer): secrets of the work it
-    is sent for, and not kept anywhere else (nor in the caches of lasting ones)."""
+    """Values made for this request alone (a Digest answer's hash): secrets of the work it
+    is sent for, kept nowhere else (the process-wide log secrets keep lasting ones)."""
     if secrets is None:
         return
     headers = request.headers
-    for name in names:
+    for name in auth.added_headers:
         value = headers.get(name)
         if value:
-            _scheme, _, credentials = value.partition(" ")
-            secrets.add_forms(one_time_forms((value, credentials)))
+            for secret in auth.one_time_values(value):
+                secrets.add_one_time(secret)
 
 
 @lru_cache(maxsize=256)

@@ -166,7 +166,7 @@ function testRequestField(connection) {
   const current = connection?.test_request;
   const method = h("select", { id: methodId, name: "test_method", "aria-label": "Test request method" },
     TEST_METHODS.map((m) => h("option", { value: m, selected: (current?.method ?? "GET") === m }, m)));
-  const url = h("input", { type: "url", id: urlId, name: "test_url", value: current?.url ?? "", autocomplete: "off", spellcheck: "false", placeholder: "https://api.example.com/me" });
+  const url = h("input", { type: "url", id: urlId, name: "test_url", value: current?.url ?? "", autocomplete: "off", spellcheck: "false", placeholder: "An absolute URL, e.g. the API’s current-user endpoint" });
   const element = h("div", { class: "field", "data-field": "test_request" },
     h("label", { for: urlId }, "Test request"),
     h("div", { class: "test-request-row" },
