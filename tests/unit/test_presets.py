@@ -139,11 +139,17 @@ def test_search_and_unknown_presets() -> None:
 
 
 def test_preset_connection_merges_what_the_caller_gives() -> None:
-    auth_type, config, hosts, base = preset_connection(
+    auth_type, config, hosts, base, probe = preset_connection(
         "github", None, config={"client_id": "abc", "scope": "repo"}
     )
     assert auth_type == "oauth" and config["client_id"] == "abc" and config["scope"] == "repo"
     assert hosts == ["github.com", "api.github.com"] and base == "https://api.github.com"
+    # the preset's test request, as a path under the base URL
+    assert probe == {"method": "GET", "url": "/user"}
+    # one given wins; without a base URL there is nothing to put the preset's path under
+    mine = {"method": "HEAD", "url": "https://api.github.com/rate_limit"}
+    assert preset_connection("github", None, test_request=mine)[4] == mine
+    assert preset_connection("github", None, base_url="")[4] is None
     with pytest.raises(InvalidInput) as info:
         preset_connection("github", None, auth_type="basic")
     assert info.value.field == "auth_type"

@@ -39,7 +39,13 @@ from cardflow.cli.connection_config import (
     config_patch,
     secret_hint,
 )
-from cardflow.connections.presets import FilledPreset, fill_preset, get_preset, search_presets
+from cardflow.connections.presets import (
+    FilledPreset,
+    fill_preset,
+    get_preset,
+    preset_test_request,
+    search_presets,
+)
 from cardflow.connections.service import ConnectionView, Rejection
 from cardflow.credentials.base import AuthType
 from cardflow.credentials.registry import AUTH_TYPES
@@ -62,6 +68,27 @@ AllowedHostOpt = Annotated[
         "None given: any host (the connection then carries a warning).",
     ),
 ]
+
+TestRequestOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--test-request",
+        metavar="'METHOD URL'",
+        help="What `cardflow connection test` sends with the connection's auth: a method "
+        "and an absolute URL, e.g. 'GET https://api.example.com/me', or a path under "
+        "--base-url ('GET /me'); a URL alone: GET. With --preset, left out: the preset's.",
+    ),
+]
+
+
+def _test_request(value: str | None) -> dict[str, str] | None:
+    """'GET https://…' (or a URL alone) as the test request's fields."""
+    if value is None:
+        return None
+    method, _, url = value.strip().partition(" ")
+    if not url.strip():
+        method, url = "GET", method
+    return {"method": method, "url": url.strip()}
 
 
 BaseUrlOpt = Annotated[
@@ -119,6 +146,8 @@ def _print_connection(view: ConnectionView) -> None:
     grid_row(details, "allowed hosts", _show_hosts(view))
     if view.base_url:
         grid_row(details, "base URL", view.base_url)
+    if view.test_request:
+        grid_row(details, "test request", f"{view.test_request.method} {view.test_request.url}")
     if view.redirect_uri:
         grid_row(details, "redirect URI", view.redirect_uri)
     grid_row(details, "created", view.created_at.isoformat())
@@ -239,6 +268,7 @@ def connection_create(
     from_file: FromFileOpt = None,
     allowed_host: AllowedHostOpt = None,
     base_url: BaseUrlOpt = None,
+    test_request: TestRequestOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     r"""Create a connection. Secrets never come from a plain argument.
@@ -250,6 +280,7 @@ def connection_create(
     custom: header_name, header_value*
     bearer: token*
     query: param_name, param_value* (the key as ?param_name=…)
+    digest: username, password* (HTTP Digest, MD5 or SHA-256)
     client_credentials: token_url, client_id, client_secret*, scope, token_auth_method,
     private_key*, key_id, revocation_url
     oauth: authorize_url, token_url, client_id, client_secret*, scope, pkce,
@@ -265,6 +296,7 @@ def connection_create(
 
     --allowed-host limits where the credentials may be sent (a card calling another host
     fails with host_not_allowed before anything is sent); without it, any host.
+    --test-request 'GET https://…' is what `cardflow connection test NAME` sends.
 
     Examples:
       cardflow connection create "JIRA - Basic - bot" --type basic \
@@ -310,9 +342,12 @@ def connection_create(
             config = {**filled.config, **config}
             hosts = hosts or filled.allowed_hosts
             base_url = filled.base_url if base_url is None else base_url
+        probe = _test_request(test_request)
+        if preset is not None and probe is None:
+            probe = preset_test_request(filled, base_url)
         ask_missing_secrets(kind, config)
     with open_cardflow(as_json) as cf:
-        view = cf.connections.create(name, kind.name, config, hosts, base_url)
+        view = cf.connections.create(name, kind.name, config, hosts, base_url, probe)
     if as_json:
         print_json(view)
     else:
@@ -456,6 +491,10 @@ def connection_update(
             "secrets given again).",
         ),
     ] = False,
+    test_request: TestRequestOpt = None,
+    no_test_request: Annotated[
+        bool, typer.Option("--no-test-request", help="Remove the test request.")
+    ] = False,
     json_output: JsonOpt = False,
 ) -> None:
     """Change a connection. Fields and secrets not given are kept.
@@ -473,11 +512,21 @@ def connection_update(
                 field="allowed_hosts",
             )
         hosts = [] if any_host else _allowed_hosts(allowed_host)
-        given = (new_name, auth_type, sets, secret_env, secret_stdin, from_file)
+        if test_request is not None and no_test_request:
+            raise InvalidInput(
+                "Give either --test-request or --no-test-request, not both.",
+                field="test_request",
+            )
+        probe: dict[str, Any] = (
+            {"test_request": _test_request(test_request)}
+            if test_request is not None or no_test_request
+            else {}
+        )
+        given = (new_name, auth_type, sets, secret_env, secret_stdin, from_file, probe)
         if not (any(given) or hosts is not None or base_url is not None):
             raise InvalidInput(
                 "Nothing to change: give --name, --type, --set, --from-file, --allowed-host, "
-                "--any-host, --base-url or a secret option."
+                "--any-host, --base-url, --test-request, --no-test-request or a secret option."
             )
         current = cf.connections.get(ref)
         kind = auth_type_named(auth_type or current.auth_type)
@@ -492,6 +541,7 @@ def connection_update(
                 config=config if config or kind.name != current.auth_type else None,
                 allowed_hosts=hosts,
                 base_url=base_url,
+                **probe,
             )
         except InvalidInput as exc:
             _reentry_hint(exc, kind, set(config))
@@ -502,6 +552,39 @@ def connection_update(
         console().print(Text(f"Updated connection {view.name!r}.", style="green"))
         _print_connection(view)
         _print_next_step(view)
+
+
+@connection_app.command("test")
+def connection_test(
+    ref: Annotated[str, typer.Argument(help="The connection's id or name.")],
+    json_output: JsonOpt = False,
+) -> None:
+    """Test a connection: send its test request with its auth, as a card would (allowed
+    hosts, network policy, timeout, token refresh). Exits 1 unless the answer is 2xx; a
+    401/403 is recorded as the connection's rejection. The response body is not shown.
+
+    Example: cardflow connection test "GitHub - Bearer - bot"
+    (set the request first: cardflow connection update NAME --test-request 'GET https://…')
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        result = cf.test_connection(ref)
+    if as_json:
+        print_json(result)
+    else:
+        details = grid()
+        grid_row(details, "request", f"{result.request.method} {result.request.url}")
+        grid_row(details, "status", "-" if result.status_code is None else str(result.status_code))
+        grid_row(
+            details, "time", "-" if result.elapsed_ms is None else f"{result.elapsed_ms:.0f} ms"
+        )
+        console().print(
+            Text("OK" if result.ok else "FAILED", style="green" if result.ok else "red")
+        )
+        console().print(details)
+        console().print(Text(result.message), soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 @connection_app.command("delete")

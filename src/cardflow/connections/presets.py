@@ -317,10 +317,12 @@ def preset_connection(
     config: object = None,
     allowed_hosts: object = None,
     base_url: object = None,
-) -> tuple[str, dict[str, Any], object, object]:
-    """A new connection's auth type, config, allowed hosts and base URL from a preset,
-    with what the caller gave on top (its config fields win; its allowed_hosts and
-    base_url, when given, replace the preset's)."""
+    test_request: object = None,
+) -> tuple[str, dict[str, Any], object, object, object]:
+    """A new connection's auth type, config, allowed hosts, base URL and test request from
+    a preset, with what the caller gave on top (its config fields win; its allowed_hosts,
+    base_url and test_request, when given, replace the preset's). The preset's test
+    request is its path under the base URL (kept relative: it follows a later base_url)."""
     filled = fill_preset(get_preset(preset_id), params)
     if auth_type not in (None, "", filled.auth_type):
         raise InvalidInput(
@@ -333,4 +335,13 @@ def preset_connection(
     merged = {**filled.config, **(config or {})}
     hosts = allowed_hosts if allowed_hosts else filled.allowed_hosts
     base = base_url if base_url is not None else filled.base_url
-    return filled.auth_type, merged, hosts, base
+    probe = test_request if test_request is not None else preset_test_request(filled, base)
+    return filled.auth_type, merged, hosts, base, probe
+
+
+def preset_test_request(filled: FilledPreset, base_url: object) -> dict[str, str] | None:
+    """The preset's test request as a connection's (``{"method", "url"}``, the url its
+    path under the base URL), when the connection has a base URL to put it under."""
+    if filled.test_request is None or not base_url:
+        return None
+    return {"method": filled.test_request.method, "url": filled.test_request.path}

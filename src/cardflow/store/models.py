@@ -104,6 +104,8 @@ class Connection(Base):
     rejected_run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     rejected_flow_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     rejected_card_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # What Test connection sends ({"method", "url"}; not secret), or null: none set.
+    test_request: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     token: Mapped[ConnectionToken | None] = relationship(
         back_populates="connection", cascade="all, delete-orphan", passive_deletes=True

@@ -101,6 +101,8 @@ def _query(query: Mapping[str, Any], key: str | None) -> str:
 def _auth(auth_type: str | None, config: Mapping[str, Any]) -> list[list[str]]:
     if auth_type == "basic":
         return [["-u", f"{config.get('username') or '<username>'}:<password>"]]
+    if auth_type == "digest":
+        return [["--digest", "-u", f"{config.get('username') or '<username>'}:<password>"]]
     if auth_type == "custom":
         return [["-H", f"{config.get('header_name') or 'Authorization'}: <header_value>"]]
     if auth_type in _TOKEN_TYPES or auth_type == "bearer":

@@ -9,6 +9,7 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from cardflow.connections.presets import preset_connection
+from cardflow.connections.probe import ConnectionTestResult
 from cardflow.connections.service import ConnectionDeleted, ConnectionView
 from cardflow.credentials.registry import AUTH_TYPES, auth_type_info
 from cardflow.errors import InvalidInput
@@ -119,6 +120,12 @@ class ConnectionCreate(BaseModel):
         examples=["https://api.github.com"],
         description="Where cards' relative URLs (/user) resolve; its host must be allowed.",
     )
+    test_request: dict[str, Any] | None = Field(
+        default=None,
+        examples=[{"method": "GET", "url": "https://api.example.com/me"}],
+        description="What Test connection sends with its auth (method, and an absolute URL "
+        "or a path under base_url). With a preset, left out: the preset's.",
+    )
 
 
 class ConnectionUpdate(BaseModel):
@@ -137,6 +144,12 @@ class ConnectionUpdate(BaseModel):
     base_url: str | None = Field(
         default=None, description='A new base_url ("" removes it); left out: kept.'
     )
+    test_request: dict[str, Any] | None = Field(
+        default=None,
+        examples=[{"method": "GET", "url": "/me"}],
+        description="What Test connection sends (replaces the old one; its url an absolute "
+        "URL or a path under base_url); null removes it.",
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=errors(409))
@@ -145,17 +158,23 @@ def create_connection(body: ConnectionCreate, cf: CardflowDep, _token: TokenDep)
         if body.preset_params:
             raise InvalidInput("preset_params need a preset.", field="preset_params")
         return cf.connections.create(
-            body.name, body.auth_type, body.config, body.allowed_hosts, body.base_url
+            body.name,
+            body.auth_type,
+            body.config,
+            body.allowed_hosts,
+            body.base_url,
+            body.test_request,
         )
-    auth_type, config, hosts, base_url = preset_connection(
+    auth_type, config, hosts, base_url, test_request = preset_connection(
         body.preset,
         body.preset_params,
         auth_type=body.auth_type,
         config=body.config,
         allowed_hosts=body.allowed_hosts,
         base_url=body.base_url,
+        test_request=body.test_request,
     )
-    return cf.connections.create(body.name, auth_type, config, hosts, base_url)
+    return cf.connections.create(body.name, auth_type, config, hosts, base_url, test_request)
 
 
 @router.get("")
@@ -179,7 +198,17 @@ def update_connection(
         config=body.config,
         allowed_hosts=body.allowed_hosts,
         base_url=body.base_url,
+        **({"test_request": body.test_request} if "test_request" in body.model_fields_set else {}),
     )
+
+
+@router.post("/{ref}/test", responses=errors(404))
+async def test_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> ConnectionTestResult:
+    """Test connection: send its ``test_request`` with its auth, through the client cards
+    use (allowed_hosts, network policy, timeout, token refresh). ``ok``: a 2xx answer; a
+    401/403 is recorded as the connection's rejection. The response body is not returned.
+    No ``test_request``: 422 naming it."""
+    return await cf.test_connection_async(ref)
 
 
 @router.get(

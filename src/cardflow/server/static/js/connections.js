@@ -325,6 +325,38 @@ function presetPicker(onFilled) {
   return element;
 }
 
+const TEST_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+// The optional "Test request": what the Test button sends with the connection's auth.
+function testRequestField(connection) {
+  const methodId = nextId("test-method");
+  const urlId = nextId("test-url");
+  const current = connection?.test_request;
+  const method = h("select", { id: methodId, name: "test_method", "aria-label": "Test request method" },
+    TEST_METHODS.map((m) => h("option", { value: m, selected: (current?.method ?? "GET") === m }, m)));
+  const url = h("input", { type: "text", inputmode: "url", id: urlId, name: "test_url", value: current?.url ?? "", autocomplete: "off", spellcheck: "false", placeholder: "A path under the base URL (/me) or an absolute URL" });
+  const element = h("div", { class: "field", "data-field": "test_request" },
+    h("label", { for: urlId }, "Test request"),
+    h("div", { class: "test-request-row" },
+      h("span", { "data-field": "test_request.method" }, method),
+      h("span", { "data-field": "test_request.url", class: "grow" }, url)),
+    h("p", { class: "hint" }, "Optional: a URL of the service that needs these credentials (e.g. its current-user endpoint), whole or as a path under the base URL. The Test button sends it with them; it must be on an allowed host."));
+  return {
+    element,
+    // The value to send: undefined (nothing to say), null (remove it) or {method, url}.
+    value(editing) {
+      const typed = url.value.trim();
+      if (!typed) return editing && current ? null : undefined;
+      return { method: method.value, url: typed };
+    },
+    // A preset's test request ({method, path}), as if typed here.
+    set(request) {
+      method.value = request.method;
+      url.value = request.path;
+    },
+  };
+}
+
 function readConfig(form, type, editing) {
   const config = {};
   for (const field of type.fields) {
@@ -355,6 +387,7 @@ export async function openConnectionDialog(connection = null, { name = "", authT
       types.map((t) => h("option", { value: t.name, selected: connection ? connection.auth_type === t.name : t.name === (authType || "basic") }, t.title)));
     const fields = h("div", { class: "type-fields" });
     const hosts = allowedHostsField(connection, allowedHosts);
+    const probe = testRequestField(connection);
     const formError = h("div", { class: "form-error", role: "alert" });
     const formId = nextId("form");
     const form = h("form", { class: "form", id: formId, novalidate: true },
@@ -364,7 +397,7 @@ export async function openConnectionDialog(connection = null, { name = "", authT
         h("p", { class: "hint" }, "Describe the service, auth type and account, e.g. “JIRA Service Management - OAuth - service_account”.")),
       h("div", { class: "field", "data-field": "auth_type" },
         h("label", { for: typeId }, "Auth type"), typeSelect),
-      fields, baseUrlField(connection), hosts.element, formError);
+      fields, baseUrlField(connection), hosts.element, probe.element, formError);
     const tlsGiven = () => {
       const type = types.find((t) => t.name === typeSelect.value);
       const field = type.fields.find((f) => f.name === "client_certificate");
@@ -375,6 +408,7 @@ export async function openConnectionDialog(connection = null, { name = "", authT
       prefillConfig = filled.config;
       typeSelect.value = filled.auth_type;
       form.elements.namedItem("base_url").value = filled.base_url ?? "";
+      if (filled.test_request && filled.base_url) probe.set(filled.test_request);
       renderFields();
       hosts.set(filled.allowed_hosts);
       const nameInput = form.elements.namedItem("name");
@@ -447,6 +481,8 @@ export async function openConnectionDialog(connection = null, { name = "", authT
       if (allowedHosts !== undefined) body.allowed_hosts = allowedHosts;
       const baseUrl = form.elements.namedItem("base_url").value.trim();
       if (baseUrl || (editing && connection.base_url)) body.base_url = baseUrl;
+      const testRequest = probe.value(editing);
+      if (testRequest !== undefined) body.test_request = testRequest;
       submit.disabled = true;
       try {
         saved = editing ? await patch(`/connections/${enc(connection.id)}`, body) : await post("/connections", body);
@@ -522,6 +558,12 @@ function statusCell(connection) {
     rejected ? rejectionNote(rejected) : null);
 }
 
+// What the Test button found, in the server's words (status and time; never the body).
+export function testResultNote(result) {
+  return h("p", { class: `conn-test ${result.ok ? "conn-test-ok" : "conn-test-failed"}`, role: "status", "data-test-result": result.ok ? "ok" : "failed", "data-status": result.status_code ?? "" },
+    h("strong", {}, result.ok ? "✓ Test passed: " : "✗ Test failed: "), result.message);
+}
+
 export async function connectionsPage(root) {
   const params = new URLSearchParams(window.location.search);
   const typeTitles = Object.fromEntries((await authTypes()).map((t) => [t.name, t.title]));
@@ -556,11 +598,25 @@ export async function connectionsPage(root) {
     close.focus();
   }
 
+  // The last Test result of each connection (by id), shown in its row until the page is left.
+  const tested = new Map();
+  async function testConnection(conn, button) {
+    button.disabled = true;
+    button.textContent = "Testing…";
+    try {
+      tested.set(conn.id, await post(`/connections/${enc(conn.id)}/test`, {}));
+    } catch (error) {
+      tested.set(conn.id, { ok: false, status_code: null, elapsed_ms: null, message: error.message });
+    }
+    await load();  // a 401/403 (or a success after one) changes the connection's status
+    list.querySelector(`tr[data-connection="${CSS.escape(conn.name)}"] [data-action="test-connection"]`)?.focus();
+  }
+
   async function load() {
     const connections = await get("/connections");
     if (!connections.length) {
       clear(list, emptyState("No connections yet",
-        "A connection holds the credentials for one service and account (Basic, a custom header, a bearer token, an API key in the query, OAuth 2.0 or client credentials). Create one, then pick it in an API Connector card.",
+        "A connection holds the credentials for one service and account (Basic, Digest, a custom header, a bearer token, an API key in the query, OAuth 2.0 or client credentials). Create one, then pick it in an API Connector card.",
         h("button", { type: "button", class: "btn btn-primary", onclick: () => create.click() }, "+ New Connection")));
       return;
     }
@@ -568,7 +624,8 @@ export async function connectionsPage(root) {
       h("thead", {}, h("tr", {}, ["Name", "Auth type", "Allowed hosts", "Status", "Used by", "Updated", h("span", { class: "sr-only" }, "Actions")].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, connections.map((conn) => h("tr", { "data-connection": conn.name },
         h("td", {}, h("strong", { class: "conn-name" }, conn.name), conn.redirect_uri ? redirectUriBlock(conn.redirect_uri) : null,
-          conn.config.public_jwk ? publicJwkBlock(conn.config.public_jwk) : null),
+          conn.config.public_jwk ? publicJwkBlock(conn.config.public_jwk) : null,
+          tested.has(conn.id) ? testResultNote(tested.get(conn.id)) : null),
         h("td", { class: "nowrap" }, typeTitles[conn.auth_type] || conn.auth_type),
         hostsCell(conn),
         statusCell(conn),
@@ -576,6 +633,11 @@ export async function connectionsPage(root) {
         h("td", { class: "nowrap muted" }, formatTime(conn.updated_at)),
         h("td", { class: "row-actions" },
           conn.redirect_uri ? authorizeLink(conn) : null,
+          h("button", {
+            type: "button", class: "btn btn-small", "data-action": "test-connection", "aria-label": `Test ${conn.name}`,
+            title: conn.test_request ? `${conn.test_request.method} ${conn.test_request.url}` : "Set a test request (Edit) first",
+            onclick: (event) => testConnection(conn, event.currentTarget),
+          }, "Test"),
           h("button", { type: "button", class: "btn btn-small", "aria-label": `Edit ${conn.name}`, onclick: async () => { if (await openConnectionDialog(conn)) await load(); } }, "Edit"),
           h("button", { type: "button", class: "btn btn-small btn-danger-quiet", "aria-label": `Delete ${conn.name}`, onclick: async () => {
             if (conn.used_by.length) { inUseDialog(conn); return; }
