@@ -1,5 +1,6 @@
 """The New Connection dialog's "Start from a preset" picker in a real browser (issue 13):
-search, fill a placeholder (Okta's domain), and the form is filled from the preset."""
+search, fill a placeholder (Okta's domain), and the form is filled from the preset (its
+test request too, as a path under the base URL)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,11 @@ def test_an_okta_connection_from_the_preset_picker(web: WebServer, page: Page) -
     )
     expect(dialog.get_by_label("Base URL")).to_have_value("https://acme.okta.com")
     expect(dialog.get_by_label("Allowed hosts")).to_have_value("acme.okta.com")
+    # the preset's test request, a path under the base URL
+    expect(dialog.get_by_label("Test request method")).to_have_value("GET")
+    expect(dialog.get_by_label("Test request", exact=True)).to_have_value(
+        "/oauth2/default/v1/userinfo"
+    )
     expect(dialog.get_by_label("Nickname *")).to_have_value(
         "Okta (custom authorization server) - OAuth 2.0"
     )
@@ -71,6 +77,7 @@ def test_an_okta_connection_from_the_preset_picker(web: WebServer, page: Page) -
     assert connection["config"]["client_secret"] == {"set": True}
     assert connection["allowed_hosts"] == ["acme.okta.com"]
     assert connection["base_url"] == "https://acme.okta.com"
+    assert connection["test_request"] == {"method": "GET", "url": "/oauth2/default/v1/userinfo"}
     row = page.locator('tr[data-connection="Okta - acme"]')
     expect(row.locator(".conn-base-url")).to_contain_text("https://acme.okta.com")
     assert SECRET not in page.content()

@@ -271,3 +271,173 @@ def test_the_cli_tests_a_connection_and_exits_non_zero_unless_ok(
     assert none.exit_code != 0 and "test_request" in none.output
     for result in (created, ok, as_json, changed, failed, removed, none):
         assert PASSWORD not in result.output and BODY_MARK not in result.output
+
+
+# -- test requests under a base_url, and a preset's -----------------------------------------
+
+
+def test_a_presets_test_request_is_a_path_under_the_base_url(
+    server: RunningServer, upstream: Upstream
+) -> None:
+    """github-token gives GET /user under https://api.github.com: the connection keeps it
+    as a path, so it follows the base_url when that moves (here to the local upstream;
+    nothing is ever sent to GitHub)."""
+    token = "ghp_" + secrets.token_hex(16)
+    upstream.protect("user", "Authorization", f"Bearer {token}")
+    local = f"127.0.0.1:{upstream.port}"
+    with _api(server) as client:
+        created = client.post(
+            "/api/v1/connections",
+            json={"name": "GitHub", "preset": "github-token", "config": {"token": token}},
+        )
+        assert created.status_code == 201, created.text
+        view = created.json()
+        assert view["base_url"] == "https://api.github.com"
+        assert view["test_request"] == {"method": "GET", "url": "/user"}
+        # a test_request given with the preset wins over the preset's
+        mine = client.post(
+            "/api/v1/connections",
+            json={
+                "name": "GitHub 2",
+                "preset": "github-token",
+                "config": {"token": token},
+                "test_request": {"method": "HEAD", "url": "/rate_limit"},
+            },
+        ).json()
+        assert mine["test_request"] == {"method": "HEAD", "url": "/rate_limit"}
+
+        moved = client.patch(
+            f"/api/v1/connections/{view['id']}",
+            json={
+                "allowed_hosts": [local],
+                "base_url": f"{upstream.url}/protected",
+                "config": {"token": token},  # allowing a new host needs the secret again
+            },
+        )
+        assert moved.status_code == 200, moved.text
+        before = len(upstream.requests)
+        result = _test(client, "GitHub")
+        assert result["ok"] and result["status_code"] == 200, result
+        assert result["request"] == {"method": "GET", "url": "/user"}
+        assert f"{upstream.url}/protected/user" in result["message"]
+        [sent] = upstream.requests[before:]
+        assert sent["path"] == "/protected/user"
+        assert ["Authorization", f"Bearer {token}"] in sent["headers"]
+        assert token not in json.dumps(result)
+
+        # an absolute test request still works beside the base_url
+        client.patch(
+            f"/api/v1/connections/{view['id']}",
+            json={"test_request": {"url": f"{upstream.url}/protected/user"}},
+        ).raise_for_status()
+        assert _test(client, "GitHub")["ok"]
+
+
+def test_a_relative_test_request_needs_a_base_url_and_stays_under_it(
+    server: RunningServer, upstream: Upstream
+) -> None:
+    local = f"127.0.0.1:{upstream.port}"
+    with _api(server) as client:
+        # a path on a connection without a base_url: 422 naming test_request.url
+        response = client.post(
+            "/api/v1/connections",
+            json={"name": "x", "auth_type": "none", "test_request": {"url": "/me"}},
+        )
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["field"] == "test_request.url"
+        assert "base_url" in response.json()["error"]["message"]
+        created = _create(
+            client,
+            "Based",
+            allowed_hosts=[local],
+            base_url=f"{upstream.url}/protected",
+            test_request={"url": "me"},
+        )
+        assert created["test_request"]["url"] == "me"
+        # a path that would leave the base_url is refused like a card's
+        for bad in ("/../echo", "/%2e%2e/echo", "//evil.example/x", "\\\\evil.example"):
+            refused = client.patch(
+                f"/api/v1/connections/{created['id']}", json={"test_request": {"url": bad}}
+            )
+            assert refused.status_code == 422, (bad, refused.text)
+            assert refused.json()["error"]["field"] == "test_request.url", bad
+        # removing the base_url under a path test request: 422, the connection unchanged
+        removed = client.patch(f"/api/v1/connections/{created['id']}", json={"base_url": ""})
+        assert removed.status_code == 422, removed.text
+        assert removed.json()["error"]["field"] == "test_request.url"
+        kept = client.get(f"/api/v1/connections/{created['id']}").json()
+        assert kept["base_url"] == f"{upstream.url}/protected"
+        # removed together with the test request: fine
+        both = client.patch(
+            f"/api/v1/connections/{created['id']}",
+            json={"base_url": "", "test_request": None},
+        )
+        assert both.status_code == 200, both.text
+        assert (both.json()["base_url"], both.json()["test_request"]) == (None, None)
+
+
+def test_the_cli_creates_from_a_preset_with_its_test_request(
+    settings_kwargs: dict[str, object], upstream: Upstream
+) -> None:
+    env = {"CARDFLOW_HOME": str(settings_kwargs["home"]), "CARDFLOW_MASTER_KEY": MASTER_KEY}
+    if "database_url" in settings_kwargs:
+        env["CARDFLOW_DATABASE_URL"] = str(settings_kwargs["database_url"])
+    runner = CliRunner()
+    token = "ghp_" + secrets.token_hex(16)
+    upstream.protect("user", "Authorization", f"Bearer {token}")
+    created = runner.invoke(
+        cli.app,
+        ["connection", "create", "GH", "--preset", "github-token", "--secret-stdin", "token"],
+        input=token + "\n",
+        env={**env, "COLUMNS": "200"},
+    )
+    assert created.exit_code == 0, created.output
+    assert "GET /user" in created.stdout and "https://api.github.com" in created.stdout
+    moved = runner.invoke(
+        cli.app,
+        [
+            "connection",
+            "update",
+            "GH",
+            "--allowed-host",
+            f"127.0.0.1:{upstream.port}",
+            "--base-url",
+            f"{upstream.url}/protected",
+            "--secret-stdin",
+            "token",
+        ],
+        input=token + "\n",
+        env=env,
+    )
+    assert moved.exit_code == 0, moved.output
+    tested = runner.invoke(cli.app, ["connection", "test", "GH", "--json"], env=env)
+    assert tested.exit_code == 0, tested.output
+    assert json.loads(tested.stdout)["status_code"] == 200
+    # --test-request with --preset replaces the preset's; a path needs a base URL
+    mine = runner.invoke(
+        cli.app,
+        [
+            "connection",
+            "create",
+            "GH 2",
+            "--preset",
+            "github-token",
+            "--secret-stdin",
+            "token",
+            "--test-request",
+            "HEAD /rate_limit",
+            "--json",
+        ],
+        input=token + "\n",
+        env=env,
+    )
+    assert mine.exit_code == 0, mine.output
+    assert json.loads(mine.stdout)["test_request"] == {"method": "HEAD", "url": "/rate_limit"}
+    no_base = runner.invoke(
+        cli.app,
+        ["connection", "create", "N", "--type", "none", "--test-request", "GET /me"],
+        env=env,
+    )
+    assert no_base.exit_code != 0 and "test_request.url" in no_base.output
+    for result in (created, moved, tested, mine, no_base):
+        assert token not in result.output
