@@ -249,6 +249,10 @@ def test_copy_as_curl_and_pagination_with_a_relative_url(
         assert curl.status_code == 200, curl.text
         command = curl.json()["command"]
         assert f"{upstream.url}/echo/api/user?a=1" in command and TOKEN not in command
+        # a test result's Copy as cURL: the whole URL the test sent to
+        tested = _test(client, connection["id"], url="/user", query={"a": 1})
+        assert tested["ok"], tested
+        assert f"{upstream.url}/echo/api/user?a=1" in tested["curl"] and TOKEN not in tested["curl"]
 
         pages = _bearer(client, upstream.url, ["127.0.0.1"])
         answer = _test(
