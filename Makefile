@@ -5,10 +5,11 @@ BIN := $(VENV)/bin
 
 .PHONY: serve test soak check bench docs screenshots install clean
 
-$(BIN)/.installed: pyproject.toml constraints.txt
+$(BIN)/.installed: pyproject.toml constraints.txt tests/requirements-no-deps.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install --quiet --no-deps -c constraints.txt -r tests/requirements-no-deps.txt
 	touch $@
 
 install: $(BIN)/.installed

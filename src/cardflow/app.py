@@ -17,6 +17,7 @@ from cardflow.cards.base import CardOptions
 from cardflow.cards.preparer import CardPreparer
 from cardflow.cards.runner import CardResult
 from cardflow.connections.authorization import AuthorizationService
+from cardflow.connections.probe import ConnectionProbe, ConnectionTestResult
 from cardflow.connections.revocation import PendingRevocation, RevocationReport, TokenRevoker
 from cardflow.connections.runtime import ConnectionRuntimes
 from cardflow.connections.service import ConnectionService
@@ -92,6 +93,9 @@ class Cardflow:
             self.settings, self.connections, self.transport, self.token_store
         )
         self.preparer = CardPreparer(self.settings, self.runtimes, self.transport)
+        self.probe = ConnectionProbe(
+            self.connections, self.runtimes, self.transport, timeout=self.settings.default_timeout
+        )
         limits = RunLimits.from_settings(self.settings)
         self.executor = StepExecutor(self.preparer, limits)
         self.run_states = RunStates(
@@ -162,6 +166,18 @@ class Cardflow:
     def test_card(self, card_id: str, **kwargs: Any) -> CardResult:
         """Sync twin of :meth:`test_card_async`."""
         return self._portal.run(self.test_card_async(card_id, **kwargs))
+
+    # -- connections ---------------------------------------------------------------------
+
+    async def test_connection_async(self, ref: str) -> ConnectionTestResult:
+        """Send the connection's ``test_request`` with its auth, as a card would: how it
+        went (ok = 2xx, status, time), never the response body. A 401/403 is recorded as
+        its rejection."""
+        return await self.probe.test(ref)
+
+    def test_connection(self, ref: str) -> ConnectionTestResult:
+        """Sync twin of :meth:`test_connection_async`."""
+        return self._portal.run(self.test_connection_async(ref))
 
     # -- flows ---------------------------------------------------------------------------
 

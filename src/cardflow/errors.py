@@ -7,6 +7,7 @@
     ├── NotFound
     │   ├── ConnectionNotFound
     │   ├── CardNotFound
+    │   ├── PresetNotFound
     │   └── RunNotFound
     ├── Conflict
     │   └── ConnectionInUse
@@ -118,6 +119,10 @@ class ConnectionNotFound(NotFound):
 
 class CardNotFound(NotFound):
     type = "card_not_found"
+
+
+class PresetNotFound(NotFound):
+    type = "preset_not_found"
 
 
 class RunNotFound(NotFound):

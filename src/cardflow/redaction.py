@@ -40,6 +40,8 @@ SENSITIVE_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie",
 # their end.
 CUT_KEYS = frozenset({"body_excerpt"})
 _QUERY_BASE = URL("http://h/")
+# One-time values (see SecretSet.add_one_time) one piece of work keeps out of its data.
+MAX_ONE_TIME_SECRETS = 1000
 _TOO_DEEP = "[not kept: nested too deeply]"
 
 
@@ -109,10 +111,11 @@ def sensitive_values(value: Any, headers: Collection[str] = SENSITIVE_HEADERS) -
 class SecretSet:
     """The secrets one piece of work put on the wire, in all their forms."""
 
-    __slots__ = ("_forms", "_headers", "_learned", "_shown", "_stored")
+    __slots__ = ("_forms", "_headers", "_learned", "_one_time", "_shown", "_stored")
 
     def __init__(self, values: Iterable[str | None] = ()) -> None:
         self._forms: frozenset[str] = forms_of(values)
+        self._one_time = 0
         # What callers sent under secret names: theirs to see, never to be kept.
         self._learned: frozenset[str] = frozenset()
         self._headers: frozenset[str] = SENSITIVE_HEADERS
@@ -139,6 +142,16 @@ class SecretSet:
         if forms and not forms <= self._forms:
             self._forms = self._forms | forms
             self._stored = self._shown = None
+
+    def add_one_time(self, value: str) -> None:
+        """A value made for one request (a Digest answer's hash: hex, the same in every
+        encoding), kept out of what this work keeps and answers. At most
+        ``MAX_ONE_TIME_SECRETS`` per work, so that a long loop does not make every later
+        redaction slower and slower; past that, such values are blanked only where a
+        field or header named like a secret holds them."""
+        if len(value) >= MIN_SECRET_LENGTH and self._one_time < MAX_ONE_TIME_SECRETS:
+            self._one_time += 1
+            self.add_forms(frozenset((value,)))
 
     def add_header_names(self, names: Iterable[str]) -> None:
         """Headers whose values are secret whatever they hold (a Custom Header's name)."""

@@ -102,8 +102,11 @@ def test_the_schemas_are_what_the_api_answers(server: RunningServer) -> None:
                 "name": "svc",
                 "auth_type": "basic",
                 "config": {"username": "u", "password": "p"},
+                # nothing listens there: the test ends without an answer (every key set)
+                "test_request": {"url": "http://127.0.0.1:9/me"},
             },
         ).json()
+        probed = client.post(f"/api/v1/connections/{connection['id']}/test").json()
         flow = client.post(
             "/api/v1/flows",
             json={
@@ -125,6 +128,8 @@ def test_the_schemas_are_what_the_api_answers(server: RunningServer) -> None:
         failed = httpx.post(f"{server.url}/invoke/shapes?clientToken={flow['client_token']}")
 
     check_shape(spec, "ConnectionView", connection)
+    check_shape(spec, "ConnectionTestRequest", connection["test_request"])
+    check_shape(spec, "ConnectionTestResult", probed)
     check_shape(spec, "FlowView", flow)
     check_shape(spec, "RunView", run)
     check_shape(spec, "RunView", listed[0])

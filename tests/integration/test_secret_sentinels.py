@@ -36,12 +36,15 @@ from urllib.parse import parse_qs, quote, quote_plus, unquote, unquote_plus, url
 import httpx
 import pytest
 from sqlalchemy import inspect, text
+from typer.testing import CliRunner
 from yarl import URL
 
+from cardflow import cli
 from cardflow.app import Cardflow
 from cardflow.logs import JsonFormatter
-from tests.conftest import RunningServer
+from tests.conftest import MASTER_KEY, RunningServer
 from tests.integration.test_secrets_and_keys import _database_text
+from tests.support.digest_server import DigestServer
 from tests.support.oauth_server import OAuthServer
 from tests.support.provider_login import authorize_in_browser
 from tests.support.upstream import EchoRecord, Upstream
@@ -1056,4 +1059,79 @@ def test_bearer_token_and_query_key_are_kept_out_of_everything(
         assert _redacted_somewhere(cards[card]["outputs"]), cards[card]
     assert _redacted_somewhere(cards["f"]["error"]), cards["f"]  # the 500's echo, blanked
     kit.api.get("/metrics")
+    kit.assert_nothing_leaked()
+
+
+# -- 7. Digest connections: the password, and each answer's hash made with it -----------------
+
+
+def test_digest_password_and_response_hashes_are_kept_out_of_everything(
+    kit: Kit, settings_kwargs: dict[str, object]
+) -> None:
+    # never on the wire: only hashes of it are sent (the server has it to check them)
+    password = kit.sentinel("Digest password", upstream=False)
+    with DigestServer("ada", password) as digest:
+        connection = kit.connection("Digest", "digest", {"username": "ada", "password": password})
+        for algorithm in ("MD5", "SHA-256"):
+            result = kit.card_test(connection, f"{digest.url}/hidden/{algorithm}")
+            assert result["ok"] and result["outputs"]["body"]["authenticated"], result
+        # the origin's kept challenge goes along to a page that echoes the request's headers
+        echoed = kit.card_test(connection, f"{digest.url}/headers")
+        answer = echoed["outputs"]["body"]["headers"]["Authorization"]
+        assert answer.startswith('Digest username="ada"'), echoed
+        assert f'response="{REDACTED}"' in answer, echoed  # the hash, the proof
+        wrong = kit.connection("Digest wrong", "digest", {"username": "ada", "password": "nope"})
+        refused = kit.card_test(wrong, f"{digest.url}/hidden/SHA-256")
+        assert refused["error"]["status_code"] == 401, refused
+        # Test connection: its answer (status, time, message) and the rejection it records
+        for ref, algorithm, ok in ((connection, "MD5", True), (wrong, "SHA-256", False)):
+            probe = {"test_request": {"url": f"{digest.url}/hidden/{algorithm}"}}
+            kit.api.patch(f"/api/v1/connections/{ref}", json=probe).raise_for_status()
+            tested = kit.api.post(f"/api/v1/connections/{ref}/test")
+            assert tested.status_code == 200 and tested.json()["ok"] is ok, tested.text
+
+        flow = kit.flow(
+            {
+                "name": f"digest {secrets.token_hex(3)}",
+                "trigger": {"type": "manual"},
+                "save_data": True,
+                "cards": [
+                    {
+                        "id": "d",
+                        "card": "api_connector.get",
+                        "connection": connection,
+                        "inputs": {"url": f"{digest.url}/hidden/SHA-256"},
+                    },
+                    {
+                        "id": "h",
+                        "card": "api_connector.get",
+                        "connection": connection,
+                        "inputs": {"url": f"{digest.url}/headers"},
+                    },
+                ],
+            }
+        )
+        manual = kit.api.post(f"/api/v1/flows/{flow['id']}/runs", json={"inputs": {}})
+        assert manual.status_code == 201, manual.text
+        run = manual.json()
+        kit.run_ids.append(run["id"])
+        assert [card["status"] for card in run["cards"]] == ["succeeded"] * 2, run
+        env = {"CARDFLOW_HOME": str(settings_kwargs["home"]), "CARDFLOW_MASTER_KEY": MASTER_KEY}
+        if "database_url" in settings_kwargs:
+            env["CARDFLOW_DATABASE_URL"] = str(settings_kwargs["database_url"])
+        runner = CliRunner()
+        for args in (
+            ["connection", "show", connection, "--json"],
+            ["connection", "list"],
+            ["connection", "test", connection],
+            ["connection", "test", connection, "--json"],
+        ):
+            shown = runner.invoke(cli.app, args, env={**env, "COLUMNS": "200"})
+            assert shown.exit_code == 0, shown.output
+            kit.answers.append(Place(f"cardflow {' '.join(args)}", shown.output))
+        answers = [auth for _, auth in digest.requests if auth]
+    assert len(answers) >= 5
+    for n, sent in enumerate(answers):  # what proves the password, for its nonce
+        kit.add(f"Digest response hash {n}", re.findall(r'response="([0-9a-f]+)"', sent)[0])
+
     kit.assert_nothing_leaked()

@@ -150,6 +150,7 @@ def test_auth_types_describe_the_dialog_fields(server: RunningServer) -> None:
         "custom",
         "bearer",
         "query",
+        "digest",
         "oauth",
         "client_credentials",
         "none",
@@ -208,6 +209,7 @@ def test_required_fields_are_marked_and_a_missing_one_is_refused_by_name(
             "custom": ["header_name", "header_value"],
             "bearer": ["token"],
             "query": ["param_name", "param_value"],
+            "digest": ["password", "username"],
             # with the default token_auth_method (the rules: applies_when, required_when)
             "oauth": ["authorize_url", "client_id", "client_secret", "token_url"],
             "client_credentials": ["client_id", "client_secret", "token_url"],

@@ -562,6 +562,9 @@ class OAuthServer:
         self.rotation_grace = rotation_grace
         #: Seconds the token endpoint sleeps after issuing, before answering. Mutable.
         self.answer_delay = answer_delay
+        #: Answer token requests as Slack does for user tokens: the token fields nested
+        #: under this key, beside {"ok": true} (None: at the top, RFC 6749). Mutable.
+        self.nest_tokens_under: str | None = None
         #: Refuse authorization requests without a code_challenge. Mutable at runtime.
         self.require_pkce = require_pkce
         #: Lifetime in seconds of authorization codes issued from now on. Mutable at runtime.
@@ -858,6 +861,12 @@ class OAuthServer:
         else:
             response = self.authorization.create_token_response()
             assert isinstance(response, Response)
+            nest = self.nest_tokens_under
+            if nest and response.status_code == 200:
+                fields = response.get_json()
+                nested = jsonify({"ok": True, "app_id": "A0", nest: fields})
+                nested.headers["Cache-Control"] = "no-store"
+                response = nested
         if (
             response.status_code >= 400
             and (response.get_json(silent=True) or {}).get("error") == "invalid_grant"

@@ -80,6 +80,7 @@ class Upstream:
         self._lock = threading.Lock()
         self._requests: list[EchoRecord] = []
         self._counts: Counter[tuple[str, str]] = Counter()
+        self._protected: dict[str, tuple[str, str]] = {}
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -187,6 +188,12 @@ class Upstream:
         with self._lock:
             return self._counts[(route, key)]
 
+    def protect(self, key: str, header: str, value: str) -> None:
+        """`/protected/{key}` answers 200 only to requests whose ``header`` is ``value``
+        (401 otherwise, or when nothing was set for the key)."""
+        with self._lock:
+            self._protected[key] = (header, value)
+
     def reset(self) -> None:
         """Forget recorded requests and per-key call counters."""
         with self._lock:
@@ -222,6 +229,7 @@ class Upstream:
         app.router.add_get("/redirect-chain/{n:\\d+}", self._redirect_chain)
         app.router.add_get("/script", self._script)
         app.router.add_get("/unauthorized-once/{key}", self._unauthorized_once)
+        app.router.add_route("*", "/protected/{key}", self._protected_route)
         app.router.add_route("*", "/reflect", self._reflect)
         app.router.add_route("*", "/reflect/{tail:.*}", self._reflect)
         app.router.add_post("/token-echo", self._token_echo)
@@ -383,6 +391,17 @@ class Upstream:
         return web.Response(
             text="<html><body><script>alert(1)</script></body></html>", content_type="text/html"
         )
+
+    async def _protected_route(self, request: web.Request) -> web.Response:
+        with self._lock:
+            expected = self._protected.get(request.match_info["key"])
+        if expected is None or request.headers.get(expected[0]) != expected[1]:
+            return web.json_response(
+                {"error": "unauthorized"},
+                status=401,
+                headers={"WWW-Authenticate": 'Basic realm="upstream"'},
+            )
+        return web.json_response({"ok": True, "secret-ish body": "x" * 100})
 
     async def _unauthorized_once(self, request: web.Request) -> web.Response:
         if self._bump("unauthorized-once", request.match_info["key"]) == 1:

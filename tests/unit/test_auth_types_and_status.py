@@ -25,6 +25,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "custom": {"header_name": "X-Api-Key", "header_value": "k"},
     "bearer": {"token": "t"},
     "query": {"param_name": "api_key", "param_value": "k"},
+    "digest": {"username": "bot", "password": "pw"},
     "oauth": {
         "authorize_url": "https://id.example.com/authorize",
         "token_url": "https://id.example.com/token",

@@ -396,11 +396,46 @@ def test_an_authorization_header_wins_over_user_as_in_curl_and_the_other_is_left
     assert [w.split(" is a credential")[0] for w in result.warnings] == ["-u", "X-Api-Key"]
 
 
-def test_digest_credentials_are_not_kept() -> None:
-    result = import_curl(f"curl --digest -u 'u:{SENTINEL}' https://api.example.com")
+def test_digest_user_and_password_become_a_digest_connection() -> None:
+    result = import_curl(f"curl --digest -u 'ops:{SENTINEL}' https://intranet.example.com/api")
+    assert SENTINEL not in json.dumps(result.card) + " ".join(result.warnings)
+    assert result.connection is not None
+    assert result.connection.to_dict() == {
+        "name": "intranet.example.com - Digest - ops",
+        "auth_type": "digest",
+        "config": {"username": "ops", "password": SENTINEL},
+        "allowed_hosts": ["intranet.example.com"],
+        "secret_fields": ["password"],
+        "to_fill": [],
+    }
+    assert result.connection.masked()["config"] == {"username": "ops", "password": "***"}
+    assert result.warnings == []
+
+
+@pytest.mark.parametrize(
+    ("command", "auth_type", "to_fill"),
+    [
+        ("curl -u ops:pw --digest https://h.example.com", "digest", []),  # after -u too
+        ("curl --digest --basic -u ops:pw https://h.example.com", "basic", []),  # last wins
+        ("curl --digest -u ops: https://h.example.com", "digest", ["password"]),  # never empty
+        ("curl --digest -u ops https://h.example.com", "digest", ["password"]),
+        ("curl --digest 'https://ops:pw@h.example.com/x'", "digest", []),
+    ],
+)
+def test_digest_applies_to_the_user_however_it_is_given(
+    command: str, auth_type: str, to_fill: list[str]
+) -> None:
+    result = import_curl(command)
+    assert result.connection is not None
+    assert (result.connection.auth_type, result.connection.to_fill) == (auth_type, to_fill)
+    assert result.connection.config["username"] == "ops"
+
+
+def test_ntlm_credentials_are_not_kept() -> None:
+    result = import_curl(f"curl --ntlm -u 'u:{SENTINEL}' https://api.example.com")
     assert result.connection is None
     assert SENTINEL not in json.dumps(result.to_dict())
-    assert any("--digest" in w for w in result.warnings)
+    assert any("--ntlm" in w for w in result.warnings)
 
 
 # -- bad input --------------------------------------------------------------------------
@@ -467,6 +502,11 @@ def test_copy_as_curl_pasted_back_gives_the_same_card(entry: dict[str, Any]) -> 
     ("auth_type", "config", "shown"),
     [
         ("basic", {"username": "bot", "password": {"set": True}}, "-u 'bot:<password>'"),
+        (
+            "digest",
+            {"username": "bot", "password": {"set": True}},
+            "--digest -u 'bot:<password>'",
+        ),
         (
             "custom",
             {"header_name": "X-API-Key", "header_value": {"set": True}},

@@ -153,3 +153,56 @@ def test_parse_token_errors(status: int, body: bytes, error: str) -> None:
 def test_malformed_token_responses(body: bytes) -> None:
     with pytest.raises(MalformedTokenResponse):
         parse_token_response(200, "application/json", body)
+
+
+def test_a_nested_token_is_read_where_token_response_path_says() -> None:
+    body = (
+        b'{"ok":true,"access_token":"xoxb-bot","authed_user":'
+        b'{"id":"U1","access_token":"xoxp-user","token_type":"user","scope":"users:read"}}'
+    )
+    token = parse_token_response(200, "application/json", body, token_path="authed_user")
+    assert (token.access_token, token.scope, token.expires_at) == ("xoxp-user", "users:read", None)
+    top = parse_token_response(200, "application/json", body)
+    assert top.access_token == "xoxb-bot"  # without the option: the top-level token
+    deeper = parse_token_response(
+        200, "application/json", b'{"a":{"b":{"access_token":"t"}}}', token_path="a.b"
+    )
+    assert deeper.access_token == "t"
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"ok":true,"access_token":"bot"}', b'{"authed_user":"xoxp"}', b'{"authed_user":{}}']
+)
+def test_a_missing_nested_token_is_malformed(body: bytes) -> None:
+    with pytest.raises(MalformedTokenResponse):
+        parse_token_response(200, "application/json", body, token_path="authed_user")
+
+
+def test_errors_are_read_at_the_top_even_with_a_token_path() -> None:
+    with pytest.raises(TokenEndpointError) as info:
+        parse_token_response(
+            200,
+            "application/json",
+            b'{"ok":false,"error":"invalid_code"}',
+            token_path="authed_user",
+        )
+    assert info.value.error == "invalid_code"
+
+
+def test_a_token_without_expires_in_never_expires() -> None:
+    token = parse_token_response(200, "application/json", b'{"access_token":"gho_x"}')
+    assert token.expires_at is None and token.refresh_token is None
+
+
+def test_a_form_encoded_token_answer_is_read() -> None:
+    # GitHub answers so when a client does not ask for JSON
+    token = parse_token_response(
+        200,
+        "application/x-www-form-urlencoded; charset=utf-8",
+        b"access_token=gho_16C7&scope=repo%2Cgist&token_type=bearer",
+    )
+    assert (token.access_token, token.scope, token.token_type) == (
+        "gho_16C7",
+        "repo,gist",
+        "bearer",
+    )

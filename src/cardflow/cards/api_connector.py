@@ -27,7 +27,7 @@ from cardflow.jsondata import LARGE, TooDeep, clean_text, exceeds
 from cardflow.net import client
 from cardflow.net.headers import HeaderName, HeaderValue, check_method
 from cardflow.net.transport import InboundResponse, OutboundRequest, header_dict
-from cardflow.net.urls import parse_http_url
+from cardflow.net.urls import check_relative_url, is_relative_url, parse_http_url, resolve_url
 
 Scalar = str | int | float | bool | None
 QueryValue = Scalar | list[Scalar]
@@ -36,7 +36,10 @@ MAX_BODY_BYTES = 10 * 1024 * 1024  # a JSON request body a card builds
 
 
 class RequestInputs(CardInputs):
-    url: str = Field(description="Absolute http:// or https:// URL.")
+    url: str = Field(
+        description="Absolute http:// or https:// URL, or a path (/user, repos/a/b?x=1) "
+        "appended to the connection's base_url."
+    )
     query: dict[str, QueryValue] = Field(
         default_factory=dict, description="Query parameters, added to any already in the URL."
     )
@@ -47,7 +50,10 @@ class RequestInputs(CardInputs):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
-        parse_http_url(value)
+        if is_relative_url(value):
+            check_relative_url(value)
+        else:
+            parse_http_url(value)
         return value
 
 
@@ -115,8 +121,12 @@ def _check_paginated(inputs: GetInputs | PostInputs | RawInputs, limits: CardLim
             check_pagination(pagination, limits, json_body=False)
 
 
-def build_url(url: str, query: dict[str, QueryValue]) -> URL:
-    base = parse_http_url(url)
+def build_url(url: str, query: dict[str, QueryValue], base_url: str | None = None) -> URL:
+    """The card's URL (a path is appended to its connection's ``base_url``) and query."""
+    try:
+        base = resolve_url(url, base_url)
+    except ValueError as exc:
+        raise InvalidInput(f"inputs.url: {exc}.", field="inputs.url") from None
     if not query:
         return base
     pairs: list[tuple[str, str]] = []
@@ -240,7 +250,9 @@ def _json_card(method: str, *, paginated: bool = False) -> Any:
         headers = CIMultiDict(inputs.headers)
         if body is not None and "Content-Type" not in headers:
             headers["Content-Type"] = "application/json"
-        request = OutboundRequest(method, build_url(inputs.url, inputs.query), headers, body)
+        request = OutboundRequest(
+            method, build_url(inputs.url, inputs.query, ctx.base_url), headers, body
+        )
         if paginated and inputs.pagination is not None:  # type: ignore[attr-defined]
             return await _paginate_json(ctx, inputs, request)
         response = await send(ctx, request)
@@ -274,7 +286,10 @@ async def _read_raw(response: InboundResponse) -> CardOutcome:
 async def _raw(ctx: CardContext, inputs: RawInputs) -> CardOutcome:
     body = inputs.body.encode("utf-8", "replace") if inputs.body is not None else None
     request = OutboundRequest(
-        inputs.method, build_url(inputs.url, inputs.query), CIMultiDict(inputs.headers), body
+        inputs.method,
+        build_url(inputs.url, inputs.query, ctx.base_url),
+        CIMultiDict(inputs.headers),
+        body,
     )
     if inputs.pagination is not None:
         return await paginate(

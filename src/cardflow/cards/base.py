@@ -108,6 +108,8 @@ class CardContext:
     limits: CardLimits = DEFAULT_LIMITS
     # How deep this run sits in a chain of flows calling cardflow's own /invoke URLs.
     hop: int = 0
+    # The connection's base_url: a card's relative url is appended to it.
+    base_url: str | None = None
 
 
 @dataclass

@@ -16,6 +16,7 @@ from cardflow.connections.rejections import CallSite
 from cardflow.connections.runtime import ConnectionRuntime, ConnectionRuntimes
 from cardflow.errors import InvalidInput
 from cardflow.net.transport import HttpTransport
+from cardflow.net.urls import is_relative_url
 from cardflow.redaction import SecretSet
 from cardflow.settings import Settings
 from cardflow.validation import validate
@@ -71,6 +72,7 @@ class CardPreparer:
             runtime = self._cached_runtime(spec, connection) or await self.runtimes.get(connection)
             if secrets is not None:
                 runtime.add_secrets_to(secrets)
+        _check_relative_url(parsed, runtime)
         ctx = self._context(opts, runtime, flow, secrets, hop)
         return PreparedCard(spec, parsed, ctx, runtime.id if runtime is not None else None)
 
@@ -94,6 +96,7 @@ class CardPreparer:
         runtime = None
         if connection is not None:
             runtime = self._cached_runtime(spec, connection) or await self.runtimes.get(connection)
+        _check_relative_url(parsed, runtime)
         result = await run_card(spec, parsed, self._context(opts, runtime, None, None, 0))
         code = result.status_code
         rejections = self.runtimes.rejections
@@ -125,6 +128,23 @@ class CardPreparer:
             secrets,
             self.limits,
             hop,
+            runtime.base_url if runtime is not None else None,
+        )
+
+
+def _check_relative_url(inputs: Any, runtime: ConnectionRuntime | None) -> None:
+    """A card's relative ``url`` needs a connection with a base_url: said before it runs."""
+    url = getattr(inputs, "url", None)
+    if isinstance(url, str) and is_relative_url(url) and (runtime is None or not runtime.base_url):
+        whose = (
+            "the card has no connection"
+            if runtime is None
+            else (f"its connection {runtime.name!r} has no base_url")
+        )
+        raise InvalidInput(
+            f"inputs.url: {url!r} is a relative URL and {whose}: give a whole https:// URL, "
+            "or use a connection with a base_url.",
+            field="inputs.url",
         )
 
 

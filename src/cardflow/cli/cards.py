@@ -288,6 +288,7 @@ def card_to_curl_command(
             inputs,
             auth_type=view.auth_type if view else None,
             config=view.config if view else None,
+            base_url=view.base_url if view else None,
         )
     if as_json:
         print_json({"command": command})

@@ -24,6 +24,7 @@ from cardflow.cli._common import (
     grid_row,
     guard,
     open_cardflow,
+    parse_pairs,
     print_json,
     want_json,
 )
@@ -37,6 +38,13 @@ from cardflow.cli.connection_config import (
     auth_type_named,
     config_patch,
     secret_hint,
+)
+from cardflow.connections.presets import (
+    FilledPreset,
+    fill_preset,
+    get_preset,
+    preset_test_request,
+    search_presets,
 )
 from cardflow.connections.service import ConnectionView, Rejection
 from cardflow.credentials.base import AuthType
@@ -58,6 +66,38 @@ AllowedHostOpt = Annotated[
         help="A host this connection's credentials may be sent to (repeatable): "
         "api.example.com, *.example.com (any name under it), each with an optional :port. "
         "None given: any host (the connection then carries a warning).",
+    ),
+]
+
+TestRequestOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--test-request",
+        metavar="'METHOD URL'",
+        help="What `cardflow connection test` sends with the connection's auth: a method "
+        "and an absolute URL, e.g. 'GET https://api.example.com/me', or a path under "
+        "--base-url ('GET /me'); a URL alone: GET. With --preset, left out: the preset's.",
+    ),
+]
+
+
+def _test_request(value: str | None) -> dict[str, str] | None:
+    """'GET https://…' (or a URL alone) as the test request's fields."""
+    if value is None:
+        return None
+    method, _, url = value.strip().partition(" ")
+    if not url.strip():
+        method, url = "GET", method
+    return {"method": method, "url": url.strip()}
+
+
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        metavar="URL",
+        help="Where cards' relative URLs (/user) resolve, e.g. https://api.github.com; "
+        "its host must be among the allowed hosts.",
     ),
 ]
 
@@ -104,6 +144,10 @@ def _print_connection(view: ConnectionView) -> None:
         if key != "public_jwk" or value is None:
             grid_row(details, f"config.{key}", _show_value(value))
     grid_row(details, "allowed hosts", _show_hosts(view))
+    if view.base_url:
+        grid_row(details, "base URL", view.base_url)
+    if view.test_request:
+        grid_row(details, "test request", f"{view.test_request.method} {view.test_request.url}")
     if view.redirect_uri:
         grid_row(details, "redirect URI", view.redirect_uri)
     grid_row(details, "created", view.created_at.isoformat())
@@ -178,17 +222,53 @@ def _print_next_step(view: ConnectionView) -> None:
         )
 
 
+def _fill(preset: str, params: list[str] | None) -> FilledPreset:
+    """The preset with --param values; errors name --param, as typed here."""
+    try:
+        return fill_preset(get_preset(preset), dict(parse_pairs(params, "--param", "NAME=VALUE")))
+    except InvalidInput as exc:
+        exc.message = exc.message.replace("preset_params.", "--param ")
+        exc.args = (exc.message,)
+        raise
+
+
 @connection_app.command("create")
 def connection_create(
     name: Annotated[str, typer.Argument(help="A unique nickname, e.g. 'JIRA - Basic - bot'.")],
     auth_type: Annotated[
-        str, typer.Option("--type", "--auth-type", help=f"The auth type: {_TYPES_HELP}.")
-    ],
+        str | None,
+        typer.Option(
+            "--type",
+            "--auth-type",
+            help=f"The auth type: {_TYPES_HELP} (may be left out with --preset).",
+        ),
+    ] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            metavar="ID",
+            help="Start from a provider preset (cardflow connection presets): its auth type, "
+            "URLs, scopes, allowed hosts and base URL; --set, --allowed-host and --base-url "
+            "change them.",
+        ),
+    ] = None,
+    params: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            metavar="NAME=VALUE",
+            help="A value for one of the preset's placeholders (repeatable), e.g. "
+            "--param okta_domain=dev-123456.okta.com.",
+        ),
+    ] = None,
     sets: SetOpt = None,
     secret_env: SecretEnvOpt = None,
     secret_stdin: SecretStdinOpt = None,
     from_file: FromFileOpt = None,
     allowed_host: AllowedHostOpt = None,
+    base_url: BaseUrlOpt = None,
+    test_request: TestRequestOpt = None,
     json_output: JsonOpt = False,
 ) -> None:
     r"""Create a connection. Secrets never come from a plain argument.
@@ -200,10 +280,11 @@ def connection_create(
     custom: header_name, header_value*
     bearer: token*
     query: param_name, param_value* (the key as ?param_name=…)
+    digest: username, password* (HTTP Digest, MD5 or SHA-256)
     client_credentials: token_url, client_id, client_secret*, scope, token_auth_method,
     private_key*, key_id, revocation_url
     oauth: authorize_url, token_url, client_id, client_secret*, scope, pkce,
-    token_auth_method, private_key*, key_id, revocation_url
+    token_auth_method, private_key*, key_id, revocation_url, token_response_path
     (then: cardflow connection authorize NAME)
     every type, mutual TLS: client_certificate*, client_key*, ca_certificate
     Give PEM (private_key, certificates) with --from-file FIELD=PATH. The two OAuth
@@ -211,9 +292,11 @@ def connection_create(
     (client_secret_basic, client_secret_post), private_key (private_key_jwt: register
     the public_jwk shown with the provider) or client_certificate and client_key
     (tls_client_auth).
+    Or start from a provider preset: --preset ID (see: cardflow connection presets).
 
     --allowed-host limits where the credentials may be sent (a card calling another host
     fails with host_not_allowed before anything is sent); without it, any host.
+    --test-request 'GET https://…' is what `cardflow connection test NAME` sends.
 
     Examples:
       cardflow connection create "JIRA - Basic - bot" --type basic \
@@ -234,21 +317,83 @@ def connection_create(
       cardflow connection create "Bank - mTLS" --type none \
         --from-file client_certificate=client.pem --from-file client_key=client.key \
         --from-file ca_certificate=bank-ca.pem --allowed-host api.bank.example
+      cardflow connection create "Okta - acme" --preset okta-custom \
+        --param okta_domain=acme.okta.com --set client_id=0oa1 \
+        --secret-env client_secret=OKTA_SECRET
     """
     as_json = want_json(json_output)
     with guard(as_json):
-        kind = auth_type_named(auth_type)
         hosts = _allowed_hosts(allowed_host)
+        if preset is not None:
+            filled = _fill(preset, params)
+            if auth_type not in (None, filled.auth_type):
+                raise InvalidInput(
+                    f"--type: preset {preset!r} is {filled.auth_type}; leave --type out.",
+                    field="auth_type",
+                )
+            auth_type = filled.auth_type
+        elif params:
+            raise InvalidInput("--param fills a preset's placeholders: give --preset too.")
+        if auth_type is None:
+            raise InvalidInput("Give --type (the auth type) or --preset.", field="auth_type")
+        kind = auth_type_named(auth_type)
         config = config_patch(kind, sets, secret_env, secret_stdin, from_file)
+        if preset is not None:
+            config = {**filled.config, **config}
+            hosts = hosts or filled.allowed_hosts
+            base_url = filled.base_url if base_url is None else base_url
+        probe = _test_request(test_request)
+        if preset is not None and probe is None:
+            probe = preset_test_request(filled, base_url)
         ask_missing_secrets(kind, config)
     with open_cardflow(as_json) as cf:
-        view = cf.connections.create(name, kind.name, config, hosts)
+        view = cf.connections.create(name, kind.name, config, hosts, base_url, probe)
     if as_json:
         print_json(view)
     else:
         console().print(Text(f"Created connection {view.name!r}.", style="green"))
         _print_connection(view)
         _print_next_step(view)
+
+
+@connection_app.command("presets")
+def connection_presets(
+    query: Annotated[
+        str | None, typer.Argument(help="Words to search for (id, title, description).")
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """List the provider presets (a new connection's starting point), or search them.
+
+    Examples:
+      cardflow connection presets
+      cardflow connection presets okta --json
+    """
+    as_json = want_json(json_output)
+    with guard(as_json):
+        found = search_presets(query)
+    if as_json:
+        print_json([preset.model_dump() for preset in found])
+        return
+    if not found:
+        console().print(f"No preset matches {query!r}.")
+        return
+    table = Table(fixed("ID"), "SERVICE", "TYPE", "PLACEHOLDERS", "BASE URL")
+    for preset in found:
+        placeholders = ", ".join(
+            p.name + (f" (default {p.default})" if p.default else "") for p in preset.placeholders
+        )
+        table.add_row(
+            *cells(preset.id, preset.title, preset.auth_type, placeholders, preset.base_url or "")
+        )
+    console().print(table)
+    console().print(
+        Text(
+            "Create one with: cardflow connection create NAME --preset ID "
+            "[--param NAME=VALUE] [--set client_id=…] (secrets: --secret-env / --secret-stdin)",
+        ),
+        soft_wrap=True,
+    )
 
 
 @connection_app.command("list")
@@ -330,6 +475,14 @@ def connection_update(
             "allow needs the connection's secrets given again in the same command.",
         ),
     ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(
+            "--base-url",
+            metavar="URL",
+            help="Where cards' relative URLs resolve (its host must be allowed); '' removes it.",
+        ),
+    ] = None,
     any_host: Annotated[
         bool,
         typer.Option(
@@ -337,6 +490,10 @@ def connection_update(
             help="Clear the allowed hosts: the credentials may go to any host (needs the "
             "secrets given again).",
         ),
+    ] = False,
+    test_request: TestRequestOpt = None,
+    no_test_request: Annotated[
+        bool, typer.Option("--no-test-request", help="Remove the test request.")
     ] = False,
     json_output: JsonOpt = False,
 ) -> None:
@@ -355,11 +512,21 @@ def connection_update(
                 field="allowed_hosts",
             )
         hosts = [] if any_host else _allowed_hosts(allowed_host)
-        given = (new_name, auth_type, sets, secret_env, secret_stdin, from_file)
-        if not (any(given) or hosts is not None):
+        if test_request is not None and no_test_request:
+            raise InvalidInput(
+                "Give either --test-request or --no-test-request, not both.",
+                field="test_request",
+            )
+        probe: dict[str, Any] = (
+            {"test_request": _test_request(test_request)}
+            if test_request is not None or no_test_request
+            else {}
+        )
+        given = (new_name, auth_type, sets, secret_env, secret_stdin, from_file, probe)
+        if not (any(given) or hosts is not None or base_url is not None):
             raise InvalidInput(
                 "Nothing to change: give --name, --type, --set, --from-file, --allowed-host, "
-                "--any-host or a secret option."
+                "--any-host, --base-url, --test-request, --no-test-request or a secret option."
             )
         current = cf.connections.get(ref)
         kind = auth_type_named(auth_type or current.auth_type)
@@ -373,6 +540,8 @@ def connection_update(
                 auth_type=kind.name if kind.name != current.auth_type else None,
                 config=config if config or kind.name != current.auth_type else None,
                 allowed_hosts=hosts,
+                base_url=base_url,
+                **probe,
             )
         except InvalidInput as exc:
             _reentry_hint(exc, kind, set(config))
@@ -383,6 +552,39 @@ def connection_update(
         console().print(Text(f"Updated connection {view.name!r}.", style="green"))
         _print_connection(view)
         _print_next_step(view)
+
+
+@connection_app.command("test")
+def connection_test(
+    ref: Annotated[str, typer.Argument(help="The connection's id or name.")],
+    json_output: JsonOpt = False,
+) -> None:
+    """Test a connection: send its test request with its auth, as a card would (allowed
+    hosts, network policy, timeout, token refresh). Exits 1 unless the answer is 2xx; a
+    401/403 is recorded as the connection's rejection. The response body is not shown.
+
+    Example: cardflow connection test "GitHub - Bearer - bot"
+    (set the request first: cardflow connection update NAME --test-request 'GET https://…')
+    """
+    as_json = want_json(json_output)
+    with open_cardflow(as_json) as cf:
+        result = cf.test_connection(ref)
+    if as_json:
+        print_json(result)
+    else:
+        details = grid()
+        grid_row(details, "request", f"{result.request.method} {result.request.url}")
+        grid_row(details, "status", "-" if result.status_code is None else str(result.status_code))
+        grid_row(
+            details, "time", "-" if result.elapsed_ms is None else f"{result.elapsed_ms:.0f} ms"
+        )
+        console().print(
+            Text("OK" if result.ok else "FAILED", style="green" if result.ok else "red")
+        )
+        console().print(details)
+        console().print(Text(result.message), soft_wrap=True)
+    if not result.ok:
+        raise typer.Exit(1)
 
 
 @connection_app.command("delete")

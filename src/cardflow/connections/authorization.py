@@ -193,7 +193,11 @@ class AuthorizationService:
         )
         try:
             token: TokenResponse = await request_token(
-                self._transport, request, timeout=self._timeout, client_tls=config.client_tls()
+                self._transport,
+                request,
+                timeout=self._timeout,
+                client_tls=config.client_tls(),
+                token_path=config.token_response_path,
             )
         except CardFailed as exc:
             return CallbackOutcome(

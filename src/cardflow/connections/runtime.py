@@ -40,6 +40,8 @@ class ConnectionRuntime:
     auth_type: str
     # Its config without the secrets (for Copy as cURL in a test result).
     public_config: dict[str, Any]
+    # Where a card's relative url is resolved (None: cards give whole URLs).
+    base_url: str | None = None
 
     def add_secrets_to(self, secrets: SecretSet) -> None:
         secrets.add_forms(self.secret_forms)
@@ -137,6 +139,7 @@ class ConnectionRuntimes:
             forms,
             loaded.auth_type,
             loaded.config.public(),
+            loaded.base_url,
         )
 
     def _token_manager(self, connection_id: str, grant: TokenGrant) -> TokenManager:

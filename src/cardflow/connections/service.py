@@ -7,13 +7,14 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import httpx
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Select, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from yarl import URL
 
 from cardflow.connections import status
 from cardflow.connections.rejections import CallSite
@@ -27,7 +28,14 @@ from cardflow.connections.token_store import read_token
 from cardflow.credentials.base import CLIENT_TLS_SECRET_FIELDS, AuthConfig, AuthType
 from cardflow.credentials.registry import AUTH_TYPES
 from cardflow.errors import Conflict, ConnectionInUse, ConnectionNotFound, InvalidInput
-from cardflow.net.hosts import normalize_allowed_hosts, widened
+from cardflow.net.hosts import AllowedHosts, normalize_allowed_hosts, widened
+from cardflow.net.urls import (
+    check_base_url,
+    check_relative_url,
+    is_relative_url,
+    parse_http_url,
+    resolve_url,
+)
 from cardflow.store.db import Database
 from cardflow.store.keyring import Keyring, secrets_aad
 from cardflow.store.models import Connection, ConnectionToken, new_id, utcnow
@@ -60,6 +68,80 @@ class Rejection(View):
     card_id: str | None = Field(description="The card's id in the flow.")
 
 
+MAX_TEST_URL_LENGTH = 2048
+
+
+class ConnectionTestRequest(BaseModel):
+    """What Test connection sends, with the connection's auth: not a secret, and bound
+    to ``allowed_hosts`` like any card call."""
+
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, json_schema_serialization_defaults_required=True
+    )
+
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = Field(
+        default="GET", description="GET, HEAD, POST, PUT, PATCH, DELETE or OPTIONS (no body)."
+    )
+    url: str = Field(
+        max_length=MAX_TEST_URL_LENGTH,
+        description="An absolute http:// or https:// URL of the service, e.g. its "
+        "current-user endpoint, or a path (/user) under the connection's base_url, resolved "
+        "as cards' relative URLs are; its host must be among the allowed_hosts.",
+        examples=["https://api.github.com/user", "/user"],
+    )
+
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        text = value.strip()
+        if not text:
+            raise ValueError("give a whole https:// URL, or a path under the base_url")
+        if is_relative_url(text):
+            check_relative_url(text)
+        else:
+            parse_http_url(text)
+        if "#" in text:
+            raise ValueError("the URL must not have a #fragment")
+        return text
+
+    @property
+    def relative(self) -> bool:
+        """The url is a path under the connection's base_url."""
+        return is_relative_url(self.url)
+
+    def target(self, base_url: str | None) -> URL:
+        """The URL to send to: the url as it is, or under ``base_url`` (ValueError)."""
+        return resolve_url(self.url, base_url)
+
+
+def _test_request(value: object, base_url: str | None) -> dict[str, Any] | None:
+    """A test request as stored (None: none); a path needs the connection's base_url."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidInput(
+            'test_request must be an object: {"method": "GET", "url": "https://…"}.',
+            field="test_request",
+        )
+    probe = validate(ConnectionTestRequest, value, "test_request")
+    _check_test_base(probe, base_url)
+    return probe.model_dump()
+
+
+def _check_test_base(probe: ConnectionTestRequest, base_url: str | None) -> None:
+    if probe.relative and not base_url:
+        raise InvalidInput(
+            f"test_request.url: {probe.url!r} is a path and the connection has no base_url: "
+            "give a whole https:// URL, or set the connection's base_url.",
+            field="test_request.url",
+        )
+
+
 class ConnectionView(View):
     """A connection as users see it: secrets only as ``{"set": true|false}``."""
 
@@ -70,6 +152,9 @@ class ConnectionView(View):
         description='Its config; each secret field only as {"set": true|false}.'
     )
     allowed_hosts: tuple[str, ...] = Field(description="Hosts its credentials may go to; [] = any.")
+    base_url: str | None = Field(
+        description="Where cards' relative URLs (/user, repos/a/b) resolve; null: none."
+    )
     status: ConnectionStatus
     last_error: str | None = Field(description="What went wrong, or what to do, in words.")
     warnings: tuple[str, ...] = Field(description="Things to fix, in words.")
@@ -82,6 +167,10 @@ class ConnectionView(View):
     rejected: Rejection | None = Field(
         description="The upstream rejected its credentials (HTTP 401 or 403) at the last "
         "such answer; null once a later call succeeds or the credentials change."
+    )
+    test_request: ConnectionTestRequest | None = Field(
+        description="What Test connection (POST /api/v1/connections/{ref}/test) sends; "
+        "null: none set.",
     )
     created_at: Timestamp
     updated_at: Timestamp
@@ -123,6 +212,11 @@ class LoadedConnection:
     auth_type: str
     config: AuthConfig
     allowed_hosts: tuple[str, ...] = ()
+    base_url: str | None = None
+
+
+# An update's "left out" where None means something (a test_request removed).
+UNCHANGED: Any = object()
 
 
 def _kept(value: object) -> bool:
@@ -180,6 +274,27 @@ def _allowed_hosts(value: object) -> list[str]:
         return normalize_allowed_hosts(value)
     except ValueError as exc:
         raise InvalidInput(f"allowed_hosts: {exc}.", field="allowed_hosts") from None
+
+
+def _base_url(value: object, hosts: list[str]) -> str | None:
+    """A connection's base_url (None or "": none); its host must be among ``hosts``."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput("base_url must be text (a URL) or null.", field="base_url")
+    try:
+        text = check_base_url(value)
+    except ValueError as exc:
+        raise InvalidInput(f"base_url: {exc}.", field="base_url") from None
+    url = parse_http_url(text)
+    if hosts and not AllowedHosts(hosts, "").allows(url):
+        host = url.host if url.explicit_port is None else f"{url.host}:{url.port}"
+        raise InvalidInput(
+            f"base_url: its host {host} is not among the connection's allowed_hosts "
+            f"({', '.join(hosts)}); add it to allowed_hosts too.",
+            field="base_url",
+        )
+    return text
 
 
 def _config_dict(value: object) -> dict[str, Any]:
@@ -253,21 +368,38 @@ class ConnectionService:
             auth_type = AUTH_TYPES[row.auth_type]
             config = auth_type.config.model_validate(self._full_config(session, row))
             return LoadedConnection(
-                row.id, row.name, row.version, row.auth_type, config, tuple(row.allowed_hosts)
+                row.id,
+                row.name,
+                row.version,
+                row.auth_type,
+                config,
+                tuple(row.allowed_hosts),
+                row.base_url,
             )
 
     # -- writing -------------------------------------------------------------------------
 
     def create(
-        self, name: object, auth_type: object, config: object, allowed_hosts: object = None
+        self,
+        name: object,
+        auth_type: object,
+        config: object,
+        allowed_hosts: object = None,
+        base_url: object = None,
+        test_request: object = None,
     ) -> ConnectionView:
         """A new connection. ``allowed_hosts`` lists where its credentials may be sent
-        (``api.example.com``, ``*.example.com``, with an optional ``:port``); empty: any."""
+        (``api.example.com``, ``*.example.com``, with an optional ``:port``); empty: any.
+        ``base_url``: where cards' relative URLs resolve (its host must be allowed).
+        ``test_request``: what Test connection sends ({"method", "url"}; the url may be a
+        path under ``base_url``), or None."""
         checked_name = _check_name(name)
         kind = _auth_type(auth_type)
         model = validate(kind.config, _given(kind, _config_dict(config)), "config")
         self._require_secrets(model)
         hosts = _allowed_hosts(allowed_hosts)
+        base = _base_url(base_url, hosts)
+        probe = _test_request(test_request, base)
         connection_id = new_id("con")
         try:
             with self._db.session() as session:
@@ -276,7 +408,9 @@ class ConnectionService:
                     name=checked_name,
                     auth_type=kind.name,
                     allowed_hosts=hosts,
+                    base_url=base,
                     status=status.initial(kind),
+                    test_request=probe,
                 )
                 self._store_config(session, row, model)
                 session.add(row)
@@ -296,8 +430,12 @@ class ConnectionService:
         auth_type: object = None,
         config: object = None,
         allowed_hosts: object = None,
+        base_url: object = None,
+        test_request: object = UNCHANGED,
     ) -> ConnectionView:
         """Change a connection; secrets left out (or sent back as {"set": true}) are kept.
+        ``base_url``: None keeps it, "" removes it. ``test_request`` None removes it; left
+        out, it is kept.
 
         Sending a connection's secrets somewhere new — wider ``allowed_hosts``, another
         token or authorize URL — needs its secrets entered again in the same change, so
@@ -328,6 +466,17 @@ class ConnectionService:
                             + ")",
                         )
                     row.allowed_hosts = hosts
+                if base_url is not None or (allowed_hosts is not None and row.base_url):
+                    row.base_url = _base_url(
+                        row.base_url if base_url is None else base_url, row.allowed_hosts
+                    )
+                if test_request is not UNCHANGED:
+                    row.test_request = _test_request(test_request, row.base_url)
+                elif row.test_request and base_url is not None:
+                    # a kept test request that is a path needs the base_url still there
+                    _check_test_base(
+                        ConnectionTestRequest.model_validate(row.test_request), row.base_url
+                    )
                 if config is not None or new_kind is not kind:
                     data = self._full_config(session, row) if new_kind is kind else {}
                     for key, value in patch.items():
@@ -536,9 +685,13 @@ class ConnectionService:
             updated_at=row.updated_at,
             redirect_uri=(self.redirect_uri if AUTH_TYPES[row.auth_type].user_authorizes else None),
             allowed_hosts=tuple(row.allowed_hosts),
+            base_url=row.base_url,
             warnings=warnings,
             used_by=used_by,
             rejected=self._rejection(row, used_by),
+            test_request=(
+                ConnectionTestRequest.model_validate(row.test_request) if row.test_request else None
+            ),
         )
 
     @staticmethod

@@ -54,6 +54,12 @@ class OAuthConfig(AuthConfig):
     revocation_url: str | None = Field(
         default=None, description=client_auth.REVOCATION_URL_DESCRIPTION
     )
+    token_response_path: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,4}$",
+        description="Where the provider nests the token in its token answer, as "
+        "dot-separated keys (Slack user tokens: authed_user); empty: at the top.",
+    )
 
     @field_validator("authorize_url", "token_url")
     @classmethod
@@ -76,6 +82,7 @@ def _build(config: OAuthConfig, setup: AuthSetup) -> BearerTokenAuth:
         auth_method=config.token_auth_method,
         timeout=setup.timeout,
         client_tls=setup.client_tls,
+        token_path=config.token_response_path,
     )
     static = refresh.sensitive_values() + client_auth.private_key_values(config)
     return BearerTokenAuth(setup.token_manager(refresh), static)

@@ -217,6 +217,11 @@ class ConnectionAuth(httpx.Auth):
     client_tls: ClientTls | None = None
     # True when a 401 may be answered by new headers (a refreshed token): see unauthorized.
     retries_unauthorized: bool = False
+    # True when the added headers' values differ from request to request (Digest): what
+    # ``one_time_values`` finds in them is kept out of what the request's work stores and
+    # answers, but not remembered process-wide for the log (each new value would push out
+    # a lasting secret).
+    header_values_vary: bool = False
 
     def ready_headers(self) -> Mapping[str, str] | None:
         """The headers for a first attempt when they are known now, without I/O (fixed
@@ -238,6 +243,11 @@ class ConnectionAuth(httpx.Auth):
     def sensitive_values(self) -> list[str]:
         """Strings this auth puts on the wire that must never be stored or shown (the
         static ones and, for token auths, the tokens it holds now)."""
+        return []
+
+    def one_time_values(self, header_value: str) -> list[str]:
+        """With ``header_values_vary``: the parts of one of its header values that must not
+        be kept (a Digest answer's response hash)."""
         return []
 
     def auth_flow(self, request: RequestT) -> Generator[RequestT, IncomingResponse, None]:

@@ -48,6 +48,8 @@ class _TokenEndpoint:
     # The connection's client certificate (presented at the token endpoint: tls_client_auth
     # needs it) and CA bundle.
     client_tls: ClientTls | None = None
+    # Where the provider nests the token in its answer (OAuthConfig.token_response_path).
+    token_path: str | None = None
 
     def sensitive_values(self) -> list[str]:
         """The client secret, and the Basic credentials it makes at the token endpoint."""
@@ -85,7 +87,11 @@ class ClientCredentialsGrant(_TokenEndpoint):
             self.token_url, self.client, scope=self.scope, auth_method=self.auth_method
         )
         return await request_token(
-            self.transport, request, timeout=self.timeout, client_tls=self.client_tls
+            self.transport,
+            request,
+            timeout=self.timeout,
+            client_tls=self.client_tls,
+            token_path=self.token_path,
         )
 
 
@@ -95,6 +101,7 @@ async def request_token(
     *,
     timeout: float,
     client_tls: ClientTls | None = None,
+    token_path: str | None = None,
 ) -> TokenResponse:
     """POST a token request and read the answer, translating failures into card errors.
 
@@ -104,7 +111,7 @@ async def request_token(
     secrets = SecretSet(request.sensitive_values())
     LOG_SECRETS.register(secrets.forms)
     try:
-        return await _request_token(transport, request, timeout, client_tls)
+        return await _request_token(transport, request, timeout, client_tls, token_path)
     except CardFailed as exc:
         exc.message = secrets.redact_text(exc.message)
         exc.args = (exc.message,)
@@ -118,6 +125,7 @@ async def _request_token(
     request: TokenRequest,
     timeout: float,
     client_tls: ClientTls | None,
+    token_path: str | None,
 ) -> TokenResponse:
     outbound = OutboundRequest(
         "POST", parse_http_url(request.url), CIMultiDict(request.headers), request.body.encode()
@@ -153,7 +161,10 @@ async def _request_token(
         )
     try:
         return parse_token_response(
-            response.status_code, response.headers.get("Content-Type", ""), response.body
+            response.status_code,
+            response.headers.get("Content-Type", ""),
+            response.body,
+            token_path=token_path,
         )
     except TokenEndpointError as exc:
         if exc.error == "invalid_grant":
@@ -196,7 +207,11 @@ class RefreshTokenGrant(_TokenEndpoint):
             auth_method=self.auth_method,
         )
         fresh = await request_token(
-            self.transport, request, timeout=self.timeout, client_tls=self.client_tls
+            self.transport,
+            request,
+            timeout=self.timeout,
+            client_tls=self.client_tls,
+            token_path=self.token_path,
         )
         if fresh.refresh_token is None:
             # RFC 6749 §6: no new refresh token means the old one stays valid.

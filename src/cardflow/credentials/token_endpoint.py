@@ -188,15 +188,25 @@ class MalformedTokenResponse(Exception):
 
 
 def parse_token_response(
-    status: int, content_type: str, body: bytes, *, now: float | None = None
+    status: int,
+    content_type: str,
+    body: bytes,
+    *,
+    now: float | None = None,
+    token_path: str | None = None,
 ) -> TokenResponse:
-    """Read a token endpoint answer; raise TokenEndpointError or MalformedTokenResponse."""
+    """Read a token endpoint answer; raise TokenEndpointError or MalformedTokenResponse.
+
+    ``token_path``: where the token sits when a provider nests it (dot-separated keys;
+    Slack's user tokens: ``authed_user``). Errors are read at the top, as sent."""
     now = time.time() if now is None else now
     data = _decode(content_type, body)
     if status >= 400 or "error" in data:
         error = str(data.get("error") or f"http_{status}")
         description = data.get("error_description")
         raise TokenEndpointError(status, error, str(description) if description else None)
+    if token_path:
+        data = nested_token(data, token_path)
     token = data.get("access_token")
     if not isinstance(token, str) or not token:
         raise MalformedTokenResponse("the token response has no access_token")
@@ -217,6 +227,18 @@ def parse_token_response(
         scope=scope if isinstance(scope, str) else None,
         obtained_at=now,
     )
+
+
+def nested_token(data: dict[str, Any], token_path: str) -> dict[str, Any]:
+    """The object at ``token_path`` (``a.b``) in a token answer, or MalformedTokenResponse."""
+    for key in token_path.split("."):
+        inner = data.get(key)
+        if not isinstance(inner, dict):
+            raise MalformedTokenResponse(
+                f"the token response has no {key!r} object (token_response_path {token_path!r})"
+            )
+        data = inner
+    return data
 
 
 def _decode(content_type: str, body: bytes) -> dict[str, Any]:

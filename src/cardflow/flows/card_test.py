@@ -106,6 +106,7 @@ async def _as_curl(
             inputs,
             auth_type=runtime.auth_type if runtime else None,
             config=runtime.public_config if runtime else None,
+            base_url=runtime.base_url if runtime else None,
         )
     except (CardflowError, ExpressionError):
         return None  # the test's answer already says what was wrong

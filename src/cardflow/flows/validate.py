@@ -19,6 +19,7 @@ from cardflow.flows.expressions import (
     step_references,
 )
 from cardflow.flows.model import CardStep, FlowDocument, StepAt
+from cardflow.net.urls import is_relative_url
 
 MAX_PROBLEMS = 50
 
@@ -164,6 +165,21 @@ def _check_step(
             )
         )
     data_inputs = step.data_inputs
+    url = data_inputs.get("url")
+    if (
+        step.connection is None
+        and spec.uses_connection
+        and isinstance(url, str)
+        and not has_expression(url)
+        and is_relative_url(url)
+    ):
+        problems.found.append(
+            InvalidInput(
+                f"{label}: inputs.url: {url!r} is a relative URL and the card has no "
+                "connection: give a whole https:// URL, or a connection with a base_url.",
+                field=f"{where}.inputs.url",
+            )
+        )
     _check_inputs(step, spec, data_inputs, where, label, problems)
     for key, value in data_inputs.items():
         with problems.collect():

@@ -46,6 +46,13 @@ class RequestAuth(Protocol):
     def client_tls(self) -> ClientTls | None:
         """The connection's client certificate and CA bundle (mutual TLS), if any."""
 
+    @property
+    def header_values_vary(self) -> bool:
+        """Each request gets header values of its own (Digest): see one_time_values."""
+
+    def one_time_values(self, header_value: str) -> list[str]:
+        """What in one of its varying header values must not be kept."""
+
     def ready_headers(self) -> Mapping[str, str] | None:
         """Headers for a first attempt known now, without I/O; None: drive
         ``async_auth_flow``."""
@@ -192,10 +199,14 @@ async def _send_handling_auth(
     if allowed_hosts is not None:
         allowed_hosts.check(request.url)  # before the auth flow may even fetch a token
     strip = auth.added_headers
+    varying = auth.header_values_vary
     flow = auth.async_auth_flow(request)
     outgoing = await flow.__anext__()
     while True:
-        _note_secrets(outgoing, strip, secrets)
+        if varying:
+            _note_one_time_secrets(outgoing, auth, secrets)
+        else:
+            _note_secrets(outgoing, strip, secrets)
         response = await transport.send(
             outgoing,
             timeout=timeout,
@@ -225,6 +236,21 @@ def _note_secrets(
             if secrets is not None:
                 secrets.add_forms(forms)
             LOG_SECRETS.register(forms)
+
+
+def _note_one_time_secrets(
+    request: OutboundRequest, auth: RequestAuth, secrets: SecretSet | None
+) -> None:
+    """Values made for this request alone (a Digest answer's hash): secrets of the work it
+    is sent for, kept nowhere else (the process-wide log secrets keep lasting ones)."""
+    if secrets is None:
+        return
+    headers = request.headers
+    for name in auth.added_headers:
+        value = headers.get(name)
+        if value:
+            for secret in auth.one_time_values(value):
+                secrets.add_one_time(secret)
 
 
 @lru_cache(maxsize=256)

@@ -27,6 +27,7 @@ from cardflow.server.routers import (
     invoke,
     oauth_callback,
     operations,
+    presets,
     runs,
 )
 from cardflow.server.schemas import Health
@@ -162,6 +163,7 @@ def create_app(
     errors.install(app)
     app.include_router(connections.router)
     app.include_router(connections.auth_types_router)
+    app.include_router(presets.router)
     app.include_router(cards.router)
     app.include_router(flows.router)
     app.include_router(runs.router)

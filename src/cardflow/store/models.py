@@ -88,6 +88,8 @@ class Connection(Base):
     secret_fields: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Hosts its credentials may be sent to (exact or *.domain, optional :port); empty: any.
     allowed_hosts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Where cards' relative URLs resolve (not a secret; its host is among allowed_hosts).
+    base_url: Mapped[str | None] = mapped_column(Text, nullable=True)
     secrets_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     secrets_key_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[str] = mapped_column(String(32), default="ready")
@@ -102,6 +104,8 @@ class Connection(Base):
     rejected_run_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     rejected_flow_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
     rejected_card_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # What Test connection sends ({"method", "url"}; not secret), or null: none set.
+    test_request: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
 
     token: Mapped[ConnectionToken | None] = relationship(
         back_populates="connection", cascade="all, delete-orphan", passive_deletes=True

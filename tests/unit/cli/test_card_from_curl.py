@@ -84,3 +84,18 @@ def test_to_curl_prints_the_cards_request_with_placeholders_for_secrets(invoke: 
     assert no_auth.stdout.strip() == "curl https://x.example"
     wrong = invoke("card", "to-curl", "json.parse", "--input", "text={}")
     assert wrong.exit_code == 2 and "API Connector request cards" in wrong.stderr
+
+
+def test_to_curl_puts_a_relative_url_under_the_connections_base_url(invoke: Invoke) -> None:
+    created = invoke(
+        "connection", "create", "GH", "--type", "bearer", "--secret-stdin", "token",
+        "--allowed-host", "api.github.com", "--base-url", "https://api.github.com",
+        input=SENTINEL + "\n",
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    result = invoke(
+        "card", "to-curl", "api_connector.get", "--connection", "GH", "--input", "url=/user"
+    )
+    assert result.exit_code == 0, result.output
+    assert_no_secret(result)
+    assert result.stdout.splitlines()[0] == "curl https://api.github.com/user \\"

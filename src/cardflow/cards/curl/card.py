@@ -195,7 +195,7 @@ def _credentials(
         at = 1 if found and found[0][1].lower() == "authorization" else 0
         found.insert(at, ("header", "Authorization", f"Bearer {request.bearer}"))
     if request.user is not None:
-        if request.auth_scheme in ("digest", "ntlm", "negotiate"):
+        if request.auth_scheme in ("ntlm", "negotiate"):
             warnings.append(
                 f"--{request.auth_scheme}: cardflow has no such auth type yet; the -u "
                 "credentials were left out (not kept)."
@@ -212,7 +212,8 @@ def _credentials(
             warnings.append(
                 "-u gives no password (curl would ask for it): enter it in the new connection."
             )
-        proposal = basic_proposal(url, username, password if sep else None, warnings)
+        auth_type = "digest" if request.auth_scheme == "digest" else "basic"
+        proposal = basic_proposal(url, username, password if sep else None, warnings, auth_type)
     elif name.lower() == "proxy-authorization":
         warnings.append("Proxy-Authorization: cardflow uses no proxy; left out (not kept).")
         proposal = None

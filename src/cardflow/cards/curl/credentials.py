@@ -2,11 +2,12 @@
 the card.
 
 What counts as a credential (documented in README "cURL import"):
-``-u/--user`` (a ``basic`` connection), ``--oauth2-bearer`` and ``Authorization: Bearer …``
-(a ``bearer`` one), another ``Authorization`` header (``custom``: the header as typed;
-``Basic …`` decodes to a ``basic`` one), and the
-API-key headers of :data:`API_KEY_HEADERS` (``custom``). A connection holds one
-credential: any other one is left out of the card too, with a warning naming the header.
+``-u/--user`` (a ``basic`` connection; with ``--digest`` a ``digest`` one),
+``--oauth2-bearer`` and ``Authorization: Bearer …`` (a ``bearer`` one), another
+``Authorization`` header (``custom``: the header as typed; ``Basic …`` decodes to a
+``basic`` one), and the API-key headers of :data:`API_KEY_HEADERS` (``custom``). A
+connection holds one credential: any other one is left out of the card too, with a warning
+naming the header.
 """
 
 from __future__ import annotations
@@ -151,12 +152,18 @@ def basic_from_header(value: str) -> tuple[str, str] | None:
 
 
 def basic_proposal(
-    url: str, username: str, password: str | None, warnings: list[str]
+    url: str,
+    username: str,
+    password: str | None,
+    warnings: list[str],
+    auth_type: str = "basic",
 ) -> ConnectionProposal:
     """password None: none given (curl would prompt); "": an empty one, the username being
-    the API key (Stripe's ``-u sk_test_…:``)."""
-    key_as_user = password == ""
-    prompted = password is None
+    the API key (Stripe's ``-u sk_test_…:``). ``auth_type`` ``digest``: ``--digest -u``
+    (a Digest password is never empty: one not given is to be filled in)."""
+    digest = auth_type == "digest"
+    key_as_user = password == "" and not digest
+    prompted = password is None or (digest and password == "")
     password = password or ""
     to_fill = [f for f, v in (("username", username), ("password", password)) if is_placeholder(v)]
     config = {
@@ -170,8 +177,8 @@ def basic_proposal(
     if prompted:
         to_fill.append("password")
     return ConnectionProposal(
-        name=f"{service_name(url)} - Basic{account}",
-        auth_type="basic",
+        name=f"{service_name(url)} - {'Digest' if digest else 'Basic'}{account}",
+        auth_type=auth_type,
         config=config,
         allowed_hosts=allowed_hosts_for(url),
         secret_fields=["username", "password"] if key_as_user else ["password"],

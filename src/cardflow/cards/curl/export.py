@@ -16,6 +16,7 @@ from urllib.parse import quote, urlencode
 
 from cardflow.cards.curl.card import JSON_METHODS
 from cardflow.errors import InvalidInput
+from cardflow.net.urls import is_relative_url, resolve_url
 
 _TOKEN_TYPES = ("oauth", "client_credentials")
 
@@ -26,8 +27,10 @@ def card_to_curl(
     *,
     auth_type: str | None = None,
     config: Mapping[str, Any] | None = None,
+    base_url: str | None = None,
 ) -> str:
-    """The curl command making this card's request (``{{ }}`` expressions left as typed)."""
+    """The curl command making this card's request (``{{ }}`` expressions left as typed;
+    a relative URL put under the connection's ``base_url``)."""
     if not copies_as_curl(card_id):
         raise InvalidInput(
             "Copy as cURL is for the API Connector request cards (Get, Post, Put, Patch, "
@@ -37,6 +40,14 @@ def card_to_curl(
     name = card_id.partition(".")[2]
     method = str(inputs.get("method") or "GET") if name == "raw_request" else name.upper()
     url = str(inputs.get("url") or "")
+    if base_url and url and is_relative_url(url):
+        if "{{" in url:  # resolved at run time; shown as the card's path under base_url
+            url = base_url.rstrip("/") + "/" + url.lstrip("/")
+        else:
+            try:
+                url = str(resolve_url(url, base_url))
+            except ValueError as exc:
+                raise InvalidInput(f"inputs.url: {exc}.", field="inputs.url") from None
     query = _query(inputs.get("query") or {}, _query_key(auth_type, config or {}))
     if query:
         url = f"{url}{'&' if '?' in url else '?'}{query}"
@@ -90,6 +101,8 @@ def _query(query: Mapping[str, Any], key: str | None) -> str:
 def _auth(auth_type: str | None, config: Mapping[str, Any]) -> list[list[str]]:
     if auth_type == "basic":
         return [["-u", f"{config.get('username') or '<username>'}:<password>"]]
+    if auth_type == "digest":
+        return [["--digest", "-u", f"{config.get('username') or '<username>'}:<password>"]]
     if auth_type == "custom":
         return [["-H", f"{config.get('header_name') or 'Authorization'}: <header_value>"]]
     if auth_type in _TOKEN_TYPES or auth_type == "bearer":

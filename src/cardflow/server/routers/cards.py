@@ -166,6 +166,7 @@ def card_as_curl(
         body.inputs,
         auth_type=view.auth_type if view else None,
         config=view.config if view else None,
+        base_url=view.base_url if view else None,
     )
     return CurlCommandView(command=command)
 

@@ -8,8 +8,11 @@ from fastapi import APIRouter, status
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from cardflow.connections.presets import preset_connection
+from cardflow.connections.probe import ConnectionTestResult
 from cardflow.connections.service import ConnectionDeleted, ConnectionView
 from cardflow.credentials.registry import AUTH_TYPES, auth_type_info
+from cardflow.errors import InvalidInput
 from cardflow.server.bodies import JsonRoute
 from cardflow.server.deps import CardflowDep, NavigationTokenDep, TokenDep
 from cardflow.server.schemas import errors
@@ -85,7 +88,23 @@ class ConnectionCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(examples=["JIRA Service Management - Basic - service_account"])
-    auth_type: str = Field(examples=["basic"], description=", ".join(AUTH_TYPES))
+    auth_type: str | None = Field(
+        default=None,
+        examples=["basic"],
+        description=", ".join(AUTH_TYPES) + " (may be left out with a preset).",
+    )
+    preset: str | None = Field(
+        default=None,
+        examples=["github"],
+        description="Start from a provider preset (GET /api/v1/connection-presets): its auth "
+        "type, URLs, scopes, allowed_hosts and base_url; config given here is added on top "
+        "(client_id, the secrets), allowed_hosts and base_url given here replace the preset's.",
+    )
+    preset_params: dict[str, str] = Field(
+        default_factory=dict,
+        examples=[{"okta_domain": "dev-123456.okta.com"}],
+        description="Values for the preset's placeholders.",
+    )
     config: dict[str, Any] = Field(
         default_factory=dict, examples=[{"username": "svc", "password": "…"}]
     )
@@ -95,6 +114,17 @@ class ConnectionCreate(BaseModel):
         description="Hosts the connection's credentials may be sent to: exact names or "
         "addresses, or *.domain for any name under a domain, each with an optional :port. "
         "Empty: any host (the connection then carries a warning).",
+    )
+    base_url: str | None = Field(
+        default=None,
+        examples=["https://api.github.com"],
+        description="Where cards' relative URLs (/user) resolve; its host must be allowed.",
+    )
+    test_request: dict[str, Any] | None = Field(
+        default=None,
+        examples=[{"method": "GET", "url": "https://api.example.com/me"}],
+        description="What Test connection sends with its auth (method, and an absolute URL "
+        "or a path under base_url). With a preset, left out: the preset's.",
     )
 
 
@@ -111,11 +141,40 @@ class ConnectionUpdate(BaseModel):
         description="The new list (replaces the old one). Allowing a host the list did not "
         "allow needs the connection's secrets entered again in config.",
     )
+    base_url: str | None = Field(
+        default=None, description='A new base_url ("" removes it); left out: kept.'
+    )
+    test_request: dict[str, Any] | None = Field(
+        default=None,
+        examples=[{"method": "GET", "url": "/me"}],
+        description="What Test connection sends (replaces the old one; its url an absolute "
+        "URL or a path under base_url); null removes it.",
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=errors(409))
 def create_connection(body: ConnectionCreate, cf: CardflowDep, _token: TokenDep) -> ConnectionView:
-    return cf.connections.create(body.name, body.auth_type, body.config, body.allowed_hosts)
+    if body.preset is None:
+        if body.preset_params:
+            raise InvalidInput("preset_params need a preset.", field="preset_params")
+        return cf.connections.create(
+            body.name,
+            body.auth_type,
+            body.config,
+            body.allowed_hosts,
+            body.base_url,
+            body.test_request,
+        )
+    auth_type, config, hosts, base_url, test_request = preset_connection(
+        body.preset,
+        body.preset_params,
+        auth_type=body.auth_type,
+        config=body.config,
+        allowed_hosts=body.allowed_hosts,
+        base_url=body.base_url,
+        test_request=body.test_request,
+    )
+    return cf.connections.create(body.name, auth_type, config, hosts, base_url, test_request)
 
 
 @router.get("")
@@ -138,7 +197,18 @@ def update_connection(
         auth_type=body.auth_type,
         config=body.config,
         allowed_hosts=body.allowed_hosts,
+        base_url=body.base_url,
+        **({"test_request": body.test_request} if "test_request" in body.model_fields_set else {}),
     )
+
+
+@router.post("/{ref}/test", responses=errors(404))
+async def test_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> ConnectionTestResult:
+    """Test connection: send its ``test_request`` with its auth, through the client cards
+    use (allowed_hosts, network policy, timeout, token refresh). ``ok``: a 2xx answer; a
+    401/403 is recorded as the connection's rejection. The response body is not returned.
+    No ``test_request``: 422 naming it."""
+    return await cf.test_connection_async(ref)
 
 
 @router.get(

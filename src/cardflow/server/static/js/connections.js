@@ -11,6 +11,12 @@ export async function authTypes() {
   return authTypesCache;
 }
 
+let presetsCache = null;
+async function connectionPresets() {
+  if (!presetsCache) presetsCache = await get("/connection-presets");
+  return presetsCache;
+}
+
 // A link the browser follows; the CSRF token in it proves the click came from this app.
 export function authorizeUrl(connection) {
   return `/api/v1/connections/${enc(connection.id)}/authorize?csrf=${enc(csrfToken)}`;
@@ -170,12 +176,13 @@ function urlHost(text) {
   }
 }
 
-// For OAuth and Client Credentials: the hosts of the URLs the connection itself calls.
+// For OAuth and Client Credentials: the hosts of the URLs the connection itself calls,
+// and the base URL's (where cards' relative URLs go).
 function suggestedHosts(type, valueOf) {
   const hosts = [];
-  for (const field of type.fields) {
-    if (!field.name.endsWith("_url")) continue;
-    const host = urlHost(valueOf(field.name) ?? "");
+  for (const name of [...type.fields.map((field) => field.name), "base_url"]) {
+    if (!name.endsWith("_url")) continue;
+    const host = urlHost(valueOf(name) ?? "");
     if (host && !hosts.includes(host)) hosts.push(host);
   }
   return hosts;
@@ -184,7 +191,7 @@ function suggestedHosts(type, valueOf) {
 // The type's own secrets; the mutual-TLS fields every type has count once one is filled in.
 const hasSecrets = (type, tlsSet = () => false) =>
   type.fields.some((field) => field.secret && field.group !== "client_tls") || tlsSet();
-const hasUrls = (type) => type.fields.some((field) => field.name.endsWith("_url"));
+const hasUrls = (type, valueOf = () => "") => type.fields.some((field) => field.name.endsWith("_url")) || Boolean(urlHost(valueOf("base_url") ?? ""));
 
 // The "Allowed hosts" field: where the connection's credentials may be sent. Prefilled from
 // the token / authorize URL until the user types in it; empty shows a warning.
@@ -216,23 +223,136 @@ function allowedHostsField(connection, initial = null) {
       type = newType;
       tlsSet = tlsGiven;
       if (auto === null) {
-        const saved = suggestedHosts(type, (name) => connection.config[name]);
+        const saved = suggestedHosts(type, (name) => (name === "base_url" ? connection.base_url : connection.config[name]));
         auto = saved.length > 0 && saved.join(",") === original.join(",");
       }
       element.hidden = !hasSecrets(type, tlsSet);
-      if (auto && hasUrls(type)) input.value = suggestedHosts(type, valueOf).join(", ");
+      if (auto && hasUrls(type, valueOf)) input.value = suggestedHosts(type, valueOf).join(", ");
       else if (auto && !editing) input.value = "";
       clear(hint,
-        hasUrls(type)
+        hasUrls(type, valueOf)
           ? "Suggested from the URLs above; add the hosts of the API the cards call if they differ. "
           : "The hosts of the service these credentials are for, e.g. api.example.com or *.example.com (any name under it), each with an optional :port; separate several with commas. ",
         "A card calling any other host fails before anything is sent.",
         editing ? " Allowing a host the list did not allow needs the secrets entered again." : "");
       showWarning();
     },
+    // A preset's hosts: kept as given, as if typed here.
+    set(list) {
+      auto = false;
+      input.value = list.join(", ");
+      showWarning();
+    },
     // The list to send, or undefined when this type has nothing to protect.
     value() {
       return type && hasSecrets(type, tlsSet) ? splitHosts(input.value) : undefined;
+    },
+  };
+}
+
+// Where cards' relative URLs go: "/user" in a card means base URL + "/user".
+function baseUrlField(connection) {
+  const id = nextId("base");
+  return h("div", { class: "field", "data-field": "base_url" },
+    h("label", { for: id }, "Base URL"),
+    h("input", { type: "url", id, name: "base_url", value: connection?.base_url ?? "", autocomplete: "off", spellcheck: "false" }),
+    h("p", { class: "hint" }, "Optional: the API's root URL, with its scheme and any path (…/v1). Cards using this connection may then give a path (/user) instead of a whole URL. Its host must be among the allowed hosts."));
+}
+
+// "Start from a preset": search the catalogue, fill in its placeholders, and the form is
+// filled from it (onFilled(filled, preset)); the user adds the client ID and the secrets.
+function presetPicker(onFilled) {
+  const searchId = nextId("preset-q");
+  const search = h("input", { type: "search", id: searchId, autocomplete: "off", placeholder: "GitHub, Okta, Stripe…", "aria-controls": `${searchId}-list` });
+  const list = h("ul", { class: "preset-list", id: `${searchId}-list`, role: "list" });
+  const chosen = h("div", { class: "preset-chosen" });
+  const element = h("fieldset", { class: "preset-picker", "data-field": "preset" },
+    h("legend", {}, "Start from a preset"),
+    h("label", { for: searchId, class: "sr-only" }, "Search presets"), search, list, chosen);
+  let all = [];
+  const show = () => {
+    const words = search.value.toLowerCase().split(/\s+/).filter(Boolean);
+    const found = all.filter((p) => words.every((w) => `${p.id} ${p.title} ${p.description}`.toLowerCase().includes(w)));
+    clear(list, words.length
+      ? found.slice(0, 8).map((p) => h("li", {}, h("button", { type: "button", class: "btn btn-small preset-option", "data-preset": p.id, onclick: () => choose(p) }, p.title)))
+      : []);
+    if (words.length && !found.length) list.append(h("li", { class: "muted" }, "No preset matches."));
+  };
+  function choose(preset) {
+    clear(list);
+    search.value = preset.title;
+    const inputs = preset.placeholders.map((p) => {
+      const id = nextId("param");
+      const input = h("input", { id, name: `preset_params.${p.name}`, value: p.default ?? "", placeholder: p.example, autocomplete: "off", spellcheck: "false", "data-param": p.name });
+      return { p, input, holder: h("div", { class: "field", "data-field": `preset_params.${p.name}` },
+        h("label", { for: id }, p.label, p.default ? null : reqMark()), input,
+        h("p", { class: "hint" }, p.description || `e.g. ${p.example}`)) };
+    });
+    const error = h("div", { class: "form-error", role: "alert" });
+    const apply = h("button", { type: "button", class: "btn btn-primary btn-small", "data-action": "apply-preset" }, "Fill the form");
+    apply.addEventListener("click", async () => {
+      chosen.querySelectorAll(".field-error").forEach((e) => e.remove());
+      clear(error);
+      const params = Object.fromEntries(inputs.map(({ p, input }) => [p.name, input.value.trim()]).filter(([, v]) => v));
+      try {
+        const filled = await post(`/connection-presets/${enc(preset.id)}/fill`, { params });
+        onFilled(filled, preset);
+        clear(error, h("span", { class: "preset-applied", role: "status" }, `Filled from “${preset.title}”: add the client ID and secrets below.`));
+      } catch (failure) {
+        const at = failure instanceof ApiError && inputs.find(({ p }) => failure.field === `preset_params.${p.name}`);
+        if (at) {
+          at.input.setAttribute("aria-invalid", "true");
+          at.holder.append(fieldError(failure.field, failure.message, at.holder));
+          at.input.focus();
+        } else clear(error, failure instanceof ApiError ? failure.message : String(failure));
+      }
+    });
+    clear(chosen,
+      h("p", { class: "preset-summary" }, h("strong", {}, preset.title), " — ", preset.description, " ",
+        h("a", { href: preset.docs_url, target: "_blank", rel: "noopener noreferrer", class: "preset-docs" }, "Developer docs ↗")),
+      inputs.map(({ holder }) => holder), apply, error);
+    (inputs[0]?.input ?? apply).focus();
+  }
+  search.addEventListener("input", show);
+  // Enter here picks or fills; it never submits the connection form.
+  element.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter") return;
+    event.preventDefault();
+    if (event.target === search) list.querySelector("button")?.click();
+    else if (event.target.dataset.param !== undefined) chosen.querySelector('[data-action="apply-preset"]')?.click();
+  });
+  connectionPresets().then((presets) => { all = presets; show(); }).catch(() => { element.hidden = true; });
+  return element;
+}
+
+const TEST_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+
+// The optional "Test request": what the Test button sends with the connection's auth.
+function testRequestField(connection) {
+  const methodId = nextId("test-method");
+  const urlId = nextId("test-url");
+  const current = connection?.test_request;
+  const method = h("select", { id: methodId, name: "test_method", "aria-label": "Test request method" },
+    TEST_METHODS.map((m) => h("option", { value: m, selected: (current?.method ?? "GET") === m }, m)));
+  const url = h("input", { type: "text", inputmode: "url", id: urlId, name: "test_url", value: current?.url ?? "", autocomplete: "off", spellcheck: "false", placeholder: "A path under the base URL (/me) or an absolute URL" });
+  const element = h("div", { class: "field", "data-field": "test_request" },
+    h("label", { for: urlId }, "Test request"),
+    h("div", { class: "test-request-row" },
+      h("span", { "data-field": "test_request.method" }, method),
+      h("span", { "data-field": "test_request.url", class: "grow" }, url)),
+    h("p", { class: "hint" }, "Optional: a URL of the service that needs these credentials (e.g. its current-user endpoint), whole or as a path under the base URL. The Test button sends it with them; it must be on an allowed host."));
+  return {
+    element,
+    // The value to send: undefined (nothing to say), null (remove it) or {method, url}.
+    value(editing) {
+      const typed = url.value.trim();
+      if (!typed) return editing && current ? null : undefined;
+      return { method: method.value, url: typed };
+    },
+    // A preset's test request ({method, path}), as if typed here.
+    set(request) {
+      method.value = request.method;
+      url.value = request.path;
     },
   };
 }
@@ -256,6 +376,9 @@ function readConfig(form, type, editing) {
 export async function openConnectionDialog(connection = null, { name = "", authType = null, config = null, allowedHosts = null } = {}) {
   const types = await authTypes();
   const editing = Boolean(connection);
+  // A new connection's values to start from: cURL import's proposal, or a preset's.
+  let prefillType = authType;
+  let prefillConfig = config;
   return new Promise((resolve) => {
     let saved = null;
     const nameId = nextId("name");
@@ -264,6 +387,7 @@ export async function openConnectionDialog(connection = null, { name = "", authT
       types.map((t) => h("option", { value: t.name, selected: connection ? connection.auth_type === t.name : t.name === (authType || "basic") }, t.title)));
     const fields = h("div", { class: "type-fields" });
     const hosts = allowedHostsField(connection, allowedHosts);
+    const probe = testRequestField(connection);
     const formError = h("div", { class: "form-error", role: "alert" });
     const formId = nextId("form");
     const form = h("form", { class: "form", id: formId, novalidate: true },
@@ -273,19 +397,32 @@ export async function openConnectionDialog(connection = null, { name = "", authT
         h("p", { class: "hint" }, "Describe the service, auth type and account, e.g. “JIRA Service Management - OAuth - service_account”.")),
       h("div", { class: "field", "data-field": "auth_type" },
         h("label", { for: typeId }, "Auth type"), typeSelect),
-      fields, hosts.element, formError);
+      fields, baseUrlField(connection), hosts.element, probe.element, formError);
     const tlsGiven = () => {
       const type = types.find((t) => t.name === typeSelect.value);
       const field = type.fields.find((f) => f.name === "client_certificate");
       return Boolean(field && (form.elements.namedItem(field.name)?.value || stored(field, connection, type.name)));
     };
+    const picker = editing ? null : presetPicker((filled, preset) => {
+      prefillType = filled.auth_type;
+      prefillConfig = filled.config;
+      typeSelect.value = filled.auth_type;
+      form.elements.namedItem("base_url").value = filled.base_url ?? "";
+      if (filled.test_request && filled.base_url) probe.set(filled.test_request);
+      renderFields();
+      hosts.set(filled.allowed_hosts);
+      const nameInput = form.elements.namedItem("name");
+      if (!nameInput.value.trim()) nameInput.value = `${preset.title} - ${typeSelect.selectedOptions[0].textContent}`;
+      if (preset.secret_help) fields.prepend(h("p", { class: "hint preset-secret-help" }, preset.secret_help));
+    });
+    if (picker) form.prepend(picker);
     const syncHosts = () => {
       const type = types.find((t) => t.name === typeSelect.value);
       hosts.update(type, (name) => form.elements.namedItem(name)?.value, tlsGiven);
     };
     const renderFields = () => {
       const type = types.find((t) => t.name === typeSelect.value);
-      const prefill = type.name === authType ? config : null;
+      const prefill = type.name === prefillType ? prefillConfig : null;
       const own = type.fields.filter((f) => f.group !== "client_tls");
       const tls = type.fields.filter((f) => f.group === "client_tls");
       // Mutual TLS, which every type may add, folded away unless the connection has it.
@@ -310,6 +447,7 @@ export async function openConnectionDialog(connection = null, { name = "", authT
       }
     });
     fields.addEventListener("input", (event) => { if (event.target.name?.endsWith("_url") || event.target.name === "client_certificate") syncHosts(); });
+    form.elements.namedItem("base_url").addEventListener("input", syncHosts);
     renderFields();
     const submit = h("button", { type: "submit", class: "btn btn-primary", form: formId }, editing ? "Save" : "Create");
     const cancel = h("button", { type: "button", class: "btn", onclick: () => dialog.close() }, "Cancel");
@@ -341,6 +479,10 @@ export async function openConnectionDialog(connection = null, { name = "", authT
       const body = { name: form.elements.namedItem("name").value.trim(), auth_type: type.name, config: readConfig(form, type, editing && connection.auth_type === type.name) };
       const allowedHosts = hosts.value();
       if (allowedHosts !== undefined) body.allowed_hosts = allowedHosts;
+      const baseUrl = form.elements.namedItem("base_url").value.trim();
+      if (baseUrl || (editing && connection.base_url)) body.base_url = baseUrl;
+      const testRequest = probe.value(editing);
+      if (testRequest !== undefined) body.test_request = testRequest;
       submit.disabled = true;
       try {
         saved = editing ? await patch(`/connections/${enc(connection.id)}`, body) : await post("/connections", body);
@@ -385,6 +527,7 @@ function hostsCell(connection) {
   const hosts = connection.allowed_hosts || [];
   return h("td", { class: "hosts" },
     hosts.length ? hosts.map((host) => h("code", {}, host)) : h("span", { class: "muted" }, "Any host"),
+    connection.base_url ? h("p", { class: "cell-note conn-base-url" }, "Base URL: ", h("code", {}, connection.base_url)) : null,
     (connection.warnings || []).map((warning) => h("p", { class: "cell-note conn-warning" }, warning)));
 }
 
@@ -413,6 +556,12 @@ function statusCell(connection) {
     connection.status === "error" && connection.last_error ? h("p", { class: "cell-error" }, connection.last_error) : null,
     connection.status === "needs_authorization" && connection.last_error ? h("p", { class: "cell-note" }, connection.last_error) : null,
     rejected ? rejectionNote(rejected) : null);
+}
+
+// What the Test button found, in the server's words (status and time; never the body).
+export function testResultNote(result) {
+  return h("p", { class: `conn-test ${result.ok ? "conn-test-ok" : "conn-test-failed"}`, role: "status", "data-test-result": result.ok ? "ok" : "failed", "data-status": result.status_code ?? "" },
+    h("strong", {}, result.ok ? "✓ Test passed: " : "✗ Test failed: "), result.message);
 }
 
 export async function connectionsPage(root) {
@@ -449,11 +598,25 @@ export async function connectionsPage(root) {
     close.focus();
   }
 
+  // The last Test result of each connection (by id), shown in its row until the page is left.
+  const tested = new Map();
+  async function testConnection(conn, button) {
+    button.disabled = true;
+    button.textContent = "Testing…";
+    try {
+      tested.set(conn.id, await post(`/connections/${enc(conn.id)}/test`, {}));
+    } catch (error) {
+      tested.set(conn.id, { ok: false, status_code: null, elapsed_ms: null, message: error.message });
+    }
+    await load();  // a 401/403 (or a success after one) changes the connection's status
+    list.querySelector(`tr[data-connection="${CSS.escape(conn.name)}"] [data-action="test-connection"]`)?.focus();
+  }
+
   async function load() {
     const connections = await get("/connections");
     if (!connections.length) {
       clear(list, emptyState("No connections yet",
-        "A connection holds the credentials for one service and account (Basic, a custom header, a bearer token, an API key in the query, OAuth 2.0 or client credentials). Create one, then pick it in an API Connector card.",
+        "A connection holds the credentials for one service and account (Basic, Digest, a custom header, a bearer token, an API key in the query, OAuth 2.0 or client credentials). Create one, then pick it in an API Connector card.",
         h("button", { type: "button", class: "btn btn-primary", onclick: () => create.click() }, "+ New Connection")));
       return;
     }
@@ -461,7 +624,8 @@ export async function connectionsPage(root) {
       h("thead", {}, h("tr", {}, ["Name", "Auth type", "Allowed hosts", "Status", "Used by", "Updated", h("span", { class: "sr-only" }, "Actions")].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, connections.map((conn) => h("tr", { "data-connection": conn.name },
         h("td", {}, h("strong", { class: "conn-name" }, conn.name), conn.redirect_uri ? redirectUriBlock(conn.redirect_uri) : null,
-          conn.config.public_jwk ? publicJwkBlock(conn.config.public_jwk) : null),
+          conn.config.public_jwk ? publicJwkBlock(conn.config.public_jwk) : null,
+          tested.has(conn.id) ? testResultNote(tested.get(conn.id)) : null),
         h("td", { class: "nowrap" }, typeTitles[conn.auth_type] || conn.auth_type),
         hostsCell(conn),
         statusCell(conn),
@@ -469,6 +633,11 @@ export async function connectionsPage(root) {
         h("td", { class: "nowrap muted" }, formatTime(conn.updated_at)),
         h("td", { class: "row-actions" },
           conn.redirect_uri ? authorizeLink(conn) : null,
+          h("button", {
+            type: "button", class: "btn btn-small", "data-action": "test-connection", "aria-label": `Test ${conn.name}`,
+            title: conn.test_request ? `${conn.test_request.method} ${conn.test_request.url}` : "Set a test request (Edit) first",
+            onclick: (event) => testConnection(conn, event.currentTarget),
+          }, "Test"),
           h("button", { type: "button", class: "btn btn-small", "aria-label": `Edit ${conn.name}`, onclick: async () => { if (await openConnectionDialog(conn)) await load(); } }, "Edit"),
           h("button", { type: "button", class: "btn btn-small btn-danger-quiet", "aria-label": `Delete ${conn.name}`, onclick: async () => {
             if (conn.used_by.length) { inUseDialog(conn); return; }
