@@ -13,6 +13,7 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from cardflow.audit.record import Target, changed, created, diff, record
 from cardflow.cache import Recent
 from cardflow.connections.service import ConnectionService, FlowUse
 from cardflow.errors import Conflict, InvalidInput, NotFound
@@ -167,7 +168,7 @@ class FlowService:
 
     # -- writing -------------------------------------------------------------------------
 
-    def create(self, data: Any) -> FlowView:
+    def create(self, data: Any, *, _action: str = "flow.created") -> FlowView:
         document = self._checked(data)
         flow_id = new_id("flw")
         with self._db.session() as session:
@@ -187,12 +188,15 @@ class FlowService:
                 raise Conflict(
                     "A flow with this name or alias already exists.", field="name"
                 ) from None
+            summary = _audited(row.document)
+            record(session, _action, _target(row), created(summary, hidden=_opaque(summary)))
             return self._view(session, row)
 
-    def replace(self, ref: str, data: Any) -> FlowView:
+    def replace(self, ref: str, data: Any, *, _action: str = "flow.updated") -> FlowView:
         document = self._checked(data)
         with self._db.session() as session:
             row = self._find(session, ref)
+            before = _audited(row.document)
             self._check_unique(session, document, row.id)
             row.name = document.name
             row.alias = self._alias(document)
@@ -202,6 +206,9 @@ class FlowService:
             row.updated_at = utcnow()
             self._ensure_token(session, row, document)
             session.flush()
+            after = _audited(row.document)
+            hidden = _opaque(before) | _opaque(after)
+            record(session, _action, _target(row), diff(before, after, hidden=hidden))
             view = self._view(session, row, _last_runs(session, [row.id]).get(row.id))
         self._forget()
         return view
@@ -228,17 +235,17 @@ class FlowService:
             data = data.with_connections(self._mapped_names(data, connections))
         document = self._checked(data)
         if as_copy:
-            return self.create(self._as_copy(document))
+            return self.create(self._as_copy(document), _action="flow.imported")
         existing = next((v for v in self.list() if v.name == document.name), None)
         if existing is None:
-            return self.create(document)
+            return self.create(document, _action="flow.imported")
         if not replace:
             raise Conflict(
                 f"A flow named {document.name!r} already exists ({existing.id}); import it "
                 "as a replacement of that flow, or as a copy beside it.",
                 field="name",
             )
-        return self.replace(existing.id, document)
+        return self.replace(existing.id, document, _action="flow.imported")
 
     def _mapped_names(
         self, document: FlowDocument, connections: Mapping[str, str]
@@ -292,7 +299,7 @@ class FlowService:
         view = self.get(ref)
         data = view.document.model_dump(mode="json")
         data["enabled"] = enabled
-        return self.replace(view.id, data)
+        return self.replace(view.id, data, _action="flow.enabled" if enabled else "flow.disabled")
 
     def regenerate_token(self, ref: str) -> FlowView:
         with self._db.session() as session:
@@ -311,6 +318,7 @@ class FlowService:
             row.version += 1
             row.updated_at = utcnow()
             session.flush()
+            record(session, "flow.token_regenerated", _target(row), [changed("client_token")])
             view = self._view(session, row, _last_runs(session, [row.id]).get(row.id))
         self._forget()
         return view
@@ -319,6 +327,7 @@ class FlowService:
         with self._db.session() as session:
             row = self._find(session, ref)
             session.execute(delete(FlowTestState).where(FlowTestState.flow_id == row.id))
+            record(session, "flow.deleted", _target(row))
             session.delete(row)
         self._forget()
 
@@ -437,6 +446,30 @@ class FlowService:
 
     def _forget(self) -> None:
         self._by_alias.clear()
+
+
+def _target(row: Flow) -> Target:
+    return Target("flow", row.id, row.name)
+
+
+# A flow's fields the audit log shows the values of; the rest (its cards, whose inputs
+# may hold a pasted secret) it only says changed.
+_SHOWN = frozenset({"name", "description", "enabled", "save_data"})
+
+
+def _audited(document: dict[str, Any]) -> dict[str, Any]:
+    """A stored flow document, flattened one level for the audit log (trigger.alias…)."""
+    flat: dict[str, Any] = {}
+    for key, value in document.items():
+        if key == "trigger" and isinstance(value, dict):
+            flat.update({f"trigger.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _opaque(flat: dict[str, Any]) -> set[str]:
+    return {key for key in flat if key not in _SHOWN and not key.startswith("trigger.")}
 
 
 def _first_free(taken: set[str], first: str, then: str, base: str) -> str:
