@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -131,7 +131,8 @@ class FailureLimiter:
 
     window: float = 60.0
     per_window: int = 30
-    _started: float = field(default=0.0, init=False)
+    clock: Callable[[], float] = time.monotonic
+    _started: float = field(default=float("-inf"), init=False)
     _recorded: int = field(default=0, init=False)
     _seen: dict[tuple[str, str], int] = field(default_factory=dict, init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
@@ -139,7 +140,7 @@ class FailureLimiter:
     def admit(self, action: str, address: str | None) -> int | None:
         """None: do not record this one; else record it, saying how many were not."""
         key = (action, address or "")
-        now = time.monotonic()
+        now = self.clock()
         with self._lock:
             if now - self._started >= self.window:
                 carried = {k: n for k, n in self._seen.items() if n > 0}
