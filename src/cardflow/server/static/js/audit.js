@@ -81,8 +81,8 @@ export async function auditPage(root) {
   const list = h("div", {});
   const more = h("div", { class: "more-runs" });
   clear(root,
-    pageHeader("Audit log", "Every change, newest first: who made it, from where, and what changed (a secret only as “changed”). Entries are kept for 365 days (CARDFLOW_AUDIT_RETENTION_DAYS).", exportLink),
-    h("form", { class: "run-filters", id: "audit-filters", onsubmit: (event) => { event.preventDefault(); remember(); load(); } },
+    pageHeader("Audit log", "Every change, newest first: who made it, from where, and what changed (a secret only as “changed”). Entries are kept 365 days unless CARDFLOW_AUDIT_RETENTION_DAYS says otherwise.", exportLink),
+    h("form", { class: "run-filters audit-filters", id: "audit-filters", onsubmit: (event) => { event.preventDefault(); remember(); load(); } },
       label(action, "Action"), action, label(target, "Target"), target, label(actor, "Actor"), actor, label(since, "Since"), since,
       h("button", { type: "submit", class: "btn" }, "Filter")),
     list, more);
