@@ -99,7 +99,7 @@ class AuditFilter:
             query = query.where(
                 or_(
                     AuditEvent.action == self.action,
-                    AuditEvent.action.startswith(self.action + "."),
+                    AuditEvent.action.startswith(self.action + ".", autoescape=True),
                 )
             )
         if self.target:
