@@ -10,9 +10,13 @@ import logging
 import time
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from cardflow._portal import LoopThread
 from cardflow.access.api_tokens import ApiTokenService
 from cardflow.access.web_sessions import WebSessionService
+from cardflow.audit.log import AuditLog
+from cardflow.audit.record import Target, record
 from cardflow.cards.base import CardOptions
 from cardflow.cards.preparer import CardPreparer
 from cardflow.cards.runner import CardResult
@@ -37,7 +41,7 @@ from cardflow.runs.writer import RunWriter
 from cardflow.settings import Settings
 from cardflow.store.db import Database
 from cardflow.store.files import private_dir
-from cardflow.store.keyring import Keyring, load_master_key
+from cardflow.store.keyring import Keyring, RotationReport, load_master_key
 
 log = logging.getLogger("cardflow")
 
@@ -51,7 +55,10 @@ class Cardflow:
             private_dir(self.settings.home)  # it holds the database or the key file
         self.db = Database(self.settings.resolved_database_url)
         self.db.upgrade()
-        self.keyring = Keyring(load_master_key(self.settings, self.db), self.db)
+        self.audit = AuditLog(self.db)
+        self.keyring = Keyring(
+            load_master_key(self.settings, self.db), self.db, on_rotate=_record_rotation
+        )
         self.keyring.check()
         self.token_store = SqlTokenStore(self.db, self.keyring)
         self.transport = HttpTransport(
@@ -76,6 +83,7 @@ class Cardflow:
             timeout=self.settings.default_timeout,
             on_authorized=self._forget,
             revoker=self.revoker,
+            audit=self.audit,
         )
         self.run_writer = RunWriter(self.db)
         self.runs = RunService(self.db, self.run_writer)
@@ -115,8 +123,8 @@ class Cardflow:
         )
         self.scheduler = Scheduler(self.db, self.flows, self.engine)
         self.card_tests = CardTests(self.executor, self.runs)
-        self.api_tokens = ApiTokenService(self.db)
-        self.web_sessions = WebSessionService(self.db)
+        self.api_tokens = ApiTokenService(self.db, self.audit)
+        self.web_sessions = WebSessionService(self.db, self.audit)
         self._portal = LoopThread()
 
     # -- cards ---------------------------------------------------------------------------
@@ -287,6 +295,19 @@ class Cardflow:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _record_rotation(session: Session, report: RotationReport) -> None:
+    record(
+        session,
+        "keys.rotated",
+        Target("keys", str(report.new_key_id)),
+        details={
+            "connections": report.connections,
+            "tokens": report.tokens,
+            "retired_keys_removed": report.retired_keys_removed,
+        },
+    )
 
 
 def open(**settings: Any) -> Cardflow:

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     run_retention_days: float = Field(
         default=30, gt=0, description="Run history older than this is deleted."
     )
+    audit_retention_days: float = Field(
+        default=365, gt=0, description="Audit log entries older than this (days) are deleted."
+    )
     shutdown_grace: float = Field(
         default=30.0, ge=0, description="Seconds running flows get to finish on shutdown."
     )

@@ -1,33 +1,17 @@
-"""Who made a change, as cardflow knows it today: an API token (by name), the web app,
-the CLI on the host, or a program using cardflow as a library.
-
-One small value, written as text where a change is recorded (a flow version's ``actor``):
-``token:<name>``, ``web``, ``cli``, ``library``.
-"""
+"""How a flow version names who saved it: the audit log's actor (:mod:`cardflow.audit.actor`,
+the one value for "who is acting"), written short — ``token:<name>``, ``web``, ``cli``,
+``library`` (``migration`` for versions made by the migration that began the history)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from cardflow.audit.actor import Actor, current_actor
 
-ActorKind = Literal["token", "web", "cli", "library"]
 MAX_ACTOR_CHARS = 250
+_SHORT = {"web_session": "web", "cli": "cli", "library": "library", "anonymous": "anonymous"}
 
 
-@dataclass(frozen=True)
-class Actor:
-    kind: ActorKind
-    name: str | None = None  # the API token's name (kind "token")
-
-    def __str__(self) -> str:
-        text = f"token:{self.name}" if self.kind == "token" else self.kind
-        return text[:MAX_ACTOR_CHARS]
-
-    @classmethod
-    def token(cls, name: str) -> Actor:
-        return cls("token", name)
-
-
-WEB = Actor("web")
-CLI = Actor("cli")
-LIBRARY = Actor("library")
+def saved_by(actor: Actor | None = None) -> str:
+    """``actor`` (by default: who is acting now) as a flow version records it."""
+    actor = actor or current_actor.get()
+    short = f"token:{actor.name or actor.id}" if actor.kind == "api_token" else _SHORT[actor.kind]
+    return short[:MAX_ACTOR_CHARS]

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from cardflow.audit.log import AuditLog
+from cardflow.audit.record import Target, record
 from cardflow.cache import Recent
 from cardflow.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from cardflow.store.db import Database
@@ -54,6 +56,7 @@ def hash_token(token: str) -> str:
 @dataclass
 class ApiTokenService:
     db: Database
+    audit: AuditLog | None = None  # where failed token checks are noted (bounded)
 
     def __post_init__(self) -> None:
         # hash -> (token id, when checked); re-checked after a few seconds so a token
@@ -72,6 +75,7 @@ class ApiTokenService:
                 session.add(row)
                 session.flush()
                 token_id = row.id
+                record(session, "api_token.created", Target("api_token", row.id, name))
         except IntegrityError:
             raise Conflict(f"A token named {name!r} already exists.", field="name") from None
         return token_id, token
@@ -95,6 +99,7 @@ class ApiTokenService:
             ).first()
             if row is None:
                 raise NotFound(f"There is no API token {name_or_id!r}.", field="name")
+            record(session, "api_token.revoked", Target("api_token", row.id, row.name))
             session.delete(row)
         self.checked.clear()
 
@@ -115,9 +120,12 @@ class ApiTokenService:
             return known
         with self.db.session() as session:
             row = session.scalars(select(ApiToken).where(ApiToken.token_hash == digest)).first()
-            if row is None or not hmac.compare_digest(row.token_hash, digest):
-                self.checked.forget(digest)
-                raise Unauthorized("The API token is not valid (it may have been revoked).")
-            token_id = row.id
-            self.checked.put(digest, token_id)
+            found = row is not None and hmac.compare_digest(row.token_hash, digest)
+            token_id = row.id if row is not None else ""
+        if not found:
+            self.checked.forget(digest)
+            if self.audit is not None:
+                self.audit.failed("api_token.auth_failed", "unknown or revoked API token")
+            raise Unauthorized("The API token is not valid (it may have been revoked).")
+        self.checked.put(digest, token_id)
         return token_id

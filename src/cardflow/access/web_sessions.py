@@ -17,6 +17,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import delete, select, update
 
 from cardflow.access.api_tokens import RecentChecks, hash_token
+from cardflow.audit.actor import current_actor
+from cardflow.audit.log import AuditLog
+from cardflow.audit.record import Target, record
 from cardflow.errors import Unauthorized
 from cardflow.store.db import Database
 from cardflow.store.models import LoginLink, WebSession
@@ -43,6 +46,7 @@ class LoginLinkInvalid(Unauthorized):
 @dataclass
 class WebSessionService:
     db: Database
+    audit: AuditLog | None = None  # where failed logins are noted (bounded)
 
     def __post_init__(self) -> None:
         self.checked = RecentChecks()
@@ -62,6 +66,14 @@ class WebSessionService:
 
     def redeem(self, token: str | None) -> str:
         """Use a login link once; returns a new session token."""
+        try:
+            return self._redeem(token)
+        except LoginLinkInvalid:
+            if self.audit is not None:
+                self.audit.failed("web.login_failed", "login link not valid, used or expired")
+            raise
+
+    def _redeem(self, token: str | None) -> str:
         now = datetime.now(UTC)
         with self.db.session() as session:
             used = session.execute(
@@ -79,9 +91,13 @@ class WebSessionService:
                     "minutes. Run `cardflow login-link` for a new one."
                 )
             session_token = secrets.token_urlsafe(32)
-            session.add(
-                WebSession(token_hash=hash_token(session_token), expires_at=now + SESSION_LIFETIME)
+            opened = WebSession(
+                token_hash=hash_token(session_token), expires_at=now + SESSION_LIFETIME
             )
+            session.add(opened)
+            session.flush()
+            actor = current_actor.get().as_("web_session", opened.id, "web session")
+            record(session, "web.login", Target("web_session", opened.id), actor=actor)
             # Old, expired rows go whenever someone logs in.
             session.execute(delete(LoginLink).where(LoginLink.expires_at < now - LINK_LIFETIME))
             session.execute(delete(WebSession).where(WebSession.expires_at < now))
@@ -117,4 +133,11 @@ class WebSessionService:
         digest = hash_token(token)
         self.checked.forget(digest)
         with self.db.session() as session:
-            session.execute(delete(WebSession).where(WebSession.token_hash == digest))
+            ended = session.scalars(
+                select(WebSession.id).where(WebSession.token_hash == digest)
+            ).first()
+            if ended is None:
+                return
+            actor = current_actor.get().as_("web_session", ended, "web session")
+            record(session, "web.logout", Target("web_session", ended), actor=actor)
+            session.execute(delete(WebSession).where(WebSession.id == ended))

@@ -15,6 +15,7 @@ from cardflow import __version__
 from cardflow.cli import _help
 from cardflow.cli._common import JsonOpt, root_json
 from cardflow.cli.admin import db_app, keys_app, login_link, serve
+from cardflow.cli.audit import audit_app
 from cardflow.cli.cards import card_app
 from cardflow.cli.connections import connection_app
 from cardflow.cli.flows import flow_app
@@ -45,6 +46,7 @@ app.add_typer(flow_app, name="flow")
 app.add_typer(run_app, name="run")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
 
 
 def _version(value: bool) -> None:

@@ -7,7 +7,9 @@ bad input, not found and conflicts, 1 otherwise.
 from __future__ import annotations
 
 import contextvars
+import getpass
 import json
+import socket
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +24,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from cardflow.app import Cardflow
+from cardflow.audit.actor import Actor, acting_as
 from cardflow.errors import CardflowError, ConfigurationError, Conflict, InvalidInput, NotFound
 from cardflow.settings import Settings
 
@@ -145,10 +148,20 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigurationError(f"{name}: {first['msg']}", field=name) from None
 
 
+def cli_actor() -> Actor:
+    """Who runs a command, for the audit log: the CLI, as the host's user, on the host."""
+    try:
+        user: str | None = getpass.getuser()
+    except (OSError, KeyError):  # no user name in the environment nor the password file
+        user = None
+    return Actor("cli", name=user, address=f"cli@{socket.gethostname()}")
+
+
 @contextmanager
 def open_cardflow(as_json: bool, **overrides: Any) -> Iterator[Cardflow]:
-    """One open cardflow for one command, closed afterwards; errors reported on the way out."""
-    with guard(as_json):
+    """One open cardflow for one command, closed afterwards; errors reported on the way
+    out. What the command changes, the audit log records as the CLI's doing."""
+    with guard(as_json), acting_as(cli_actor()):
         cf = Cardflow(load_settings(**overrides))
         try:
             yield cf

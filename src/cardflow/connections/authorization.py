@@ -10,6 +10,8 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from cardflow.audit.log import AuditLog
+from cardflow.audit.record import Target, record
 from cardflow.connections.revocation import TokenRevoker, pending_revocation
 from cardflow.connections.service import ConnectionService, ConnectionView
 from cardflow.connections.token_store import SqlTokenStore
@@ -59,7 +61,9 @@ class AuthorizationService:
         timeout: float,
         on_authorized: Callable[[str], None],
         revoker: TokenRevoker | None = None,
+        audit: AuditLog | None = None,
     ) -> None:
+        self._audit = audit
         self._db = db
         self._keyring = keyring
         self._connections = connections
@@ -139,7 +143,32 @@ class AuthorizationService:
 
     async def complete(self, params: Mapping[str, str]) -> CallbackOutcome:
         """Finish an authorization from the provider's redirect; stored tokens change only
-        on success."""
+        on success. The audit log records the outcome: one with no connection to name
+        (no state, an unknown or spent one) as a bounded failure, since anyone may call."""
+        outcome = await self._complete(params)
+        await asyncio.to_thread(self._note, outcome, params.get("error"))
+        return outcome
+
+    def _note(self, outcome: CallbackOutcome, error: str | None) -> None:
+        view = outcome.connection
+        if view is None:
+            if self._audit is not None:
+                self._audit.failed("connection.authorization_failed", outcome.title)
+            return
+        details = {"result": outcome.title}
+        if outcome.ok:  # says whether the tokens it replaced were revoked
+            details["message"] = outcome.message
+        elif error:
+            details["provider_error"] = error[:100]
+        with self._db.session() as session:
+            record(
+                session,
+                "connection.authorized" if outcome.ok else "connection.authorization_failed",
+                Target("connection", view.id, view.name),
+                details=details,
+            )
+
+    async def _complete(self, params: Mapping[str, str]) -> CallbackOutcome:
         state = params.get("state")
         if not state:
             return CallbackOutcome(

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from yarl import URL
 
+from cardflow.audit.record import Target, created, diff, record
 from cardflow.connections import status
 from cardflow.connections.rejections import CallSite
 from cardflow.connections.revocation import (
@@ -248,6 +249,15 @@ def _given(kind: AuthType, config: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in config.items() if key not in kind.config.derived_fields}
 
 
+def _target(row: Connection) -> Target:
+    return Target("connection", row.id, row.name)
+
+
+def _secret_keys(kind: AuthType) -> set[str]:
+    """The audited fields whose values never go in the audit log."""
+    return {f"config.{name}" for name in kind.config.secret_fields}
+
+
 def _auth_type(value: object) -> AuthType:
     if not isinstance(value, str) or value not in AUTH_TYPES:
         raise InvalidInput(f"auth_type must be one of: {', '.join(AUTH_TYPES)}.", field="auth_type")
@@ -415,6 +425,12 @@ class ConnectionService:
                 self._store_config(session, row, model)
                 session.add(row)
                 session.flush()
+                record(
+                    session,
+                    "connection.created",
+                    _target(row),
+                    created(self._audited(session, row), hidden=_secret_keys(kind)),
+                )
                 # new: no flow can use it yet (one naming a deleted connection could not
                 # have been saved, and a used connection cannot be deleted)
                 view = self._view(row, ())
@@ -443,6 +459,7 @@ class ConnectionService:
         try:
             with self._db.session() as session:
                 row = self._find(session, ref)
+                audited = self._audited(session, row)
                 if name is not None:
                     row.name = _check_name(name)
                 kind = AUTH_TYPES[row.auth_type]
@@ -502,6 +519,17 @@ class ConnectionService:
                 row.version += 1
                 row.updated_at = utcnow()
                 session.flush()
+                record(
+                    session,
+                    "connection.updated",
+                    _target(row),
+                    diff(
+                        audited,
+                        self._audited(session, row),
+                        hidden=_secret_keys(kind) | _secret_keys(new_kind),
+                    ),
+                    {"status": row.status},
+                )
                 view = self._view(row, self._users(self._usage(session), row))
         except IntegrityError:
             raise self._duplicate(str(name)) from None
@@ -522,10 +550,26 @@ class ConnectionService:
                     field="connection",
                 )
             pending = self._pending_revocation(session, row) if self._revoke else None
+            record(
+                session,
+                "connection.deleted",
+                _target(row),
+                details={"revocation": "pending" if pending else "none"},
+            )
             session.delete(row)
             connection_id, name = row.id, row.name
         self._on_change(connection_id)
         report = self._revoke(pending) if self._revoke and pending else None
+        if report is not None:
+            with self._db.session() as session:
+                record(
+                    session,
+                    "connection.tokens_revoked"
+                    if report.revoked
+                    else "connection.revocation_failed",
+                    Target("connection", connection_id, name),
+                    details={"tokens": list(report.tokens), "error": report.error},
+                )
         return ConnectionDeleted(id=connection_id, name=name, revocation=report)
 
     def _pending_revocation(self, session: Session, row: Connection) -> PendingRevocation | None:
@@ -571,6 +615,22 @@ class ConnectionService:
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _audited(self, session: Session, row: Connection) -> dict[str, Any]:
+        """What the audit log compares before and after a change. Secrets are in it only
+        to tell whether they changed: ``_secret_keys`` keeps their values out of the log."""
+        kind = AUTH_TYPES[row.auth_type]
+        state: dict[str, Any] = {
+            "name": row.name,
+            "auth_type": row.auth_type,
+            "allowed_hosts": list(row.allowed_hosts),
+        }
+        for key, value in row.config.items():
+            if key not in kind.config.secret_fields:
+                state[f"config.{key}"] = value
+        for key, value in self._secrets(session, row).items():
+            state[f"config.{key}"] = value
+        return state
 
     def _full_config(self, session: Session, row: Connection) -> dict[str, Any]:
         """The config as given, with its secrets: derived fields (a public key) and what

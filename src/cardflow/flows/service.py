@@ -13,7 +13,10 @@ from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from cardflow.access.actor import LIBRARY, Actor
+from cardflow.access.actor import saved_by
+from cardflow.audit.actor import Actor
+from cardflow.audit.record import Target, changed, created, record
+from cardflow.audit.record import diff as audit_diff
 from cardflow.cache import Recent
 from cardflow.connections.service import ConnectionService, FlowUse
 from cardflow.errors import Conflict, InvalidInput, NotFound
@@ -186,7 +189,14 @@ class FlowService:
 
     # -- writing -------------------------------------------------------------------------
 
-    def create(self, data: Any, *, actor: Actor = LIBRARY, note: str | None = None) -> FlowView:
+    def create(
+        self,
+        data: Any,
+        *,
+        actor: Actor | None = None,
+        note: str | None = None,
+        _action: str = "flow.created",
+    ) -> FlowView:
         """Save a new flow; its document is its version 1 (by ``actor``, with ``note``)."""
         note = clean_note(note)
         document = self._checked(data)
@@ -210,6 +220,8 @@ class FlowService:
                 ) from None
             self._keep_version(session, row, actor, note)
             session.flush()
+            summary = _audited(row.document)
+            record(session, _action, _target(row), created(summary, hidden=_opaque(summary)))
             return self._view(session, row)
 
     def replace(
@@ -217,9 +229,10 @@ class FlowService:
         ref: str,
         data: Any,
         *,
-        actor: Actor = LIBRARY,
+        actor: Actor | None = None,
         note: str | None = None,
         always_keep: bool = False,
+        _action: str = "flow.updated",
     ) -> FlowView:
         """Save a flow's new document: a new version when the document changed (or
         ``always_keep``), by ``actor`` with ``note``."""
@@ -227,6 +240,7 @@ class FlowService:
         document = self._checked(data)
         with self._db.session() as session:
             row = self._find(session, ref)
+            before = _audited(row.document)
             self._check_unique(session, document, row.id)
             stored = document.model_dump(mode="json")
             changed = stored != row.document
@@ -240,6 +254,9 @@ class FlowService:
             if changed or always_keep:
                 self._keep_version(session, row, actor, note)
             session.flush()
+            after = _audited(row.document)
+            hidden = _opaque(before) | _opaque(after)
+            record(session, _action, _target(row), audit_diff(before, after, hidden=hidden))
             view = self._view(session, row, _last_runs(session, [row.id]).get(row.id))
         self._forget()
         return view
@@ -251,7 +268,7 @@ class FlowService:
         replace: bool = False,
         as_copy: bool = False,
         connections: Mapping[str, str] | None = None,
-        actor: Actor = LIBRARY,
+        actor: Actor | None = None,
         note: str | None = None,
     ) -> FlowView:
         """Create a flow from an imported document, replace the flow of the same name, or
@@ -268,17 +285,19 @@ class FlowService:
             data = data.with_connections(self._mapped_names(data, connections))
         document = self._checked(data)
         if as_copy:
-            return self.create(self._as_copy(document), actor=actor, note=note)
+            return self.create(
+                self._as_copy(document), actor=actor, note=note, _action="flow.imported"
+            )
         existing = next((v for v in self.list() if v.name == document.name), None)
         if existing is None:
-            return self.create(document, actor=actor, note=note)
+            return self.create(document, actor=actor, note=note, _action="flow.imported")
         if not replace:
             raise Conflict(
                 f"A flow named {document.name!r} already exists ({existing.id}); import it "
                 "as a replacement of that flow, or as a copy beside it.",
                 field="name",
             )
-        return self.replace(existing.id, document, actor=actor, note=note)
+        return self.replace(existing.id, document, actor=actor, note=note, _action="flow.imported")
 
     def _mapped_names(
         self, document: FlowDocument, connections: Mapping[str, str]
@@ -329,12 +348,13 @@ class FlowService:
         return document.model_copy(update=changes) if changes else document
 
     def set_enabled(
-        self, ref: str, enabled: bool, *, actor: Actor = LIBRARY, note: str | None = None
+        self, ref: str, enabled: bool, *, actor: Actor | None = None, note: str | None = None
     ) -> FlowView:
         view = self.get(ref)
         data = view.document.model_dump(mode="json")
         data["enabled"] = enabled
-        return self.replace(view.id, data, actor=actor, note=note)
+        action = "flow.enabled" if enabled else "flow.disabled"
+        return self.replace(view.id, data, actor=actor, note=note, _action=action)
 
     # -- version history -------------------------------------------------------------------
 
@@ -381,7 +401,7 @@ class FlowService:
         return diff(self.version(ref, old), self.version(ref, new), fmt)
 
     def restore(
-        self, ref: str, number: int, *, actor: Actor = LIBRARY, note: str | None = None
+        self, ref: str, number: int, *, actor: Actor | None = None, note: str | None = None
     ) -> FlowView:
         """Save a kept version's document as the flow's new version (checked as any save)."""
         kept = self.version(ref, number)
@@ -410,6 +430,7 @@ class FlowService:
             row.version += 1
             row.updated_at = utcnow()
             session.flush()
+            record(session, "flow.token_regenerated", _target(row), [changed("client_token")])
             view = self._view(session, row, _last_runs(session, [row.id]).get(row.id))
         self._forget()
         return view
@@ -419,10 +440,13 @@ class FlowService:
             row = self._find(session, ref)
             session.execute(delete(FlowTestState).where(FlowTestState.flow_id == row.id))
             session.execute(delete(FlowVersion).where(FlowVersion.flow_id == row.id))
+            record(session, "flow.deleted", _target(row))
             session.delete(row)
         self._forget()
 
-    def _keep_version(self, session: Session, row: Flow, actor: Actor, note: str | None) -> None:
+    def _keep_version(
+        self, session: Session, row: Flow, actor: Actor | None, note: str | None
+    ) -> None:
         """The row's document as its next saved version; the oldest past max_versions go."""
         row.saved_version = (row.saved_version or 0) + 1
         session.add(
@@ -430,7 +454,7 @@ class FlowService:
                 flow_id=row.id,
                 number=row.saved_version,
                 document=row.document,
-                actor=str(actor),
+                actor=saved_by(actor),
                 note=note,
                 created_at=row.updated_at,
             )
@@ -558,6 +582,30 @@ class FlowService:
 
     def _forget(self) -> None:
         self._by_alias.clear()
+
+
+def _target(row: Flow) -> Target:
+    return Target("flow", row.id, row.name)
+
+
+# A flow's fields the audit log shows the values of; the rest (its cards, whose inputs
+# may hold a pasted secret) it only says changed.
+_SHOWN = frozenset({"name", "description", "enabled", "save_data"})
+
+
+def _audited(document: dict[str, Any]) -> dict[str, Any]:
+    """A stored flow document, flattened one level for the audit log (trigger.alias…)."""
+    flat: dict[str, Any] = {}
+    for key, value in document.items():
+        if key == "trigger" and isinstance(value, dict):
+            flat.update({f"trigger.{k}": v for k, v in value.items()})
+        else:
+            flat[key] = value
+    return flat
+
+
+def _opaque(flat: dict[str, Any]) -> set[str]:
+    return {key for key in flat if key not in _SHOWN and not key.startswith("trigger.")}
 
 
 def _first_free(taken: set[str], first: str, then: str, base: str) -> str:

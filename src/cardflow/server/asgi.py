@@ -16,11 +16,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cardflow import __version__
 from cardflow.app import Cardflow
+from cardflow.audit.actor import Actor, current_actor
 from cardflow.flows.scheduler import tick_forever
 from cardflow.logs import ACCESS_LOGGER
 from cardflow.queue import RunQueue, stop_worker
 from cardflow.server import api_docs, errors, web
 from cardflow.server.routers import (
+    audit,
     cards,
     connections,
     flows,
@@ -73,8 +75,30 @@ class AccessLog:
                 )
 
 
+class ActorScope:
+    """Each request starts as an anonymous actor at the client's address (what the audit
+    log records for a failed login); the caller check then names the token or session.
+    Whatever a request sets is undone when it ends, so nothing carries over to code that
+    shares the task (an in-process test client)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        token = current_actor.set(Actor("anonymous", address=client[0] if client else None))
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            current_actor.reset(token)
+
+
 async def _prune_runs(cf: Cardflow) -> None:
-    """Delete run history past its retention, at start and then every hour."""
+    """Delete run history and audit log entries past their retention, at start and then
+    every hour."""
     while True:
         cutoff = datetime.now(UTC) - timedelta(days=cf.settings.run_retention_days)
         try:
@@ -83,7 +107,18 @@ async def _prune_runs(cf: Cardflow) -> None:
                 logging.getLogger("cardflow.runs.service").info("pruned %d old runs", removed)
         except Exception:
             logging.getLogger("cardflow.runs.service").exception("pruning run history failed")
+        await _prune_audit(cf)
         await asyncio.sleep(3600)
+
+
+async def _prune_audit(cf: Cardflow) -> None:
+    cutoff = datetime.now(UTC) - timedelta(days=cf.settings.audit_retention_days)
+    try:
+        removed = await asyncio.to_thread(cf.audit.prune, cutoff)
+        if removed:
+            logging.getLogger("cardflow.audit").info("pruned %d old audit entries", removed)
+    except Exception:
+        logging.getLogger("cardflow.audit").exception("pruning the audit log failed")
 
 
 class _CardflowAPI(FastAPI):
@@ -170,6 +205,7 @@ def create_app(
     app.include_router(invoke.router)
     app.include_router(oauth_callback.router)
     app.include_router(operations.router)
+    app.include_router(audit.router)
     app.include_router(web.router)
     api_docs.install(app)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
@@ -184,6 +220,7 @@ def create_app(
     app.router.routes.insert(
         0, Route("/invoke/{alias}", invoke.invoke_endpoint, methods=["GET", "POST"])
     )
+    app.add_middleware(ActorScope)
     app.add_middleware(AccessLog)
     return app
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Annotated, Protocol
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from cardflow.access.actor import WEB, Actor
 from cardflow.access.web_sessions import csrf_matches
 from cardflow.app import Cardflow
+from cardflow.audit.actor import Actor, current_actor
 from cardflow.errors import Forbidden
 
 SESSION_COOKIE = "cardflow_session"
@@ -47,6 +48,17 @@ async def session_id(cf: Cardflow, token: str | None) -> str:
     return await _authenticate(cf.web_sessions, token)
 
 
+def client_actor(request: Request) -> Actor:
+    """Someone not yet known, at the client address the server sees (proxies' headers are
+    not trusted: behind a proxy this is the proxy's address)."""
+    return Actor("anonymous", address=request.client.host if request.client else None)
+
+
+def act_as_session(request: Request, found: str) -> None:
+    """Changes in this request are the web session's (for the audit log)."""
+    current_actor.set(client_actor(request).as_("web_session", found, "web session"))
+
+
 async def _caller(
     request: Request,
     cf: Cardflow,
@@ -55,6 +67,9 @@ async def _caller(
     csrf: str | None,
     needs_csrf: bool,
 ) -> str:
+    # The actor is set in the request's context: the audit log reads it where a service
+    # records a change (the request's task and the threads it hands work to share it).
+    current_actor.set(client_actor(request))
     if credentials is None and SESSION_COOKIE in request.cookies:
         cookie = request.cookies[SESSION_COOKIE]
         found = await session_id(cf, cookie)
@@ -62,8 +77,11 @@ async def _caller(
             raise Forbidden(
                 "This request needs the page's CSRF token (X-CSRF-Token); reload the page."
             )
+        act_as_session(request, found)
         return found
-    return await _authenticate(cf.api_tokens, credentials.credentials if credentials else None)
+    token_id = await _authenticate(cf.api_tokens, credentials.credentials if credentials else None)
+    current_actor.set(client_actor(request).as_("api_token", token_id))
+    return token_id
 
 
 async def require_token(
@@ -106,13 +124,15 @@ async def require_actor(
     cf: CardflowDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor:
-    """:func:`require_token`, and who the caller is for the record of a change: the web
-    app (a session) or an API token, by its name."""
-    caller = await require_token(request, cf, credentials)
-    if credentials is None and SESSION_COOKIE in request.cookies:
-        return WEB
-    name = await asyncio.to_thread(cf.api_tokens.name_of, caller)
-    return Actor.token(name or caller)
+    """:func:`require_token`, and who the caller is for the record of a change (the web
+    app's session, or an API token with its name)."""
+    await require_token(request, cf, credentials)
+    actor = current_actor.get()
+    if actor.kind == "api_token" and actor.name is None and actor.id is not None:
+        name = await asyncio.to_thread(cf.api_tokens.name_of, actor.id)
+        actor = replace(actor, name=name)
+        current_actor.set(actor)
+    return actor
 
 
 ActorDep = Annotated[Actor, Depends(require_actor)]

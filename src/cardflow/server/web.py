@@ -55,6 +55,7 @@ PAGES = {
     "connections": ("Connections", "connections"),
     "runs": ("Run history", "runs"),
     "run": ("Run", "runs"),
+    "audit": ("Audit log", "audit"),
 }
 
 
@@ -210,3 +211,8 @@ async def runs_page(request: Request, cf: CardflowDep) -> Response:
 @router.get("/runs/{run_id}")
 async def run_page(run_id: str, request: Request, cf: CardflowDep) -> Response:
     return await _page(request, cf, "run", run=run_id)
+
+
+@router.get("/audit")
+async def audit_page(request: Request, cf: CardflowDep) -> Response:
+    return await _page(request, cf, "audit")

@@ -62,9 +62,17 @@ class Keyring:
     second (a value written meanwhile under the retired key stays readable, since retired
     keys in use are kept, and the next rotation re-encrypts it)."""
 
-    def __init__(self, master_key: bytes, db: Database) -> None:
+    def __init__(
+        self,
+        master_key: bytes,
+        db: Database,
+        *,
+        on_rotate: Callable[[Session, RotationReport], None] | None = None,
+    ) -> None:
         self._master_key = master_key
         self._db = db
+        # told of each rotation inside its transaction (the audit log records it there)
+        self._on_rotate = on_rotate
         self._keys: dict[int, bytes] = {}
         self._lock = threading.Lock()
         self._active: tuple[int, float] | None = None  # key id, when read (monotonic)
@@ -154,8 +162,11 @@ class Keyring:
                     setattr(row, column.blob, blob)
                     setattr(row, column.key_id, new_id)
                     counts[column.model] += 1
+            report = RotationReport(new_id, counts[Connection], counts[ConnectionToken], removed)
+            if self._on_rotate is not None:
+                self._on_rotate(session, report)
         self._active = None
-        return RotationReport(new_id, counts[Connection], counts[ConnectionToken], removed)
+        return report
 
 
 # The associated data binds each encrypted value to its row and column: a blob copied to

@@ -329,3 +329,26 @@ class WebSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class AuditEvent(Base):
+    """One change, as the audit log keeps it: who (the actor), when, from where, what
+    (action and target) and what changed (never a secret's value). Only ever inserted;
+    deleted only by the retention sweep."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    actor_kind: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    actor_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    address: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    target_type: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    target_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    target_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    # [{"field": …, "old": …, "new": …}] or, for a secret, [{"field": …, "changed": true}]
+    changes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # What else is worth knowing: a revocation's outcome, why a login failed…
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -98,6 +98,7 @@ def test_every_command_has_help_with_an_example(invoke: Invoke) -> None:
         ("connection", "create"), ("connection", "list"), ("connection", "show"),
         ("connection", "update"), ("connection", "delete"), ("card", "test"),
         ("run", "list"), ("run", "show"), ("keys", "rotate"), ("db", "upgrade"), ("login-link",),
+        ("audit", "list"),
     ]  # fmt: skip
     for command in commands:
         result = invoke(*command, "--help")

@@ -1,4 +1,5 @@
 // Entry point: the server says which page this is (body[data-page]); render it into #app.
+import { auditPage } from "./audit.js";
 import { builderPage } from "./builder/index.js";
 import { connectionsPage } from "./connections.js";
 import { clear, h } from "./dom.js";
@@ -11,6 +12,7 @@ const pages = {
   connections: (root) => connectionsPage(root),
   runs: (root) => runsPage(root),
   run: (root) => runPage(root, document.body.dataset.runId),
+  audit: (root) => auditPage(root),
 };
 
 async function start() {
