@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.table import Column, Table
 from rich.text import Text
 
+from cardflow.access.actor import CLI, Actor
 from cardflow.app import Cardflow
 from cardflow.errors import CardflowError, ConfigurationError, Conflict, InvalidInput, NotFound
 from cardflow.settings import Settings
@@ -189,3 +190,9 @@ def confirm_delete(kind: str, name: str, item_id: str, yes: bool) -> None:
     if not typer.confirm(f"Delete {kind} {name!r} ({item_id})?", err=True):
         err_console().print("Not deleted.")
         raise typer.Exit(1)
+
+
+def cli_actor(cf: Cardflow) -> Actor:
+    """The CLI runs on the host, with the database and the master key: as the owner."""
+    owner = cf.users.owner()
+    return CLI.as_user(owner.id, owner.name)

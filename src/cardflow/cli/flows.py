@@ -19,11 +19,11 @@ import typer
 from rich.table import Column, Table
 from rich.text import Text
 
-from cardflow.access.actor import CLI
 from cardflow.cli import _common
 from cardflow.cli._common import (
     JsonOpt,
     cells,
+    cli_actor,
     console,
     err_console,
     grid,
@@ -256,7 +256,7 @@ def flow_import(
                 replace=replace,
                 as_copy=as_copy,
                 connections=mapping,
-                actor=CLI,
+                actor=cli_actor(cf),
                 note=note,
             )
         except MissingConnections as exc:
@@ -410,7 +410,7 @@ def flow_run(
 def _set_enabled(ref: str, enabled: bool, note: str | None, json_output: bool) -> None:
     as_json = want_json(json_output)
     with open_cardflow(as_json) as cf:
-        view = cf.flows.set_enabled(ref, enabled, actor=CLI, note=note)
+        view = cf.flows.set_enabled(ref, enabled, actor=cli_actor(cf), note=note)
     if as_json:
         print_json(view)
     else:
@@ -519,7 +519,7 @@ def flow_restore(
     """
     as_json = want_json(json_output)
     with open_cardflow(as_json) as cf:
-        view = cf.flows.restore(ref, number, actor=CLI, note=note)
+        view = cf.flows.restore(ref, number, actor=cli_actor(cf), note=note)
     if as_json:
         print_json(view)
     else:

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,6 +21,7 @@ from cardflow.flows.scheduler import tick_forever
 from cardflow.logs import ACCESS_LOGGER
 from cardflow.queue import RunQueue, stop_worker
 from cardflow.server import api_docs, errors, web
+from cardflow.server.deps import route_rule
 from cardflow.server.routers import (
     cards,
     connections,
@@ -28,6 +30,7 @@ from cardflow.server.routers import (
     oauth_callback,
     operations,
     runs,
+    users,
 )
 from cardflow.server.schemas import Health
 from cardflow.settings import Settings
@@ -152,7 +155,9 @@ def create_app(
         description="Call third-party HTTP APIs from automated flows with stored, "
         "encrypted credentials. Every /api/v1 route needs `Authorization: Bearer <token>` "
         "(create one with `cardflow token create --name NAME`). The web app at / uses the same "
-        "routes with its session cookie and CSRF token.",
+        "routes with its session cookie and CSRF token. Each route names the least role "
+        "(viewer, builder, admin, owner) that may call it as x-min-role; a caller below it "
+        "gets 403 forbidden.",
         lifespan=lifespan,
         docs_url=None,  # /docs is served from local assets (api_docs), never a CDN
         redoc_url=None,
@@ -165,10 +170,12 @@ def create_app(
     app.include_router(cards.router)
     app.include_router(flows.router)
     app.include_router(runs.router)
+    app.include_router(users.router)
     app.include_router(invoke.router)
     app.include_router(oauth_callback.router)
     app.include_router(operations.router)
     app.include_router(web.router)
+    _show_role_rules(app)
     api_docs.install(app)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
 
@@ -184,6 +191,15 @@ def create_app(
     )
     app.add_middleware(AccessLog)
     return app
+
+
+def _show_role_rules(app: FastAPI) -> None:
+    """Each route's least role, in the OpenAPI document as ``x-min-role``."""
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            rule = route_rule(route.dependant)
+            if rule is not None:
+                route.openapi_extra = {**(route.openapi_extra or {}), "x-min-role": str(rule.role)}
 
 
 def from_environment() -> FastAPI:

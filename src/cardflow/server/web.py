@@ -15,10 +15,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from cardflow.access.roles import Caller, Role
 from cardflow.access.web_sessions import SESSION_LIFETIME, csrf_matches, csrf_token
 from cardflow.app import Cardflow
 from cardflow.errors import Unauthorized
-from cardflow.server.deps import SESSION_COOKIE, CardflowDep, session_id
+from cardflow.server.deps import SESSION_COOKIE, CardflowDep, session_caller
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -55,7 +56,9 @@ PAGES = {
     "connections": ("Connections", "connections"),
     "runs": ("Run history", "runs"),
     "run": ("Run", "runs"),
+    "users": ("Users", "users"),
 }
+OWNER_PAGES = frozenset({"users"})
 
 
 def render(template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
@@ -69,16 +72,16 @@ def message_page(
     return render("message.html", status_code, title=title, message=message, ok=ok, **context)
 
 
-async def current_session(cf: Cardflow, request: Request) -> str | None:
-    """The browser's session token if it is a live session, else None."""
+async def current_session(cf: Cardflow, request: Request) -> tuple[str, Caller] | None:
+    """The browser's session token and its user if it is a live session, else None."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
     try:
-        await session_id(cf, token)
+        caller = await session_caller(cf, token)
     except Unauthorized:
         return None
-    return token
+    return token, caller
 
 
 async def _form_field(request: Request, name: str) -> str | None:
@@ -92,10 +95,18 @@ def _secure(cf: Cardflow) -> bool:
 
 
 async def _page(request: Request, cf: Cardflow, page: str, **ids: str) -> Response:
-    token = await current_session(cf, request)
-    if token is None:
+    current = await current_session(cf, request)
+    if current is None:
         return RedirectResponse("/login", status_code=303)
+    token, caller = current
     title, section = PAGES[page]
+    if page in OWNER_PAGES and not caller.may(Role.owner):
+        return message_page(
+            title,
+            f"Only an owner may manage users; you are a {caller.role}.",
+            ok=False,
+            status_code=403,
+        )
     return render(
         "app.html",
         page=page,
@@ -104,6 +115,7 @@ async def _page(request: Request, cf: Cardflow, page: str, **ids: str) -> Respon
         csrf=csrf_token(token),
         public_url=cf.settings.public_url,
         ids=ids,
+        user=caller,
     )
 
 
@@ -205,6 +217,11 @@ async def connections_page(request: Request, cf: CardflowDep) -> Response:
 @router.get("/runs")
 async def runs_page(request: Request, cf: CardflowDep) -> Response:
     return await _page(request, cf, "runs")
+
+
+@router.get("/users")
+async def users_page(request: Request, cf: CardflowDep) -> Response:
+    return await _page(request, cf, "users")
 
 
 @router.get("/runs/{run_id}")

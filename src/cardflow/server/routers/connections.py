@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cardflow.connections.service import ConnectionDeleted, ConnectionView
 from cardflow.credentials.registry import AUTH_TYPES, auth_type_info
 from cardflow.server.bodies import JsonRoute
-from cardflow.server.deps import CardflowDep, NavigationTokenDep, TokenDep
+from cardflow.server.deps import AdminDep, AdminNavigatingDep, CardflowDep, ViewerDep
 from cardflow.server.schemas import errors
 from cardflow.views import View
 
@@ -19,10 +19,13 @@ router = APIRouter(
     prefix="/api/v1/connections",
     tags=["connections"],
     route_class=JsonRoute,
-    responses=errors(401, 422),
+    responses=errors(401, 403, 422),
 )
 auth_types_router = APIRouter(
-    prefix="/api/v1/auth-types", tags=["connections"], route_class=JsonRoute, responses=errors(401)
+    prefix="/api/v1/auth-types",
+    tags=["connections"],
+    route_class=JsonRoute,
+    responses=errors(401, 403),
 )
 
 
@@ -76,7 +79,7 @@ class AuthTypeView(View):
 
 
 @auth_types_router.get("", response_model=list[AuthTypeView])
-def list_auth_types(_token: TokenDep) -> list[dict[str, Any]]:
+def list_auth_types(_caller: ViewerDep) -> list[dict[str, Any]]:
     """The auth types and their config fields (secret fields are marked), for forms."""
     return [auth_type_info(auth_type) for auth_type in AUTH_TYPES.values()]
 
@@ -96,6 +99,12 @@ class ConnectionCreate(BaseModel):
         "addresses, or *.domain for any name under a domain, each with an optional :port. "
         "Empty: any host (the connection then carries a warning).",
     )
+    shared_with: list[str] = Field(
+        default_factory=lambda: ["everyone"],
+        max_length=100,
+        description='Who may use it in cards besides admins: "everyone", "role:<role>" or '
+        '"user:<name or id>" entries.',
+    )
 
 
 class ConnectionUpdate(BaseModel):
@@ -111,26 +120,34 @@ class ConnectionUpdate(BaseModel):
         description="The new list (replaces the old one). Allowing a host the list did not "
         "allow needs the connection's secrets entered again in config.",
     )
+    shared_with: list[str] | None = Field(
+        default=None,
+        max_length=100,
+        description='The new list: "everyone", "role:<role>" or "user:<name or id>" entries.',
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=errors(409))
-def create_connection(body: ConnectionCreate, cf: CardflowDep, _token: TokenDep) -> ConnectionView:
-    return cf.connections.create(body.name, body.auth_type, body.config, body.allowed_hosts)
+def create_connection(body: ConnectionCreate, cf: CardflowDep, _caller: AdminDep) -> ConnectionView:
+    return cf.connections.create(
+        body.name, body.auth_type, body.config, body.allowed_hosts, body.shared_with
+    )
 
 
 @router.get("")
-def list_connections(cf: CardflowDep, _token: TokenDep) -> list[ConnectionView]:
-    return cf.connections.list()
+def list_connections(cf: CardflowDep, caller: ViewerDep) -> list[ConnectionView]:
+    """Every connection; below admin, those shared with the caller, without their config."""
+    return cf.connections.list(caller)
 
 
 @router.get("/{ref}", responses=errors(404))
-def get_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> ConnectionView:
-    return cf.connections.get(ref)
+def get_connection(ref: str, cf: CardflowDep, caller: ViewerDep) -> ConnectionView:
+    return cf.connections.get(ref, caller)
 
 
 @router.patch("/{ref}", responses=errors(404, 409))
 def update_connection(
-    ref: str, body: ConnectionUpdate, cf: CardflowDep, _token: TokenDep
+    ref: str, body: ConnectionUpdate, cf: CardflowDep, _caller: AdminDep
 ) -> ConnectionView:
     return cf.connections.update(
         ref,
@@ -138,6 +155,7 @@ def update_connection(
         auth_type=body.auth_type,
         config=body.config,
         allowed_hosts=body.allowed_hosts,
+        shared_with=body.shared_with,
     )
 
 
@@ -150,7 +168,7 @@ def update_connection(
 def authorize_connection(
     ref: str,
     cf: CardflowDep,
-    _token: NavigationTokenDep,
+    _caller: AdminNavigatingDep,
 ) -> RedirectResponse:
     """The Authorize button: a single-use state (10 minutes) and, with PKCE, a challenge."""
     url = cf.authorizations.begin(ref)
@@ -160,7 +178,7 @@ def authorize_connection(
 
 
 @router.delete("/{ref}", responses=errors(404, 409))
-def delete_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> ConnectionDeleted:
+def delete_connection(ref: str, cf: CardflowDep, _caller: AdminDep) -> ConnectionDeleted:
     """Delete a connection, its secrets and tokens. With a revocation_url, the tokens it
     held are then revoked at the provider; a failed revocation does not stop the delete
     and is said in ``revocation``."""

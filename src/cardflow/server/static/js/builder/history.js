@@ -7,8 +7,12 @@ import { clear, confirmDialog, formatTime, h, modal } from "../dom.js";
 const PAGE = 50;
 const WHO = { web: "Web app", cli: "CLI", library: "Library", migration: "Before history began" };
 
+// "token:deploy (alice)": how, then (in brackets) which user.
 export function actorText(actor) {
-  return actor.startsWith("token:") ? `API token “${actor.slice("token:".length)}”` : WHO[actor] || actor;
+  const user = actor.match(/^(.*) \((.*)\)$/);
+  const how = user ? user[1] : actor;
+  const text = how.startsWith("token:") ? `API token “${how.slice("token:".length)}”` : WHO[how] || how;
+  return user ? `${user[2]} · ${text}` : text;
 }
 
 // onRestored(view): the flow as the restore saved it.
