@@ -599,7 +599,7 @@ class ConnectionService:
             updated_at=row.updated_at,
             redirect_uri=(self.redirect_uri if AUTH_TYPES[row.auth_type].user_authorizes else None),
             allowed_hosts=tuple(row.allowed_hosts),
-            shared_with=tuple(row.shared_with or ("everyone",)),
+            shared_with=tuple(row.shared_with if row.shared_with is not None else ("everyone",)),
             warnings=warnings,
             used_by=used_by,
             rejected=self._rejection(row, used_by),

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -21,7 +20,6 @@ from cardflow.flows.scheduler import tick_forever
 from cardflow.logs import ACCESS_LOGGER
 from cardflow.queue import RunQueue, stop_worker
 from cardflow.server import api_docs, errors, web
-from cardflow.server.deps import route_rule
 from cardflow.server.routers import (
     cards,
     connections,
@@ -175,7 +173,6 @@ def create_app(
     app.include_router(oauth_callback.router)
     app.include_router(operations.router)
     app.include_router(web.router)
-    _show_role_rules(app)
     api_docs.install(app)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
 
@@ -191,15 +188,6 @@ def create_app(
     )
     app.add_middleware(AccessLog)
     return app
-
-
-def _show_role_rules(app: FastAPI) -> None:
-    """Each route's least role, in the OpenAPI document as ``x-min-role``."""
-    for route in app.routes:
-        if isinstance(route, APIRoute):
-            rule = route_rule(route.dependant)
-            if rule is not None:
-                route.openapi_extra = {**(route.openapi_extra or {}), "x-min-role": str(rule.role)}
 
 
 def from_environment() -> FastAPI:

@@ -48,7 +48,11 @@ def test_versions_diff_and_restore(invoke: Invoke, tmp_path: Path) -> None:
         view = cf.flows.get("Greet")
         assert view.cards[0].inputs == {"hello": "world"} and view.enabled
         newest = cf.flows.versions("Greet", limit=1)[0]
-        assert (newest.number, newest.actor, newest.note) == (4, "cli (owner)", "Restored from version 1")
+        assert (newest.number, newest.actor, newest.note) == (
+            4,
+            "cli (owner)",
+            "Restored from version 1",
+        )
 
 
 def test_unknown_versions_and_long_notes_are_refused(invoke: Invoke, tmp_path: Path) -> None:

@@ -17,12 +17,13 @@ from sqlalchemy import func, select, text
 from cardflow.app import Cardflow
 from cardflow.errors import CardflowError
 from cardflow.metrics import exposition
+from cardflow.server.bodies import JsonRoute
 from cardflow.server.deps import CardflowDep, MetricsCallerDep
 from cardflow.server.schemas import errors
 from cardflow.store.models import Process
 
 log = logging.getLogger("cardflow.server")
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=JsonRoute)
 
 
 class Ready(BaseModel):
