@@ -141,10 +141,12 @@ class UserService:
 
     def list(self) -> list[UserView]:
         with self.db.session() as session:
+            self.owner_row(session)  # the first user is always the owner
             return [_view(row) for row in session.scalars(select(User).order_by(User.name))]
 
     def get(self, ref: str) -> UserView:
         with self.db.session() as session:
+            self.owner_row(session)
             return _view(find_user(session, ref))
 
     def invite(
@@ -219,6 +221,7 @@ class UserService:
         """Give a user another role; their tokens follow (none exceeds the user's role)."""
         new_role = Role.parse(role)
         with self.db.session() as session:
+            self.owner_row(session)
             row = find_user(session, ref)
             if row.role == Role.owner and new_role != Role.owner:
                 self._keep_an_owner(session, row)
@@ -231,6 +234,7 @@ class UserService:
     def remove(self, ref: str) -> UserView:
         """Remove a user: their sessions end and their API tokens are revoked."""
         with self.db.session() as session:
+            self.owner_row(session)
             row = find_user(session, ref)
             if row.role == Role.owner:
                 self._keep_an_owner(session, row)

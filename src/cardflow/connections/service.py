@@ -79,7 +79,6 @@ class ConnectionView(View):
     )
     allowed_hosts: tuple[str, ...] = Field(description="Hosts its credentials may go to; [] = any.")
     shared_with: tuple[str, ...] = Field(
-        default=("everyone",),
         description='Who may use it in cards besides admins: "everyone", "role:<role>", '
         '"user:<user id>" entries.',
     )
