@@ -4,6 +4,7 @@ import { connectionsPage } from "./connections.js";
 import { clear, h } from "./dom.js";
 import { flowsPage } from "./flows.js";
 import { runPage, runsPage } from "./runs.js";
+import { usersPage } from "./users.js";
 
 const pages = {
   flows: (root) => flowsPage(root),
@@ -11,6 +12,7 @@ const pages = {
   connections: (root) => connectionsPage(root),
   runs: (root) => runsPage(root),
   run: (root) => runPage(root, document.body.dataset.runId),
+  users: (root) => usersPage(root),
 };
 
 async function start() {
