@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from cardflow._portal import LoopThread
 from cardflow.access.api_tokens import ApiTokenService
+from cardflow.access.users import UserService
 from cardflow.access.web_sessions import WebSessionService
 from cardflow.audit.log import AuditLog
 from cardflow.audit.record import Target, record
@@ -125,6 +126,7 @@ class Cardflow:
         self.card_tests = CardTests(self.executor, self.runs)
         self.api_tokens = ApiTokenService(self.db, self.audit)
         self.web_sessions = WebSessionService(self.db, self.audit)
+        self.users = UserService(self.db, changed=self._forget_callers)
         self._portal = LoopThread()
 
     # -- cards ---------------------------------------------------------------------------
@@ -283,6 +285,11 @@ class Cardflow:
     async def aclose(self) -> None:
         """Close the HTTP session of the running loop (call from the loop that used it)."""
         await self.transport.aclose()
+
+    def _forget_callers(self) -> None:
+        """A user's role changed or the user went: check every token and session again."""
+        self.api_tokens.checked.clear()
+        self.web_sessions.checked.clear()
 
     def close(self) -> None:
         self._portal.close(self.transport.aclose())

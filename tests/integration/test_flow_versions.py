@@ -58,7 +58,7 @@ def test_each_change_of_the_document_is_a_version(server: RunningServer) -> None
         listed = client.get(f"/api/v1/flows/{flow_id}/versions").json()
         assert [v["number"] for v in listed] == [3, 2, 1]
         assert [v["note"] for v in listed] == ["paused", "say hello", "first cut"]
-        assert {v["actor"] for v in listed} == {f"token:{token_name(server)}"}
+        assert {v["actor"] for v in listed} == {f"token:{token_name(server)} (owner)"}
         first = client.get(f"/api/v1/flows/{flow_id}/versions/1").json()
         assert first["document"]["cards"][0]["inputs"] == {"word": "hi"}
         assert first["document"]["enabled"] is True

@@ -16,9 +16,16 @@ def compact(data: object) -> str:
 
 def test_times_are_written_with_isoformat() -> None:
     at = datetime(2024, 5, 1, 12, 0, 0, 5, tzinfo=UTC)
-    token = ApiTokenView(id="tok_1", name="ci", created_at=at)
+    token = ApiTokenView(id="tok_1", name="ci", created_at=at, user_id="usr_1", user_name="owner")
     assert token.model_dump_json() == compact(
-        {"id": "tok_1", "name": "ci", "created_at": "2024-05-01T12:00:00.000005+00:00"}
+        {
+            "id": "tok_1",
+            "name": "ci",
+            "created_at": "2024-05-01T12:00:00.000005+00:00",
+            "user_id": "usr_1",
+            "user_name": "owner",
+            "role": None,
+        }
     )
     assert token.model_dump()["created_at"] == at  # Python callers get the datetime
 

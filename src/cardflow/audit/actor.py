@@ -18,16 +18,23 @@ ActorKind = Literal["api_token", "web_session", "cli", "library", "anonymous"]
 class Actor:
     """Who did it (``kind`` and, where known, the token's or session's ``id`` and
     ``name``) and from where (``address``: the client IP as the server sees it, or
-    ``cli@<host>``). A users feature adds the user's id here."""
+    ``cli@<host>``), and the user behind it (``user_id``, ``user_name``: an API token's or
+    web session's user; for the CLI on the host, the owner)."""
 
     kind: ActorKind
     id: str | None = None
     name: str | None = None
     address: str | None = None
+    user_id: str | None = None
+    user_name: str | None = None
 
     def as_(self, kind: ActorKind, id: str | None = None, name: str | None = None) -> Actor:
         """The same place, now known as ``kind``/``id``."""
         return replace(self, kind=kind, id=id, name=name)
+
+    def as_user(self, user_id: str | None, user_name: str | None) -> Actor:
+        """The same actor, now known to act for this user."""
+        return replace(self, user_id=user_id, user_name=user_name)
 
 
 LIBRARY = Actor("library")

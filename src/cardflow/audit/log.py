@@ -27,11 +27,14 @@ PRUNE_MAX_BATCHES = 100  # a sweep deletes at most 100,000 entries; the next one
 
 class AuditActor(View):
     """Who did it: ``kind`` (api_token, web_session, cli, library, anonymous) and, where
-    known, the API token's or web session's id and name."""
+    known, the API token's or web session's id and name, and the user it acted for (the
+    owner for the CLI), by id and by name as it was then."""
 
     kind: str = Field(examples=["api_token"])
     id: str | None
     name: str | None
+    user_id: str | None = None
+    user_name: str | None = None
 
 
 class AuditTarget(View):
@@ -64,7 +67,13 @@ class AuditEventView(View):
             id=row.id,
             at=row.at,
             action=row.action,
-            actor=AuditActor(kind=row.actor_kind, id=row.actor_id, name=row.actor_name),
+            actor=AuditActor(
+                kind=row.actor_kind,
+                id=row.actor_id,
+                name=row.actor_name,
+                user_id=row.user_id,
+                user_name=row.user_name,
+            ),
             address=row.address,
             target=(
                 AuditTarget(type=row.target_type, id=row.target_id, name=row.target_name)
@@ -86,7 +95,8 @@ def _utc(value: datetime | None) -> datetime | None:
 class AuditFilter:
     """Which entries: ``action`` exactly or as a prefix (``connection`` matches
     ``connection.updated``); ``target`` and ``actor`` by id or name (``actor`` also by
-    kind); ``since`` (inclusive) and ``until`` (exclusive) on the time."""
+    kind, and by its user's id or name); ``since`` (inclusive) and ``until`` (exclusive)
+    on the time."""
 
     action: str | None = None
     target: str | None = None
@@ -112,6 +122,8 @@ class AuditFilter:
                     AuditEvent.actor_id == self.actor,
                     AuditEvent.actor_name == self.actor,
                     AuditEvent.actor_kind == self.actor,
+                    AuditEvent.user_id == self.actor,
+                    AuditEvent.user_name == self.actor,
                 )
             )
         since, until = _utc(self.since), _utc(self.until)
@@ -215,14 +227,25 @@ class AuditLog:
                 break
         return removed
 
-    def failed(self, action: str, reason: str, target: Target | None = None) -> None:
+    def failed(
+        self,
+        action: str,
+        reason: str,
+        target: Target | None = None,
+        *,
+        user: tuple[str | None, str | None] | None = None,
+    ) -> None:
         """Record a failed login (its own transaction: the attempt changed nothing),
-        bounded by :class:`FailureLimiter`."""
+        bounded by :class:`FailureLimiter`; ``user``: (id, name) of whom it tried to log in
+        as, when known."""
         suppressed = self.failures.admit(action, current_actor.get().address)
         if suppressed is None:
             return
         details: dict[str, Any] = {"reason": reason}
         if suppressed:
             details["not_recorded_before"] = suppressed
+        actor = current_actor.get()
+        if user is not None:
+            actor = actor.as_user(*user)
         with self._db.session() as session:
-            record(session, action, target, details=details)
+            record(session, action, target, details=details, actor=actor)

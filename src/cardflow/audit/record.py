@@ -115,6 +115,8 @@ def record(
             actor_id=who.id,
             actor_name=_actor_name(session, who),
             address=cut(who.address, 255) if who.address else None,
+            user_id=who.user_id,
+            user_name=cut(who.user_name, 200) if who.user_name else None,
             target_type=target.type if target else None,
             target_id=target.id if target else None,
             target_name=cut(target.name, 200) if target and target.name else None,

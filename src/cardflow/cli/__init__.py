@@ -21,6 +21,7 @@ from cardflow.cli.connections import connection_app
 from cardflow.cli.flows import flow_app
 from cardflow.cli.runs import run_app
 from cardflow.cli.tokens import token_app
+from cardflow.cli.users import user_app
 from cardflow.cli.worker import worker
 
 __all__ = ["app", "main"]
@@ -40,6 +41,7 @@ app.command()(serve)
 app.command("login-link")(login_link)
 app.command()(worker)
 app.add_typer(token_app, name="token")
+app.add_typer(user_app, name="user")
 app.add_typer(connection_app, name="connection")
 app.add_typer(card_app, name="card")
 app.add_typer(flow_app, name="flow")

@@ -24,7 +24,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from cardflow.app import Cardflow
-from cardflow.audit.actor import Actor, acting_as
+from cardflow.audit.actor import Actor, acting_as, current_actor
 from cardflow.errors import CardflowError, ConfigurationError, Conflict, InvalidInput, NotFound
 from cardflow.settings import Settings
 
@@ -164,9 +164,17 @@ def open_cardflow(as_json: bool, **overrides: Any) -> Iterator[Cardflow]:
     with guard(as_json), acting_as(cli_actor()):
         cf = Cardflow(load_settings(**overrides))
         try:
+            act_as_owner(cf)
             yield cf
         finally:
             cf.close()
+
+
+def act_as_owner(cf: Cardflow) -> None:
+    """The CLI runs on the host, with the database and the master key: as the owner (the
+    first one, created on first use), whom its changes name."""
+    owner = cf.users.owner()
+    current_actor.set(current_actor.get().as_user(owner.id, owner.name))
 
 
 # -- input -------------------------------------------------------------------------------

@@ -194,8 +194,18 @@ def _new_login_link(cf: Cardflow, base: str | None = None) -> tuple[str, datetim
     return f"{(base or cf.settings.public_url).rstrip('/')}/login?token={token}", expires
 
 
+def link_base(cf: Cardflow) -> str:
+    """Where links open: CARDFLOW_PUBLIC_URL when set, else the running serve's address."""
+    from cardflow.cli import serving
+
+    if cf.settings.public_url_given:
+        return cf.settings.public_url
+    return serving.recorded_url(cf.settings) or cf.settings.public_url
+
+
 def login_link(json_output: JsonOpt = False) -> None:
-    """Print a one-time login link for the web app (works once, for 15 minutes).
+    """Print a one-time login link for the web app, as the owner (works once, for 15
+    minutes).
 
     The link is the only thing printed on stdout. It opens at CARDFLOW_PUBLIC_URL when
     set, else where the `cardflow serve` running from this CARDFLOW_HOME listens.

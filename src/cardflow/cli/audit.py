@@ -29,7 +29,8 @@ ActionOpt = Annotated[
 ]
 TargetOpt = Annotated[str | None, typer.Option(help="The target's id or name.")]
 ActorOpt = Annotated[
-    str | None, typer.Option(help="The actor's id or name, or its kind (api_token, cli, …).")
+    str | None,
+    typer.Option(help="The actor's id, name or kind (api_token, cli, …), or its user's."),
 ]
 SinceOpt = Annotated[datetime | None, typer.Option(help="At or after this time (UTC).")]
 UntilOpt = Annotated[datetime | None, typer.Option(help="Before this time (UTC).")]
@@ -38,7 +39,8 @@ UntilOpt = Annotated[datetime | None, typer.Option(help="Before this time (UTC).
 def _who(event: AuditEventView) -> str:
     actor = event.actor
     named = actor.name or actor.id
-    return f"{actor.kind} {named}" if named else actor.kind
+    text = f"{actor.kind} {named}" if named else actor.kind
+    return f"{text} ({actor.user_name})" if actor.user_name else text
 
 
 def _what(event: AuditEventView) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from yarl import URL
 
+from cardflow.access.roles import Caller, Role
 from cardflow.audit.record import Target, created, diff, record
 from cardflow.connections import status
 from cardflow.connections.rejections import CallSite
@@ -24,11 +25,18 @@ from cardflow.connections.revocation import (
     RevocationReport,
     pending_revocation,
 )
+from cardflow.connections.sharing import normalize_shared_with, shared_with
 from cardflow.connections.status import ConnectionStatus
 from cardflow.connections.token_store import read_token
 from cardflow.credentials.base import CLIENT_TLS_SECRET_FIELDS, AuthConfig, AuthType
 from cardflow.credentials.registry import AUTH_TYPES
-from cardflow.errors import Conflict, ConnectionInUse, ConnectionNotFound, InvalidInput
+from cardflow.errors import (
+    Conflict,
+    ConnectionInUse,
+    ConnectionNotFound,
+    Forbidden,
+    InvalidInput,
+)
 from cardflow.net.hosts import AllowedHosts, normalize_allowed_hosts, widened
 from cardflow.net.urls import (
     check_base_url,
@@ -155,6 +163,10 @@ class ConnectionView(View):
     allowed_hosts: tuple[str, ...] = Field(description="Hosts its credentials may go to; [] = any.")
     base_url: str | None = Field(
         description="Where cards' relative URLs (/user, repos/a/b) resolve; null: none."
+    )
+    shared_with: tuple[str, ...] = Field(
+        description='Who may use it in cards besides admins: "everyone", "role:<role>", '
+        '"user:<user id>" entries.',
     )
     status: ConnectionStatus
     last_error: str | None = Field(description="What went wrong, or what to do, in words.")
@@ -307,6 +319,22 @@ def _base_url(value: object, hosts: list[str]) -> str | None:
     return text
 
 
+def _seen_by(view: ConnectionView, caller: Caller | None) -> ConnectionView:
+    """Below admin, a connection's public view: what it is, not how it is configured."""
+    if caller is None or caller.may(Role.admin):
+        return view
+    return view.model_copy(update={"config": {}, "shared_with": ()})
+
+
+def _refuse_unshared(row: Connection, caller: Caller) -> None:
+    if not shared_with(row.shared_with, caller):
+        raise Forbidden(
+            f"The connection {row.name!r} is not shared with you ({caller.user_name!r}, "
+            f"{caller.role}): ask an admin to share it.",
+            field="connection",
+        )
+
+
 def _config_dict(value: object) -> dict[str, Any]:
     if value is None:
         return {}
@@ -351,16 +379,41 @@ class ConnectionService:
 
     # -- reading -------------------------------------------------------------------------
 
-    def list(self) -> list[ConnectionView]:
+    def list(self, caller: Caller | None = None) -> list[ConnectionView]:
+        """Every connection; for a ``caller`` below admin, those shared with them, in
+        their public view."""
         with self._db.session() as session:
             rows = session.scalars(select(Connection).order_by(Connection.name)).all()
             usage = self._usage(session)
-            return [self._view(row, self._users(usage, row)) for row in rows]
+            return [
+                _seen_by(self._view(row, self._users(usage, row)), caller)
+                for row in rows
+                if caller is None or shared_with(row.shared_with, caller)
+            ]
 
-    def get(self, ref: str) -> ConnectionView:
+    def get(self, ref: str, caller: Caller | None = None) -> ConnectionView:
         with self._db.session() as session:
             row = self._find(session, ref)
-            return self._view(row, self._users(self._usage(session), row))
+            if caller is not None:
+                _refuse_unshared(row, caller)
+            return _seen_by(self._view(row, self._users(self._usage(session), row)), caller)
+
+    def check_usable(self, refs: Iterable[str], caller: Caller) -> None:
+        """Forbidden naming the first of these connections (ids or names) not shared with
+        the caller; ones that do not exist are left to the flow's own checks."""
+        if caller.may(Role.admin):
+            return
+        wanted = sorted(set(refs))
+        if not wanted:
+            return
+        with self._db.session() as session:
+            rows = session.scalars(
+                select(Connection).where(
+                    or_(Connection.id.in_(wanted), Connection.name.in_(wanted))
+                )
+            ).all()
+            for row in sorted(rows, key=lambda r: r.name):
+                _refuse_unshared(row, caller)
 
     def resolve(self, ref: str) -> Resolved | None:
         """A connection's id, version and whether a rejection is on record, by id or
@@ -397,6 +450,7 @@ class ConnectionService:
         allowed_hosts: object = None,
         base_url: object = None,
         test_request: object = None,
+        shared_with: object = None,
     ) -> ConnectionView:
         """A new connection. ``allowed_hosts`` lists where its credentials may be sent
         (``api.example.com``, ``*.example.com``, with an optional ``:port``); empty: any.
@@ -419,6 +473,7 @@ class ConnectionService:
                     auth_type=kind.name,
                     allowed_hosts=hosts,
                     base_url=base,
+                    shared_with=normalize_shared_with(session, shared_with),
                     status=status.initial(kind),
                     test_request=probe,
                 )
@@ -448,6 +503,7 @@ class ConnectionService:
         allowed_hosts: object = None,
         base_url: object = None,
         test_request: object = UNCHANGED,
+        shared_with: object = None,
     ) -> ConnectionView:
         """Change a connection; secrets left out (or sent back as {"set": true}) are kept.
         ``base_url``: None keeps it, "" removes it. ``test_request`` None removes it; left
@@ -462,6 +518,8 @@ class ConnectionService:
                 audited = self._audited(session, row)
                 if name is not None:
                     row.name = _check_name(name)
+                if shared_with is not None:
+                    row.shared_with = normalize_shared_with(session, shared_with)
                 kind = AUTH_TYPES[row.auth_type]
                 new_kind = _auth_type(auth_type) if auth_type is not None else kind
                 patch = _given(new_kind, _config_dict(config)) if config is not None else {}
@@ -624,6 +682,8 @@ class ConnectionService:
             "name": row.name,
             "auth_type": row.auth_type,
             "allowed_hosts": list(row.allowed_hosts),
+            "base_url": row.base_url,
+            "shared_with": list(row.shared_with or ()),
         }
         for key, value in row.config.items():
             if key not in kind.config.secret_fields:
@@ -746,6 +806,7 @@ class ConnectionService:
             redirect_uri=(self.redirect_uri if AUTH_TYPES[row.auth_type].user_authorizes else None),
             allowed_hosts=tuple(row.allowed_hosts),
             base_url=row.base_url,
+            shared_with=tuple(row.shared_with if row.shared_with is not None else ("everyone",)),
             warnings=warnings,
             used_by=used_by,
             rejected=self._rejection(row, used_by),

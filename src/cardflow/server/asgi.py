@@ -31,6 +31,7 @@ from cardflow.server.routers import (
     operations,
     presets,
     runs,
+    users,
 )
 from cardflow.server.schemas import Health
 from cardflow.settings import Settings
@@ -188,7 +189,9 @@ def create_app(
         description="Call third-party HTTP APIs from automated flows with stored, "
         "encrypted credentials. Every /api/v1 route needs `Authorization: Bearer <token>` "
         "(create one with `cardflow token create --name NAME`). The web app at / uses the same "
-        "routes with its session cookie and CSRF token.",
+        "routes with its session cookie and CSRF token. Each route names the least role "
+        "(viewer, builder, admin, owner) that may call it as x-min-role; a caller below it "
+        "gets 403 forbidden.",
         lifespan=lifespan,
         docs_url=None,  # /docs is served from local assets (api_docs), never a CDN
         redoc_url=None,
@@ -202,6 +205,7 @@ def create_app(
     app.include_router(cards.router)
     app.include_router(flows.router)
     app.include_router(runs.router)
+    app.include_router(users.router)
     app.include_router(invoke.router)
     app.include_router(oauth_callback.router)
     app.include_router(operations.router)

@@ -68,6 +68,8 @@ class Health(BaseModel):
 _WHEN = {
     400: "The request body cannot be read (not JSON, or nested too deep).",
     401: "No valid API token ('Authorization: Bearer <token>') or web session.",
+    403: "The caller's role is below the route's x-min-role (error.type forbidden), a web "
+    "request lacks its CSRF token, or a connection is not shared with the caller.",
     404: "There is no such thing (error.field names the reference).",
     409: "It conflicts with what is stored (a name taken, a connection in use).",
     413: "The request body is larger than CARDFLOW_MAX_REQUEST_BYTES.",

@@ -15,10 +15,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from cardflow.access.roles import Caller, Role
 from cardflow.access.web_sessions import SESSION_LIFETIME, csrf_matches, csrf_token
 from cardflow.app import Cardflow
 from cardflow.errors import Unauthorized
-from cardflow.server.deps import SESSION_COOKIE, CardflowDep, session_id
+from cardflow.server.deps import SESSION_COOKIE, CardflowDep, session_caller
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
@@ -56,6 +57,13 @@ PAGES = {
     "runs": ("Run history", "runs"),
     "run": ("Run", "runs"),
     "audit": ("Audit log", "audit"),
+    "users": ("Users", "users"),
+}
+# pages for some roles only: page -> (the least role, what it is for); the API behind each
+# has the same rule
+PAGE_ROLES = {
+    "audit": (Role.admin, "Only an admin or owner may read the audit log"),
+    "users": (Role.owner, "Only an owner may manage users"),
 }
 
 
@@ -70,16 +78,16 @@ def message_page(
     return render("message.html", status_code, title=title, message=message, ok=ok, **context)
 
 
-async def current_session(cf: Cardflow, request: Request) -> str | None:
-    """The browser's session token if it is a live session, else None."""
+async def current_session(cf: Cardflow, request: Request) -> tuple[str, Caller] | None:
+    """The browser's session token and its user if it is a live session, else None."""
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
     try:
-        await session_id(cf, token)
+        caller = await session_caller(cf, token)
     except Unauthorized:
         return None
-    return token
+    return token, caller
 
 
 async def _form_field(request: Request, name: str) -> str | None:
@@ -93,10 +101,18 @@ def _secure(cf: Cardflow) -> bool:
 
 
 async def _page(request: Request, cf: Cardflow, page: str, **ids: str) -> Response:
-    token = await current_session(cf, request)
-    if token is None:
+    current = await current_session(cf, request)
+    if current is None:
         return RedirectResponse("/login", status_code=303)
+    token, caller = current
     title, section = PAGES[page]
+    if page in PAGE_ROLES and not caller.may(PAGE_ROLES[page][0]):
+        return message_page(
+            title,
+            f"{PAGE_ROLES[page][1]}; you are a {caller.role}.",
+            ok=False,
+            status_code=403,
+        )
     return render(
         "app.html",
         page=page,
@@ -105,6 +121,7 @@ async def _page(request: Request, cf: Cardflow, page: str, **ids: str) -> Respon
         csrf=csrf_token(token),
         public_url=cf.settings.public_url,
         ids=ids,
+        user=caller,
     )
 
 
@@ -206,6 +223,11 @@ async def connections_page(request: Request, cf: CardflowDep) -> Response:
 @router.get("/runs")
 async def runs_page(request: Request, cf: CardflowDep) -> Response:
     return await _page(request, cf, "runs")
+
+
+@router.get("/users")
+async def users_page(request: Request, cf: CardflowDep) -> Response:
+    return await _page(request, cf, "users")
 
 
 @router.get("/runs/{run_id}")

@@ -90,6 +90,11 @@ class Connection(Base):
     allowed_hosts: Mapped[list[str]] = mapped_column(JSON, default=list)
     # Where cards' relative URLs resolve (not a secret; its host is among allowed_hosts).
     base_url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Who may use it in cards besides admins: ["everyone"], or "role:<role>" and
+    # "user:<user id>" entries (cardflow.connections.sharing).
+    shared_with: Mapped[list[str]] = mapped_column(
+        JSON, default=lambda: ["everyone"], server_default='["everyone"]'
+    )
     secrets_enc: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     secrets_key_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     status: Mapped[str] = mapped_column(String(32), default="ready")
@@ -153,8 +158,22 @@ class OAuthState(Base):
     used_at: Mapped[datetime | None] = mapped_column(nullable=True)
 
 
+class User(Base):
+    """A person who may use cardflow, with a role (cardflow.access.roles.Role)."""
+
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("usr"))
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ApiToken(Base):
-    """An API token for /api/v1, stored as a SHA-256 hash (tokens are 256-bit random)."""
+    """An API token for /api/v1, stored as a SHA-256 hash (tokens are 256-bit random).
+
+    It acts for its user, with their role or the narrower ``role`` it was created with."""
 
     __tablename__ = "api_tokens"
 
@@ -162,6 +181,9 @@ class ApiToken(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # None: the user's role, whatever it is at the time of a request.
+    role: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class Flow(Base):
@@ -194,7 +216,8 @@ class FlowVersion(Base):
     )
     number: Mapped[int] = mapped_column(Integer, primary_key=True)
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
-    # Who saved it, as cardflow.access.actor.Actor writes it ("token:deploy", "web", "cli").
+    # Who saved it, as cardflow.access.actor.saved_by writes it ("token:deploy (alice)",
+    # "web (alice)", "cli (owner)").
     actor: Mapped[str] = mapped_column(String(250))
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -309,7 +332,8 @@ class Process(Base):
 
 
 class LoginLink(Base):
-    """A one-time web login link (``cardflow login-link``), stored as a SHA-256 hash."""
+    """A one-time web link, stored as a SHA-256 hash: a login link for a user (the owner's
+    ``cardflow login-link``), or an invitation, which creates its user when opened."""
 
     __tablename__ = "login_links"
 
@@ -318,6 +342,14 @@ class LoginLink(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
     used_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # A login link: the user it logs in.
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), nullable=True, index=True
+    )
+    # An invitation: the user it creates.
+    invite_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    invite_email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    invite_role: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class WebSession(Base):
@@ -329,6 +361,7 @@ class WebSession(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column()
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
 
 
 class AuditEvent(Base):
@@ -352,3 +385,7 @@ class AuditEvent(Base):
     changes: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # What else is worth knowing: a revocation's outcome, why a login failed…
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The user behind the actor (a token's or session's user; the owner for the CLI), as
+    # they were named then: no foreign key, an entry outlives its user.
+    user_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
+    user_name: Mapped[str | None] = mapped_column(String(200), nullable=True)

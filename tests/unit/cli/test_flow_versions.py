@@ -32,7 +32,7 @@ def test_versions_diff_and_restore(invoke: Invoke, tmp_path: Path) -> None:
     assert [row.split()[0] for row in rows] == ["3", "2", "1"]
     assert "paused" in rows[0] and "say there" in rows[1] and "first cut" in rows[2]
     as_json = json.loads(invoke("flow", "versions", "Greet", "--json", "--limit", "2").stdout)
-    assert [(v["number"], v["actor"]) for v in as_json] == [(3, "cli"), (2, "cli")]
+    assert [(v["number"], v["actor"]) for v in as_json] == [(3, "cli (owner)"), (2, "cli (owner)")]
 
     diff = invoke("flow", "diff", "Greet", "1", "2")
     assert diff.exit_code == 0, diff.output
@@ -48,7 +48,11 @@ def test_versions_diff_and_restore(invoke: Invoke, tmp_path: Path) -> None:
         view = cf.flows.get("Greet")
         assert view.cards[0].inputs == {"hello": "world"} and view.enabled
         newest = cf.flows.versions("Greet", limit=1)[0]
-        assert (newest.number, newest.actor, newest.note) == (4, "cli", "Restored from version 1")
+        assert (newest.number, newest.actor, newest.note) == (
+            4,
+            "cli (owner)",
+            "Restored from version 1",
+        )
 
 
 def test_unknown_versions_and_long_notes_are_refused(invoke: Invoke, tmp_path: Path) -> None:

@@ -11,11 +11,11 @@ from fastapi.responses import StreamingResponse
 
 from cardflow.audit.log import MAX_LIMIT, AuditEventView, AuditFilter
 from cardflow.server.bodies import JsonRoute
-from cardflow.server.deps import CardflowDep, TokenDep
+from cardflow.server.deps import AdminDep, CardflowDep
 from cardflow.server.schemas import errors
 
 router = APIRouter(
-    prefix="/api/v1/audit", tags=["audit"], route_class=JsonRoute, responses=errors(401, 422)
+    prefix="/api/v1/audit", tags=["audit"], route_class=JsonRoute, responses=errors(401, 403, 422)
 )
 
 ActionQuery = Annotated[
@@ -41,7 +41,7 @@ UntilQuery = Annotated[datetime | None, Query(description="Before (ISO 8601).")]
 @router.get("")
 def list_audit_events(
     cf: CardflowDep,
-    _token: TokenDep,
+    _caller: AdminDep,
     action: ActionQuery = None,
     target: TargetQuery = None,
     actor: ActorQuery = None,
@@ -66,7 +66,7 @@ def list_audit_events(
 )
 def export_audit_events(
     cf: CardflowDep,
-    _token: TokenDep,
+    _caller: AdminDep,
     action: ActionQuery = None,
     target: TargetQuery = None,
     actor: ActorQuery = None,

@@ -14,7 +14,7 @@ from cardflow.cards.curl.export import card_to_curl
 from cardflow.cards.registry import CARDS, get_card
 from cardflow.jsondata import dumps_async
 from cardflow.server.bodies import JsonRoute
-from cardflow.server.deps import CardflowDep, TokenDep
+from cardflow.server.deps import BuilderDep, CardflowDep, ViewerDep
 from cardflow.server.schemas import errors
 from cardflow.views import ErrorDetail, View
 
@@ -133,7 +133,7 @@ class CurlImportView(BaseModel):
 
 
 @router.post("/from-curl", responses=errors(422))
-def card_from_curl(body: CurlCommand, _token: TokenDep) -> CurlImportView:
+def card_from_curl(body: CurlCommand, _caller: BuilderDep) -> CurlImportView:
     """cURL import: the card for a pasted curl command, and its credentials as a proposed
     connection (never in the card)."""
     # A plain def: FastAPI runs it in a worker thread, so a long command never holds the loop.
@@ -156,11 +156,11 @@ class CurlCommandView(BaseModel):
 
 @router.post("/{card_id}/curl", responses=errors(404, 422))
 def card_as_curl(
-    card_id: str, body: CurlExport, cf: CardflowDep, _token: TokenDep
+    card_id: str, body: CurlExport, cf: CardflowDep, caller: BuilderDep
 ) -> CurlCommandView:
     """Copy as cURL: the curl command making this card's request, secrets as placeholders."""
     get_card(card_id)
-    view = cf.connections.get(body.connection) if body.connection else None
+    view = cf.connections.get(body.connection, caller) if body.connection else None
     command = card_to_curl(
         card_id,
         body.inputs,
@@ -172,14 +172,17 @@ def card_as_curl(
 
 
 @router.get("")
-def list_cards(_token: TokenDep) -> list[CardSpecView]:
+def list_cards(_caller: ViewerDep) -> list[CardSpecView]:
     return [CardSpecView.of(spec) for spec in CARDS.values()]
 
 
 @router.post("/{card_id}/test", response_model=CardTestResult, responses=errors(404, 422))
-async def test_card(card_id: str, body: CardTest, cf: CardflowDep, _token: TokenDep) -> Response:
-    """Run a card once with these inputs; a card failure is ok: false, not an HTTP error."""
+async def test_card(card_id: str, body: CardTest, cf: CardflowDep, caller: BuilderDep) -> Response:
+    """Run a card once with these inputs; a card failure is ok: false, not an HTTP error.
+    A builder may test only with a connection shared with them."""
     get_card(card_id)
+    if body.connection:
+        await asyncio.to_thread(cf.connections.check_usable, [body.connection], caller)
     options: dict[str, Any] = {"on_error": body.on_error}
     if body.retry is not None:
         options["retry"] = body.retry

@@ -14,7 +14,7 @@ from cardflow.connections.service import ConnectionDeleted, ConnectionView
 from cardflow.credentials.registry import AUTH_TYPES, auth_type_info
 from cardflow.errors import InvalidInput
 from cardflow.server.bodies import JsonRoute
-from cardflow.server.deps import CardflowDep, NavigationTokenDep, TokenDep
+from cardflow.server.deps import AdminDep, AdminNavigatingDep, CardflowDep, ViewerDep
 from cardflow.server.schemas import errors
 from cardflow.views import View
 
@@ -22,10 +22,13 @@ router = APIRouter(
     prefix="/api/v1/connections",
     tags=["connections"],
     route_class=JsonRoute,
-    responses=errors(401, 422),
+    responses=errors(401, 403, 422),
 )
 auth_types_router = APIRouter(
-    prefix="/api/v1/auth-types", tags=["connections"], route_class=JsonRoute, responses=errors(401)
+    prefix="/api/v1/auth-types",
+    tags=["connections"],
+    route_class=JsonRoute,
+    responses=errors(401, 403),
 )
 
 
@@ -79,7 +82,7 @@ class AuthTypeView(View):
 
 
 @auth_types_router.get("", response_model=list[AuthTypeView])
-def list_auth_types(_token: TokenDep) -> list[dict[str, Any]]:
+def list_auth_types(_caller: ViewerDep) -> list[dict[str, Any]]:
     """The auth types and their config fields (secret fields are marked), for forms."""
     return [auth_type_info(auth_type) for auth_type in AUTH_TYPES.values()]
 
@@ -126,6 +129,12 @@ class ConnectionCreate(BaseModel):
         description="What Test connection sends with its auth (method, and an absolute URL "
         "or a path under base_url). With a preset, left out: the preset's.",
     )
+    shared_with: list[str] = Field(
+        default_factory=lambda: ["everyone"],
+        max_length=100,
+        description='Who may use it in cards besides admins: "everyone", "role:<role>" or '
+        '"user:<name or id>" entries.',
+    )
 
 
 class ConnectionUpdate(BaseModel):
@@ -150,10 +159,15 @@ class ConnectionUpdate(BaseModel):
         description="What Test connection sends (replaces the old one; its url an absolute "
         "URL or a path under base_url); null removes it.",
     )
+    shared_with: list[str] | None = Field(
+        default=None,
+        max_length=100,
+        description='The new list: "everyone", "role:<role>" or "user:<name or id>" entries.',
+    )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=errors(409))
-def create_connection(body: ConnectionCreate, cf: CardflowDep, _token: TokenDep) -> ConnectionView:
+def create_connection(body: ConnectionCreate, cf: CardflowDep, _caller: AdminDep) -> ConnectionView:
     if body.preset is None:
         if body.preset_params:
             raise InvalidInput("preset_params need a preset.", field="preset_params")
@@ -164,6 +178,7 @@ def create_connection(body: ConnectionCreate, cf: CardflowDep, _token: TokenDep)
             body.allowed_hosts,
             body.base_url,
             body.test_request,
+            body.shared_with,
         )
     auth_type, config, hosts, base_url, test_request = preset_connection(
         body.preset,
@@ -174,22 +189,25 @@ def create_connection(body: ConnectionCreate, cf: CardflowDep, _token: TokenDep)
         base_url=body.base_url,
         test_request=body.test_request,
     )
-    return cf.connections.create(body.name, auth_type, config, hosts, base_url, test_request)
+    return cf.connections.create(
+        body.name, auth_type, config, hosts, base_url, test_request, body.shared_with
+    )
 
 
 @router.get("")
-def list_connections(cf: CardflowDep, _token: TokenDep) -> list[ConnectionView]:
-    return cf.connections.list()
+def list_connections(cf: CardflowDep, caller: ViewerDep) -> list[ConnectionView]:
+    """Every connection; below admin, those shared with the caller, without their config."""
+    return cf.connections.list(caller)
 
 
 @router.get("/{ref}", responses=errors(404))
-def get_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> ConnectionView:
-    return cf.connections.get(ref)
+def get_connection(ref: str, cf: CardflowDep, caller: ViewerDep) -> ConnectionView:
+    return cf.connections.get(ref, caller)
 
 
 @router.patch("/{ref}", responses=errors(404, 409))
 def update_connection(
-    ref: str, body: ConnectionUpdate, cf: CardflowDep, _token: TokenDep
+    ref: str, body: ConnectionUpdate, cf: CardflowDep, _caller: AdminDep
 ) -> ConnectionView:
     return cf.connections.update(
         ref,
@@ -199,11 +217,12 @@ def update_connection(
         allowed_hosts=body.allowed_hosts,
         base_url=body.base_url,
         **({"test_request": body.test_request} if "test_request" in body.model_fields_set else {}),
+        shared_with=body.shared_with,
     )
 
 
 @router.post("/{ref}/test", responses=errors(404))
-async def test_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> ConnectionTestResult:
+async def test_connection(ref: str, cf: CardflowDep, _caller: AdminDep) -> ConnectionTestResult:
     """Test connection: send its ``test_request`` with its auth, through the client cards
     use (allowed_hosts, network policy, timeout, token refresh). ``ok``: a 2xx answer; a
     401/403 is recorded as the connection's rejection. The response body is not returned.
@@ -220,7 +239,7 @@ async def test_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> Connec
 def authorize_connection(
     ref: str,
     cf: CardflowDep,
-    _token: NavigationTokenDep,
+    _caller: AdminNavigatingDep,
 ) -> RedirectResponse:
     """The Authorize button: a single-use state (10 minutes) and, with PKCE, a challenge."""
     url = cf.authorizations.begin(ref)
@@ -230,7 +249,7 @@ def authorize_connection(
 
 
 @router.delete("/{ref}", responses=errors(404, 409))
-def delete_connection(ref: str, cf: CardflowDep, _token: TokenDep) -> ConnectionDeleted:
+def delete_connection(ref: str, cf: CardflowDep, _caller: AdminDep) -> ConnectionDeleted:
     """Delete a connection, its secrets and tokens. With a revocation_url, the tokens it
     held are then revoked at the provider; a failed revocation does not stop the delete
     and is said in ``revocation``."""

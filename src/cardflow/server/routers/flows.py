@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from cardflow.access.roles import Caller, Role
+from cardflow.app import Cardflow
 from cardflow.errors import InvalidInput
 from cardflow.flows.model import FlowDocument, Trigger, dump_document
 from cardflow.flows.service import FlowTestData, FlowView
@@ -19,13 +22,26 @@ from cardflow.flows.versions import (
 )
 from cardflow.runs.service import RunView
 from cardflow.server.bodies import JsonRoute
-from cardflow.server.deps import ActorDep, CardflowDep, TokenDep
+from cardflow.server.deps import BuilderDep, CardflowDep, ViewerDep
 from cardflow.server.routers.invoke import incoming_hop
 from cardflow.server.schemas import ErrorResponse, errors
 
 router = APIRouter(
-    prefix="/api/v1/flows", tags=["flows"], route_class=JsonRoute, responses=errors(401, 422)
+    prefix="/api/v1/flows", tags=["flows"], route_class=JsonRoute, responses=errors(401, 403, 422)
 )
+
+
+def _seen_by(view: FlowView, caller: Caller) -> FlowView:
+    """A viewer reads a flow, not the client token that would let them run it."""
+    if caller.may(Role.builder) or view.client_token is None:
+        return view
+    return view.model_copy(update={"client_token": None})
+
+
+def _check_connections(cf: Cardflow, document: FlowDocument, caller: Caller) -> None:
+    """A builder saves only flows whose cards use connections shared with them."""
+    refs = [at.step.connection for at in document.walk() if at.step.connection]
+    cf.connections.check_usable(refs, caller)
 
 
 _NOTE_HELP = (
@@ -94,39 +110,40 @@ _IMPORT_REFUSED: dict[int | str, dict[str, Any]] = {
 @router.post(
     "/import", status_code=status.HTTP_201_CREATED, responses={**errors(409), **_IMPORT_REFUSED}
 )
-def import_flow(body: FlowImport, cf: CardflowDep, actor: ActorDep) -> FlowView:
+def import_flow(body: FlowImport, cf: CardflowDep, caller: BuilderDep) -> FlowView:
     """Create a flow from the text of a YAML or JSON flow file (the web app's Import), its
     connections mapped to existing ones with ``connections``."""
     document = cf.flows.parse(body.content, filename=body.filename or "")
     if body.replace and body.as_copy:
         raise InvalidInput("Choose replace or as_copy, not both.", field="as_copy")
+    _check_connections(cf, document.with_connections(body.connections), caller)
     return cf.flows.import_document(
         document,
         replace=body.replace,
         as_copy=body.as_copy,
         connections=body.connections,
-        actor=actor,
         note=body.note,
     )
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses=errors(409))
 def create_flow(
-    document: FlowDocument, cf: CardflowDep, actor: ActorDep, note: NoteQuery = None
+    document: FlowDocument, cf: CardflowDep, caller: BuilderDep, note: NoteQuery = None
 ) -> FlowView:
     """Save a flow; the answer has its id, invoke_url and (client_token security) client_token.
     Its document is its version 1."""
-    return cf.flows.create(document, actor=actor, note=note)
+    _check_connections(cf, document, caller)
+    return cf.flows.create(document, note=note)
 
 
 @router.get("")
-def list_flows(cf: CardflowDep, _token: TokenDep) -> list[FlowView]:
-    return cf.flows.list()
+def list_flows(cf: CardflowDep, caller: ViewerDep) -> list[FlowView]:
+    return [_seen_by(view, caller) for view in cf.flows.list()]
 
 
 @router.get("/{ref}", responses=errors(404))
-def get_flow(ref: str, cf: CardflowDep, _token: TokenDep) -> FlowView:
-    return cf.flows.get(ref)
+def get_flow(ref: str, cf: CardflowDep, caller: ViewerDep) -> FlowView:
+    return _seen_by(cf.flows.get(ref), caller)
 
 
 class SchedulePreviewRequest(BaseModel):
@@ -141,7 +158,7 @@ class SchedulePreview(BaseModel):
 
 @router.post("/schedule-preview", responses=errors(422))
 def schedule_preview(
-    body: SchedulePreviewRequest, _token: TokenDep, count: Annotated[int, Query(ge=1, le=50)] = 5
+    body: SchedulePreviewRequest, _caller: ViewerDep, count: Annotated[int, Query(ge=1, le=50)] = 5
 ) -> SchedulePreview:
     """The next fire times of a schedule trigger (the builder shows five), from now."""
     schedule = body.trigger.schedule()
@@ -152,17 +169,18 @@ def schedule_preview(
 
 @router.put("/{ref}", responses=errors(404, 409))
 def replace_flow(
-    ref: str, document: FlowDocument, cf: CardflowDep, actor: ActorDep, note: NoteQuery = None
+    ref: str, document: FlowDocument, cf: CardflowDep, caller: BuilderDep, note: NoteQuery = None
 ) -> FlowView:
     """Save a flow's new document: a new version of it when the document changed."""
-    return cf.flows.replace(ref, document, actor=actor, note=note)
+    _check_connections(cf, document, caller)
+    return cf.flows.replace(ref, document, note=note)
 
 
 @router.patch("/{ref}", responses=errors(404))
-def patch_flow(ref: str, body: FlowPatch, cf: CardflowDep, actor: ActorDep) -> FlowView:
+def patch_flow(ref: str, body: FlowPatch, cf: CardflowDep, caller: BuilderDep) -> FlowView:
     """Enable or disable a flow (a disabled API-endpoint flow answers 404); a change is a
     new version of its document."""
-    return cf.flows.set_enabled(ref, body.enabled, actor=actor, note=body.note)
+    return cf.flows.set_enabled(ref, body.enabled, note=body.note)
 
 
 VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="The version's number.")]
@@ -172,7 +190,7 @@ VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1, description="The version
 def list_versions(
     ref: str,
     cf: CardflowDep,
-    _token: TokenDep,
+    _caller: ViewerDep,
     before: Annotated[
         int | None,
         Query(ge=1, description="A version number: the next page, the versions older than it."),
@@ -186,7 +204,7 @@ def list_versions(
 
 @router.get("/{ref}/versions/{number}", responses=errors(404))
 def get_version(
-    ref: str, number: VersionNumber, cf: CardflowDep, _token: TokenDep
+    ref: str, number: VersionNumber, cf: CardflowDep, _caller: ViewerDep
 ) -> FlowVersionView:
     """One saved version with its flow document."""
     return cf.flows.version(ref, number)
@@ -198,7 +216,7 @@ def diff_versions(
     number: VersionNumber,
     other: VersionNumber,
     cf: CardflowDep,
-    _token: TokenDep,
+    _caller: ViewerDep,
     format: Annotated[Literal["yaml", "json"], Query()] = "yaml",
 ) -> FlowVersionDiff:
     """Version ``number`` (left) and ``other`` (right), exported as YAML (or JSON) and
@@ -211,16 +229,19 @@ def restore_version(
     ref: str,
     number: VersionNumber,
     cf: CardflowDep,
-    actor: ActorDep,
+    caller: BuilderDep,
     body: RestoreRequest | None = None,
 ) -> FlowView:
     """Save that version's document as the flow's newest version (checked as any save:
     its connections must exist, its name and alias be free)."""
-    return cf.flows.restore(ref, number, actor=actor, note=body.note if body else None)
+    kept = cf.flows.version(ref, number).document
+    with contextlib.suppress(ValidationError):  # an invalid one is refused by the restore
+        _check_connections(cf, FlowDocument.model_validate(kept), caller)
+    return cf.flows.restore(ref, number, note=body.note if body else None)
 
 
 @router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT, responses=errors(404))
-def delete_flow(ref: str, cf: CardflowDep, _token: TokenDep) -> Response:
+def delete_flow(ref: str, cf: CardflowDep, _caller: BuilderDep) -> Response:
     cf.flows.delete(ref)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -237,19 +258,21 @@ class FlowTestSave(BaseModel):
 
 
 @router.get("/{ref}/test-state", responses=errors(404))
-def get_test_state(ref: str, cf: CardflowDep, _token: TokenDep) -> FlowTestData:
+def get_test_state(ref: str, cf: CardflowDep, _caller: ViewerDep) -> FlowTestData:
     """The builder's test data and each card's last test result, kept for the flow."""
     return cf.flows.test_state(ref)
 
 
 @router.put("/{ref}/test-state", responses=errors(404))
-def put_test_state(ref: str, body: FlowTestSave, cf: CardflowDep, _token: TokenDep) -> FlowTestData:
+def put_test_state(
+    ref: str, body: FlowTestSave, cf: CardflowDep, _caller: BuilderDep
+) -> FlowTestData:
     """Keep the builder's test data and last results until the flow is deleted."""
     return cf.flows.save_test_state(ref, body.sample, body.results)
 
 
 @router.post("/{ref}/client-token", responses=errors(404))
-def regenerate_client_token(ref: str, cf: CardflowDep, _token: TokenDep) -> FlowView:
+def regenerate_client_token(ref: str, cf: CardflowDep, _caller: BuilderDep) -> FlowView:
     """A new client token; the old one stops working at once."""
     return cf.flows.regenerate_token(ref)
 
@@ -269,7 +292,7 @@ def regenerate_client_token(ref: str, cf: CardflowDep, _token: TokenDep) -> Flow
 def export_flow(
     ref: str,
     cf: CardflowDep,
-    _token: TokenDep,
+    _caller: ViewerDep,
     format: Annotated[Literal["yaml", "json"], Query()] = "yaml",
 ) -> Response:
     text = dump_document(cf.flows.get(ref).document, format)
@@ -279,7 +302,7 @@ def export_flow(
 
 @router.post("/{ref}/runs", status_code=status.HTTP_201_CREATED, responses=errors(404, 503, 508))
 async def run_flow(
-    ref: str, request: Request, cf: CardflowDep, _token: TokenDep, body: RunRequest | None = None
+    ref: str, request: Request, cf: CardflowDep, _caller: BuilderDep, body: RunRequest | None = None
 ) -> RunView:
     """Run the flow now (manual trigger) and return the finished run.
 

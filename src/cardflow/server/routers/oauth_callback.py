@@ -7,7 +7,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from cardflow.server.deps import CardflowDep, act_as_session, session_id
+from cardflow.server.deps import CardflowDep, act_as_session
 from cardflow.server.pages import callback_page
 from cardflow.server.web import current_session
 
@@ -21,10 +21,10 @@ async def oauth_callback(request: Request, cf: CardflowDep) -> Response:
     A logged-in browser goes back to the Connections page, which shows the result; any
     other gets a page of its own (e.g. after `cardflow connection authorize`)."""
     params = {key: value for key, value in request.query_params.items()}
-    token = await current_session(cf, request)
-    logged_in = token is not None
-    if token is not None:
-        act_as_session(request, await session_id(cf, token))
+    current = await current_session(cf, request)
+    logged_in = current is not None
+    if current is not None:
+        act_as_session(request, current[1])
     outcome = await cf.authorizations.complete(params)
     if logged_in and outcome.ok and outcome.connection is not None:
         return RedirectResponse(

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from pydantic import BaseModel
@@ -17,12 +17,13 @@ from sqlalchemy import func, select, text
 from cardflow.app import Cardflow
 from cardflow.errors import CardflowError
 from cardflow.metrics import exposition
-from cardflow.server.deps import CardflowDep, authenticate_request
+from cardflow.server.bodies import JsonRoute
+from cardflow.server.deps import CardflowDep, MetricsCallerDep
 from cardflow.server.schemas import errors
 from cardflow.store.models import Process
 
 log = logging.getLogger("cardflow.server")
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=JsonRoute)
 
 
 class Ready(BaseModel):
@@ -120,13 +121,11 @@ def _database_gauges(cf: Cardflow) -> list[Metric]:
             "content": {"text/plain": {"schema": {"type": "string"}}},
             "description": "Prometheus text format.",
         },
-        **errors(401),
+        **errors(401, 403),
     },
 )
-async def metrics(request: Request, cf: CardflowDep) -> Response:
+async def metrics(cf: CardflowDep, _caller: MetricsCallerDep) -> Response:
     """Prometheus metrics (text format); behind an API token unless CARDFLOW_METRICS_PUBLIC=1."""
-    if not cf.settings.metrics_public:
-        await authenticate_request(request)
     try:
         gauges = await asyncio.to_thread(_database_gauges, cf)
     except Exception:  # the database is away: this process's own figures still answer

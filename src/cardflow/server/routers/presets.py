@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cardflow.connections.presets import MAX_QUERY_CHARS, fill_preset, get_preset, search_presets
 from cardflow.server.bodies import JsonRoute
-from cardflow.server.deps import TokenDep
+from cardflow.server.deps import ViewerDep
 from cardflow.server.schemas import errors
 from cardflow.views import View
 
@@ -80,7 +80,7 @@ class PresetParams(BaseModel):
 
 @router.get("", response_model=list[PresetView], responses=errors(422))
 def list_presets(
-    _token: TokenDep,
+    _caller: ViewerDep,
     q: str | None = Query(
         default=None,
         max_length=MAX_QUERY_CHARS,
@@ -92,12 +92,12 @@ def list_presets(
 
 
 @router.get("/{preset_id}", response_model=PresetView, responses=errors(404, 422))
-def get_one_preset(preset_id: str, _token: TokenDep) -> dict[str, Any]:
+def get_one_preset(preset_id: str, _caller: ViewerDep) -> dict[str, Any]:
     return get_preset(preset_id).model_dump()
 
 
 @router.post("/{preset_id}/fill", response_model=FilledPresetView, responses=errors(404, 422))
-def fill_one_preset(preset_id: str, body: PresetParams, _token: TokenDep) -> dict[str, Any]:
+def fill_one_preset(preset_id: str, body: PresetParams, _caller: ViewerDep) -> dict[str, Any]:
     """The preset with ``params`` in its placeholders (what the New Connection dialog fills
     its form with). To create the connection in one call instead, POST /api/v1/connections
     with ``preset`` and ``preset_params``."""

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query, Request, status
 
 from cardflow.runs.service import RunView
 from cardflow.server.bodies import JsonRoute
-from cardflow.server.deps import CardflowDep, TokenDep
+from cardflow.server.deps import BuilderDep, CardflowDep, ViewerDep
 from cardflow.server.schemas import errors
 
 router = APIRouter(
-    prefix="/api/v1/runs", tags=["runs"], route_class=JsonRoute, responses=errors(401, 422)
+    prefix="/api/v1/runs", tags=["runs"], route_class=JsonRoute, responses=errors(401, 403, 422)
 )
 
 
@@ -24,7 +24,7 @@ RunTrigger = Literal["api_endpoint", "manual", "schedule", "card_test"]
 @router.get("", responses=errors(404))
 def list_runs(
     cf: CardflowDep,
-    _token: TokenDep,
+    _caller: ViewerDep,
     flow_id: str | None = None,
     status: Annotated[RunStatus | None, Query(description="Only runs in this status.")] = None,
     trigger: Annotated[RunTrigger | None, Query(description="Only runs started so.")] = None,
@@ -54,7 +54,7 @@ def list_runs(
 
 
 @router.get("/{run_id}", responses=errors(404))
-def get_run(run_id: str, cf: CardflowDep, _token: TokenDep) -> RunView:
+def get_run(run_id: str, cf: CardflowDep, _caller: ViewerDep) -> RunView:
     return cf.runs.get(run_id)
 
 
@@ -65,7 +65,7 @@ async def retry_run(
     run_id: str,
     request: Request,
     cf: CardflowDep,
-    _token: TokenDep,
+    _caller: BuilderDep,
     original: Annotated[
         bool,
         Query(description="Run the flow as the failed run had it, not as it is saved now."),

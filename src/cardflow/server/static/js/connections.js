@@ -4,6 +4,7 @@ import {
   badge, clear, confirmDialog, copyButton, emptyState, fieldError, formatTime, h, modal,
   nextId, pageHeader, requiredMessage, toast,
 } from "./dom.js";
+import { may } from "./role.js";
 
 let authTypesCache = null;
 export async function authTypes() {
@@ -569,7 +570,8 @@ export async function connectionsPage(root) {
   const typeTitles = Object.fromEntries((await authTypes()).map((t) => [t.name, t.title]));
   const banner = h("div", {});
   const list = h("div", {});
-  const create = h("button", { type: "button", class: "btn btn-primary", "data-action": "new-connection", onclick: async () => { if (await openConnectionDialog()) await load(); } }, "+ New Connection");
+  const manages = may("admin"); // builders and viewers use connections, never change them
+  const create = manages && h("button", { type: "button", class: "btn btn-primary", "data-action": "new-connection", onclick: async () => { if (await openConnectionDialog()) await load(); } }, "+ New Connection");
   clear(root, pageHeader("Connections", "Stored credentials that cards use to call services. Secrets are encrypted and never shown again.", create), banner, list);
 
   const authorized = params.get("authorized");
@@ -616,8 +618,9 @@ export async function connectionsPage(root) {
     const connections = await get("/connections");
     if (!connections.length) {
       clear(list, emptyState("No connections yet",
-        "A connection holds the credentials for one service and account (Basic, Digest, a custom header, a bearer token, an API key in the query, OAuth 2.0 or client credentials). Create one, then pick it in an API Connector card.",
-        h("button", { type: "button", class: "btn btn-primary", onclick: () => create.click() }, "+ New Connection")));
+        manages ? "A connection holds the credentials for one service and account (Basic, Digest, a custom header, a bearer token, an API key in the query, OAuth 2.0 or client credentials). Create one, then pick it in an API Connector card."
+          : "None is shared with you yet: an admin creates connections and shares them.",
+        manages && h("button", { type: "button", class: "btn btn-primary", onclick: () => create.click() }, "+ New Connection")));
       return;
     }
     clear(list, h("table", { class: "table", id: "connections-table" },
@@ -632,14 +635,14 @@ export async function connectionsPage(root) {
         usedByCell(conn),
         h("td", { class: "nowrap muted" }, formatTime(conn.updated_at)),
         h("td", { class: "row-actions" },
-          conn.redirect_uri ? authorizeLink(conn) : null,
-          h("button", {
+          manages && conn.redirect_uri ? authorizeLink(conn) : null,
+          manages && h("button", {
             type: "button", class: "btn btn-small", "data-action": "test-connection", "aria-label": `Test ${conn.name}`,
             title: conn.test_request ? `${conn.test_request.method} ${conn.test_request.url}` : "Set a test request (Edit) first",
             onclick: (event) => testConnection(conn, event.currentTarget),
           }, "Test"),
-          h("button", { type: "button", class: "btn btn-small", "aria-label": `Edit ${conn.name}`, onclick: async () => { if (await openConnectionDialog(conn)) await load(); } }, "Edit"),
-          h("button", { type: "button", class: "btn btn-small btn-danger-quiet", "aria-label": `Delete ${conn.name}`, onclick: async () => {
+          manages && h("button", { type: "button", class: "btn btn-small", "aria-label": `Edit ${conn.name}`, onclick: async () => { if (await openConnectionDialog(conn)) await load(); } }, "Edit"),
+          manages && h("button", { type: "button", class: "btn btn-small btn-danger-quiet", "aria-label": `Delete ${conn.name}`, onclick: async () => {
             if (conn.used_by.length) { inUseDialog(conn); return; }
             if (!await confirmDialog(`Delete “${conn.name}”?`, "Its stored secrets and tokens are deleted.")) return;
             try {

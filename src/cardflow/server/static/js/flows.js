@@ -2,6 +2,7 @@
 import { del, enc, get, patch } from "./api.js";
 import { badge, clear, confirmDialog, emptyState, formatTime, h, pageHeader, toast } from "./dom.js";
 import { importFile } from "./flow-import.js";
+import { may } from "./role.js";
 
 function triggerText(flow) {
   if (flow.trigger.type === "api_endpoint") return h("code", {}, `/invoke/${flow.trigger.alias}`);
@@ -16,20 +17,21 @@ export async function flowsPage(root) {
     fileInput.value = "";
     if (file) await importFile(file, load);
   });
+  const builds = may("builder"); // a viewer reads flows and changes nothing
   clear(root,
     pageHeader("Flows", "Cards run in order, started by hand or by an HTTP call to their API endpoint.",
-      h("label", { for: "import-file", class: "btn", tabindex: "0", role: "button",
+      builds && h("label", { for: "import-file", class: "btn", tabindex: "0", role: "button",
         onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); fileInput.click(); } } }, "Import file…"),
-      fileInput,
-      h("a", { class: "btn btn-primary", href: "/flows/new", "data-action": "new-flow" }, "+ New flow")),
+      builds && fileInput,
+      builds && h("a", { class: "btn btn-primary", href: "/flows/new", "data-action": "new-flow" }, "+ New flow")),
     list);
 
   async function load() {
     const flows = await get("/flows");
     if (!flows.length) {
       clear(list, emptyState("No flows yet",
-        "Build one card by card in the builder, or import a YAML or JSON flow file exported from cardflow.",
-        h("a", { class: "btn btn-primary", href: "/flows/new" }, "+ New flow")));
+        builds ? "Build one card by card in the builder, or import a YAML or JSON flow file exported from cardflow." : "None has been built yet.",
+        builds && h("a", { class: "btn btn-primary", href: "/flows/new" }, "+ New flow")));
       return;
     }
     clear(list, h("table", { class: "table", id: "flows-table" },
@@ -48,11 +50,11 @@ export async function flowsPage(root) {
         h("td", { class: "row-actions" },
           h("a", { class: "btn btn-small", href: `/runs?flow=${enc(flow.id)}`, "aria-label": `Runs of ${flow.name}` }, "Runs"),
           h("a", { class: "btn btn-small", href: `/api/v1/flows/${enc(flow.id)}/export`, download: `${flow.name.replace(/[^\w.-]+/g, "_")}.yaml`, "aria-label": `Export ${flow.name}` }, "Export"),
-          h("button", { type: "button", class: "btn btn-small", "aria-label": `${flow.enabled ? "Disable" : "Enable"} ${flow.name}`, onclick: async () => {
+          builds && h("button", { type: "button", class: "btn btn-small", "aria-label": `${flow.enabled ? "Disable" : "Enable"} ${flow.name}`, onclick: async () => {
             try { await patch(`/flows/${enc(flow.id)}`, { enabled: !flow.enabled }); await load(); }
             catch (error) { toast(error.message, "error"); }
           } }, flow.enabled ? "Disable" : "Enable"),
-          h("button", { type: "button", class: "btn btn-small btn-danger-quiet", "aria-label": `Delete ${flow.name}`, onclick: async () => {
+          builds && h("button", { type: "button", class: "btn btn-small btn-danger-quiet", "aria-label": `Delete ${flow.name}`, onclick: async () => {
             if (!await confirmDialog(`Delete “${flow.name}”?`, "The flow and its API endpoint go away; its run history is kept until it expires.")) return;
             try { await del(`/flows/${enc(flow.id)}`); toast(`Deleted “${flow.name}”.`, "ok"); await load(); }
             catch (error) { toast(error.message, "error"); }

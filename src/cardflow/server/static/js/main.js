@@ -5,6 +5,7 @@ import { connectionsPage } from "./connections.js";
 import { clear, h } from "./dom.js";
 import { flowsPage } from "./flows.js";
 import { runPage, runsPage } from "./runs.js";
+import { usersPage } from "./users.js";
 
 const pages = {
   flows: (root) => flowsPage(root),
@@ -13,6 +14,7 @@ const pages = {
   runs: (root) => runsPage(root),
   run: (root) => runPage(root, document.body.dataset.runId),
   audit: (root) => auditPage(root),
+  users: (root) => usersPage(root),
 };
 
 async function start() {

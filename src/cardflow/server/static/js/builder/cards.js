@@ -12,6 +12,7 @@ import { renameInPairs } from "./pairs.js";
 import { visibleBefore } from "./references.js";
 import { referencesIn, renameInText } from "./step-refs.js";
 import { markDirty, nestedNames, uidOf, walk } from "./state.js";
+import { may } from "../role.js";
 
 const NESTED_TITLES = { cards: "For each item, run these cards", then: "When true, run", else: "Otherwise, run" };
 
@@ -94,7 +95,7 @@ function stepPanel(state, place) {
       h("span", { class: "hint" }, "Later cards refer to its outputs as ", h("code", {}, `steps.${step.id || "<id>"}`), ".")),
     body,
     h("div", { class: "step-foot" },
-      h("button", { type: "button", class: "btn", "data-action": "test-card", onclick: (event) => busy(event.currentTarget, () => testStep(state, place, resultBox)) }, "▶ Test this card"),
+      may("builder") && h("button", { type: "button", class: "btn", "data-action": "test-card", onclick: (event) => busy(event.currentTarget, () => testStep(state, place, resultBox)) }, "▶ Test this card"),
       pinButton(state, step),
       step.card.startsWith("api_connector.") && step.card !== "api_connector.close"
         ? h("button", { type: "button", class: "btn btn-quiet", "data-action": "copy-curl", onclick: (event) => busy(event.currentTarget, () => showAsCurl(state, place)) }, "Copy as cURL")

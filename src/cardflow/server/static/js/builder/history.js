@@ -3,12 +3,17 @@
 // (saves that version's document as the newest version; the builder then shows it).
 import { enc, get, post } from "../api.js";
 import { clear, confirmDialog, formatTime, h, modal } from "../dom.js";
+import { may } from "../role.js";
 
 const PAGE = 50;
 const WHO = { web: "Web app", cli: "CLI", library: "Library", migration: "Before history began" };
 
+// "token:deploy (alice)": how, then (in brackets) which user.
 export function actorText(actor) {
-  return actor.startsWith("token:") ? `API token “${actor.slice("token:".length)}”` : WHO[actor] || actor;
+  const user = actor.match(/^(.*) \((.*)\)$/);
+  const how = user ? user[1] : actor;
+  const text = how.startsWith("token:") ? `API token “${how.slice("token:".length)}”` : WHO[how] || how;
+  return user ? `${user[2]} · ${text}` : text;
 }
 
 // onRestored(view): the flow as the restore saved it.
@@ -40,6 +45,7 @@ export function openHistory(state, onRestored) {
     const id = `version-pick-${version.number}`;
     const tick = h("input", { type: "checkbox", id, class: "version-pick", value: String(version.number), onchange: (event) => pick(version.number, event.currentTarget.checked) });
     const restore = version.number === newest ? h("span", { class: "muted small" }, "Current")
+      : !may("builder") ? null
       : h("button", { type: "button", class: "btn btn-small", "data-restore": String(version.number), onclick: (event) => restoreVersion(version.number, event.currentTarget) }, "Restore");
     return h("tr", { "data-version": String(version.number) },
       h("td", {}, tick, h("label", { for: id, class: "sr-only" }, `Compare version ${version.number}`)),

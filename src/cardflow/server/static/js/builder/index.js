@@ -15,6 +15,7 @@ import { trackReferenceTargets } from "./references.js";
 import { createState, markDirty } from "./state.js";
 import { openRunDialog } from "../run-dialog.js";
 import { triggerSection } from "./trigger.js";
+import { may } from "../role.js";
 
 export async function builderPage(root, flowId) {
   const [catalogue, view] = await Promise.all([
@@ -51,7 +52,7 @@ function render(state) {
     triggerSection(state),
     h("div", { id: "steps" }, steps || h("div", { class: "empty empty-small" },
       h("p", {}, "No cards yet. Add the first one: usually an API Connector card that calls a service."))),
-    h("div", { class: "add-card" }, h("button", { type: "button", class: "btn btn-primary", id: "add-card", onclick: () => openCardPicker(state) }, "+ Add card")));
+    may("builder") && h("div", { class: "add-card" }, h("button", { type: "button", class: "btn btn-primary", id: "add-card", onclick: () => openCardPicker(state) }, "+ Add card")));
   if (focused) document.getElementById(focused)?.focus();
 }
 
@@ -132,5 +133,6 @@ function actionBar(state) {
       h("span", { id: "save-status", class: "muted small", "aria-live": "polite" }, state.dirty ? "Unsaved changes" : ""),
       view ? h("a", { class: "btn", href: `/runs?flow=${enc(view.id)}` }, "Run history") : null,
       view ? h("a", { class: "btn", href: `/api/v1/flows/${enc(view.id)}/export`, download: `${view.name.replace(/[^\w.-]+/g, "_")}.yaml` }, "Export") : null,
-      historyButton, runNow, noteInput, saveButton));
+      // a viewer reads the flow: no run, no save
+      historyButton, may("builder") && [runNow, noteInput, saveButton]));
 }

@@ -4,6 +4,7 @@
 import { enc, get, put } from "../api.js";
 import { toast } from "../dom.js";
 import { walk } from "./state.js";
+import { may } from "../role.js";
 
 export async function restoreTests(state) {
   if (!state.view) return;
@@ -17,6 +18,7 @@ export async function restoreTests(state) {
 export function keepTests(state) {
   if (!state.view) return;
   clearTimeout(state.keepTimer);
+  if (!may("builder")) return; // a viewer's page keeps nothing
   state.keepTimer = setTimeout(async () => {
     const results = {};
     for (const step of walk(state)) {
