@@ -38,11 +38,13 @@ def test_audit_log_lists_a_change_just_made_and_filters_by_action(
     newest = rows.first
     expect(newest).to_have_attribute("data-action", "flow.disabled")
     expect(newest).to_contain_text("Web session")
+    expect(newest).to_contain_text("(owner)")  # the session's user
     expect(newest).to_contain_text("127.0.0.1")
     expect(newest).to_contain_text("Nightly")
     expect(newest).to_contain_text("enabled: true → false")
     created = page.locator("#audit-table tr[data-action='connection.created']")
     expect(created).to_contain_text("API token e2e")
+    expect(created).to_contain_text("(owner)")  # the token's user
     expect(created).to_contain_text("config.password changed")
     expect(created).not_to_contain_text("not-shown-9931")
     expect(page.locator("#audit-table tr[data-action='web.login']")).to_have_count(1)

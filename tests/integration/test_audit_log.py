@@ -59,6 +59,8 @@ def _by_token(server: RunningServer, entry: dict[str, Any]) -> None:
     assert entry["actor"]["kind"] == "api_token"
     assert entry["actor"]["name"] == _token_name(server)
     assert entry["actor"]["id"].startswith("tok_")
+    assert entry["actor"]["user_name"] == "owner"  # the token's user
+    assert entry["actor"]["user_id"] == server.cf.users.owner().id
     assert entry["address"] == "127.0.0.1"
 
 
@@ -297,6 +299,12 @@ def test_cli_changes_name_the_cli_on_this_host(
 
     created = _one(server, "api_token.created", "ci")
     assert created["actor"]["kind"] == "cli"
+    assert created["actor"]["user_name"] == "owner"  # the CLI on the host acts as the owner
+    assert created["details"] == {
+        "user_id": server.cf.users.owner().id,
+        "user": "owner",
+        "role": None,
+    }
     assert created["address"] == f"cli@{socket.gethostname()}"
     assert created["target"]["type"] == "api_token" and created["target"]["name"] == "ci"
     assert _one(server, "api_token.revoked")["target"]["name"] == "ci"
@@ -346,21 +354,75 @@ def test_web_logins_failed_logins_and_logouts(server: RunningServer) -> None:
         out = browser.post("/logout", data={"csrf_token": csrf_token(session)})
         assert out.status_code == 303
 
+    owner = server.cf.users.owner()
     login = _one(server, "web.login")
     assert login["actor"]["kind"] == "web_session"
     assert login["actor"]["id"].startswith("ses_")
+    assert (login["actor"]["user_id"], login["actor"]["user_name"]) == (owner.id, "owner")
     assert login["address"] == "127.0.0.1"
     flow = _one(server, "flow.created")
     assert flow["actor"] == {
         "kind": "web_session",
         "id": login["actor"]["id"],
         "name": "web session",
+        "user_id": owner.id,
+        "user_name": "owner",
     }
     failed = _one(server, "web.login_failed")
     assert failed["actor"]["kind"] == "anonymous"
+    assert failed["actor"]["user_name"] == "owner"  # whom the used link was for
     assert failed["address"] == "127.0.0.1"
     logout = _one(server, "web.logout")
     assert logout["actor"]["id"] == login["actor"]["id"]
+    assert logout["actor"]["user_name"] == "owner"
+
+
+def test_users_and_roles_changes_are_recorded(server: RunningServer) -> None:
+    with _api(server) as client:
+        made = client.post(
+            "/api/v1/users/invites",
+            json={"name": "dana", "email": "d@example.com", "role": "builder"},
+        )
+        assert made.status_code == 201, made.text
+        token = made.json()["url"].split("/login?token=", 1)[1]
+        gone = client.post("/api/v1/users/invites", json={"name": "eve", "role": "viewer"})
+        assert gone.status_code == 201, gone.text
+        cancelled = client.delete(f"/api/v1/users/invites/{gone.json()['id']}")
+        assert cancelled.status_code == 204, cancelled.text
+    with httpx.Client(base_url=server.url, timeout=30) as browser:
+        assert browser.post("/login", data={"token": token}).status_code == 303
+    dana = server.cf.users.get("dana")
+    with _api(server) as client:
+        assert client.patch("/api/v1/users/dana", json={"role": "admin"}).status_code == 200
+        assert client.delete("/api/v1/users/dana").status_code in (200, 204)
+
+    invited = _one(server, "user.invited", "dana")
+    _by_token(server, invited)
+    assert invited["target"]["type"] == "invite"
+    assert _change(invited, "role")["new"] == "builder"
+    assert _change(invited, "email")["new"] == "d@example.com"
+    joined = _one(server, "user.joined", "dana")
+    assert joined["target"] == {"type": "user", "id": dana.id, "name": "dana"}
+    assert joined["actor"]["user_name"] == "dana"
+    assert joined["details"]["invite_id"] == invited["target"]["id"]
+    assert _one(server, "web.login")["actor"]["user_id"] == dana.id
+    changed = _one(server, "user.role_changed", "dana")
+    _by_token(server, changed)
+    assert changed["changes"] == [{"field": "role", "old": "builder", "new": "admin"}]
+    removed = _one(server, "user.removed", "dana")
+    assert removed["target"]["id"] == dana.id and removed["details"] == {"role": "admin"}
+    cancelled_entry = _one(server, "invite.cancelled", "eve")
+    _by_token(server, cancelled_entry)
+    # the whole "user" family, newest first, filtered by action prefix
+    assert [(e["action"], e["target"]["name"]) for e in _entries(server, action="user")] == [
+        ("user.removed", "dana"),
+        ("user.role_changed", "dana"),
+        ("user.joined", "dana"),
+        ("user.invited", "eve"),
+        ("user.invited", "dana"),
+    ]
+    # the link itself is in no entry
+    assert token not in json.dumps(_entries(server))
 
 
 def test_bad_api_tokens_are_recorded_once_a_minute_per_address(server: RunningServer) -> None:
@@ -371,7 +433,13 @@ def test_bad_api_tokens_are_recorded_once_a_minute_per_address(server: RunningSe
         assert client.get("/api/v1/flows").status_code == 401  # no token: not a failed login
     failed = _entries(server, action="api_token.auth_failed")
     assert len(failed) == 1
-    assert failed[0]["actor"] == {"kind": "anonymous", "id": None, "name": None}
+    assert failed[0]["actor"] == {
+        "kind": "anonymous",
+        "id": None,
+        "name": None,
+        "user_id": None,
+        "user_name": None,
+    }
     assert failed[0]["address"] == "127.0.0.1"
     assert failed[0]["details"] == {"reason": "unknown or revoked API token"}
 
@@ -398,7 +466,13 @@ def test_list_pages_newest_first_and_bounds_its_limit(server: RunningServer) -> 
     second = _entries(server, action="api_token.created", limit=2, before=first[-1]["id"])
     assert [e["target"]["name"] for e in second] == ["paged-2", "paged-1"]
     # the library acts as itself
-    assert second[0]["actor"] == {"kind": "library", "id": None, "name": None}
+    assert second[0]["actor"] == {
+        "kind": "library",
+        "id": None,
+        "name": None,
+        "user_id": None,
+        "user_name": None,
+    }
     with _api(server) as client:
         too_many = client.get("/api/v1/audit", params={"limit": 501})
         assert too_many.status_code == 422

@@ -1,7 +1,8 @@
 """The audit log never holds a secret (issue 14): connections created and changed with
 sentinel secrets (a Basic password, an OAuth client secret, a custom header's value) over
 REST and the CLI, an authorization (its tokens too), a key rotation, a delete with its
-revocation, a bad API token and a spent login link — then every form of every sentinel
+revocation, a bad API token and a spent login link, invitations made, cancelled and
+opened (their one-time links), a role change and a removal — then every form of every sentinel
 (test_secret_sentinels.forms_of: raw, URL-encoded, JSON-escaped, base64, …) is looked for
 in every audit row, the REST list, the export, the CLI's list and export, the Audit log
 page and the raw database file. A non-secret marker given beside the secrets is found in
@@ -125,6 +126,23 @@ def test_no_secret_in_the_audit_log_its_export_page_or_database(
         assert rotated.exit_code == 0, rotated.output
         assert api.delete(f"/api/v1/connections/{oauth['id']}").status_code == 200
 
+        # users: invitations (their one-time links are secrets) made, cancelled, opened
+        invites = {}
+        for name in ("joiner", "cancelled"):
+            made = api.post("/api/v1/users/invites", json={"name": name, "role": "builder"})
+            assert made.status_code == 201, made.text
+            invites[name] = made.json()
+            sentinels[f"invite link {name}"] = made.json()["url"].split("?token=", 1)[1]
+        assert api.delete(f"/api/v1/users/invites/{invites['cancelled']['id']}").status_code == 204
+        with httpx.Client(base_url=server.url, timeout=30) as browser:
+            joined = browser.post("/login", data={"token": sentinels["invite link joiner"]})
+            assert joined.status_code == 303
+            sentinels["joiner's session"] = browser.cookies["cardflow_session"]
+            again = browser.post("/login", data={"token": sentinels["invite link joiner"]})
+            assert again.status_code == 400  # a failed login naming the user, not the link
+        assert api.patch("/api/v1/users/joiner", json={"role": "viewer"}).status_code == 200
+        assert api.delete("/api/v1/users/joiner").status_code == 200
+
     # failed logins with secret-looking values
     bad = httpx.get(
         f"{server.url}/api/v1/flows",
@@ -165,6 +183,11 @@ def test_no_secret_in_the_audit_log_its_export_page_or_database(
         "api_token.auth_failed",
         "web.login_failed",
         "web.login",
+        "user.invited",
+        "invite.cancelled",
+        "user.joined",
+        "user.role_changed",
+        "user.removed",
     } <= actions
     places = {
         "audit rows": "\n".join(rows),

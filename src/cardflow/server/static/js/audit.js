@@ -27,6 +27,12 @@ const ACTIONS = {
   "api_token.revoked": "API token revoked",
   "api_token.auth_failed": "Bad API token",
   "keys.rotated": "Keys rotated",
+  user: "Users (all)",
+  "user.invited": "User invited",
+  "user.joined": "User joined",
+  "user.role_changed": "User's role changed",
+  "user.removed": "User removed",
+  "invite.cancelled": "Invitation cancelled",
   web: "Web logins (all)",
   "web.login": "Logged in",
   "web.login_failed": "Login failed",
@@ -37,7 +43,8 @@ const KINDS = { api_token: "API token", web_session: "Web session", cli: "CLI", 
 function who(actor) {
   const kind = KINDS[actor.kind] || actor.kind;
   const named = actor.name && actor.name !== "web session" ? actor.name : actor.id;
-  return named ? `${kind} ${named}` : kind;
+  const text = named ? `${kind} ${named}` : kind;
+  return actor.user_name ? `${text} (${actor.user_name})` : text;  // the user behind it
 }
 
 function changeText(change) {
@@ -73,7 +80,7 @@ export async function auditPage(root) {
     Object.entries(ACTIONS).map(([key, text]) => h("option", { value: key, selected: key === params.get("action") }, text)));
   const text = (id, value, placeholder) => h("input", { id, type: "search", value: value || "", placeholder, autocomplete: "off", spellcheck: "false" });
   const target = text("audit-filter-target", params.get("target"), "id or name");
-  const actor = text("audit-filter-actor", params.get("actor"), "token name, cli…");
+  const actor = text("audit-filter-actor", params.get("actor"), "token, user, cli…");
   const since = h("input", { type: "date", id: "audit-filter-since", value: params.get("since") || "" });
   const controls = [action, target, actor, since];
   const label = (control, words) => h("label", { for: control.id, class: "inline-label" }, words);
