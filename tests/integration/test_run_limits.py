@@ -70,15 +70,17 @@ class Gate:
                     gate.most_inside = max(gate.most_inside, gate.inside)
                 try:
                     gate.opened.wait(timeout=30)
-                    body = b'{"passed": true}'
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
                 finally:
+                    # out before the answer goes: the run that waited for this one may
+                    # call in as soon as it is answered, before this thread goes on
                     with gate.lock:
                         gate.inside -= 1
+                body = b'{"passed": true}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass
