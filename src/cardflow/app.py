@@ -12,6 +12,7 @@ from typing import Any
 
 from cardflow._portal import LoopThread
 from cardflow.access.api_tokens import ApiTokenService
+from cardflow.access.sso import SingleSignOn
 from cardflow.access.users import UserService
 from cardflow.access.web_sessions import WebSessionService
 from cardflow.cards.base import CardOptions
@@ -115,6 +116,7 @@ class Cardflow:
         self.api_tokens = ApiTokenService(self.db)
         self.web_sessions = WebSessionService(self.db)
         self.users = UserService(self.db, changed=self._forget_callers)
+        self.sso = SingleSignOn(self.db, self.settings, changed=self._forget_callers)
         self._portal = LoopThread()
 
     # -- cards ---------------------------------------------------------------------------

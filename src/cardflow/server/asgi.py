@@ -19,7 +19,7 @@ from cardflow.app import Cardflow
 from cardflow.flows.scheduler import tick_forever
 from cardflow.logs import ACCESS_LOGGER
 from cardflow.queue import RunQueue, stop_worker
-from cardflow.server import api_docs, errors, web
+from cardflow.server import api_docs, errors, sso, web
 from cardflow.server.routers import (
     cards,
     connections,
@@ -172,6 +172,7 @@ def create_app(
     app.include_router(invoke.router)
     app.include_router(oauth_callback.router)
     app.include_router(operations.router)
+    app.include_router(sso.router)
     app.include_router(web.router)
     api_docs.install(app)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")
