@@ -76,7 +76,7 @@ def _assert_failed(answer: httpx.Response, status: int, reason: str) -> None:
     assert answer.status_code == status, answer.text[:500]
     assert "Single sign-on failed: " in answer.text
     assert reason in answer.text
-    assert "set-cookie" not in answer.headers
+    assert not any("cardflow_session=" in c for c in answer.headers.get_list("set-cookie"))
 
 
 def test_login_page_offers_sso(sso: RunningServer) -> None:
@@ -188,16 +188,43 @@ def test_a_replayed_or_unknown_state_is_refused(sso: RunningServer) -> None:
         callback = authorize_get_callback_url(
             client, f"{sso.url}/sso/login", username="bob", password="pw-bob"
         )
+        state = httpx.URL(callback).params["state"]
+        assert client.cookies.get("cardflow_sso", path="/sso") == state
         first = client.get(callback)
         assert first.status_code == 303 and first.headers["location"] == "/flows"
-    with httpx.Client() as other:
-        _assert_failed(other.get(callback), 400, "unknown or was used already")
+        assert "cardflow_sso" not in client.cookies  # used up
+    # even with the state's cookie, the state works once
+    with httpx.Client(cookies={"cardflow_sso": state}) as replay:
+        _assert_failed(replay.get(callback), 400, "unknown or was used already")
+    with httpx.Client(cookies={"cardflow_sso": "forged"}) as other:
         _assert_failed(
             other.get(f"{sso.url}/sso/callback", params={"state": "forged", "code": "x"}),
             400,
             "unknown or was used already",
         )
         _assert_failed(other.get(f"{sso.url}/sso/callback"), 400, "no valid state")
+
+
+def test_a_callback_from_another_browser_is_refused(sso: RunningServer) -> None:
+    """Login CSRF: someone's own sign-in, stopped before its callback and sent to a
+    victim, does not log the victim's browser in as them."""
+    with httpx.Client() as attacker:
+        callback = authorize_get_callback_url(
+            attacker, f"{sso.url}/sso/login", username="bob", password="pw-bob"
+        )
+    with httpx.Client() as victim:
+        _assert_failed(victim.get(callback), 400, "not started in this browser")
+        assert victim.get(f"{sso.url}/flows").headers["location"] == "/login"
+    assert _user(sso, "bob@example.com") is None
+
+
+def test_a_token_signed_by_another_key_is_refused(
+    sso: RunningServer, oauth_server: OAuthServer
+) -> None:
+    oauth_server.id_token_forged = True
+    with httpx.Client() as client:
+        _assert_failed(_sign_in(sso, client, "bob"), 400, "signature is not valid")
+    assert _user(sso, "bob@example.com") is None
 
 
 def test_users_outside_the_allowed_domains_or_unverified_are_refused(

@@ -534,6 +534,8 @@ class _OpenIDCode(OpenIDCode):  # type: ignore[misc]
         return False  # codes are single-use; cardflow sends a fresh nonce each time
 
     def resolve_client_private_key(self, client: Client) -> RSAKey:
+        if self.owner.id_token_forged:  # another key, under the published key's kid
+            return _new_signing_key()
         return self.owner.signing_key
 
     def get_client_algorithm(self, client: Client) -> str:
@@ -642,6 +644,7 @@ class OAuthServer:
         self.id_token_audience: str | None = None  # another "aud" than the client's id
         self.id_token_nonce: str | None = None  # a "nonce" other than the request's
         self.id_token_lifetime = 3600  # negative: issued already expired
+        self.id_token_forged = False  # signed by a key not in the JWKS, under a listed kid
         self.jwks_requests = 0
         self.store = MemoryStore()
         self.store.add_user(User(*DEFAULT_USER))

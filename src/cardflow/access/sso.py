@@ -169,6 +169,7 @@ class SingleSignOn:
         if self._provider is not None and now - self._provider_at < DISCOVERY_TTL:
             return self._provider
         url = self.settings.oidc_discovery_url or ""
+        _check_url(url, "discovery URL")
         doc = await self._json("discovery document", httpx.Request("GET", url))
         try:
             issuer = str(doc["issuer"])
@@ -179,9 +180,13 @@ class SingleSignOn:
             raise SsoFailed(
                 f"the provider's discovery document has no {exc.args[0]}", 502
             ) from None
+        # OpenID Connect Discovery §4.3: the issuer is the URL the document was fetched from
+        if url != issuer.rstrip("/") + "/.well-known/openid-configuration":
+            raise SsoFailed(
+                "the provider's discovery document names another issuer than its URL", 502
+            )
         for endpoint in endpoints:
-            if urlsplit(endpoint).scheme not in ("https", "http"):
-                raise SsoFailed("the provider's discovery document has a non-HTTP endpoint", 502)
+            _check_url(endpoint, "endpoint")
         methods = doc.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
         auth_method = (
             "client_secret_post"
@@ -217,8 +222,9 @@ class SingleSignOn:
 
     # -- the flow --------------------------------------------------------------------------
 
-    async def start(self) -> str:
-        """Keep a new state, nonce and verifier; the provider's authorization URL."""
+    async def start(self) -> tuple[str, str]:
+        """Keep a new state, nonce and verifier; the provider's authorization URL and the
+        state (the browser keeps it in a cookie: the callback must come back to it)."""
         provider = await self._discover()
         state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
         verifier = verifier + secrets.token_urlsafe(16)  # 64+ characters (RFC 7636: 43-128)
@@ -236,7 +242,7 @@ class SingleSignOn:
             "code_challenge_method": "S256",
         }
         sep = "&" if "?" in provider.authorization_endpoint else "?"
-        return f"{provider.authorization_endpoint}{sep}{urlencode(params)}"
+        return f"{provider.authorization_endpoint}{sep}{urlencode(params)}", state
 
     def _keep(self, state: str, nonce: str, verifier: str) -> None:
         now = datetime.now(UTC)
@@ -275,11 +281,18 @@ class SingleSignOn:
                 raise SsoFailed("this sign-in took too long (over 10 minutes); start again")
             return row.nonce, row.code_verifier
 
-    async def finish(self, params: Mapping[str, str]) -> str:
-        """The callback: check it, get and verify the ID token; the user's id."""
+    async def finish(self, params: Mapping[str, str], browser_state: str | None) -> str:
+        """The callback: check it, get and verify the ID token; the user's id.
+
+        ``browser_state`` is the state the browser kept when it started: a callback URL
+        made in another browser (login CSRF: someone else's sign-in) does not work here."""
         state = params.get("state") or ""
         if not state or len(state) > MAX_PARAM_CHARS:
             raise SsoFailed("the provider's answer has no valid state")
+        if not browser_state or not secrets.compare_digest(
+            browser_state.encode("utf-8", "replace"), state.encode("utf-8", "replace")
+        ):
+            raise SsoFailed("this sign-in was not started in this browser; start again")
         nonce, verifier = await asyncio.to_thread(self._take, state)
         error = params.get("error")
         if error:
@@ -431,6 +444,14 @@ class SingleSignOn:
         user = User(name=name, email=email, role=role.value, oidc_subject=subject)
         session.add(user)
         return user
+
+
+def _check_url(url: str, what: str) -> None:
+    """https, or http to a loopback address (a provider on this host, tests)."""
+    parts = urlsplit(url)
+    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise SsoFailed(f"the provider's {what} must be an https:// URL", 502)
 
 
 def _claim_words(name: str) -> str:
