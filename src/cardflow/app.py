@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from cardflow._portal import LoopThread
 from cardflow.access.api_tokens import ApiTokenService
+from cardflow.access.sso import SingleSignOn
 from cardflow.access.users import UserService
 from cardflow.access.web_sessions import WebSessionService
 from cardflow.audit.log import AuditLog
@@ -127,6 +128,7 @@ class Cardflow:
         self.api_tokens = ApiTokenService(self.db, self.audit)
         self.web_sessions = WebSessionService(self.db, self.audit)
         self.users = UserService(self.db, changed=self._forget_callers)
+        self.sso = SingleSignOn(self.db, self.settings, changed=self._forget_callers)
         self._portal = LoopThread()
 
     # -- cards ---------------------------------------------------------------------------

@@ -237,6 +237,83 @@ class Settings(BaseSettings):
         "nest before cardflow answers 508 (Loop Detected).",
     )
 
+    # -- single sign-on (OpenID Connect): off while oidc_discovery_url is unset ------------
+    oidc_discovery_url: str | None = Field(
+        default=None,
+        description="The provider's discovery document (https://issuer/.well-known/"
+        "openid-configuration). Set with the client id and secret, the login page offers "
+        "single sign-on.",
+    )
+    oidc_client_id: str | None = Field(default=None, description="cardflow's client id there.")
+    oidc_client_secret: SecretStr | None = Field(
+        default=None, description="cardflow's client secret there (never shown or logged)."
+    )
+    oidc_provider_name: str = Field(
+        default="single sign-on",
+        max_length=100,
+        description='Shown on the login page: "Log in with <name>".',
+    )
+    oidc_allowed_domains: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Comma-separated email domains whose (verified) users may log in; "
+        "empty: any domain.",
+    )
+    oidc_role_claim: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The ID token claim (a string or a list, e.g. groups) mapped to roles.",
+    )
+    oidc_role_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON: claim value -> role (viewer, builder or admin), e.g. "
+        '{"cardflow-admins": "admin"}. With several matches the highest role wins.',
+    )
+    oidc_default_role: str | None = Field(
+        default="viewer",
+        description="Role of an allowed user whose claim maps to no role; empty (or none) "
+        "refuses such users.",
+    )
+    oidc_extra_scopes: str = Field(
+        default="",
+        max_length=500,
+        description="Scopes asked for besides openid email profile (e.g. groups).",
+    )
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_discovery_url and self.oidc_client_id and self.oidc_client_secret)
+
+    @field_validator("oidc_allowed_domains", mode="before")
+    @classmethod
+    def _parse_domains(cls, value: object) -> tuple[str, ...]:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple):
+            raise ValueError("expected a comma-separated list of email domains")
+        return tuple(str(i).strip().lower().lstrip("@") for i in items if str(i).strip())
+
+    @field_validator("oidc_role_map")
+    @classmethod
+    def _check_role_map(cls, value: dict[str, str]) -> dict[str, str]:
+        if len(value) > 1000:
+            raise ValueError("at most 1000 entries")
+        for claim, role in value.items():
+            if role not in ("viewer", "builder", "admin"):
+                raise ValueError(
+                    f"{claim!r} maps to {role!r}: choose viewer, builder or admin "
+                    "(owners are made in cardflow, never by single sign-on)"
+                )
+        return value
+
+    @field_validator("oidc_default_role", mode="before")
+    @classmethod
+    def _check_default_role(cls, value: object) -> str | None:
+        if value is None or str(value).strip().lower() in ("", "none"):
+            return None
+        role = str(value).strip().lower()
+        if role not in ("viewer", "builder", "admin"):
+            raise ValueError("choose viewer, builder, admin or none")
+        return role
+
     @field_validator("deny_networks", "allow_networks", mode="before")
     @classmethod
     def _parse_networks(cls, value: object) -> tuple[IPNetwork, ...]:

@@ -59,9 +59,10 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oidc.core import OpenIDCode, UserInfo
 from cryptography import x509
 from flask import Flask, Response, jsonify, redirect, request, session
-from joserfc.jwk import KeySet
+from joserfc.jwk import KeySet, RSAKey
 from markupsafe import escape
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -72,6 +73,8 @@ AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", 
 AUTHORIZE_PATH = "/oauth/authorize"
 LOGIN_PATH = "/login"
 DEFAULT_USER = ("alice", "wonderland")
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+JWKS_PATH = "/oauth/jwks"
 
 
 @dataclass
@@ -185,6 +188,10 @@ class User:
 
     username: str
     password: str
+    # OpenID Connect: what the ID token says about the user
+    email: str | None = None
+    email_verified: bool = True
+    groups: tuple[str, ...] = ()
 
     @property
     def user_id(self) -> str:
@@ -206,6 +213,20 @@ class AuthorizationCode(AuthorizationCodeMixin):  # type: ignore[misc]
     code_challenge: str | None
     code_challenge_method: str | None
     expires_at: float
+    nonce: str | None = None  # OpenID Connect: the authorization request's nonce
+    auth_time: int = 0
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        return self.auth_time
+
+    def get_acr(self) -> str | None:
+        return None
+
+    def get_amr(self) -> list[str] | None:
+        return None
 
     def get_redirect_uri(self) -> str | None:
         return self.redirect_uri
@@ -461,6 +482,8 @@ class _AuthorizationCodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
                 # (a 500) at the token endpoint: treat it as omitted (that is, "plain").
                 code_challenge_method=data.get("code_challenge_method") or None,
                 expires_at=time.time() + self.owner.code_lifetime,
+                nonce=data.get("nonce") or None,
+                auth_time=int(time.time()),
             )
         )
 
@@ -496,6 +519,55 @@ class _CodeChallenge(CodeChallenge):  # type: ignore[misc]
         if self.owner.require_pkce and not grant.request.payload.data.get("code_challenge"):
             raise InvalidRequestError("Missing 'code_challenge': PKCE is required.")
         super().validate_code_challenge(grant, redirect_uri)
+
+
+class _OpenIDCode(OpenIDCode):  # type: ignore[misc]
+    """OpenID Connect on the code grant: an ID token (RS256, signed with the provider's
+    current key) beside the access token when the scope has ``openid``; the owner's knobs
+    make it wrong on purpose (another audience, a stale nonce, already expired)."""
+
+    def __init__(self, owner: OAuthServer) -> None:
+        super().__init__(require_nonce=True)
+        self.owner = owner
+
+    def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
+        return False  # codes are single-use; cardflow sends a fresh nonce each time
+
+    def resolve_client_private_key(self, client: Client) -> RSAKey:
+        if self.owner.id_token_forged:  # another key, under the published key's kid
+            return _new_signing_key()
+        return self.owner.signing_key
+
+    def get_client_algorithm(self, client: Client) -> str:
+        return "RS256"
+
+    def get_encode_header(self, client: Client) -> dict[str, str]:
+        return {"alg": "RS256", "kid": self.owner.signing_key.kid or ""}
+
+    def get_client_claims(self, client: Client) -> dict[str, Any]:
+        now = int(time.time())
+        return {
+            "iss": self.owner.url,
+            "aud": self.owner.id_token_audience or [client.client_id],
+            "iat": now,
+            "exp": now + self.owner.id_token_lifetime,
+        }
+
+    def get_authorization_code_claims(self, authorization_code: AuthorizationCode) -> Any:
+        claims = super().get_authorization_code_claims(authorization_code)
+        if self.owner.id_token_nonce is not None:
+            claims["nonce"] = self.owner.id_token_nonce
+        return claims
+
+    def generate_user_info(self, user: User, scope: str) -> UserInfo:
+        info = UserInfo(sub=f"sub-{user.username}", name=user.username)
+        scopes = scope_to_list(scope) or []
+        if "email" in scopes and user.email:
+            info["email"] = user.email
+            info["email_verified"] = user.email_verified
+        if "groups" in scopes:
+            info["groups"] = list(user.groups)
+        return info
 
 
 class _RefreshTokenGrant(RefreshTokenGrant):  # type: ignore[misc]
@@ -569,6 +641,14 @@ class OAuthServer:
         self.require_pkce = require_pkce
         #: Lifetime in seconds of authorization codes issued from now on. Mutable at runtime.
         self.code_lifetime = code_lifetime
+        # OpenID Connect: the ID token signing key (see rotate_signing_key) and knobs that
+        # make the next ID tokens wrong on purpose
+        self.signing_key = _new_signing_key()
+        self.id_token_audience: str | None = None  # another "aud" than the client's id
+        self.id_token_nonce: str | None = None  # a "nonce" other than the request's
+        self.id_token_lifetime = 3600  # negative: issued already expired
+        self.id_token_forged = False  # signed by a key not in the JWKS, under a listed kid
+        self.jwks_requests = 0
         self.store = MemoryStore()
         self.store.add_user(User(*DEFAULT_USER))
         self.port = 0
@@ -606,7 +686,9 @@ class OAuthServer:
             ),
         )
         self.authorization.register_grant(_ClientCredentialsGrant)
-        self.authorization.register_grant(_AuthorizationCodeGrant, [_CodeChallenge(self)])
+        self.authorization.register_grant(
+            _AuthorizationCodeGrant, [_CodeChallenge(self), _OpenIDCode(self)]
+        )
         self.authorization.register_grant(_RefreshTokenGrant)
         self.authorization.register_client_auth_method("private_key_jwt", _PrivateKeyJWT(self))
         self.authorization.register_endpoint(_RevocationEndpoint)
@@ -621,6 +703,8 @@ class OAuthServer:
         self.app.add_url_rule(LOGIN_PATH, "login", self._login, methods=["GET", "POST"])
         self.app.add_url_rule("/", "home", self._home, methods=["GET"])
         self.app.add_url_rule("/api/me", "me", self._me, methods=["GET"])
+        self.app.add_url_rule(DISCOVERY_PATH, "discovery", self._discovery, methods=["GET"])
+        self.app.add_url_rule(JWKS_PATH, "jwks", self._jwks, methods=["GET"])
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -645,6 +729,16 @@ class OAuthServer:
     @property
     def login_url(self) -> str:
         return f"{self.url}{LOGIN_PATH}"
+
+    @property
+    def discovery_url(self) -> str:
+        return f"{self.url}{DISCOVERY_PATH}"
+
+    def rotate_signing_key(self) -> str:
+        """Sign ID tokens with a new key (a new kid) from now on; the JWKS serves only the
+        new key. Returns the new kid."""
+        self.signing_key = _new_signing_key()
+        return self.signing_key.kid or ""
 
     def start(self) -> Self:
         if self._thread is not None:
@@ -722,9 +816,18 @@ class OAuthServer:
             )
         )
 
-    def add_user(self, username: str, password: str) -> User:
-        """A resource owner who can sign in (``alice``/``wonderland`` exists already)."""
-        return self.store.add_user(User(username, password))
+    def add_user(
+        self,
+        username: str,
+        password: str,
+        *,
+        email: str | None = None,
+        email_verified: bool = True,
+        groups: tuple[str, ...] = (),
+    ) -> User:
+        """A resource owner who can sign in (``alice``/``wonderland`` exists already); the
+        email and groups go into their ID tokens (scopes email and groups)."""
+        return self.store.add_user(User(username, password, email, email_verified, groups))
 
     @property
     def token_requests(self) -> int:
@@ -890,6 +993,27 @@ class OAuthServer:
                 token_suffix=token.access_token[-4:],
             )
 
+    def _discovery(self) -> Response:
+        base = self.url
+        return jsonify(
+            issuer=base,
+            authorization_endpoint=base + AUTHORIZE_PATH,
+            token_endpoint=base + TOKEN_PATH,
+            jwks_uri=base + JWKS_PATH,
+            response_types_supported=["code"],
+            subject_types_supported=["public"],
+            id_token_signing_alg_values_supported=["RS256"],
+            scopes_supported=["openid", "email", "profile", "groups"],
+            token_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"],
+            code_challenge_methods_supported=["S256"],
+            grant_types_supported=["authorization_code", "refresh_token"],
+        )
+
+    def _jwks(self) -> Response:
+        with self._lock:
+            self.jwks_requests += 1
+        return jsonify(keys=[self.signing_key.as_dict(private=False)])
+
     def _session_user(self) -> User | None:
         return self.store.get_user(session.get("user"))
 
@@ -959,6 +1083,12 @@ class OAuthServer:
     def _response(response: Any) -> Response:
         assert isinstance(response, Response)
         return response
+
+
+def _new_signing_key() -> RSAKey:
+    return RSAKey.generate_key(
+        2048, parameters={"kid": secrets.token_hex(8), "use": "sig", "alg": "RS256"}
+    )
 
 
 def _redirect(location: str) -> Response:

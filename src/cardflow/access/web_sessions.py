@@ -195,6 +195,34 @@ class WebSessionService:
             self.checked.put(digest, caller)
             return caller
 
+    def open_for(self, user_id: str) -> str:
+        """A new session for a user already authenticated (single sign-on); its token."""
+        now = datetime.now(UTC)
+        session_token = secrets.token_urlsafe(32)
+        with self.db.session() as session:
+            opened = WebSession(
+                token_hash=hash_token(session_token),
+                expires_at=now + SESSION_LIFETIME,
+                user_id=user_id,
+            )
+            session.add(opened)
+            session.flush()
+            user = session.scalars(select(User).where(User.id == user_id)).one()
+            actor = (
+                current_actor.get()
+                .as_("web_session", opened.id, "web session")
+                .as_user(user.id, user.name)
+            )
+            record(
+                session,
+                "web.login",
+                Target("web_session", opened.id),
+                details={"via": "single sign-on"},
+                actor=actor,
+            )
+            session.execute(delete(WebSession).where(WebSession.expires_at < now))
+        return session_token
+
     def end(self, token: str | None) -> None:
         """Log out: the session stops working at once (in this process; others within 5 s)."""
         if not token:

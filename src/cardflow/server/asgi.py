@@ -20,7 +20,7 @@ from cardflow.audit.actor import Actor, current_actor
 from cardflow.flows.scheduler import tick_forever
 from cardflow.logs import ACCESS_LOGGER
 from cardflow.queue import RunQueue, stop_worker
-from cardflow.server import api_docs, errors, web
+from cardflow.server import api_docs, errors, sso, web
 from cardflow.server.routers import (
     audit,
     cards,
@@ -210,6 +210,7 @@ def create_app(
     app.include_router(oauth_callback.router)
     app.include_router(operations.router)
     app.include_router(audit.router)
+    app.include_router(sso.router)
     app.include_router(web.router)
     api_docs.install(app)
     app.mount("/static", StaticFiles(directory=web.STATIC_DIR), name="static")

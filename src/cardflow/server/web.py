@@ -146,6 +146,7 @@ async def login(request: Request, cf: CardflowDep) -> Response:
             "it prints (it works once, for 15 minutes):",
             ok=True,
             command="cardflow login-link",
+            sso_name=cf.sso.provider_name if cf.sso.enabled else None,
         )
     return render("login.html", title="Log in to cardflow", token=token)
 

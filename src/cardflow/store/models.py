@@ -168,6 +168,8 @@ class User(Base):
     email: Mapped[str | None] = mapped_column(String(320), nullable=True)
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Single sign-on: the provider's subject ("sub") this user logs in as.
+    oidc_subject: Mapped[str | None] = mapped_column(String(255), unique=True, nullable=True)
 
 
 class ApiToken(Base):
@@ -389,3 +391,18 @@ class AuditEvent(Base):
     # they were named then: no foreign key, an entry outlives its user.
     user_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     user_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class SsoLogin(Base):
+    """A single sign-on that has started: the browser went to the provider with ``state``
+    (stored hashed); the callback uses it once, within minutes, for its nonce and PKCE
+    verifier."""
+
+    __tablename__ = "sso_logins"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: new_id("sso"))
+    state_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    nonce: Mapped[str] = mapped_column(String(128))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(index=True)
