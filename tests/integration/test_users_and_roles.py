@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import create_engine, text
 
 from cardflow.access.roles import Role
 from cardflow.app import Cardflow
+from cardflow.errors import Conflict
 from cardflow.store.db import Database
 from tests.conftest import RunningServer
 
@@ -209,6 +211,35 @@ def test_the_last_owner_stays(server: RunningServer) -> None:
         # with a second owner the first may step down
         add_user(cf, "erin", Role.owner)
         assert client.patch(f"/api/v1/users/{owner.id}", json={"role": "admin"}).status_code == 200
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_two_owners_demoting_each_other_at_once_leave_one_owner(cf: Cardflow) -> None:
+    """Each of the last two owners demotes the other at the same moment, ten times over:
+    one change wins and the other is refused (the owners' rows are locked while counted)."""
+    first = cf.users.owner()
+    for round_ in range(10):
+        second = add_user(cf, f"owner-{round_}", Role.owner)
+        start = threading.Barrier(2)
+        outcomes: list[str] = []
+
+        def demote(ref: str) -> None:
+            start.wait()
+            try:
+                cf.users.set_role(ref, "admin")
+                outcomes.append("demoted")
+            except Conflict:
+                outcomes.append("refused")
+
+        threads = [threading.Thread(target=demote, args=(ref,)) for ref in (first.id, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert sorted(outcomes) == ["demoted", "refused"], (round_, outcomes)
+        owners = [u for u in cf.users.list() if u.role == "owner"]
+        assert len(owners) == 1, (round_, owners)
+        first = owners[0]
 
 
 def _basic(name: str, shared_with: list[str]) -> dict[str, Any]:

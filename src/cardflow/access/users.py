@@ -276,10 +276,13 @@ class UserService:
 
     @staticmethod
     def _keep_an_owner(session: Session, row: User) -> None:
-        owners = session.scalar(
-            select(func.count()).select_from(User).where(User.role == Role.owner)
-        )
-        if (owners or 0) <= 1:
+        # The owners' rows are locked (PostgreSQL) until this change commits: two changes
+        # at once, each to another of the last two owners, cannot both see "one more left".
+        # (SQLite lets one writer commit; the other's write then fails rather than slips.)
+        owners = session.scalars(
+            select(User.id).where(User.role == Role.owner).with_for_update()
+        ).all()
+        if len(owners) <= 1:
             raise Conflict(
                 f"{row.name!r} is the last owner: make another user an owner first.",
                 field="role",
