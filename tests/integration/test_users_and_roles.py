@@ -223,7 +223,9 @@ def test_two_owners_demoting_each_other_at_once_leave_one_owner(cf: Cardflow) ->
         start = threading.Barrier(2)
         outcomes: list[str] = []
 
-        def demote(ref: str) -> None:
+        def demote(
+            ref: str, start: threading.Barrier = start, outcomes: list[str] = outcomes
+        ) -> None:
             start.wait()
             try:
                 cf.users.set_role(ref, "admin")
