@@ -312,6 +312,24 @@ def test_a_builder_uses_only_the_connections_shared_with_them(
         assert saved.status_code == 403 and "Admins only" in saved.json()["error"]["message"]
         flow["cards"][0]["connection"] = "For builders"
         assert client.post("/api/v1/flows", json=flow).status_code == 201
+        assert client.post("/api/v1/flows/Uses a connection/runs").status_code == 201
+        # a flow the owner saved with a connection not shared with her: she can neither
+        # run it nor retry its failed run
+        owners = {**flow, "name": "Owner's flow"}
+        owners["cards"] = [{**flow["cards"][0], "connection": "Admins only",
+                            "inputs": {"url": f"{upstream.url}/status/500"}}]  # fmt: skip
+        made = httpx.post(f"{server.url}/api/v1/flows", json=owners, headers=server.headers)
+        assert made.status_code == 201, made.text
+        failed = httpx.post(
+            f"{server.url}/api/v1/flows/{made.json()['id']}/runs", headers=server.headers
+        )
+        assert failed.status_code == 201 and failed.json()["status"] == "failed", failed.text
+        for refused in (
+            client.post(f"/api/v1/flows/{made.json()['id']}/runs"),
+            client.post(f"/api/v1/runs/{failed.json()['id']}/retry"),
+        ):
+            assert refused.status_code == 403, refused.text
+            assert "Admins only" in refused.json()["error"]["message"]
         # and she never changes a connection
         assert client.patch("/api/v1/connections/Shared", json={"name": "x"}).status_code == 403
     # another builder does not get Fay's

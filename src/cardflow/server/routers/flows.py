@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -42,6 +43,13 @@ def _check_connections(cf: Cardflow, document: FlowDocument, caller: Caller) -> 
     """A builder saves only flows whose cards use connections shared with them."""
     refs = [at.step.connection for at in document.walk() if at.step.connection]
     cf.connections.check_usable(refs, caller)
+
+
+def check_may_run(cf: Cardflow, ref: str, caller: Caller) -> None:
+    """A builder runs (or retries a run of) a flow only when every connection its cards
+    use is shared with them, as when saving it."""
+    if not caller.may(Role.admin):
+        _check_connections(cf, cf.flows.get(ref).document, caller)
 
 
 _NOTE_HELP = (
@@ -302,13 +310,16 @@ def export_flow(
 
 @router.post("/{ref}/runs", status_code=status.HTTP_201_CREATED, responses=errors(404, 503, 508))
 async def run_flow(
-    ref: str, request: Request, cf: CardflowDep, _caller: BuilderDep, body: RunRequest | None = None
+    ref: str, request: Request, cf: CardflowDep, caller: BuilderDep, body: RunRequest | None = None
 ) -> RunView:
     """Run the flow now (manual trigger) and return the finished run.
 
     On PostgreSQL the run goes through the queue (any worker executes it): the answer
     comes when it has ended, or after CARDFLOW_ENDPOINT_TIMEOUT seconds with the run as it
-    is then (status queued or running); with `Prefer: respond-async`, at once."""
+    is then (status queued or running); with `Prefer: respond-async`, at once.
+
+    A builder runs only flows whose connections are shared with them."""
+    await asyncio.to_thread(check_may_run, cf, ref, caller)
     inputs, hop = body.inputs if body else {}, incoming_hop(request)
     if cf.engine.queue is None:
         return await cf.run_flow_async(ref, inputs, hop=hop)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -10,6 +11,7 @@ from fastapi import APIRouter, Query, Request, status
 from cardflow.runs.service import RunView
 from cardflow.server.bodies import JsonRoute
 from cardflow.server.deps import BuilderDep, CardflowDep, ViewerDep
+from cardflow.server.routers.flows import check_may_run
 from cardflow.server.schemas import errors
 
 router = APIRouter(
@@ -65,7 +67,7 @@ async def retry_run(
     run_id: str,
     request: Request,
     cf: CardflowDep,
-    _caller: BuilderDep,
+    caller: BuilderDep,
     original: Annotated[
         bool,
         Query(description="Run the flow as the failed run had it, not as it is saved now."),
@@ -74,6 +76,9 @@ async def retry_run(
     """Retry a failed run from its failed card, with the earlier cards' outputs, as a new
     run (``retry_of`` names the first). Answers once it has ended, or after
     CARDFLOW_ENDPOINT_TIMEOUT with the run as it is; at once with `Prefer: respond-async`."""
+    run = await asyncio.to_thread(cf.runs.get, run_id)
+    if run.flow_id is not None:  # a builder retries only what they may run
+        await asyncio.to_thread(check_may_run, cf, run.flow_id, caller)
     prefer_async = "respond-async" in request.headers.get("prefer", "").lower()
     wait = 0.0 if prefer_async else cf.settings.endpoint_timeout
     return await cf.retry_run_async(run_id, original=original, wait=wait)
