@@ -120,6 +120,30 @@ async def request_token(
         raise
 
 
+async def send_to_endpoint(
+    transport: HttpTransport,
+    request: TokenRequest,
+    timeout: float,
+    client_tls: ClientTls | None,
+    *,
+    max_response_bytes: int,
+) -> InboundResponse:
+    """POST a token (or revocation) request, with the client's certificate if it has one.
+    Never redirected: a 307/308 would carry the client's credentials (and a code or a
+    token) to wherever the endpoint points."""
+    outbound = OutboundRequest(
+        "POST", parse_http_url(request.url), CIMultiDict(request.headers), request.body.encode()
+    )
+    return await client.send(
+        transport,
+        outbound,
+        timeout=timeout,
+        max_response_bytes=max_response_bytes,
+        follow_redirects=False,
+        client_tls=client_tls,
+    )
+
+
 async def _request_token(
     transport: HttpTransport,
     request: TokenRequest,
@@ -127,19 +151,9 @@ async def _request_token(
     client_tls: ClientTls | None,
     token_path: str | None,
 ) -> TokenResponse:
-    outbound = OutboundRequest(
-        "POST", parse_http_url(request.url), CIMultiDict(request.headers), request.body.encode()
-    )
     try:
-        # Never redirected: a 307/308 would carry the client secret (and a code or a
-        # refresh token) to wherever the endpoint points.
-        response = await client.send(
-            transport,
-            outbound,
-            timeout=timeout,
-            max_response_bytes=TOKEN_RESPONSE_LIMIT,
-            follow_redirects=False,
-            client_tls=client_tls,
+        response = await send_to_endpoint(
+            transport, request, timeout, client_tls, max_response_bytes=TOKEN_RESPONSE_LIMIT
         )
     except NetworkDenied:
         raise

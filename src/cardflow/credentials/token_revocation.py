@@ -10,8 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from multidict import CIMultiDict
-
+from cardflow.credentials.grants import send_to_endpoint
 from cardflow.credentials.token_endpoint import (
     ClientCredentials,
     TokenAuthMethod,
@@ -20,10 +19,8 @@ from cardflow.credentials.token_endpoint import (
     prepare_revocation_request,
 )
 from cardflow.errors import CardFailed
-from cardflow.net import client
 from cardflow.net.tls import ClientTls
-from cardflow.net.transport import HttpTransport, OutboundRequest
-from cardflow.net.urls import parse_http_url
+from cardflow.net.transport import HttpTransport
 from cardflow.redaction import LOG_SECRETS, SecretSet
 
 REVOCATION_RESPONSE_LIMIT = 64 * 1024
@@ -95,18 +92,9 @@ async def _send(
     transport: HttpTransport, request: TokenRequest, timeout: float, client_tls: ClientTls | None
 ) -> str | None:
     """None if the provider revoked the token (RFC 7009 §2.2: a 200), else why not."""
-    outbound = OutboundRequest(
-        "POST", parse_http_url(request.url), CIMultiDict(request.headers), request.body.encode()
-    )
     try:
-        # Never redirected: the request carries the token and the client's credentials.
-        response = await client.send(
-            transport,
-            outbound,
-            timeout=timeout,
-            max_response_bytes=REVOCATION_RESPONSE_LIMIT,
-            follow_redirects=False,
-            client_tls=client_tls,
+        response = await send_to_endpoint(
+            transport, request, timeout, client_tls, max_response_bytes=REVOCATION_RESPONSE_LIMIT
         )
     except CardFailed as exc:
         return f"the revocation endpoint was not reached: {exc.message}"
