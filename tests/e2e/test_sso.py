@@ -1,6 +1,8 @@
 """Single sign-on in a real browser: "Log in with …" on cardflow's login page, the local
-OpenID Connect provider's own sign-in and consent forms, back on /flows as that user; and a
-refused sign-in (an ID token for another audience) shows its reason."""
+OpenID Connect provider's own sign-in and consent forms, back on /flows as that user (again
+after the provider rotated its signing key); and refused sign-ins (an ID token for another
+audience, expired, signed by a key the provider does not publish, a user of a domain not
+allowed) each show their reason."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 import cardflow
 from tests.conftest import MASTER_KEY, free_port, serving
@@ -55,15 +57,15 @@ def sso_web(
             yield WebServer(url, home, f"{url}/login?token={token}", web_home[1])
 
 
-def _sign_in_at_provider(page: Page) -> None:
-    page.get_by_label("Username").fill("carol")
-    page.get_by_label("Password").fill("pw-carol")
+def _sign_in_at_provider(page: Page, user: str = "carol") -> None:
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(f"pw-{user}")
     page.get_by_role("button", name="Sign in").click()
     page.get_by_role("button", name="Allow").click()
 
 
 def test_log_in_with_the_provider_lands_on_flows_as_that_user(
-    sso_web: WebServer, page: Page
+    sso_web: WebServer, page: Page, oauth_server: OAuthServer
 ) -> None:
     page.goto(f"{sso_web.url}/login")
     screenshot(page, "sso-login")
@@ -73,16 +75,41 @@ def test_log_in_with_the_provider_lands_on_flows_as_that_user(
     page.wait_for_selector("#app[data-ready='true']")
     expect(page.locator(".whoami")).to_have_text("carol@example.com (builder)")
 
+    # the provider rotates its signing key: the next sign-in still works (JWKS fetched again)
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(f"{sso_web.url}/login*")
+    fetched = oauth_server.jwks_requests
+    oauth_server.rotate_signing_key()
+    page.get_by_role("link", name="Log in with Test IdP").click()
+    page.get_by_role("button", name="Allow").click()  # still signed in at the provider
+    page.wait_for_url(f"{sso_web.url}/flows")
+    expect(page.locator(".whoami")).to_have_text("carol@example.com (builder)")
+    assert oauth_server.jwks_requests == fetched + 1
+
 
 def test_a_refused_sign_in_shows_why(
-    sso_web: WebServer, page: Page, oauth_server: OAuthServer
+    sso_web: WebServer, page: Page, context: BrowserContext, oauth_server: OAuthServer
 ) -> None:
-    oauth_server.id_token_audience = "another-app"
-    page.goto(f"{sso_web.url}/login")
-    page.get_by_role("link", name="Log in with Test IdP").click()
-    _sign_in_at_provider(page)
-    page.wait_for_url(f"{sso_web.url}/sso/callback*")
-    expect(page.locator("#result")).to_have_text("Single sign-on failed")
-    expect(page.locator("#message")).to_contain_text("audience (aud) is not valid")
-    page.get_by_role("link", name="Back to log in").click()
-    expect(page.get_by_role("link", name="Log in with Test IdP")).to_be_visible()
+    oauth_server.add_user("dave", "pw-dave", email="dave@elsewhere.org", groups=("cf-builders",))
+    cases = [
+        ("carol", {"id_token_audience": "another-app"}, "audience (aud) is not valid"),
+        ("carol", {"id_token_lifetime": -120}, "expired"),
+        ("carol", {"id_token_forged": True}, "signature is not valid"),
+        ("dave", {}, "users of elsewhere.org may not log in"),
+    ]
+    for user, switches, reason in cases:
+        context.clear_cookies()  # a new sign-in at the provider too
+        for name, value in switches.items():
+            setattr(oauth_server, name, value)
+        page.goto(f"{sso_web.url}/login")
+        page.get_by_role("link", name="Log in with Test IdP").click()
+        _sign_in_at_provider(page, user)
+        page.wait_for_url(f"{sso_web.url}/sso/callback*")
+        expect(page.locator("#result")).to_have_text("Single sign-on failed")
+        expect(page.locator("#message")).to_contain_text(reason)
+        page.get_by_role("link", name="Back to log in").click()
+        expect(page.get_by_role("link", name="Log in with Test IdP")).to_be_visible()
+        assert page.request.get(f"{sso_web.url}/api/v1/flows").status == 401  # no session
+        oauth_server.id_token_audience = None
+        oauth_server.id_token_lifetime = 3600
+        oauth_server.id_token_forged = False
