@@ -273,6 +273,11 @@ class Settings(BaseSettings):
         description="Role of an allowed user whose claim maps to no role; empty (or none) "
         "refuses such users.",
     )
+    oidc_require_verified_email: bool = Field(
+        default=True,
+        description="false: let in an ID token that does not say email_verified (some "
+        "Entra ID tenants never send it); an email_verified of false is refused always.",
+    )
     oidc_extra_scopes: str = Field(
         default="",
         max_length=500,

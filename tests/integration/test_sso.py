@@ -43,6 +43,7 @@ def sso(oauth_server: OAuthServer, settings_kwargs: dict[str, object]) -> Iterat
     oauth_server.add_user("bob", "pw-bob", email="bob@example.com", groups=("cf-builders",))
     oauth_server.add_user("eve", "pw-eve", email="eve@elsewhere.test")
     oauth_server.add_user("una", "pw-una", email="una@example.com", email_verified=False)
+    oauth_server.add_user("ned", "pw-ned", email="ned@example.com", email_verified=None)
     kwargs = settings_kwargs | {
         "oidc_discovery_url": oauth_server.discovery_url,
         "oidc_client_id": CLIENT_ID,
@@ -240,7 +241,22 @@ def test_users_outside_the_allowed_domains_or_unverified_are_refused(
         _assert_failed(_sign_in(sso, client, "eve"), 403, "users of elsewhere.test may not")
     with httpx.Client() as client:
         _assert_failed(_sign_in(sso, client, "una"), 403, "has not verified")
+    with httpx.Client() as client:  # a token that does not say: refused by default
+        _assert_failed(_sign_in(sso, client, "ned"), 403, "has not verified")
     assert _user(sso, "eve@elsewhere.test") is None and _user(sso, "una@example.com") is None
+
+
+def test_an_id_token_silent_on_email_verified_may_be_let_in(sso: RunningServer) -> None:
+    """CARDFLOW_OIDC_REQUIRE_VERIFIED_EMAIL=false (providers that never send the claim):
+    a token that does not say gets in; one that says false is still refused."""
+    sso.cf.settings.oidc_require_verified_email = False
+    with httpx.Client() as client:
+        assert _sign_in(sso, client, "ned").url.path == "/flows"
+    with httpx.Client() as client:
+        _assert_failed(_sign_in(sso, client, "una"), 403, "has not verified")
+    ned = _user(sso, "ned@example.com")
+    assert ned is not None and ned.role == "viewer"
+    assert _user(sso, "una@example.com") is None
 
 
 def test_a_user_the_provider_refuses_gets_the_reason(sso: RunningServer) -> None:

@@ -190,7 +190,7 @@ class User:
     password: str
     # OpenID Connect: what the ID token says about the user
     email: str | None = None
-    email_verified: bool = True
+    email_verified: bool | None = True  # None: the ID token does not say
     groups: tuple[str, ...] = ()
 
     @property
@@ -564,7 +564,8 @@ class _OpenIDCode(OpenIDCode):  # type: ignore[misc]
         scopes = scope_to_list(scope) or []
         if "email" in scopes and user.email:
             info["email"] = user.email
-            info["email_verified"] = user.email_verified
+            if user.email_verified is not None:
+                info["email_verified"] = user.email_verified
         if "groups" in scopes:
             info["groups"] = list(user.groups)
         return info
@@ -822,7 +823,7 @@ class OAuthServer:
         password: str,
         *,
         email: str | None = None,
-        email_verified: bool = True,
+        email_verified: bool | None = True,
         groups: tuple[str, ...] = (),
     ) -> User:
         """A resource owner who can sign in (``alice``/``wonderland`` exists already); the

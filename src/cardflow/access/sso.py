@@ -401,7 +401,10 @@ class SingleSignOn:
         email = claims.get("email")
         if not isinstance(email, str) or "@" not in email or len(email) > 320:
             raise SsoFailed("the provider gave no email address (scope email)", 403)
-        if claims.get("email_verified") is not True:
+        verified = claims.get("email_verified")
+        if verified is False or (
+            verified is not True and self.settings.oidc_require_verified_email
+        ):
             raise SsoFailed(f"the provider has not verified the email address {email}", 403)
         domain = email.rpartition("@")[2].lower()
         allowed = self.settings.oidc_allowed_domains
