@@ -3,6 +3,9 @@ card's last result come back (kept on the server for the flow until it is delete
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import WebServer, login
@@ -32,6 +35,15 @@ def test_test_data_and_results_survive_a_reload(web: WebServer, page: Page) -> N
     card.get_by_role("button", name="▶ Test this card").click()
     expect(card.locator("[data-test-result]")).to_contain_text('"Ada"')
     expect(page.locator("[data-tests-kept]")).to_have_count(1)  # sent to the server
+    # the test data may have been kept on its own first (typing it starts a save): wait
+    # for the save that holds the card's result
+    with web.api() as api:
+        _wait_until(
+            lambda: (
+                "construct"
+                in api.get(f"/api/v1/flows/{flow['id']}/test-state").json().get("results", {})
+            )
+        )
 
     page.reload()
     expect(page.get_by_label("Test data: request body")).to_have_value('{"name": "Ada"}')
@@ -92,6 +104,12 @@ def test_a_pinned_cards_outputs_stay_what_later_cards_test_with(
     # The pin is kept for the flow: after a reload it still holds.
     expect(page.locator("[data-tests-kept]")).to_have_count(1)
     with web.api() as api:
+
+        def kept_pin() -> bool:
+            got = api.get(f"/api/v1/flows/{flow['id']}/test-state").json()
+            return bool(got.get("results", {}).get("get", {}).get("pinned"))
+
+        _wait_until(kept_pin)  # an earlier save may have answered first
         kept = api.get(f"/api/v1/flows/{flow['id']}/test-state").json()
     assert kept["results"]["get"]["pinned"] is True
     assert kept["results"]["get"]["outputs"]["body"]["path"] == "/echo/one"
@@ -108,3 +126,10 @@ def test_a_pinned_cards_outputs_stay_what_later_cards_test_with(
     ret = page.locator('[data-step="return"]')
     ret.get_by_role("button", name="▶ Test this card").click()
     expect(ret.locator(".test-answer")).to_contain_text('"/echo/two"')
+
+
+def _wait_until(check: Callable[[], bool], seconds: float = 15) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "the builder did not keep the test result"
+        time.sleep(0.05)
