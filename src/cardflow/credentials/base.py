@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncGenerator, Callable, Generator, Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
@@ -59,6 +60,21 @@ Condition = tuple[str, frozenset[str]]
 def _holds(model: type[BaseModel], rule: Condition, values: Mapping[str, Any]) -> bool:
     choice, allowed = rule
     return values.get(choice, model.model_fields[choice].default) in allowed
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def no_control_characters(value: str, what: str) -> str:
+    """``value`` (a credential sent on the wire), or ValueError naming the first control
+    character in it and where."""
+    match = _CONTROL.search(value)
+    if match is not None:
+        raise ValueError(
+            f"{what} must not contain control characters (found {match.group()!r} at "
+            f"position {match.start()})"
+        )
+    return value
 
 
 class AuthConfig(BaseModel):

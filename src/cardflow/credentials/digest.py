@@ -42,13 +42,13 @@ from cardflow.credentials.base import (
     ConnectionAuth,
     IncomingResponse,
     RequestT,
+    no_control_characters,
 )
 from cardflow.net.transport import InboundResponse, OutboundRequest
 
 # Printable ASCII without the quote and backslash: the user name goes in a quoted string
 # as it is (RFC 7616's ``username*`` for other names is not sent).
 _USERNAME = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _RESPONSE = re.compile(r'(?:^|[\s,])response="?([0-9A-Fa-f]+)')
 # Origins whose last challenge is kept, per connection (the least recently used go first).
 MAX_ORIGINS = 32
@@ -77,12 +77,7 @@ class DigestConfig(AuthConfig):
     @field_validator("password")
     @classmethod
     def _password(cls, value: str) -> str:
-        match = _CONTROL.search(value)
-        if match is not None:
-            raise ValueError(
-                f"the password must not contain control characters (found {match.group()!r} "
-                f"at position {match.start()})"
-            )
+        no_control_characters(value, "the password")
         return value
 
 

@@ -11,7 +11,6 @@ request's query into an error or a log line."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Generator, Mapping
 from types import MappingProxyType
 
@@ -25,10 +24,10 @@ from cardflow.credentials.base import (
     ConnectionAuth,
     IncomingResponse,
     RequestT,
+    no_control_characters,
 )
 from cardflow.net.query import check_param_name
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
@@ -49,12 +48,7 @@ class QueryParamConfig(AuthConfig):
     @field_validator("param_value")
     @classmethod
     def _value(cls, value: str) -> str:
-        match = _CONTROL.search(value)
-        if match is not None:
-            raise ValueError(
-                f"the value must not contain control characters (found {match.group()!r} at "
-                f"position {match.start()})"
-            )
+        no_control_characters(value, "the value")
         if value != value.strip():
             raise ValueError(
                 "the value starts or ends with a space (a copy-paste slip?): give the key alone"
